@@ -1,0 +1,38 @@
+# embedapt: the two commands a new user runs are `make demo` and `make test`.
+BUILD ?= build
+JOBS ?= $(shell nproc)
+CMAKE_FLAGS ?=
+
+.PHONY: all deps models build test demo bench format tidy clean
+
+all: build
+
+deps:
+	@tools/install-deps.sh
+
+models:
+	@tools/fetch-model.sh models/all-MiniLM-L6-v2
+
+$(BUILD)/CMakeCache.txt:
+	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
+
+build: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS)
+
+test: deps models build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+demo: deps models build
+	tools/demo.sh $(BUILD)
+
+bench: deps models build
+	tools/bench/run.sh $(BUILD)
+
+format:
+	clang-format -i $$(git ls-files '*.cpp' '*.h')
+
+tidy: build
+	run-clang-tidy -quiet -p $(BUILD) $$(git ls-files '*.cpp')
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,116 @@
+#include "core/common/npy.h"
+
+#include <cstdint>
+#include <cstring>
+#include <regex>
+
+#include "core/common/files.h"
+
+namespace embedapt {
+
+namespace {
+
+constexpr char kMagic[] = "\x93NUMPY";
+
+Status parse_header(const std::string& header, std::string* descr, bool* fortran,
+                    std::vector<size_t>* shape) {
+  std::smatch m;
+  if (!std::regex_search(header, m, std::regex(R"('descr'\s*:\s*'([^']*)')"))) {
+    return Status::InvalidArgument("header has no 'descr'");
+  }
+  *descr = m[1];
+  if (!std::regex_search(header, m, std::regex(R"('fortran_order'\s*:\s*(True|False))"))) {
+    return Status::InvalidArgument("header has no 'fortran_order'");
+  }
+  *fortran = m[1] == "True";
+  if (!std::regex_search(header, m, std::regex(R"('shape'\s*:\s*\(([^)]*)\))"))) {
+    return Status::InvalidArgument("header has no 'shape'");
+  }
+  std::string dims = m[1];
+  shape->clear();
+  std::regex number(R"(\d+)");
+  for (auto it = std::sregex_iterator(dims.begin(), dims.end(), number); it != std::sregex_iterator();
+       ++it) {
+    shape->push_back(std::stoull(it->str()));
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+Status read_npy(const std::string& path, Matrix* out) {
+  std::string bytes;
+  EMBEDAPT_RETURN_IF_ERROR(read_file(path, &bytes));
+  auto bad = [&](const std::string& why) { return Status::InvalidArgument(path + ": not a valid .npy file: " + why); };
+  if (bytes.size() < 10 || bytes.compare(0, 6, kMagic, 6) != 0) return bad("missing NUMPY magic");
+  uint8_t major = static_cast<uint8_t>(bytes[6]);
+  size_t header_len = 0;
+  size_t header_start = 0;
+  if (major == 1) {
+    header_len = static_cast<uint8_t>(bytes[8]) | (static_cast<uint8_t>(bytes[9]) << 8);
+    header_start = 10;
+  } else if (major == 2 || major == 3) {
+    if (bytes.size() < 12) return bad("truncated header");
+    uint32_t len;
+    std::memcpy(&len, bytes.data() + 8, 4);
+    header_len = len;
+    header_start = 12;
+  } else {
+    return bad("unsupported version " + std::to_string(major));
+  }
+  if (header_start + header_len > bytes.size()) return bad("truncated header");
+  std::string descr;
+  bool fortran = false;
+  std::vector<size_t> shape;
+  Status s = parse_header(bytes.substr(header_start, header_len), &descr, &fortran, &shape);
+  if (!s.ok()) return bad(s.message());
+  if (fortran) return bad("Fortran order is not supported (save with np.ascontiguousarray)");
+  if (shape.empty() || shape.size() > 2) return bad("expected a 1-D or 2-D array");
+  size_t rows = shape.size() == 2 ? shape[0] : 1;
+  size_t cols = shape.back();
+  size_t item = 0;
+  if (descr == "<f4") item = 4;
+  else if (descr == "<f8") item = 8;
+  else return bad("dtype '" + descr + "' is not float32 or float64");
+  if (cols != 0 && rows > (SIZE_MAX / item) / cols) return bad("shape too large");
+  size_t payload = rows * cols * item;
+  size_t data_start = header_start + header_len;
+  if (bytes.size() - data_start != payload) {
+    return bad("data size " + std::to_string(bytes.size() - data_start) + " does not match shape (expected " +
+               std::to_string(payload) + " bytes)");
+  }
+  out->rows = rows;
+  out->cols = cols;
+  out->data.resize(rows * cols);
+  const char* src = bytes.data() + data_start;
+  if (item == 4) {
+    std::memcpy(out->data.data(), src, payload);
+  } else {
+    for (size_t i = 0; i < rows * cols; ++i) {
+      double v;
+      std::memcpy(&v, src + i * 8, 8);
+      out->data[i] = static_cast<float>(v);
+    }
+  }
+  return Status::OK();
+}
+
+Status write_npy(const std::string& path, const Matrix& m) {
+  if (m.data.size() != m.rows * m.cols) return Status::InvalidArgument("matrix data does not match its shape");
+  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + std::to_string(m.rows) + ", " +
+                       std::to_string(m.cols) + "), }";
+  // Pad so that the data starts at a multiple of 64 bytes, ending in '\n'.
+  size_t total = 10 + header.size() + 1;
+  header.append((64 - total % 64) % 64, ' ');
+  header.push_back('\n');
+  std::string bytes(kMagic, 6);
+  bytes.push_back('\x01');
+  bytes.push_back('\x00');
+  bytes.push_back(static_cast<char>(header.size() & 0xff));
+  bytes.push_back(static_cast<char>(header.size() >> 8));
+  bytes += header;
+  bytes.append(reinterpret_cast<const char*>(m.data.data()), m.data.size() * sizeof(float));
+  return write_file_atomic(path, bytes);
+}
+
+}  // namespace embedapt

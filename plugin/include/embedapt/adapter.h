@@ -1,0 +1,50 @@
+// Adapter: a learned transform applied to embedding vectors.
+//
+// An adapter maps in_dim-float vectors to out_dim-float vectors. A `query`
+// adapter transforms only queries (documents stay as embedded); a `both`
+// adapter transforms queries and documents with the same function, so the
+// store rebuilds its index from the raw document vectors when one is activated.
+//
+// An adapter is stored and exchanged as two pieces: a JSON config naming its
+// kind and shape, and its weights as safetensors bytes. load_adapter() turns
+// the pair back into a callable Adapter; the kinds it knows are the built-in
+// ones (`linear`, `two-layer`), `torchscript` (only with trust_code, since a
+// TorchScript file is code), and any registered through adapter_plugin.h.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "embedapt/status.h"
+
+namespace embedapt {
+
+enum class AdapterSide { kQuery, kBoth };
+
+const char* AdapterSideName(AdapterSide side);  // "query" / "both"
+
+class Adapter {
+ public:
+  virtual ~Adapter() = default;
+
+  virtual const std::string& kind() const = 0;
+  virtual int in_dim() const = 0;
+  virtual int out_dim() const = 0;
+  virtual AdapterSide side() const = 0;
+
+  // Writes the transform of `n` row-major vectors (n * in_dim floats at `in`)
+  // to `out` (n * out_dim floats). Safe to call from many threads at once.
+  virtual Status apply(const float* in, size_t n, float* out) const = 0;
+};
+
+struct AdapterLoadOptions {
+  // TorchScript adapters execute code from the file; they load only if true.
+  bool trust_code = false;
+};
+
+// Builds an adapter from its serialized config (JSON) and weights (safetensors).
+Status load_adapter(const std::string& config_json, const std::string& weights,
+                    const AdapterLoadOptions& options, std::unique_ptr<Adapter>* out);
+
+}  // namespace embedapt

@@ -1,0 +1,178 @@
+// Store: an embedded vector store, a FAISS index persisted in RocksDB.
+//
+// RocksDB is the source of truth: it holds every raw vector, payload, adapter
+// version and the query log. The FAISS index is derived from it; snapshots of
+// the index are persisted with the journal position they cover, and opening a
+// store loads the newest valid snapshot and replays what came after it.
+//
+// Durability: a call that returned ok() survives a crash of the process
+// (kill -9) at any later moment. With Options::sync_writes it also survives a
+// crash of the machine; otherwise call flush() at the points that must.
+//
+// Concurrency: a Store is safe to share between threads. Any number of
+// threads may call the const methods (search, get, stats, ...) while one
+// thread mutates; mutations are serialized internally. Only one process may
+// open a store at a time; a second open() gets Code::kBusy.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "embedapt/adapter.h"
+#include "embedapt/status.h"
+
+namespace embedapt {
+
+enum class Metric {
+  kCosine,        // vectors are L2-normalised, score = inner product (higher is better)
+  kInnerProduct,  // score = inner product (higher is better)
+  kL2,            // score = squared L2 distance (lower is better)
+};
+
+const char* MetricName(Metric metric);                 // "cosine", "ip", "l2"
+Status ParseMetric(std::string_view name, Metric* out);
+
+struct Options {
+  // Fixed when the store is created; when opening an existing store, 0 / the
+  // defaults mean "as stored", anything else must match what is stored.
+  int dim = 0;
+  Metric metric = Metric::kCosine;
+  std::string index_spec = "Flat";  // a FAISS factory string: "Flat", "HNSW32", "IVF256,Flat", ...
+
+  bool create_if_missing = true;
+  bool sync_writes = false;  // fsync the log on every write (machine-crash durability)
+
+  // Persist an index snapshot after this many journaled mutations (0: only on
+  // flush() and close).
+  uint64_t snapshot_every = 100000;
+
+  // The query log keeps at most this many hits; the oldest go first (0: no limit).
+  uint64_t query_log_max_hits = 0;
+};
+
+// Limits on what a store accepts.
+constexpr size_t kMaxIdBytes = 1024;
+constexpr size_t kMaxPayloadBytes = 64u << 20;
+constexpr int kMaxDim = 65536;
+
+struct Record {
+  std::string id;
+  std::vector<float> vector;  // as given (raw, never normalised or adapted)
+  std::string payload;
+};
+
+struct Hit {
+  std::string id;
+  float score = 0;
+  std::string payload;
+};
+
+struct StoreStats {
+  uint64_t count = 0;
+  int dim = 0;
+  Metric metric = Metric::kCosine;
+  std::string index_spec;
+  uint64_t journal_seq = 0;   // last journaled mutation
+  uint64_t snapshot_seq = 0;  // mutation the newest snapshot covers
+  uint64_t disk_bytes = 0;
+  uint64_t active_adapter = 0;  // 0: none
+  uint64_t adapter_versions = 0;
+  uint64_t logged_queries = 0;
+  uint64_t logged_hits = 0;
+  std::string embedder;  // identity of the embedder the vectors came from ("" if unknown)
+};
+
+// One stored adapter version.
+struct AdapterVersion {
+  uint64_t version = 0;  // assigned by put_adapter, starting at 1
+  uint64_t parent = 0;   // the version it was trained from (0: none)
+  std::string config_json;
+  std::string weights;           // safetensors bytes
+  std::string data_fingerprint;  // of the training pairs
+  std::string metrics_json;      // validation metrics, as the trainer wrote them
+  int64_t created_unix = 0;
+};
+
+// One logged (query, relevant document) pair, as the trainer reads it.
+struct LoggedPair {
+  uint64_t query_id = 0;
+  std::vector<float> query;  // raw query vector
+  std::string doc_id;
+  int64_t time_unix = 0;
+};
+
+// A searchable, read-only view of the store under a chosen adapter.
+class SearchView {
+ public:
+  virtual ~SearchView() = default;
+  // Searches `n` raw query vectors (n * dim floats); results best first.
+  virtual Status search(const float* queries, size_t n, int k,
+                        std::vector<std::vector<Hit>>* results) const = 0;
+};
+
+class Store {
+ public:
+  // Opens (or creates) the store at `path`.
+  static Status open(const std::string& path, const Options& options, std::unique_ptr<Store>* out);
+
+  virtual ~Store() = default;
+
+  // Inserts or replaces the record `id`. `dim` must equal the store's dim;
+  // NaN and Inf are refused.
+  virtual Status upsert(std::string_view id, const float* vector, size_t dim,
+                        std::string_view payload) = 0;
+  // All or nothing: either every record is written or none is.
+  virtual Status upsert_batch(const std::vector<Record>& records) = 0;
+  // Code::kNotFound if `id` is not stored.
+  virtual Status remove(std::string_view id) = 0;
+  virtual Status get(std::string_view id, Record* out) const = 0;
+
+  // Nearest neighbours of a raw query (the active adapter, if any, is applied).
+  virtual Status search(const float* query, size_t dim, int k, std::vector<Hit>* hits) const = 0;
+  virtual Status search_batch(const float* queries, size_t n, int k,
+                              std::vector<std::vector<Hit>>* results) const = 0;
+
+  // A view that searches as if `adapter` were active (nullptr: no adapter).
+  // Documents are transformed when the adapter's side is kBoth, which builds
+  // a separate index of the same type from the raw vectors.
+  virtual Status view(std::shared_ptr<const Adapter> adapter,
+                      std::unique_ptr<SearchView>* out) const = 0;
+
+  // Calls `fn` for every stored record, in id order, until it returns false.
+  virtual Status scan(const std::function<bool(const Record&)>& fn) const = 0;
+
+  // The query log. A query is identified by its vector: logging the same
+  // vector again returns the same id. log_hit of a pair already logged is a no-op.
+  virtual Status log_query(const float* query, size_t dim, const std::vector<std::string>& result_ids,
+                           uint64_t* query_id) = 0;
+  virtual Status log_hit(uint64_t query_id, std::string_view doc_id) = 0;
+  virtual Status read_pairs(std::vector<LoggedPair>* out) const = 0;
+
+  // Adapter versions. put_adapter assigns the version number.
+  virtual Status put_adapter(AdapterVersion* version) = 0;
+  virtual Status get_adapter(uint64_t version, AdapterVersion* out) const = 0;
+  virtual Status list_adapters(std::vector<AdapterVersion>* out) const = 0;  // without weights
+  // Makes `version` the one search() applies (0: none). Atomic: concurrent
+  // searches see either the old or the new adapter, never a mix.
+  virtual Status activate_adapter(uint64_t version) = 0;
+  // Re-activates the version that was active before the current one.
+  virtual Status rollback_adapter() = 0;
+
+  // Identity of the embedder whose vectors this store holds; set once, then
+  // adapters trained for another embedder are refused.
+  virtual Status set_embedder(std::string_view identity) = 0;
+
+  virtual Status stats(StoreStats* out) const = 0;
+  // Checks that the index and RocksDB agree; Code::kCorruption naming the
+  // first disagreement if not.
+  virtual Status verify() const = 0;
+  // Makes everything written so far durable and persists an index snapshot.
+  virtual Status flush() = 0;
+};
+
+}  // namespace embedapt

@@ -1,0 +1,36 @@
+// Shared by the `embedapt` subcommands: how each registers itself and how
+// errors reach the user (one line on stderr, non-zero exit).
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <string>
+
+#include "embedapt/status.h"
+
+namespace embedapt::cli {
+
+// Exit codes: 0 success, 1 the operation failed, 2 bad usage (CLI11's own).
+constexpr int kExitFailure = 1;
+
+// Thrown by a subcommand's callback to end the program with one error line.
+struct Failure {
+  std::string message;
+};
+
+// Throws Failure with `s` as the message when `s` is not ok.
+inline void check(const Status& s) {
+  if (!s.ok()) throw Failure{s.message()};
+}
+
+// Each subcommand lives in its own file and adds itself to the app.
+void add_ingest_command(CLI::App& app);
+void add_search_command(CLI::App& app);
+void add_inspect_command(CLI::App& app);
+void add_embed_command(CLI::App& app);
+void add_eval_command(CLI::App& app);
+void add_split_command(CLI::App& app);
+void add_retrain_command(CLI::App& app);
+void add_adapters_command(CLI::App& app);
+void add_generate_command(CLI::App& app);
+
+}  // namespace embedapt::cli

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the system packages embedapt builds and tests with (Debian 12).
+# Idempotent: does nothing when everything is already there.
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config
+  libfaiss-dev librocksdb-dev libtorch-dev libopenblas-dev liblapack-dev
+  libfmt-dev catch2 libcli11-dev nlohmann-json3-dev
+  libcurl4-openssl-dev libpoppler-cpp-dev libssl-dev
+  python3 python3-pip python3-venv unzip
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: missing packages (${missing[*]}); run as root or: sudo $0" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"
