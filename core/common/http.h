@@ -1,0 +1,41 @@
+// HTTP client (libcurl) with the retry discipline every remote call needs.
+//
+// Retries 429, 5xx, timeouts and connection failures with exponential backoff
+// and full jitter, honouring a Retry-After header; other statuses return at
+// once. Request headers (which carry API keys) never appear in errors or logs.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "embedapt/status.h"
+
+namespace embedapt {
+
+struct HttpRequest {
+  std::string method = "POST";
+  std::string url;
+  std::vector<std::string> headers;  // "Name: value"
+  std::string body;
+};
+
+struct HttpResponse {
+  long status = 0;
+  std::string body;
+  std::map<std::string, std::string> headers;  // names lower-cased
+};
+
+struct RetryPolicy {
+  int max_attempts = 6;
+  double initial_backoff_seconds = 0.5;
+  double max_backoff_seconds = 30;
+  double timeout_seconds = 120;  // per attempt
+};
+
+// Sends `request`, retrying as above. ok() with the response for any final
+// status (the caller judges 4xx); Code::kUnavailable when retries ran out,
+// naming the URL (never the headers) and the last failure.
+Status http_send(const HttpRequest& request, const RetryPolicy& policy, HttpResponse* response);
+
+}  // namespace embedapt
