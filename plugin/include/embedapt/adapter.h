@@ -6,7 +6,9 @@
 // store rebuilds its index from the raw document vectors when one is activated.
 //
 // An adapter is stored and exchanged as two pieces: a JSON config naming its
-// kind and shape, and its weights as safetensors bytes. load_adapter() turns
+// kind and shape, and its weights as safetensors bytes. The config always has
+// "kind", "in_dim", "out_dim", "side" ("query"|"both") and "embedder" (the
+// identity of the embedder it was trained on); kinds add their own keys. load_adapter() turns
 // the pair back into a callable Adapter; the kinds it knows are the built-in
 // ones (`linear`, `two-layer`), `torchscript` (only with trust_code, since a
 // TorchScript file is code), and any registered through adapter_plugin.h.
@@ -46,5 +48,10 @@ struct AdapterLoadOptions {
 // Builds an adapter from its serialized config (JSON) and weights (safetensors).
 Status load_adapter(const std::string& config_json, const std::string& weights,
                     const AdapterLoadOptions& options, std::unique_ptr<Adapter>* out);
+
+// The exchange directory: `config.json` + `adapter.safetensors`, readable by
+// Python's safetensors. Reads the two files back as they were written.
+Status read_adapter_dir(const std::string& dir, std::string* config_json, std::string* weights);
+Status write_adapter_dir(const std::string& dir, const std::string& config_json, const std::string& weights);
 
 }  // namespace embedapt
