@@ -1,0 +1,178 @@
+#include "core/common/http.h"
+
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <cmath>
+#include <ctime>
+#include <mutex>
+#include <random>
+#include <thread>
+
+namespace embedapt {
+
+namespace {
+
+// Error bodies are quoted in messages, shortened to keep them one line.
+constexpr size_t kMaxQuotedBody = 300;
+
+void global_init_once() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+size_t append_body(char* data, size_t size, size_t count, void* user) {
+  static_cast<std::string*>(user)->append(data, size * count);
+  return size * count;
+}
+
+std::string trim(std::string s) {
+  auto space = [](unsigned char c) { return std::isspace(c) != 0; };
+  s.erase(s.begin(), std::find_if_not(s.begin(), s.end(), space));
+  s.erase(std::find_if_not(s.rbegin(), s.rend(), space).base(), s.end());
+  return s;
+}
+
+size_t append_header(char* data, size_t size, size_t count, void* user) {
+  auto* headers = static_cast<std::map<std::string, std::string>*>(user);
+  std::string line(data, size * count);
+  if (line.rfind("HTTP/", 0) == 0) headers->clear();  // a new response (after 100 Continue, redirects)
+  size_t colon = line.find(':');
+  if (colon != std::string::npos) {
+    std::string name = trim(line.substr(0, colon));
+    std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+    (*headers)[name] = trim(line.substr(colon + 1));
+  }
+  return size * count;
+}
+
+// The URL as it may appear in messages: without a query string, which some
+// services use for keys.
+std::string printable_url(const std::string& url) { return url.substr(0, url.find('?')); }
+
+std::string one_line(const std::string& body) {
+  std::string s = body.substr(0, kMaxQuotedBody);
+  std::replace_if(
+      s.begin(), s.end(), [](char c) { return c == '\n' || c == '\r'; }, ' ');
+  if (body.size() > kMaxQuotedBody) s += "...";
+  return s;
+}
+
+// Failures a retry cannot fix: the request itself is wrong.
+bool permanent(CURLcode code) {
+  switch (code) {
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CIPHER:
+    case CURLE_NOT_BUILT_IN:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Seconds a Retry-After header asks for (delta-seconds or an HTTP date), or
+// a negative value when it is absent or unreadable.
+double retry_after_seconds(const std::map<std::string, std::string>& headers) {
+  auto it = headers.find("retry-after");
+  if (it == headers.end() || it->second.empty()) return -1;
+  const std::string& value = it->second;
+  if (std::all_of(value.begin(), value.end(), [](unsigned char c) { return std::isdigit(c); })) {
+    return std::stod(value);
+  }
+  time_t when = curl_getdate(value.c_str(), nullptr);
+  if (when < 0) return -1;
+  return std::max(0.0, std::difftime(when, std::time(nullptr)));
+}
+
+// "Full jitter": uniform in [0, min(cap, base * 2^attempt)], so clients that
+// failed together do not retry together.
+double backoff_seconds(const RetryPolicy& policy, int attempt) {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  double ceiling = std::min(policy.max_backoff_seconds,
+                            policy.initial_backoff_seconds * std::pow(2.0, std::min(attempt, 30)));
+  return std::uniform_real_distribution<double>(0, std::max(0.0, ceiling))(rng);
+}
+
+struct Attempt {
+  CURLcode curl = CURLE_OK;
+  std::string curl_error;
+};
+
+Attempt send_once(const HttpRequest& request, const RetryPolicy& policy, HttpResponse* response) {
+  Attempt result;
+  CURL* curl = curl_easy_init();
+  if (curl == nullptr) {
+    result.curl = CURLE_FAILED_INIT;
+    result.curl_error = "curl_easy_init failed";
+    return result;
+  }
+  curl_slist* headers = nullptr;
+  for (const auto& h : request.headers) headers = curl_slist_append(headers, h.c_str());
+  headers = curl_slist_append(headers, "Expect:");  // no 100-continue round trip
+  char error[CURL_ERROR_SIZE] = {0};
+  response->body.clear();
+  response->headers.clear();
+
+  curl_easy_setopt(curl, CURLOPT_URL, request.url.c_str());
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);  // thread-safe timeouts
+  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(policy.timeout_seconds * 1000));
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, append_body);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &response->body);
+  curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, append_header);
+  curl_easy_setopt(curl, CURLOPT_HEADERDATA, &response->headers);
+  curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
+  if (request.method == "GET") {
+    curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
+  } else {
+    curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, request.method.c_str());
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, request.body.data());
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request.body.size()));
+  }
+
+  result.curl = curl_easy_perform(curl);
+  if (result.curl == CURLE_OK) {
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &response->status);
+  } else {
+    result.curl_error = error[0] != '\0' ? error : curl_easy_strerror(result.curl);
+  }
+  curl_slist_free_all(headers);
+  curl_easy_cleanup(curl);
+  return result;
+}
+
+}  // namespace
+
+Status http_send(const HttpRequest& request, const RetryPolicy& policy, HttpResponse* response) {
+  global_init_once();
+  const std::string where = request.method + " " + printable_url(request.url);
+  const int attempts = std::max(1, policy.max_attempts);
+  std::string last_failure;
+  for (int attempt = 0; attempt < attempts; ++attempt) {
+    Attempt result = send_once(request, policy, response);
+    double wait = -1;
+    if (result.curl != CURLE_OK) {
+      last_failure = result.curl_error;
+      if (permanent(result.curl)) return Status::InvalidArgument(where + ": " + last_failure);
+    } else if (response->status == 429 || response->status >= 500) {
+      last_failure = "HTTP " + std::to_string(response->status) + ": " + one_line(response->body);
+      wait = retry_after_seconds(response->headers);
+    } else {
+      return Status::OK();
+    }
+    if (attempt + 1 == attempts) break;
+    if (wait < 0) wait = backoff_seconds(policy, attempt);
+    std::this_thread::sleep_for(std::chrono::duration<double>(std::min(wait, policy.max_backoff_seconds)));
+  }
+  return Status::Unavailable(where + ": gave up after " + std::to_string(attempts) +
+                             " attempts; last failure: " + last_failure);
+}
+
+}  // namespace embedapt

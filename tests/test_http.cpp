@@ -1,0 +1,172 @@
+// http_send against a real server on loopback that fails on purpose.
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <ctime>
+
+#include "core/common/http.h"
+#include "tests/support/http_server.h"
+
+using embedapt::Code;
+using embedapt::http_send;
+using embedapt::HttpRequest;
+using embedapt::HttpResponse;
+using embedapt::RetryPolicy;
+using embedapt::testing::HttpExchange;
+using embedapt::testing::HttpReply;
+using embedapt::testing::HttpTestServer;
+
+namespace {
+
+RetryPolicy fast_policy() {
+  RetryPolicy policy;
+  policy.max_attempts = 4;
+  policy.initial_backoff_seconds = 0.01;
+  policy.max_backoff_seconds = 5;
+  policy.timeout_seconds = 2;
+  return policy;
+}
+
+HttpRequest post(const HttpTestServer& server, const std::string& body = "{}") {
+  HttpRequest request;
+  request.url = server.base_url() + "/v1/things";
+  request.headers = {"Content-Type: application/json", "Authorization: Bearer sk-secret-123"};
+  request.body = body;
+  return request;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// Fails the first `failures` requests with `failure`, then answers 200.
+HttpTestServer failing_then_ok(int failures, HttpReply failure) {
+  auto seen = std::make_shared<std::atomic<int>>(0);
+  return HttpTestServer([=](const HttpExchange&) {
+    if ((*seen)++ < failures) return failure;
+    return HttpReply::json(200, R"({"ok":true})");
+  });
+}
+
+}  // namespace
+
+TEST_CASE("http_send delivers method, headers and body and returns the reply", "[http]") {
+  HttpExchange received;
+  std::mutex mu;
+  HttpTestServer server([&](const HttpExchange& request) {
+    std::lock_guard<std::mutex> lock(mu);
+    received = request;
+    HttpReply reply = HttpReply::json(201, R"({"created":1})");
+    reply.headers.emplace_back("X-Request-Id", "abc");
+    return reply;
+  });
+  std::string big(200000, 'x');  // larger than any single socket read
+  HttpResponse response;
+  REQUIRE(http_send(post(server, big), fast_policy(), &response).ok());
+  CHECK(response.status == 201);
+  CHECK(response.body == R"({"created":1})");
+  CHECK(response.headers.at("x-request-id") == "abc");
+  CHECK(received.method == "POST");
+  CHECK(received.path == "/v1/things");
+  CHECK(received.headers.at("authorization") == "Bearer sk-secret-123");
+  CHECK(received.body == big);
+  CHECK(server.requests() == 1);
+}
+
+TEST_CASE("http_send returns a 4xx at once, without retrying", "[http]") {
+  HttpTestServer server([](const HttpExchange&) { return HttpReply::json(404, R"({"error":"no"})"); });
+  HttpResponse response;
+  REQUIRE(http_send(post(server), fast_policy(), &response).ok());
+  CHECK(response.status == 404);
+  CHECK(server.requests() == 1);
+}
+
+TEST_CASE("http_send retries a 429 after the Retry-After seconds", "[http]") {
+  HttpTestServer server = failing_then_ok(1, HttpReply::too_many_requests(1));
+  auto start = std::chrono::steady_clock::now();
+  HttpResponse response;
+  REQUIRE(http_send(post(server), fast_policy(), &response).ok());
+  CHECK(response.status == 200);
+  CHECK(server.requests() == 2);
+  CHECK(seconds_since(start) >= 0.95);
+}
+
+TEST_CASE("http_send honours a Retry-After given as an HTTP date", "[http]") {
+  char date[64];
+  std::time_t when = std::time(nullptr) + 2;
+  std::strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", std::gmtime(&when));
+  HttpReply limited = HttpReply::json(429, "{}");
+  limited.headers.emplace_back("Retry-After", date);
+  HttpTestServer server = failing_then_ok(1, limited);
+  auto start = std::chrono::steady_clock::now();
+  HttpResponse response;
+  REQUIRE(http_send(post(server), fast_policy(), &response).ok());
+  CHECK(server.requests() == 2);
+  CHECK(seconds_since(start) >= 0.9);  // the date has one-second resolution
+}
+
+TEST_CASE("http_send retries 500s, timeouts and dropped connections", "[http]") {
+  SECTION("500") {
+    HttpTestServer server = failing_then_ok(2, HttpReply::json(500, R"({"error":"boom"})"));
+    HttpResponse response;
+    REQUIRE(http_send(post(server), fast_policy(), &response).ok());
+    CHECK(response.status == 200);
+    CHECK(server.requests() == 3);
+  }
+  SECTION("timeout") {
+    HttpReply slow = HttpReply::json(200, R"({"late":true})");
+    slow.delay_seconds = 3;
+    HttpTestServer server = failing_then_ok(1, slow);
+    RetryPolicy policy = fast_policy();
+    policy.timeout_seconds = 0.5;
+    HttpResponse response;
+    REQUIRE(http_send(post(server), policy, &response).ok());
+    CHECK(response.body == R"({"ok":true})");
+    CHECK(server.requests() == 2);
+  }
+  SECTION("dropped connection") {
+    HttpTestServer server = failing_then_ok(2, HttpReply::dropped());
+    HttpResponse response;
+    REQUIRE(http_send(post(server), fast_policy(), &response).ok());
+    CHECK(response.status == 200);
+    CHECK(server.requests() == 3);
+  }
+}
+
+TEST_CASE("http_send gives up after the attempt limit with kUnavailable, never quoting headers", "[http]") {
+  HttpTestServer server(
+      [](const HttpExchange&) { return HttpReply::json(503, R"({"error":"overloaded"})"); });
+  HttpResponse response;
+  embedapt::Status s = http_send(post(server), fast_policy(), &response);
+  REQUIRE(s.code() == Code::kUnavailable);
+  CHECK(server.requests() == 4);
+  CHECK(s.message().find(server.base_url() + "/v1/things") != std::string::npos);
+  CHECK(s.message().find("4 attempts") != std::string::npos);
+  CHECK(s.message().find("HTTP 503") != std::string::npos);
+  CHECK(s.message().find("overloaded") != std::string::npos);
+  CHECK(s.message().find("sk-secret-123") == std::string::npos);
+}
+
+TEST_CASE("http_send reports a refused connection as kUnavailable", "[http]") {
+  int port;
+  {
+    HttpTestServer gone([](const HttpExchange&) { return HttpReply::json(200, "{}"); });
+    port = gone.port();
+  }
+  HttpRequest request;
+  request.url = "http://127.0.0.1:" + std::to_string(port) + "/v1/things";
+  RetryPolicy policy = fast_policy();
+  policy.max_attempts = 2;
+  HttpResponse response;
+  embedapt::Status s = http_send(request, policy, &response);
+  CHECK(s.code() == Code::kUnavailable);
+  CHECK(s.message().find("127.0.0.1:" + std::to_string(port)) != std::string::npos);
+}
+
+TEST_CASE("http_send refuses a malformed URL without retrying", "[http]") {
+  HttpRequest request;
+  request.url = "htp:/nowhere";
+  HttpResponse response;
+  embedapt::Status s = http_send(request, fast_policy(), &response);
+  CHECK(s.code() == Code::kInvalidArgument);
+}
