@@ -40,6 +40,7 @@ struct EmbedderOptions {
   bool use_cache = true;
   std::string api_base_url;  // openai: ("" = $OPENAI_BASE_URL or https://api.openai.com/v1)
   std::string api_key;       // openai: ("" = $OPENAI_API_KEY); never logged or written
+  int dimensions = 0;        // openai: ask for this many dimensions (text-embedding-3); 0 = the model's
   int threads = 0;           // 0 = hardware concurrency
   bool show_progress = false;  // progress bar on stderr
 };

@@ -1,0 +1,250 @@
+#include "core/embed/openai.h"
+
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "core/common/progress.h"
+
+namespace embedapt {
+
+namespace {
+
+using nlohmann::json;
+
+constexpr const char* kDefaultBaseUrl = "https://api.openai.com/v1";
+
+std::string env_or(const char* name, const std::string& fallback) {
+  const char* value = std::getenv(name);
+  return value != nullptr && value[0] != '\0' ? value : fallback;
+}
+
+// "host" or "host:port" of `url`, or "" when it is not a URL.
+std::string host_of(const std::string& url) {
+  CURLU* parsed = curl_url();
+  std::string result;
+  if (curl_url_set(parsed, CURLUPART_URL, url.c_str(), 0) == CURLUE_OK) {
+    char* host = nullptr;
+    char* port = nullptr;
+    if (curl_url_get(parsed, CURLUPART_HOST, &host, 0) == CURLUE_OK) result = host;
+    if (curl_url_get(parsed, CURLUPART_PORT, &port, 0) == CURLUE_OK) result += std::string(":") + port;
+    curl_free(host);
+    curl_free(port);
+  }
+  curl_url_cleanup(parsed);
+  return result;
+}
+
+// The message an OpenAI-style error body carries ({"error": {"message": ...}}
+// or {"error": "..."}), else the body itself.
+std::string server_message(const std::string& body) {
+  json parsed = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (parsed.is_object() && parsed.contains("error")) {
+    const json& error = parsed["error"];
+    if (error.is_string()) return error.get<std::string>();
+    if (error.is_object() && error.contains("message") && error["message"].is_string()) {
+      return error["message"].get<std::string>();
+    }
+  }
+  return body.substr(0, 300);
+}
+
+class OpenAIEmbedder : public Embedder {
+ public:
+  OpenAIEmbedder(OpenAIOptions options, std::string identity)
+      : options_(std::move(options)),
+        identity_(std::move(identity)),
+        url_(options_.base_url + "/embeddings"),
+        dim_(options_.known_dim > 0 ? options_.known_dim : options_.dimensions) {}
+
+  // Learns the dimension from one request when the options did not say it.
+  Status probe() {
+    if (dim_ > 0) return Status::OK();
+    std::vector<std::vector<float>> rows;
+    EMBEDAPT_RETURN_IF_ERROR(request({"dimension probe"}, &rows));
+    dim_ = static_cast<int>(rows[0].size());
+    return Status::OK();
+  }
+
+  int dim() const override { return dim_; }
+  const std::string& identity() const override { return identity_; }
+
+  Status embed(const std::vector<std::string>& texts, EmbedSide, std::vector<float>* out) override {
+    for (size_t i = 0; i < texts.size(); ++i) {
+      if (texts[i].empty()) {
+        return Status::InvalidArgument(where() + ": text " + std::to_string(i) +
+                                       " is empty; the embeddings API rejects empty input");
+      }
+    }
+    const size_t batch = static_cast<size_t>(std::max(1, options_.batch_size));
+    const size_t batches = (texts.size() + batch - 1) / batch;
+    const size_t base = out->size();
+    out->resize(base + texts.size() * dim_);
+
+    Progress progress("embedding", texts.size(), options_.show_progress);
+    std::atomic<size_t> next_batch{0};
+    std::mutex mu;
+    Status first_error;
+    auto work = [&] {
+      for (size_t b = next_batch++; b < batches; b = next_batch++) {
+        size_t begin = b * batch;
+        size_t end = std::min(texts.size(), begin + batch);
+        std::vector<std::vector<float>> rows;
+        Status s = request(std::vector<std::string>(texts.begin() + begin, texts.begin() + end), &rows);
+        if (!s.ok()) {
+          std::lock_guard<std::mutex> lock(mu);
+          if (first_error.ok()) first_error = s;
+          next_batch = batches;  // the others stop after their current request
+          return;
+        }
+        for (size_t i = 0; i < rows.size(); ++i) {
+          std::copy(rows[i].begin(), rows[i].end(), out->begin() + base + (begin + i) * dim_);
+        }
+        progress.add(end - begin);
+      }
+    };
+    size_t workers = std::min<size_t>(std::max(1, options_.max_in_flight), batches);
+    std::vector<std::thread> threads;
+    for (size_t i = 1; i < workers; ++i) threads.emplace_back(work);
+    work();
+    for (auto& t : threads) t.join();
+    if (!first_error.ok()) out->resize(base);
+    return first_error;
+  }
+
+ private:
+  std::string where() const { return "openai:" + options_.model + " at " + options_.base_url; }
+
+  // Replaces the key wherever a message might quote it.
+  std::string redact(std::string text) const {
+    if (options_.api_key.empty()) return text;
+    for (size_t at; (at = text.find(options_.api_key)) != std::string::npos;) {
+      text.replace(at, options_.api_key.size(), "[redacted]");
+    }
+    return text;
+  }
+
+  Status fail(Code code, const std::string& problem) const {
+    std::string message = redact(where() + ": " + problem);
+    switch (code) {
+      case Code::kUnavailable:
+        return Status::Unavailable(message);
+      case Code::kNotFound:
+        return Status::NotFound(message);
+      case Code::kFailedPrecondition:
+        return Status::FailedPrecondition(message);
+      case Code::kCorruption:
+        return Status::Corruption(message);
+      default:
+        return Status::InvalidArgument(message);
+    }
+  }
+
+  // One POST for `texts`; *rows receives their vectors in input order.
+  Status request(const std::vector<std::string>& texts, std::vector<std::vector<float>>* rows) const {
+    json body = {{"model", options_.model}, {"input", texts}};
+    if (options_.dimensions > 0) body["dimensions"] = options_.dimensions;
+    HttpRequest http;
+    http.url = url_;
+    http.headers = {"Content-Type: application/json"};
+    if (!options_.api_key.empty()) http.headers.push_back("Authorization: Bearer " + options_.api_key);
+    http.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
+    HttpResponse response;
+    Status sent = http_send(http, options_.retry, &response);
+    if (!sent.ok()) return fail(sent.code(), sent.message());
+    if (response.status < 200 || response.status >= 300) {
+      std::string problem = "HTTP " + std::to_string(response.status) + ": " + server_message(response.body);
+      if (response.status == 401 || response.status == 403) {
+        return fail(Code::kFailedPrecondition, problem + " (check the API key)");
+      }
+      return fail(response.status == 404 ? Code::kNotFound : Code::kInvalidArgument, problem);
+    }
+    return parse(response.body, texts.size(), rows);
+  }
+
+  // Reads {"data": [{"index": i, "embedding": [...]}, ...]} for n texts.
+  Status parse(const std::string& body, size_t n, std::vector<std::vector<float>>* rows) const {
+    json parsed = json::parse(body, nullptr, /*allow_exceptions=*/false);
+    if (!parsed.is_object() || !parsed.contains("data") || !parsed["data"].is_array()) {
+      return fail(Code::kCorruption, "response has no \"data\" array: " + body.substr(0, 200));
+    }
+    const json& data = parsed["data"];
+    if (data.size() != n) {
+      return fail(Code::kCorruption,
+                  "sent " + std::to_string(n) + " texts, got " + std::to_string(data.size()) + " embeddings");
+    }
+    rows->assign(n, {});
+    size_t expected = static_cast<size_t>(dim_);  // 0 while probing: the first row decides
+    for (size_t i = 0; i < n; ++i) {
+      const json& item = data[i];
+      if (!item.is_object() || !item.contains("embedding") || !item["embedding"].is_array()) {
+        return fail(Code::kCorruption, "data[" + std::to_string(i) + "] has no \"embedding\" array");
+      }
+      size_t index = i;
+      if (item.contains("index")) {
+        if (!item["index"].is_number_unsigned() || item["index"].get<size_t>() >= n) {
+          return fail(Code::kCorruption, "data[" + std::to_string(i) + "] has a bad \"index\"");
+        }
+        index = item["index"].get<size_t>();
+      }
+      std::vector<float>& row = (*rows)[index];
+      if (!row.empty()) {
+        return fail(Code::kCorruption, "index " + std::to_string(index) + " appears twice");
+      }
+      for (const json& v : item["embedding"]) {
+        if (!v.is_number()) return fail(Code::kCorruption, "embedding holds a non-number");
+        row.push_back(v.get<float>());
+      }
+      if (expected == 0) expected = row.size();
+      if (row.empty() || row.size() != expected) {
+        return fail(Code::kCorruption, "an embedding has " + std::to_string(row.size()) +
+                                           " dimensions, expected " + std::to_string(expected));
+      }
+    }
+    return Status::OK();
+  }
+
+  const OpenAIOptions options_;
+  const std::string identity_;
+  const std::string url_;
+  int dim_;  // set once, before any embed()
+};
+
+}  // namespace
+
+OpenAIOptions openai_options(const std::string& model, const EmbedderOptions& options) {
+  OpenAIOptions result;
+  result.model = model;
+  result.base_url =
+      !options.api_base_url.empty() ? options.api_base_url : env_or("OPENAI_BASE_URL", kDefaultBaseUrl);
+  while (!result.base_url.empty() && result.base_url.back() == '/') result.base_url.pop_back();
+  result.api_key = !options.api_key.empty() ? options.api_key : env_or("OPENAI_API_KEY", "");
+  result.dimensions = options.dimensions;
+  result.show_progress = options.show_progress;
+  return result;
+}
+
+std::string openai_identity(const OpenAIOptions& options) {
+  std::string host = host_of(options.base_url);
+  std::string identity = "openai:" + options.model + "@" + (host.empty() ? options.base_url : host);
+  if (options.dimensions > 0) identity += "/dimensions=" + std::to_string(options.dimensions);
+  return identity;
+}
+
+Status open_openai_embedder(const OpenAIOptions& options, std::unique_ptr<Embedder>* out) {
+  if (options.model.empty()) return Status::InvalidArgument("openai: no model named (use openai:MODEL)");
+  if (host_of(options.base_url).empty()) {
+    return Status::InvalidArgument("openai: base URL '" + options.base_url + "' is not a URL");
+  }
+  auto embedder = std::make_unique<OpenAIEmbedder>(options, openai_identity(options));
+  EMBEDAPT_RETURN_IF_ERROR(embedder->probe());
+  *out = std::move(embedder);
+  return Status::OK();
+}
+
+}  // namespace embedapt
