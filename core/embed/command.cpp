@@ -1,0 +1,221 @@
+#include "core/embed/command.h"
+
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "core/common/progress.h"
+
+extern char** environ;
+
+namespace embedapt {
+
+namespace {
+
+using nlohmann::json;
+
+// How long a child may take to exit after its stdin closes before it is killed.
+constexpr auto kExitGrace = std::chrono::seconds(2);
+
+std::string describe_exit(int wait_status) {
+  if (WIFEXITED(wait_status)) return "exited with status " + std::to_string(WEXITSTATUS(wait_status));
+  if (WIFSIGNALED(wait_status)) return "was killed by signal " + std::to_string(WTERMSIG(wait_status));
+  return "stopped";
+}
+
+class CommandEmbedder : public Embedder {
+ public:
+  explicit CommandEmbedder(CommandOptions options)
+      : options_(std::move(options)),
+        identity_(command_identity(options_.command)),
+        dim_(options_.known_dim) {}
+
+  ~CommandEmbedder() override { stop_child(); }
+
+  // Learns the dimension from one request when the options did not say it.
+  Status probe() {
+    if (dim_ > 0) return Status::OK();
+    std::vector<float> row;
+    std::lock_guard<std::mutex> lock(mu_);
+    return request({"dimension probe"}, EmbedSide::kDocument, &row);
+  }
+
+  int dim() const override { return dim_; }
+  const std::string& identity() const override { return identity_; }
+
+  Status embed(const std::vector<std::string>& texts, EmbedSide side, std::vector<float>* out) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    const size_t base = out->size();
+    const size_t batch = static_cast<size_t>(std::max(1, options_.batch_size));
+    Progress progress("embedding", texts.size(), options_.show_progress);
+    for (size_t begin = 0; begin < texts.size(); begin += batch) {
+      size_t end = std::min(texts.size(), begin + batch);
+      Status s = request(std::vector<std::string>(texts.begin() + begin, texts.begin() + end), side, out);
+      if (!s.ok()) {
+        out->resize(base);
+        return s;
+      }
+      progress.add(end - begin);
+    }
+    return Status::OK();
+  }
+
+ private:
+  Status fail(Code code, const std::string& problem) {
+    stop_child();  // the stream is in an unknown state; the next call starts afresh
+    std::string message = "command '" + options_.command + "' " + problem;
+    return code == Code::kCorruption ? Status::Corruption(message) : Status::IOError(message);
+  }
+
+  Status start_child() {
+    int fds[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
+      return Status::IOError("command '" + options_.command +
+                             "': socketpair failed: " + std::strerror(errno));
+    }
+    // The child's stdin and stdout are both its end of the socket pair.
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, fds[1], STDIN_FILENO);
+    posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
+    const char* argv[] = {"sh", "-c", options_.command.c_str(), nullptr};
+    int rc = posix_spawn(&pid_, "/bin/sh", &actions, nullptr, const_cast<char**>(argv), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    ::close(fds[1]);
+    if (rc != 0) {
+      ::close(fds[0]);
+      pid_ = -1;
+      return Status::IOError("command '" + options_.command + "': cannot start sh: " + std::strerror(rc));
+    }
+    fd_ = fds[0];
+    buffer_.clear();
+    return Status::OK();
+  }
+
+  // Closes the child's stdin and reaps it; returns its wait status (or -1).
+  int stop_child() {
+    if (pid_ <= 0) return -1;
+    ::shutdown(fd_, SHUT_WR);
+    int status = 0;
+    auto deadline = std::chrono::steady_clock::now() + kExitGrace;
+    pid_t done;
+    while ((done = ::waitpid(pid_, &status, WNOHANG)) == 0 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    if (done == 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, &status, 0);
+    }
+    ::close(fd_);
+    fd_ = -1;
+    pid_ = -1;
+    return status;
+  }
+
+  Status write_line(const std::string& line) {
+    size_t sent = 0;
+    while (sent < line.size()) {
+      ssize_t n = ::send(fd_, line.data() + sent, line.size() - sent, MSG_NOSIGNAL);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return fail(Code::kIOError, exit_story("stopped reading its input"));
+      sent += static_cast<size_t>(n);
+    }
+    return Status::OK();
+  }
+
+  Status read_line(std::string* line) {
+    size_t newline;
+    char chunk[65536];
+    while ((newline = buffer_.find('\n')) == std::string::npos) {
+      ssize_t n = ::recv(fd_, chunk, sizeof chunk, 0);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return fail(Code::kIOError, exit_story("closed its output without answering"));
+      buffer_.append(chunk, static_cast<size_t>(n));
+    }
+    *line = buffer_.substr(0, newline);
+    buffer_.erase(0, newline + 1);
+    return Status::OK();
+  }
+
+  // "<what>; it exited with status 3": reaps the child to say how it ended.
+  std::string exit_story(const std::string& what) {
+    int status = stop_child();
+    return status < 0 ? what : what + " (it " + describe_exit(status) + ")";
+  }
+
+  // Sends one request line for `texts` and appends the reply's rows to *out.
+  // Requires mu_.
+  Status request(const std::vector<std::string>& texts, EmbedSide side, std::vector<float>* out) {
+    if (pid_ <= 0) EMBEDAPT_RETURN_IF_ERROR(start_child());
+    json message = {{"side", side == EmbedSide::kQuery ? "query" : "document"}, {"texts", texts}};
+    EMBEDAPT_RETURN_IF_ERROR(write_line(message.dump(-1, ' ', false, json::error_handler_t::replace) + "\n"));
+    std::string line;
+    EMBEDAPT_RETURN_IF_ERROR(read_line(&line));
+    json reply = json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (!reply.is_object())
+      return fail(Code::kCorruption, "answered a line that is not JSON: " + line.substr(0, 200));
+    if (reply.contains("error")) {
+      std::string error =
+          reply["error"].is_string() ? reply["error"].get<std::string>() : reply["error"].dump();
+      return fail(Code::kIOError, "reported an error: " + error);
+    }
+    if (!reply.contains("embeddings") || !reply["embeddings"].is_array()) {
+      return fail(Code::kCorruption, "answered without an \"embeddings\" array: " + line.substr(0, 200));
+    }
+    const json& rows = reply["embeddings"];
+    if (rows.size() != texts.size()) {
+      return fail(Code::kCorruption, "answered " + std::to_string(rows.size()) + " embeddings for " +
+                                         std::to_string(texts.size()) + " texts");
+    }
+    const size_t base = out->size();
+    for (const json& row : rows) {
+      size_t expected = dim_ > 0 ? static_cast<size_t>(dim_) : rows[0].size();
+      if (!row.is_array() || row.empty() || row.size() != expected) {
+        out->resize(base);
+        return fail(Code::kCorruption, "answered a row of " +
+                                           std::to_string(row.is_array() ? row.size() : 0) +
+                                           " numbers, expected " + std::to_string(expected));
+      }
+      for (const json& v : row) {
+        if (!v.is_number()) {
+          out->resize(base);
+          return fail(Code::kCorruption, "answered a row holding a non-number");
+        }
+        out->push_back(v.get<float>());
+      }
+    }
+    if (dim_ == 0) dim_ = static_cast<int>(rows[0].size());
+    return Status::OK();
+  }
+
+  const CommandOptions options_;
+  const std::string identity_;
+  int dim_;        // set once, by the probe or the options, before any embed()
+  std::mutex mu_;  // one request at a time over the child's single stream
+  pid_t pid_ = -1;
+  int fd_ = -1;
+  std::string buffer_;  // bytes read past the last line
+};
+
+}  // namespace
+
+std::string command_identity(const std::string& command) { return "command:" + command; }
+
+Status open_command_embedder(const CommandOptions& options, std::unique_ptr<Embedder>* out) {
+  if (options.command.empty()) return Status::InvalidArgument("command: no command given (use command:CMD)");
+  auto embedder = std::make_unique<CommandEmbedder>(options);
+  EMBEDAPT_RETURN_IF_ERROR(embedder->probe());
+  *out = std::move(embedder);
+  return Status::OK();
+}
+
+}  // namespace embedapt

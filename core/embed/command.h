@@ -1,0 +1,40 @@
+// "command:CMD": an embedding model in any language, run as a subprocess.
+//
+// The protocol, one JSON object per line over the child's stdin and stdout:
+//
+//   request  (to the child):   {"side": "query" | "document", "texts": ["...", ...]}
+//   response (from the child): {"embeddings": [[f, f, ...], ...]}   one row per text, in order
+//                          or  {"error": "what went wrong"}
+//
+// The child is started with `sh -c CMD` on first use and kept for the
+// embedder's lifetime; its stderr is passed through for diagnostics. Every
+// row must have the same length. When the child exits, writes something that
+// is not such a line, or answers with the wrong shape, the call fails naming
+// CMD and the problem, the child is ended, and the next call starts a fresh
+// one. Closing the embedder closes the child's stdin (its cue to exit) and
+// reaps it, killing it if it lingers.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "embedapt/embedder.h"
+#include "embedapt/status.h"
+
+namespace embedapt {
+
+struct CommandOptions {
+  std::string command;  // run with sh -c
+  int known_dim = 0;    // > 0: the dimension is known (e.g. from the cache), skip the probe
+  int batch_size = 64;  // texts per request line
+  bool show_progress = false;
+};
+
+// "command:" + CMD.
+std::string command_identity(const std::string& command);
+
+// Opens the embedder. Unless options.known_dim says it, the dimension is
+// learned by embedding one short text, so a broken command fails here.
+Status open_command_embedder(const CommandOptions& options, std::unique_ptr<Embedder>* out);
+
+}  // namespace embedapt

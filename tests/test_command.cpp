@@ -1,0 +1,115 @@
+// The command: embedder against a real subprocess (a python3 script).
+#include <signal.h>
+
+#include <catch2/catch.hpp>
+#include <cerrno>
+#include <filesystem>
+#include <fstream>
+
+#include "core/embed/command.h"
+
+using embedapt::Code;
+using embedapt::CommandOptions;
+using embedapt::Embedder;
+using embedapt::EmbedSide;
+using embedapt::open_command_embedder;
+using embedapt::Status;
+
+namespace {
+
+const std::string kScript = EMBEDAPT_SOURCE_DIR "/tests/data/fake_command_embedder.py";
+
+CommandOptions fake(const std::string& flags = "") {
+  CommandOptions options;
+  options.command = "exec python3 " + kScript + " " + flags;
+  return options;
+}
+
+std::vector<float> expected(const std::string& text, EmbedSide side) {
+  int sum = 0;
+  for (unsigned char c : text) sum += c;
+  return {static_cast<float>(text.size()), side == EmbedSide::kQuery ? 1.0f : 0.0f,
+          static_cast<float>(sum % 97), 1.0f};
+}
+
+}  // namespace
+
+TEST_CASE("command embedder speaks JSON lines with a subprocess", "[command]") {
+  CommandOptions options = fake();
+  options.batch_size = 3;
+  std::unique_ptr<Embedder> embedder;
+  REQUIRE(open_command_embedder(options, &embedder).ok());
+  CHECK(embedder->dim() == 4);
+  CHECK(embedder->identity() == "command:" + options.command);
+
+  std::vector<std::string> texts = {"alpha", "Ünïcödé", "", "a much longer text about revenue", "z"};
+  std::vector<float> query;
+  std::vector<float> document;
+  REQUIRE(embedder->embed(texts, EmbedSide::kQuery, &query).ok());
+  REQUIRE(embedder->embed(texts, EmbedSide::kDocument, &document).ok());
+  REQUIRE(query.size() == texts.size() * 4);
+  for (size_t i = 0; i < texts.size(); ++i) {
+    CHECK(std::vector<float>(query.begin() + 4 * i, query.begin() + 4 * i + 4) ==
+          expected(texts[i], EmbedSide::kQuery));
+    CHECK(std::vector<float>(document.begin() + 4 * i, document.begin() + 4 * i + 4) ==
+          expected(texts[i], EmbedSide::kDocument));
+  }
+}
+
+TEST_CASE("command embedder reports a child that exits, then restarts it", "[command]") {
+  std::unique_ptr<Embedder> embedder;
+  REQUIRE(open_command_embedder(fake("--exit-after 2"), &embedder).ok());  // the probe is request 1
+  std::vector<float> out;
+  REQUIRE(embedder->embed({"one"}, EmbedSide::kDocument, &out).ok());
+  Status s = embedder->embed({"two"}, EmbedSide::kDocument, &out);
+  CHECK(s.code() == Code::kIOError);
+  CHECK(s.message().find("closed its output without answering (it exited with status 3)") !=
+        std::string::npos);
+  CHECK(out.size() == 4);  // nothing appended by the failed call
+  REQUIRE(embedder->embed({"three"}, EmbedSide::kDocument, &out).ok());  // a fresh child
+  CHECK(out.size() == 8);
+}
+
+TEST_CASE("command embedder rejects errors, garbage and wrong shapes", "[command]") {
+  std::unique_ptr<Embedder> embedder;
+  REQUIRE(open_command_embedder(fake("--error-on BAD --garbage-on JUNK --short-on SHORT"), &embedder).ok());
+  std::vector<float> out;
+  Status error = embedder->embed({"ok", "BAD"}, EmbedSide::kQuery, &out);
+  CHECK(error.code() == Code::kIOError);
+  CHECK(error.message().find("reported an error: cannot embed BAD") != std::string::npos);
+  Status garbage = embedder->embed({"JUNK"}, EmbedSide::kQuery, &out);
+  CHECK(garbage.code() == Code::kCorruption);
+  CHECK(garbage.message().find("not JSON: this is not json") != std::string::npos);
+  Status short_reply = embedder->embed({"a", "SHORT"}, EmbedSide::kQuery, &out);
+  CHECK(short_reply.code() == Code::kCorruption);
+  CHECK(short_reply.message().find("answered 1 embeddings for 2 texts") != std::string::npos);
+  CHECK(out.empty());
+  REQUIRE(embedder->embed({"fine"}, EmbedSide::kQuery, &out).ok());
+}
+
+TEST_CASE("command embedder fails clearly when the command does not run", "[command]") {
+  CommandOptions options;
+  options.command = "no-such-embedder-binary --serve 2>/dev/null";
+  std::unique_ptr<Embedder> embedder;
+  Status s = open_command_embedder(options, &embedder);
+  CHECK_FALSE(s.ok());
+  CHECK(s.message().find("command 'no-such-embedder-binary --serve 2>/dev/null'") != std::string::npos);
+  CHECK(s.message().find("exited with status 127") != std::string::npos);
+}
+
+TEST_CASE("command embedder reaps its child, killing one that lingers", "[command]") {
+  std::string pid_file = EMBEDAPT_BINARY_DIR "/command_child.pid";
+  std::filesystem::remove(pid_file);
+  CommandOptions options;
+  // Ignores its closed stdin and keeps running: only a kill ends it.
+  options.command = "echo $$ > " + pid_file + "; trap '' TERM; python3 " + kScript + "; exec sleep 600";
+  {
+    std::unique_ptr<Embedder> embedder;
+    REQUIRE(open_command_embedder(options, &embedder).ok());
+  }
+  std::ifstream in(pid_file);
+  pid_t pid = 0;
+  REQUIRE(in >> pid);
+  CHECK(::kill(pid, 0) == -1);  // a zombie would still accept signal 0
+  CHECK(errno == ESRCH);
+}
