@@ -1,0 +1,236 @@
+"""The peer: LlamaIndex's adapter fine-tuning (the seed), fed by embedapt's own embedder.
+
+LlamaIndex sees embedapt's `default` embedder through `embedapt embed --no-cache`,
+wrapped as a LlamaIndex BaseEmbedding, so both engines start from identical base
+vectors and LlamaIndex pays the real embedding cost of every text in every batch
+of every epoch, as the seed does with an in-process model.
+
+  peer.py train  --embedapt BIN --dataset F --adapter linear|two-layer --epochs N
+                 --out DIR --export DIR --identity ID [--timing F]
+  peer.py score  --embedapt BIN --dataset F [--adapter-dir DIR --adapter KIND] --out F
+
+`train` runs EmbeddingAdapterFinetuneEngine with the seed's settings, keeps
+LlamaIndex's own output in --out and exports the adapter into embedapt's exchange
+directory (config.json + adapter.safetensors) in --export. `score` retrieves the
+seed's way: a VectorStoreIndex retriever with similarity_top_k=5, hit rate and MRR
+computed as the seed's notebook does.
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from typing import Any, List
+
+import torch
+from llama_index.core import VectorStoreIndex
+from llama_index.core.base.embeddings.base import BaseEmbedding
+from llama_index.core.bridge.pydantic import PrivateAttr
+from llama_index.core.schema import TextNode
+from llama_index.embeddings.adapter import AdapterEmbeddingModel
+from llama_index.embeddings.adapter.utils import LinearLayer, TwoLayerNN
+from llama_index.finetuning import EmbeddingAdapterFinetuneEngine
+from llama_index.finetuning.embeddings.common import EmbeddingQAFinetuneDataset
+from safetensors.torch import save_file
+
+# The seed's two-layer adapter: TwoLayerNN(dim, 1024, dim, bias=True, add_residual=True).
+SEED_HIDDEN = 1024
+TOP_K = 5
+
+
+class EmbedaptEmbedding(BaseEmbedding):
+    """embedapt's embedder as a LlamaIndex BaseEmbedding.
+
+    Two `embedapt embed` processes live for the whole run, one per side (queries
+    get the model's query prompt): a call writes its texts as JSON lines and reads
+    one vector line back per text. The cache is off, so every call embeds anew.
+    """
+
+    _procs: dict = PrivateAttr()
+
+    def __init__(self, embedapt: str, spec: str = "default", **kwargs: Any) -> None:
+        super().__init__(model_name=f"embedapt:{spec}", **kwargs)
+        base = [embedapt, "embed", "--embedder", spec, "--no-cache"]
+        self._procs = {
+            side: subprocess.Popen(
+                base + (["--query"] if side == "query" else []),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                bufsize=1,
+            )
+            for side in ("query", "text")
+        }
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "EmbedaptEmbedding"
+
+    def _embed(self, side: str, texts: List[str]) -> List[List[float]]:
+        proc = self._procs[side]
+        for text in texts:
+            proc.stdin.write(json.dumps(text) + "\n")
+        proc.stdin.flush()
+        vectors = []
+        for _ in texts:
+            line = proc.stdout.readline()
+            if not line:
+                raise RuntimeError(f"embedapt embed ({side}) exited with {proc.wait()}")
+            vectors.append(json.loads(line))
+        return vectors
+
+    def _get_query_embedding(self, query: str) -> List[float]:
+        return self._embed("query", [query])[0]
+
+    async def _aget_query_embedding(self, query: str) -> List[float]:
+        return self._get_query_embedding(query)
+
+    def _get_text_embedding(self, text: str) -> List[float]:
+        return self._embed("text", [text])[0]
+
+    def _get_text_embeddings(self, texts: List[str]) -> List[List[float]]:
+        return self._embed("text", texts)
+
+    def cpu_seconds(self) -> float:
+        """CPU time the embedding processes have used so far (user + system)."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0.0
+        for proc in self._procs.values():
+            with open(f"/proc/{proc.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks
+        return total
+
+    def close(self) -> None:
+        for proc in self._procs.values():
+            proc.stdin.close()
+            proc.wait()
+
+
+def self_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def new_adapter(kind: str, dim: int, seed: int) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    if kind == "linear":
+        return LinearLayer(dim, dim, bias=False)
+    return TwoLayerNN(dim, SEED_HIDDEN, dim, bias=True, add_residual=True)
+
+
+def export_adapter(model: torch.nn.Module, kind: str, identity: str, out_dir: str) -> None:
+    """Writes `model` in embedapt's exchange format.
+
+    LlamaIndex's modules name their tensors as embedapt's built-in kinds do
+    ("linear.weight"; "linear1.*", "linear2.*", "residual_weight"), and compute
+    the same functions: W x for `linear`, x + alpha * (W2 relu(W1 x + b1) + b2)
+    for the residual `two-layer`.
+    """
+    dim = model.in_features
+    config = {"kind": kind, "in_dim": dim, "out_dim": model.out_features, "side": "query", "embedder": identity}
+    if kind == "linear":
+        config["bias"] = bool(model.bias)
+    else:
+        config.update(hidden=model.hidden_features, activation=model.activation_fn_str)
+    os.makedirs(out_dir, exist_ok=True)
+    tensors = {name: t.detach().contiguous().float() for name, t in model.state_dict().items()}
+    save_file(tensors, os.path.join(out_dir, "adapter.safetensors"))
+    with open(os.path.join(out_dir, "config.json"), "w") as f:
+        json.dump(config, f, indent=2)
+
+
+def train(args: argparse.Namespace) -> None:
+    dataset = EmbeddingQAFinetuneDataset.from_json(args.dataset)
+    embed_model = EmbedaptEmbedding(args.embedapt)
+    # The model is loaded before the clock starts, as the seed loads its model
+    # before building the engine; the clock covers the engine and its training.
+    dim = len(embed_model.get_text_embedding("hello world"))
+    embed_model.get_query_embedding("hello world")
+    adapter = new_adapter(args.adapter, dim, args.seed)
+
+    wall0, cpu0, embed_cpu0 = time.perf_counter(), self_cpu_seconds(), embed_model.cpu_seconds()
+    engine = EmbeddingAdapterFinetuneEngine(
+        dataset,
+        embed_model,
+        model_output_path=args.out,
+        adapter_model=adapter,
+        epochs=args.epochs,
+        device="cpu",
+    )
+    engine.finetune()
+    wall = time.perf_counter() - wall0
+    cpu = self_cpu_seconds() - cpu0 + embed_model.cpu_seconds() - embed_cpu0
+    embed_model.close()
+
+    export_adapter(engine.model, args.adapter, args.identity, args.export)
+    if args.timing:
+        with open(args.timing, "w") as f:
+            json.dump({"wall_s": wall, "cpu_s": cpu, "pairs": len(dataset.queries), "epochs": args.epochs}, f)
+
+
+def score(args: argparse.Namespace) -> None:
+    """The seed's evaluation, step for step (its eval_utils.evaluate)."""
+    dataset = EmbeddingQAFinetuneDataset.from_json(args.dataset)
+    base = EmbedaptEmbedding(args.embedapt)
+    embed_model = base
+    if args.adapter_dir:
+        adapter_cls = LinearLayer if args.adapter == "linear" else TwoLayerNN
+        embed_model = AdapterEmbeddingModel(base, args.adapter_dir, adapter_cls=adapter_cls, device="cpu")
+
+    nodes = [TextNode(id_=id_, text=text) for id_, text in dataset.corpus.items()]
+    index = VectorStoreIndex(nodes, embed_model=embed_model)
+    retriever = index.as_retriever(similarity_top_k=TOP_K)
+    per_query = []
+    for query_id, query in dataset.queries.items():
+        retrieved_ids = [node.node.node_id for node in retriever.retrieve(query)]
+        expected_id = dataset.relevant_docs[query_id][0]
+        rank = retrieved_ids.index(expected_id) + 1 if expected_id in retrieved_ids else None
+        per_query.append({"query": query_id, "is_hit": rank is not None, "mrr": 0 if rank is None else 1 / rank})
+    base.close()
+
+    n = len(per_query)
+    result = {
+        "n_queries": n,
+        "top_k": TOP_K,
+        "hit_rate": sum(r["is_hit"] for r in per_query) / n,
+        "mrr": sum(r["mrr"] for r in per_query) / n,
+        "per_query": per_query,
+    }
+    with open(args.out, "w") as f:
+        json.dump(result, f)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    t = commands.add_parser("train", help="train LlamaIndex's adapter and export it")
+    t.add_argument("--embedapt", required=True, help="the embedapt binary")
+    t.add_argument("--dataset", required=True, help="EmbeddingQAFinetuneDataset JSON to train on")
+    t.add_argument("--adapter", choices=["linear", "two-layer"], default="linear")
+    t.add_argument("--epochs", type=int, required=True)
+    t.add_argument("--seed", type=int, default=0, help="torch seed for the two-layer adapter's init")
+    t.add_argument("--out", required=True, help="LlamaIndex's own output directory")
+    t.add_argument("--export", required=True, help="embedapt adapter directory to write")
+    t.add_argument("--identity", required=True, help="embedder identity for the exported config")
+    t.add_argument("--timing", help="JSON file for the training time (wall, CPU incl. embedding)")
+    t.set_defaults(run=train)
+
+    s = commands.add_parser("score", help="hit rate and MRR the seed's way")
+    s.add_argument("--embedapt", required=True)
+    s.add_argument("--dataset", required=True, help="EmbeddingQAFinetuneDataset JSON to score on")
+    s.add_argument("--adapter-dir", help="LlamaIndex adapter output directory (none: the base model)")
+    s.add_argument("--adapter", choices=["linear", "two-layer"], default="linear")
+    s.add_argument("--out", required=True, help="JSON file for the scores")
+    s.set_defaults(run=score)
+
+    args = parser.parse_args()
+    args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
