@@ -4,6 +4,8 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "core/common/progress.h"
+
 namespace embedapt {
 
 namespace {
@@ -28,14 +30,19 @@ Status find_unanswerable(const Store& store, const QaDataset& dataset, std::vect
   return Status::OK();
 }
 
-Status embed_queries(Embedder& embedder, const QaDataset& dataset, size_t batch_size,
+Status embed_queries(Embedder& embedder, const QaDataset& dataset, const EvalOptions& options,
                      std::vector<float>* out) {
+  const size_t batch_size = options.batch_size;
+  std::unique_ptr<Progress> progress;
+  if (options.show_progress)
+    progress = std::make_unique<Progress>("embedding queries", dataset.queries.size());
   std::vector<std::string> batch;
   for (size_t start = 0; start < dataset.queries.size(); start += batch_size) {
     const size_t end = std::min(dataset.queries.size(), start + batch_size);
     batch.clear();
     for (size_t i = start; i < end; ++i) batch.push_back(dataset.queries[i].text);
     EMBEDAPT_RETURN_IF_ERROR(embedder.embed(batch, EmbedSide::kQuery, out).WithContext("embedding queries"));
+    if (progress) progress->add(batch.size());
   }
   return Status::OK();
 }
@@ -58,6 +65,10 @@ Status score_system(const SearchView& view, const std::vector<float>& query_vect
                     const QaDataset& dataset,
                     const std::unordered_map<std::string, std::unordered_set<std::string>>& relevant,
                     const EvalOptions& options, SystemResult* result) {
+  std::unique_ptr<Progress> progress;
+  if (options.show_progress) {
+    progress = std::make_unique<Progress>("searching (" + result->name + ")", dataset.queries.size());
+  }
   const int depth = std::max(options.top_k, 10);  // nDCG@10 and recall@10 look at ten results
   const size_t n = dataset.queries.size();
   std::vector<std::vector<Hit>> hits;
@@ -82,6 +93,7 @@ Status score_system(const SearchView& view, const std::vector<float>& query_vect
       score.metrics = score_ranking(is_relevant, wanted.size(), options.top_k);
       result->queries.push_back(std::move(score));
     }
+    if (progress) progress->add(count);
   }
   result->hit_rate = mean(column(*result, &RankMetrics::hit));
   result->mrr = mean(column(*result, &RankMetrics::mrr));
@@ -136,7 +148,7 @@ Status evaluate(const Store& store, Embedder& embedder, const QaDataset& dataset
     relevant[r.query_id].insert(r.doc_ids.begin(), r.doc_ids.end());
 
   std::vector<float> query_vectors;
-  EMBEDAPT_RETURN_IF_ERROR(embed_queries(embedder, dataset, options.batch_size, &query_vectors));
+  EMBEDAPT_RETURN_IF_ERROR(embed_queries(embedder, dataset, options, &query_vectors));
   if (query_vectors.size() != dataset.queries.size() * static_cast<size_t>(stats.dim)) {
     return Status::Internal("the embedder returned " + std::to_string(query_vectors.size()) + " floats for " +
                             std::to_string(dataset.queries.size()) + " queries");

@@ -1,0 +1,212 @@
+// `embedapt eval`: hit rate, MRR, nDCG@10 and recall@10 of a store's real
+// index on a dataset, for the base embedder and each --adapter, with 95%
+// bootstrap intervals and a paired permutation test of each adapter against
+// the base.
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "core/common/files.h"
+#include "core/eval/dataset.h"
+#include "core/eval/evaluator.h"
+#include "embedapt/adapter.h"
+#include "embedapt/embedder.h"
+#include "embedapt/store.h"
+#include "tools/cli/cli.h"
+
+namespace embedapt::cli {
+
+namespace {
+
+struct EvalArgs {
+  std::string db;
+  std::string dataset;
+  std::string embedder;
+  std::vector<std::string> adapters;
+  int top_k = 5;
+  std::string json_out;
+  std::string per_query_out;
+  std::string cache_dir;
+  bool trust_code = false;
+  uint64_t seed = 0;
+};
+
+bool all_digits(const std::string& s) {
+  return !s.empty() && s.find_first_not_of("0123456789") == std::string::npos;
+}
+
+// Resolves one --adapter: "active", a stored version number, or an exported
+// directory (write "./3" for a directory named like a number).
+EvalSystem load_system(const Store& store, const std::string& spec, const Embedder& embedder,
+                       bool trust_code) {
+  const std::string flag = "--adapter " + spec;
+  std::string config_json, weights, name;
+  if (spec == "active" || all_digits(spec)) {
+    uint64_t version = 0;
+    if (spec == "active") {
+      StoreStats stats;
+      check(store.stats(&stats));
+      if (stats.active_adapter == 0) throw Failure{flag + ": the store has no active adapter"};
+      version = stats.active_adapter;
+    } else {
+      version = std::stoull(spec);
+    }
+    AdapterVersion stored;
+    Status s = store.get_adapter(version, &stored);
+    if (!s.ok()) throw Failure{flag + ": " + s.message()};
+    config_json = stored.config_json;
+    weights = stored.weights;
+    name = "v" + std::to_string(version) + (spec == "active" ? " (active)" : "");
+  } else {
+    Status s = read_adapter_dir(spec, &config_json, &weights);
+    if (!s.ok()) throw Failure{flag + ": " + s.message()};
+    name = std::filesystem::path(spec).lexically_normal().filename().string();
+    if (name.empty()) name = spec;
+  }
+  // An adapter maps one embedder's vectors; on another's its output is noise.
+  nlohmann::json config = nlohmann::json::parse(config_json, nullptr, /*allow_exceptions=*/false);
+  if (config.is_object() && config.contains("embedder") && config["embedder"].is_string() &&
+      config["embedder"] != embedder.identity()) {
+    throw Failure{flag + ": trained for embedder \"" + config["embedder"].get<std::string>() + "\", not \"" +
+                  embedder.identity() + "\""};
+  }
+  if (config.is_object() && config.contains("kind") && config["kind"].is_string()) {
+    name = config["kind"].get<std::string>() + " " + name;
+  }
+  AdapterLoadOptions load_options;
+  load_options.trust_code = trust_code;
+  std::unique_ptr<Adapter> adapter;
+  Status s = load_adapter(config_json, weights, load_options, &adapter);
+  if (!s.ok()) throw Failure{flag + ": " + s.message()};
+  return {name, spec, std::shared_ptr<const Adapter>(std::move(adapter))};
+}
+
+nlohmann::json report_json(const EvalReport& report) {
+  nlohmann::json results = nlohmann::json::array();
+  for (const SystemResult& r : report.results) {
+    results.push_back({{"name", r.name},
+                       {"adapter", r.source.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.source)},
+                       {"n_queries", r.queries.size()},
+                       {"top_k", r.top_k},
+                       {"hit_rate", r.hit_rate},
+                       {"mrr", r.mrr},
+                       {"ndcg@10", r.ndcg_at_10},
+                       {"recall@10", r.recall_at_10},
+                       {"hit_rate_ci95", {r.hit_rate_ci95.lo, r.hit_rate_ci95.hi}},
+                       {"mrr_ci95", {r.mrr_ci95.lo, r.mrr_ci95.hi}}});
+  }
+  nlohmann::json comparisons = nlohmann::json::array();
+  for (const Comparison& c : report.comparisons) {
+    comparisons.push_back(
+        {{"a", c.a}, {"b", c.b}, {"metric", c.metric}, {"delta", c.delta}, {"p_value", c.p_value}});
+  }
+  return {{"results", results}, {"comparisons", comparisons}};
+}
+
+// One line per (system, query): what was retrieved and how it scored.
+std::string per_query_jsonl(const EvalReport& report) {
+  std::string out;
+  for (const SystemResult& r : report.results) {
+    for (const QueryScore& q : r.queries) {
+      nlohmann::json line = {
+          {"name", r.name},          {"query_id", q.query_id},          {"hit", q.metrics.hit},
+          {"mrr", q.metrics.mrr},    {"ndcg@10", q.metrics.ndcg_at_10}, {"recall@10", q.metrics.recall_at_10},
+          {"retrieved", q.retrieved}};
+      out += line.dump() + "\n";
+    }
+  }
+  return out;
+}
+
+void print_table(const EvalReport& report) {
+  size_t width = 4;
+  for (const SystemResult& r : report.results) width = std::max(width, r.name.size());
+  const int w = static_cast<int>(width);
+  std::printf("top-%d over %zu queries\n", report.results[0].top_k, report.results[0].queries.size());
+  std::printf("%-*s  %-8s  %-16s  %-8s  %-16s  %-8s  %-9s\n", w, "name", "hit_rate", "95% CI", "mrr",
+              "95% CI", "ndcg@10", "recall@10");
+  for (const SystemResult& r : report.results) {
+    std::printf("%-*s  %-8.4f  [%.4f, %.4f]  %-8.4f  [%.4f, %.4f]  %-8.4f  %-9.4f\n", w, r.name.c_str(),
+                r.hit_rate, r.hit_rate_ci95.lo, r.hit_rate_ci95.hi, r.mrr, r.mrr_ci95.lo, r.mrr_ci95.hi,
+                r.ndcg_at_10, r.recall_at_10);
+  }
+  for (const Comparison& c : report.comparisons) {
+    std::printf("%s vs %s: %s %+.4f (p = %.4f, paired permutation)\n", c.a.c_str(), c.b.c_str(),
+                c.metric.c_str(), c.delta, c.p_value);
+  }
+}
+
+void run_eval(const EvalArgs& args) {
+  QaDataset dataset;
+  check(read_dataset(args.dataset, &dataset));
+  for (const std::string& warning : dataset_warnings(dataset)) {
+    std::fprintf(stderr, "embedapt: warning: %s: %s\n", args.dataset.c_str(), warning.c_str());
+  }
+
+  Options store_options;
+  store_options.create_if_missing = false;
+  std::unique_ptr<Store> store;
+  check(Store::open(args.db, store_options, &store));
+
+  EmbedderOptions embedder_options;
+  embedder_options.cache_dir = args.cache_dir;
+  embedder_options.show_progress = true;
+  std::unique_ptr<Embedder> embedder;
+  Status made = make_embedder(args.embedder, embedder_options, &embedder);
+  if (!made.ok()) throw Failure{"--embedder " + args.embedder + ": " + made.message()};
+
+  std::vector<EvalSystem> systems;
+  for (const std::string& spec : args.adapters)
+    systems.push_back(load_system(*store, spec, *embedder, args.trust_code));
+
+  EvalOptions options;
+  options.top_k = args.top_k;
+  options.seed = args.seed;
+  options.show_progress = true;
+  EvalReport report;
+  check(evaluate(*store, *embedder, dataset, systems, options, &report));
+
+  if (!report.unanswerable_queries.empty()) {
+    std::fprintf(stderr,
+                 "embedapt: warning: %zu of %zu queries have no relevant document in %s (first: \"%s\"); "
+                 "they count as misses\n",
+                 report.unanswerable_queries.size(), dataset.queries.size(), args.db.c_str(),
+                 report.unanswerable_queries[0].c_str());
+  }
+  print_table(report);
+  if (!args.json_out.empty()) check(write_file_atomic(args.json_out, report_json(report).dump(2) + "\n"));
+  if (!args.per_query_out.empty()) check(write_file_atomic(args.per_query_out, per_query_jsonl(report)));
+}
+
+}  // namespace
+
+void add_eval_command(CLI::App& app) {
+  auto args = std::make_shared<EvalArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "eval", "Score retrieval through the store's index on a dataset: the base model and each --adapter");
+  cmd->add_option("db", args->db, "The store")->required();
+  cmd->add_option("--dataset", args->dataset, "LlamaIndex JSON, a BEIR folder or JSONL pairs")->required();
+  cmd->add_option("--embedder", args->embedder,
+                  "The embedder the store was built with (default, bert:DIR, ...)")
+      ->required();
+  cmd->add_option("--adapter", args->adapters,
+                  "An adapter to score against the base: a stored VERSION, an exported DIR, or 'active' "
+                  "(repeatable)");
+  cmd->add_option("--top-k", args->top_k, "Hit rate and MRR count the first K results")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
+  cmd->add_option("--json", args->json_out, "Write the results and comparisons as JSON");
+  cmd->add_option("--per-query", args->per_query_out, "Write each query's scores and results as JSON lines");
+  cmd->add_option("--cache-dir", args->cache_dir,
+                  "The embedding cache ($EMBEDAPT_CACHE_DIR, ~/.cache/embedapt)");
+  cmd->add_option("--seed", args->seed, "Seed of the bootstrap and the permutation test")
+      ->capture_default_str();
+  cmd->add_flag("--trust-code", args->trust_code, "Allow TorchScript adapters (they run code from the file)");
+  cmd->callback([args] { run_eval(*args); });
+}
+
+}  // namespace embedapt::cli
