@@ -40,6 +40,13 @@ class WordPieceTokenizer {
  private:
   WordPieceTokenizer() = default;
 
+  // Cleans control characters, maps whitespace to ' ', spaces out CJK
+  // ideographs, strips accents and lower-cases, as options_ say.
+  std::u32string normalize(std::string_view text) const;
+
+  // Appends the pieces of one word (no spaces, no punctuation), or [UNK].
+  void append_word_pieces(const std::u32string& word, std::vector<int32_t>* ids) const;
+
   Options options_;
   std::unordered_map<std::string, int32_t> vocab_;
   int32_t cls_id_ = 0, sep_id_ = 0, unk_id_ = 0, pad_id_ = 0;
