@@ -8,10 +8,12 @@ sum(bytes) % 97, 1]. Flags make it misbehave so the tests can check errors:
   --error-on TEXT   answer {"error": ...} when a request holds TEXT
   --garbage-on TEXT answer a line that is not JSON
   --short-on TEXT   answer one row too few
-  --hang-on TEXT    sleep forever (to be killed) when a request holds TEXT
+  --hang-file FILE  while FILE exists, sleep (to be killed) on a request
+                    holding the text FILE contains
 """
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -21,7 +23,7 @@ parser.add_argument("--exit-after", type=int, default=-1)
 parser.add_argument("--error-on")
 parser.add_argument("--garbage-on")
 parser.add_argument("--short-on")
-parser.add_argument("--hang-on")
+parser.add_argument("--hang-file")
 args = parser.parse_args()
 
 
@@ -40,8 +42,10 @@ for line in sys.stdin:
     if args.log:
         with open(args.log, "a") as log:
             log.write(f"{len(texts)}\n")
-    if args.hang_on in texts:
-        time.sleep(3600)
+    if args.hang_file and os.path.exists(args.hang_file):
+        with open(args.hang_file) as f:
+            if f.read() in texts:
+                time.sleep(600)
     if args.error_on in texts:
         reply = {"error": "cannot embed " + args.error_on}
     elif args.garbage_on in texts:
