@@ -1,6 +1,7 @@
 // LlamaIndex's EmbeddingQAFinetuneDataset JSON, read and written.
-#include <algorithm>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <unordered_set>
 #include <vector>
 
 #include "core/common/files.h"
@@ -11,43 +12,39 @@ namespace embedapt {
 
 namespace {
 
-// ordered_json keeps object members in file order, which is the dataset's order.
-using Json = nlohmann::ordered_json;
+using Json = nlohmann::json;
 
-// Parses `text`, reporting the first key that repeats within one object
-// (a plain JSON parser keeps one of them silently). `dup_path` gets the keys
-// leading to the object, e.g. "queries".
-bool parse_rejecting_duplicates(std::string_view text, Json* out, std::string* dup_key, std::string* dup_path,
-                                std::string* error) {
-  std::vector<std::vector<std::string>> keys_seen;  // per open object
-  std::vector<std::string> path;                    // key of each open container's members
+// A parsed document plus what a plain parse loses: the file order of the keys
+// of each object directly under the root (queries, corpus, relevant_docs),
+// and the first key repeated within any one object.
+struct ParsedJson {
+  Json root;
+  std::map<std::string, std::vector<std::string>> key_order;  // root member -> its keys in file order
+  std::string duplicate_key;
+  std::string duplicate_in;  // the root member holding it ("" for the root itself)
+};
+
+bool parse_tracking_keys(std::string_view text, ParsedJson* out, std::string* error) {
+  std::vector<std::unordered_set<std::string>> keys_seen;  // one per open object
+  std::string member;                                      // the root member being parsed
   auto callback = [&](int depth, Json::parse_event_t event, Json& parsed) {
-    switch (event) {
-      case Json::parse_event_t::object_start:
-        keys_seen.emplace_back();
-        break;
-      case Json::parse_event_t::object_end:
-        keys_seen.pop_back();
-        break;
-      case Json::parse_event_t::key: {
-        const std::string& key = parsed.get_ref<const std::string&>();
-        path.resize(static_cast<size_t>(depth));
-        path[depth - 1] = key;
-        auto& seen = keys_seen.back();
-        if (dup_key->empty() && std::find(seen.begin(), seen.end(), key) != seen.end()) {
-          *dup_key = key;
-          for (int i = 0; i + 1 < depth; ++i) *dup_path += (i ? "." : "") + path[i];
-        }
-        seen.push_back(key);
-        break;
+    if (event == Json::parse_event_t::object_start) {
+      keys_seen.emplace_back();
+    } else if (event == Json::parse_event_t::object_end) {
+      keys_seen.pop_back();
+    } else if (event == Json::parse_event_t::key) {
+      const std::string& key = parsed.get_ref<const std::string&>();
+      if (depth == 1) member = key;
+      if (depth == 2) out->key_order[member].push_back(key);
+      if (!keys_seen.back().insert(key).second && out->duplicate_key.empty()) {
+        out->duplicate_key = key;
+        out->duplicate_in = depth == 1 ? "" : member;
       }
-      default:
-        break;
     }
     return true;
   };
   try {
-    *out = Json::parse(text.begin(), text.end(), callback);
+    out->root = Json::parse(text.begin(), text.end(), callback);
   } catch (const Json::exception& e) {
     *error = e.what();
     return false;
@@ -55,14 +52,26 @@ bool parse_rejecting_duplicates(std::string_view text, Json* out, std::string* d
   return true;
 }
 
-// Reads one `id -> text` object (queries or corpus).
-Status read_texts(const Json& root, const char* key, const std::string& source, std::vector<TextEntry>* out) {
-  auto it = root.find(key);
-  if (it == root.end()) return Status::InvalidArgument(source + ": missing key \"" + key + "\"");
+// The root member `key`, which must be an object.
+Status member_object(const ParsedJson& parsed, const char* key, const std::string& source, const Json** out) {
+  auto it = parsed.root.find(key);
+  if (it == parsed.root.end()) return Status::InvalidArgument(source + ": missing key \"" + key + "\"");
   if (!it->is_object()) {
     return Status::InvalidArgument(source + ": \"" + key + "\" must be an object, not " + it->type_name());
   }
-  for (const auto& [id, text] : it->items()) {
+  *out = &*it;
+  return Status::OK();
+}
+
+// Reads one `id -> text` object (queries or corpus) in file order.
+Status read_texts(const ParsedJson& parsed, const char* key, const std::string& source,
+                  std::vector<TextEntry>* out) {
+  const Json* object = nullptr;
+  EMBEDAPT_RETURN_IF_ERROR(member_object(parsed, key, source, &object));
+  auto order = parsed.key_order.find(key);
+  if (order == parsed.key_order.end()) return Status::OK();  // an empty object
+  for (const std::string& id : order->second) {
+    const Json& text = object->at(id);
     if (!text.is_string()) {
       return Status::InvalidArgument(source + ": " + key + " \"" + id + "\": text must be a string, not " +
                                      text.type_name());
@@ -72,14 +81,13 @@ Status read_texts(const Json& root, const char* key, const std::string& source, 
   return Status::OK();
 }
 
-Status read_relevance(const Json& root, const std::string& source, std::vector<Relevance>* out) {
-  auto it = root.find("relevant_docs");
-  if (it == root.end()) return Status::InvalidArgument(source + ": missing key \"relevant_docs\"");
-  if (!it->is_object()) {
-    return Status::InvalidArgument(source + ": \"relevant_docs\" must be an object, not " +
-                                   std::string(it->type_name()));
-  }
-  for (const auto& [query_id, docs] : it->items()) {
+Status read_relevance(const ParsedJson& parsed, const std::string& source, std::vector<Relevance>* out) {
+  const Json* object = nullptr;
+  EMBEDAPT_RETURN_IF_ERROR(member_object(parsed, "relevant_docs", source, &object));
+  auto order = parsed.key_order.find("relevant_docs");
+  if (order == parsed.key_order.end()) return Status::OK();
+  for (const std::string& query_id : order->second) {
+    const Json& docs = object->at(query_id);
     const std::string where = source + ": relevant_docs \"" + query_id + "\"";
     if (!docs.is_array()) return Status::InvalidArgument(where + ": must be a list, not " + docs.type_name());
     Relevance r{query_id, {}};
@@ -94,6 +102,30 @@ Status read_relevance(const Json& root, const std::string& source, std::vector<R
   return Status::OK();
 }
 
+// A JSON string literal as Python's json module writes it with ensure_ascii:
+// every non-ASCII character as a lowercase \uXXXX escape (surrogate pairs
+// above U+FFFF), which is also what nlohmann::json does with ensure_ascii.
+// Invalid UTF-8 (only in a dataset that never passed validation) becomes
+// U+FFFD rather than an exception.
+std::string literal(const std::string& s) {
+  return Json(s).dump(-1, ' ', /*ensure_ascii=*/true, Json::error_handler_t::replace);
+}
+
+// `"key": {` + one `"id": value` line per entry + `}` at Python's indent=4.
+template <typename Entries, typename Fn>
+void write_member(const char* key, const Entries& entries, Fn value_of, std::string* out) {
+  *out += "    " + literal(key) + ": ";
+  if (entries.empty()) {
+    *out += "{}";
+    return;
+  }
+  *out += "{\n";
+  for (size_t i = 0; i < entries.size(); ++i) {
+    *out += "        " + value_of(entries[i]) + (i + 1 < entries.size() ? ",\n" : "\n");
+  }
+  *out += "    }";
+}
+
 }  // namespace
 
 Status parse_llamaindex_json(std::string_view json, const std::string& source, QaDataset* out) {
@@ -101,25 +133,25 @@ Status parse_llamaindex_json(std::string_view json, const std::string& source, Q
   if (!is_valid_utf8(json, &bad)) {
     return Status::InvalidArgument(source + ": invalid UTF-8 at byte " + std::to_string(bad));
   }
-  Json root;
-  std::string dup_key, dup_path, error;
-  if (!parse_rejecting_duplicates(json, &root, &dup_key, &dup_path, &error)) {
+  ParsedJson parsed;
+  std::string error;
+  if (!parse_tracking_keys(json, &parsed, &error))
     return Status::InvalidArgument(source + ": not JSON: " + error);
+  if (!parsed.duplicate_key.empty()) {
+    return Status::InvalidArgument(
+        source + ": duplicate key \"" + parsed.duplicate_key + "\"" +
+        (parsed.duplicate_in.empty() ? "" : " in \"" + parsed.duplicate_in + "\""));
   }
-  if (!dup_key.empty()) {
-    return Status::InvalidArgument(source + ": duplicate key \"" + dup_key + "\"" +
-                                   (dup_path.empty() ? "" : " in \"" + dup_path + "\""));
-  }
-  if (!root.is_object()) {
+  if (!parsed.root.is_object()) {
     return Status::InvalidArgument(source +
                                    ": expected a JSON object with queries, corpus and relevant_docs, not " +
-                                   std::string(root.type_name()));
+                                   std::string(parsed.root.type_name()));
   }
   QaDataset dataset;
-  EMBEDAPT_RETURN_IF_ERROR(read_texts(root, "queries", source, &dataset.queries));
-  EMBEDAPT_RETURN_IF_ERROR(read_texts(root, "corpus", source, &dataset.corpus));
-  EMBEDAPT_RETURN_IF_ERROR(read_relevance(root, source, &dataset.relevant_docs));
-  if (auto mode = root.find("mode"); mode != root.end()) {
+  EMBEDAPT_RETURN_IF_ERROR(read_texts(parsed, "queries", source, &dataset.queries));
+  EMBEDAPT_RETURN_IF_ERROR(read_texts(parsed, "corpus", source, &dataset.corpus));
+  EMBEDAPT_RETURN_IF_ERROR(read_relevance(parsed, source, &dataset.relevant_docs));
+  if (auto mode = parsed.root.find("mode"); mode != parsed.root.end()) {
     if (!mode->is_string()) {
       return Status::InvalidArgument(source + ": \"mode\" must be a string, not " +
                                      std::string(mode->type_name()));
@@ -137,22 +169,28 @@ Status read_llamaindex_json(const std::string& path, QaDataset* out) {
   return parse_llamaindex_json(text, path, out);
 }
 
-// Python's json.dump(obj, f, indent=4) with its defaults: members in order,
-// four-space indent, ", " never used between items (",\n" instead), ": "
-// after keys, and ensure_ascii (every non-ASCII character as a lowercase
-// \uXXXX escape, surrogate pairs above U+FFFF), which is also how
-// nlohmann::json dumps with ensure_ascii.
+// Python's json.dump(dataset.dict(), f, indent=4), which is how LlamaIndex
+// saves the dataset: members in order, four spaces per level, "," ending
+// lines, ": " after keys, lists one item per line, no final newline.
 std::string to_llamaindex_json(const QaDataset& dataset) {
-  Json root = Json::object();
-  Json& queries = root["queries"] = Json::object();
-  for (const TextEntry& q : dataset.queries) queries[q.id] = q.text;
-  Json& corpus = root["corpus"] = Json::object();
-  for (const TextEntry& d : dataset.corpus) corpus[d.id] = d.text;
-  Json& relevant = root["relevant_docs"] = Json::object();
-  for (const Relevance& r : dataset.relevant_docs) relevant[r.query_id] = r.doc_ids;
-  root["mode"] = dataset.mode;
-  // Invalid UTF-8 (only in a dataset that never passed validation) becomes U+FFFD rather than an exception.
-  return root.dump(4, ' ', /*ensure_ascii=*/true, nlohmann::json::error_handler_t::replace);
+  auto text_entry = [](const TextEntry& e) { return literal(e.id) + ": " + literal(e.text); };
+  auto relevance = [](const Relevance& r) {
+    std::string line = literal(r.query_id) + ": ";
+    if (r.doc_ids.empty()) return line + "[]";
+    line += "[\n";
+    for (size_t i = 0; i < r.doc_ids.size(); ++i) {
+      line += "            " + literal(r.doc_ids[i]) + (i + 1 < r.doc_ids.size() ? ",\n" : "\n");
+    }
+    return line + "        ]";
+  };
+  std::string out = "{\n";
+  write_member("queries", dataset.queries, text_entry, &out);
+  out += ",\n";
+  write_member("corpus", dataset.corpus, text_entry, &out);
+  out += ",\n";
+  write_member("relevant_docs", dataset.relevant_docs, relevance, &out);
+  out += ",\n    \"mode\": " + literal(dataset.mode) + "\n}";
+  return out;
 }
 
 Status write_llamaindex_json(const std::string& path, const QaDataset& dataset) {
