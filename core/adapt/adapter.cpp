@@ -1,0 +1,236 @@
+// Adapter configs, the registry of kinds, weights (de)serialisation and serving.
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+
+#include "core/adapt/builtin_nets.h"
+#include "core/adapt/torchscript_net.h"
+#include "core/common/safetensors.h"
+#include "embedapt/adapter_plugin.h"
+#include "embedapt/store.h"
+
+namespace embedapt {
+
+const char* AdapterSideName(AdapterSide side) {
+  switch (side) {
+    case AdapterSide::kQuery:
+      return "query";
+    case AdapterSide::kBoth:
+      return "both";
+  }
+  return "?";
+}
+
+Status parse_adapter_config(const std::string& config_json, AdapterConfig* out) {
+  nlohmann::json j = nlohmann::json::parse(config_json, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return Status::Corruption("adapter config is not a JSON object: " + config_json);
+  AdapterConfig config;
+  config.config_json = config_json;
+  if (!j.contains("kind") || !j["kind"].is_string()) {
+    return Status::InvalidArgument("adapter config: \"kind\" missing or not a string");
+  }
+  config.kind = j["kind"].get<std::string>();
+  for (const char* key : {"in_dim", "out_dim"}) {
+    if (!j.contains(key) || !j[key].is_number_integer() || j[key].get<int64_t>() < 1 ||
+        j[key].get<int64_t>() > kMaxDim) {
+      return Status::InvalidArgument(std::string("adapter config: \"") + key +
+                                     "\" must be an integer in [1, " + std::to_string(kMaxDim) + "]");
+    }
+  }
+  config.in_dim = j["in_dim"].get<int>();
+  config.out_dim = j["out_dim"].get<int>();
+  std::string side = j.value("side", "");
+  if (side == "query") {
+    config.side = AdapterSide::kQuery;
+  } else if (side == "both") {
+    config.side = AdapterSide::kBoth;
+    if (config.in_dim != config.out_dim) {
+      return Status::InvalidArgument("adapter config: a \"both\" adapter must keep the dimension (in_dim " +
+                                     std::to_string(config.in_dim) + ", out_dim " +
+                                     std::to_string(config.out_dim) + ")");
+    }
+  } else {
+    return Status::InvalidArgument("adapter config: \"side\" must be \"query\" or \"both\"");
+  }
+  if (!j.contains("embedder") || !j["embedder"].is_string()) {
+    return Status::InvalidArgument("adapter config: \"embedder\" missing or not a string");
+  }
+  config.embedder = j["embedder"].get<std::string>();
+  *out = std::move(config);
+  return Status::OK();
+}
+
+namespace {
+
+struct Registry {
+  std::mutex mu;
+  std::map<std::string, AdapterFactory> factories{{"linear", new_linear_net},
+                                                  {"two-layer", new_two_layer_net}};
+};
+
+Registry& registry() {
+  static Registry* r = new Registry;  // never destroyed: factories may be looked up during exit
+  return *r;
+}
+
+}  // namespace
+
+Status register_adapter(const std::string& kind, AdapterFactory factory) {
+  if (kind.empty() || kind == kTorchScriptKind || !factory) {
+    return Status::InvalidArgument("register_adapter: invalid or reserved kind \"" + kind + "\"");
+  }
+  Registry& r = registry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  if (!r.factories.emplace(kind, std::move(factory)).second) {
+    return Status::InvalidArgument("register_adapter: kind \"" + kind + "\" is already registered");
+  }
+  return Status::OK();
+}
+
+Status new_adapter_net(const AdapterConfig& config, std::shared_ptr<AdapterNet>* out) {
+  if (config.kind == kTorchScriptKind) {
+    return Status::InvalidArgument("a torchscript net is made from its archive (load_torchscript_net)");
+  }
+  AdapterFactory factory;
+  {
+    Registry& r = registry();
+    std::lock_guard<std::mutex> lock(r.mu);
+    auto it = r.factories.find(config.kind);
+    if (it == r.factories.end()) {
+      return Status::NotSupported("unknown adapter kind \"" + config.kind +
+                                  "\" (built in: linear, two-layer, torchscript; others must be registered)");
+    }
+    factory = it->second;
+  }
+  try {
+    return factory(config, out);
+  } catch (const c10::Error& e) {
+    return Status::InvalidArgument("adapter kind \"" + config.kind +
+                                   "\" failed to build: " + e.what_without_backtrace());
+  }
+}
+
+Status save_adapter_weights(AdapterNet& net, std::string* weights) {
+  TensorMap tensors;
+  std::string archive;
+  if (save_torchscript_archive(net, &archive).ok()) {
+    RawTensor t;
+    t.dtype = "U8";
+    t.shape = {static_cast<int64_t>(archive.size())};
+    t.data = std::move(archive);
+    tensors.emplace(kTorchScriptTensor, std::move(t));
+  } else {
+    for (auto& [name, tensor] : net.named_tensors()) {
+      torch::Tensor t = tensor.detach().to(torch::kFloat32).contiguous();
+      std::vector<float> values(t.data_ptr<float>(), t.data_ptr<float>() + t.numel());
+      tensors.emplace(name, floats_to_tensor(values, t.sizes().vec()));
+    }
+  }
+  *weights = serialize_safetensors(tensors);
+  return Status::OK();
+}
+
+namespace {
+
+// Copies each tensor of `stored` into the net's tensor of the same name.
+Status fill_net(const TensorMap& stored, AdapterNet& net, const std::string& kind) {
+  auto tensors = net.named_tensors();
+  if (stored.size() != tensors.size()) {
+    return Status::InvalidArgument(kind + " adapter weights: expected " + std::to_string(tensors.size()) +
+                                   " tensors, found " + std::to_string(stored.size()));
+  }
+  torch::NoGradGuard no_grad;
+  for (auto& [name, tensor] : tensors) {
+    auto it = stored.find(name);
+    if (it == stored.end())
+      return Status::InvalidArgument(kind + " adapter weights: tensor \"" + name + "\" missing");
+    if (it->second.shape != tensor.sizes().vec()) {
+      return Status::InvalidArgument(kind + " adapter weights: tensor \"" + name + "\" has shape " +
+                                     c10::str(c10::IntArrayRef(it->second.shape)) + ", the config needs " +
+                                     c10::str(tensor.sizes()));
+    }
+    std::vector<float> values;
+    Status s = tensor_to_floats(it->second, &values);
+    if (!s.ok()) return s.WithContext(kind + " adapter weights: tensor \"" + name + "\"");
+    tensor.copy_(torch::from_blob(values.data(), {static_cast<int64_t>(values.size())}, torch::kFloat32)
+                     .view(tensor.sizes()));
+  }
+  return Status::OK();
+}
+
+}  // namespace
+
+Status load_adapter_net(const std::string& config_json, const std::string& weights,
+                        const AdapterLoadOptions& options, AdapterConfig* config,
+                        std::shared_ptr<AdapterNet>* out) {
+  EMBEDAPT_RETURN_IF_ERROR(parse_adapter_config(config_json, config));
+  TensorMap stored;
+  Status s = parse_safetensors(weights, &stored);
+  if (!s.ok()) return s.WithContext(config->kind + " adapter weights");
+  if (config->kind == kTorchScriptKind) {
+    auto it = stored.find(kTorchScriptTensor);
+    if (it == stored.end() || stored.size() != 1) {
+      return Status::InvalidArgument(std::string("torchscript adapter weights: expected one tensor \"") +
+                                     kTorchScriptTensor + "\"");
+    }
+    return load_torchscript_net(it->second.data, options, out);
+  }
+  EMBEDAPT_RETURN_IF_ERROR(new_adapter_net(*config, out));
+  return fill_net(stored, **out, config->kind);
+}
+
+namespace {
+
+class NetAdapter : public Adapter {
+ public:
+  NetAdapter(AdapterConfig config, std::shared_ptr<AdapterNet> net)
+      : config_(std::move(config)), net_(std::move(net)) {}
+
+  const std::string& kind() const override { return config_.kind; }
+  int in_dim() const override { return config_.in_dim; }
+  int out_dim() const override { return config_.out_dim; }
+  AdapterSide side() const override { return config_.side; }
+
+  Status apply(const float* in, size_t n, float* out) const override {
+    if (n == 0) return Status::OK();
+    try {
+      c10::InferenceMode inference;
+      torch::Tensor x = torch::from_blob(const_cast<float*>(in), {static_cast<int64_t>(n), config_.in_dim},
+                                         torch::kFloat32);
+      torch::Tensor y = net_->forward(x);
+      if (y.scalar_type() != torch::kFloat32 || y.dim() != 2 || y.size(0) != static_cast<int64_t>(n) ||
+          y.size(1) != config_.out_dim) {
+        return Status::InvalidArgument(config_.kind + " adapter returned " + c10::str(y.sizes()) + " " +
+                                       c10::toString(y.scalar_type()) + ", expected float [" +
+                                       std::to_string(n) + ", " + std::to_string(config_.out_dim) + "]");
+      }
+      y = y.contiguous();
+      std::memcpy(out, y.data_ptr<float>(), n * config_.out_dim * sizeof(float));
+    } catch (const c10::Error& e) {
+      return Status::InvalidArgument(config_.kind + " adapter failed: " + e.what_without_backtrace());
+    }
+    return Status::OK();
+  }
+
+ private:
+  const AdapterConfig config_;
+  const std::shared_ptr<AdapterNet> net_;
+};
+
+}  // namespace
+
+std::unique_ptr<Adapter> make_adapter(const AdapterConfig& config, std::shared_ptr<AdapterNet> net) {
+  return std::make_unique<NetAdapter>(config, std::move(net));
+}
+
+Status load_adapter(const std::string& config_json, const std::string& weights,
+                    const AdapterLoadOptions& options, std::unique_ptr<Adapter>* out) {
+  AdapterConfig config;
+  std::shared_ptr<AdapterNet> net;
+  EMBEDAPT_RETURN_IF_ERROR(load_adapter_net(config_json, weights, options, &config, &net));
+  *out = make_adapter(config, std::move(net));
+  return Status::OK();
+}
+
+}  // namespace embedapt
