@@ -105,10 +105,11 @@ TEST_CASE("embed reads strings and {\"text\"} objects and writes .npy", "[embed_
   fs::path dir = work_dir("npy");
   write_text(dir / "in.jsonl", "\"plain string\"\n\n{\"text\": \"Ünïcödé ok\", \"id\": 7}\n\"\"\n");
   Run run = run_cli({"embed", "--embedder", fake_spec(), "--query", "--input", (dir / "in.jsonl").string(),
-                     "--out", (dir / "out.npy").string(), "--no-cache"},
+                     "--out", (dir / "out.npy").string(), "--no-cache", "--progress"},
                     dir);
   INFO(run.err);
   REQUIRE(run.exit_code == 0);
+  CHECK(run.err.find("embedding  3/3  100%") != std::string::npos);
   embedapt::Matrix m;
   REQUIRE(embedapt::read_npy((dir / "out.npy").string(), &m).ok());
   REQUIRE(m.rows == 3);

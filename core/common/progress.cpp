@@ -14,11 +14,8 @@ constexpr auto kRedrawInterval = std::chrono::milliseconds(100);
 
 }  // namespace
 
-Progress::Progress(std::string label, size_t total, bool force)
-    : label_(std::move(label)),
-      total_(total),
-      enabled_(force || ::isatty(STDERR_FILENO) == 1),
-      start_(std::chrono::steady_clock::now()) {}
+Progress::Progress(std::string label, size_t total, bool enabled)
+    : label_(std::move(label)), total_(total), enabled_(enabled), start_(std::chrono::steady_clock::now()) {}
 
 Progress::~Progress() {
   if (!enabled_) return;
@@ -27,6 +24,8 @@ Progress::~Progress() {
   draw(std::chrono::steady_clock::now());
   std::fputc('\n', stderr);
 }
+
+bool Progress::stderr_is_terminal() { return ::isatty(STDERR_FILENO) == 1; }
 
 void Progress::add(size_t n) {
   if (!enabled_) return;

@@ -2,8 +2,9 @@
 //
 //   embedding  1536/5000  30% [#########                     ] 412/s  ETA 8s
 //
-// Drawn only when asked to or when stderr is a terminal, so logs and pipes
-// get no carriage-return noise. Safe to advance from several threads.
+// Callers enable it when the user asked for it or stderr_is_terminal(), so
+// logs and pipes get no carriage-return noise. Safe to advance from several
+// threads.
 #pragma once
 
 #include <chrono>
@@ -15,12 +16,14 @@ namespace embedapt {
 
 class Progress {
  public:
-  // Draws when `force` or stderr is a terminal; `total` is the work expected.
-  Progress(std::string label, size_t total, bool force = false);
+  // `total` is the work expected; a disabled Progress draws nothing.
+  Progress(std::string label, size_t total, bool enabled);
   ~Progress();  // draws the final state and ends the line, if anything was drawn
 
   Progress(const Progress&) = delete;
   Progress& operator=(const Progress&) = delete;
+
+  static bool stderr_is_terminal();
 
   // Records `n` more units done; redraws at most ten times a second.
   void add(size_t n);

@@ -108,7 +108,7 @@ void run_embed(const EmbedArgs& args) {
   std::vector<float> rows;
   rows.reserve(texts.size() * dim);
   {
-    Progress progress("embedding", texts.size(), args.progress);
+    Progress progress("embedding", texts.size(), args.progress || Progress::stderr_is_terminal());
     for (size_t begin = 0; begin < texts.size(); begin += kChunk) {
       size_t end = std::min(texts.size(), begin + kChunk);
       std::vector<std::string> chunk(texts.begin() + begin, texts.begin() + end);
