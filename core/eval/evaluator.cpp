@@ -33,16 +33,14 @@ Status find_unanswerable(const Store& store, const QaDataset& dataset, std::vect
 Status embed_queries(Embedder& embedder, const QaDataset& dataset, const EvalOptions& options,
                      std::vector<float>* out) {
   const size_t batch_size = options.batch_size;
-  std::unique_ptr<Progress> progress;
-  if (options.show_progress)
-    progress = std::make_unique<Progress>("embedding queries", dataset.queries.size());
+  Progress progress("embedding queries", dataset.queries.size(), options.show_progress);
   std::vector<std::string> batch;
   for (size_t start = 0; start < dataset.queries.size(); start += batch_size) {
     const size_t end = std::min(dataset.queries.size(), start + batch_size);
     batch.clear();
     for (size_t i = start; i < end; ++i) batch.push_back(dataset.queries[i].text);
     EMBEDAPT_RETURN_IF_ERROR(embedder.embed(batch, EmbedSide::kQuery, out).WithContext("embedding queries"));
-    if (progress) progress->add(batch.size());
+    progress.add(batch.size());
   }
   return Status::OK();
 }
@@ -65,10 +63,7 @@ Status score_system(const SearchView& view, const std::vector<float>& query_vect
                     const QaDataset& dataset,
                     const std::unordered_map<std::string, std::unordered_set<std::string>>& relevant,
                     const EvalOptions& options, SystemResult* result) {
-  std::unique_ptr<Progress> progress;
-  if (options.show_progress) {
-    progress = std::make_unique<Progress>("searching (" + result->name + ")", dataset.queries.size());
-  }
+  Progress progress("searching (" + result->name + ")", dataset.queries.size(), options.show_progress);
   const int depth = std::max(options.top_k, 10);  // nDCG@10 and recall@10 look at ten results
   const size_t n = dataset.queries.size();
   std::vector<std::vector<Hit>> hits;
@@ -93,7 +88,7 @@ Status score_system(const SearchView& view, const std::vector<float>& query_vect
       score.metrics = score_ranking(is_relevant, wanted.size(), options.top_k);
       result->queries.push_back(std::move(score));
     }
-    if (progress) progress->add(count);
+    progress.add(count);
   }
   result->hit_rate = mean(column(*result, &RankMetrics::hit));
   result->mrr = mean(column(*result, &RankMetrics::mrr));

@@ -28,7 +28,7 @@ struct EvalOptions {
   int top_k = 5;
   uint64_t seed = 0;           // for the bootstrap and the permutation test
   int resamples = 10000;       // bootstrap resamples and permutations
-  size_t batch_size = 64;      // queries embedded and searched at a time
+  size_t batch_size = 128;     // queries embedded and searched at a time
   bool show_progress = false;  // progress bar on stderr
 };
 

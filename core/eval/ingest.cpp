@@ -1,7 +1,6 @@
 #include "core/eval/ingest.h"
 
 #include <algorithm>
-#include <memory>
 #include <unordered_map>
 
 #include "core/common/progress.h"
@@ -40,11 +39,8 @@ Status ingest_dataset(Store& store, Embedder& embedder, const QaDataset& dataset
   }
   EMBEDAPT_RETURN_IF_ERROR(store.set_embedder(embedder.identity()));
 
-  std::unique_ptr<Progress> progress;
-  if (options.show_progress) {
-    const size_t work = dataset.corpus.size() + (options.log_pairs ? dataset.queries.size() : 0);
-    progress = std::make_unique<Progress>("ingesting", work);
-  }
+  const size_t work = dataset.corpus.size() + (options.log_pairs ? dataset.queries.size() : 0);
+  Progress progress("ingesting", work, options.show_progress);
   IngestCounts done;
   std::vector<float> vectors;
   std::vector<Record> records;
@@ -60,7 +56,7 @@ Status ingest_dataset(Store& store, Embedder& embedder, const QaDataset& dataset
     }
     EMBEDAPT_RETURN_IF_ERROR(store.upsert_batch(records));
     done.documents += count;
-    if (progress) progress->add(count);
+    progress.add(count);
   }
 
   if (options.log_pairs) {
@@ -79,7 +75,7 @@ Status ingest_dataset(Store& store, Embedder& embedder, const QaDataset& dataset
           ++done.pairs;
         }
       }
-      if (progress) progress->add(count);
+      progress.add(count);
     }
   }
   if (counts != nullptr) *counts = done;

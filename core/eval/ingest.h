@@ -12,7 +12,7 @@ namespace embedapt {
 
 struct IngestOptions {
   bool log_pairs = true;       // record every (query, relevant document) in the query log
-  size_t batch_size = 64;      // texts embedded and records upserted at a time
+  size_t batch_size = 128;     // texts embedded and records upserted at a time
   bool show_progress = false;  // progress bar on stderr
 };
 

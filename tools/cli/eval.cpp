@@ -2,6 +2,8 @@
 // index on a dataset, for the base embedder and each --adapter, with 95%
 // bootstrap intervals and a paired permutation test of each adapter against
 // the base.
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -154,7 +156,7 @@ void run_eval(const EvalArgs& args) {
 
   EmbedderOptions embedder_options;
   embedder_options.cache_dir = args.cache_dir;
-  embedder_options.show_progress = true;
+  embedder_options.show_progress = false;  // the evaluator draws its own bars
   std::unique_ptr<Embedder> embedder;
   Status made = make_embedder(args.embedder, embedder_options, &embedder);
   if (!made.ok()) throw Failure{"--embedder " + args.embedder + ": " + made.message()};
@@ -166,7 +168,7 @@ void run_eval(const EvalArgs& args) {
   EvalOptions options;
   options.top_k = args.top_k;
   options.seed = args.seed;
-  options.show_progress = true;
+  options.show_progress = isatty(STDERR_FILENO);  // no carriage-return noise in logs
   EvalReport report;
   check(evaluate(*store, *embedder, dataset, systems, options, &report));
 
