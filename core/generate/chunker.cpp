@@ -10,7 +10,9 @@ namespace embedapt {
 
 namespace {
 
-// A sentence (or a smaller piece of an overlong one) of one page.
+// A sentence (or a piece of an overlong one) of one page. Units start
+// after white space, so a chunk's text is the page's text from its first
+// unit's offset to its last unit's end.
 struct Unit {
   int page;
   size_t offset;  // in the page's text
@@ -119,8 +121,8 @@ bool is_blank(std::string_view text) {
 }
 
 std::string chunk_id(const std::string& document, const Unit& first, const Unit& last) {
-  std::string key = document + '\0' + std::to_string(first.page) + ':' + std::to_string(first.offset) + '\0' +
-                    std::to_string(last.page) + ':' + std::to_string(last.offset + last.text.size());
+  std::string key = document + '\0' + std::to_string(first.page) + ':' + std::to_string(first.offset) + '-' +
+                    std::to_string(last.offset + last.text.size());
   unsigned char digest[SHA256_DIGEST_LENGTH];
   SHA256(reinterpret_cast<const unsigned char*>(key.data()), key.size(), digest);
   char hex[17];
@@ -128,23 +130,15 @@ std::string chunk_id(const std::string& document, const Unit& first, const Unit&
   return std::string(hex, 16);
 }
 
-Chunk make_chunk(const std::string& document, const std::vector<Unit>& units) {
-  Chunk chunk;
-  chunk.id = chunk_id(document, units.front(), units.back());
-  chunk.document = document;
-  chunk.first_page = units.front().page;
-  chunk.last_page = units.back().page;
-  for (size_t i = 0; i < units.size(); ++i) {
-    if (i > 0 && units[i].page != units[i - 1].page && !chunk.text.empty() && !is_space(chunk.text.back())) {
-      chunk.text.push_back('\n');
-    }
-    chunk.text.append(units[i].text);
-  }
-  size_t end = chunk.text.find_last_not_of(" \t\r\n\f\v");
-  chunk.text.erase(end + 1);
-  size_t begin = chunk.text.find_first_not_of(" \t\r\n\f\v");
-  chunk.text.erase(0, begin);
-  return chunk;
+// The units of one page, consecutive in its text, as a chunk.
+Chunk make_chunk(const std::string& document, std::string_view page_text, const std::vector<Unit>& units) {
+  size_t begin = units.front().offset;
+  size_t end = units.back().offset + units.back().text.size();
+  std::string_view text = page_text.substr(begin, end - begin);
+  while (!text.empty() && is_space(text.back())) text.remove_suffix(1);
+  while (!text.empty() && is_space(text.front())) text.remove_prefix(1);
+  return Chunk{chunk_id(document, units.front(), units.back()), document, units.front().page,
+               std::string(text)};
 }
 
 }  // namespace
@@ -161,9 +155,9 @@ Status validate(const ChunkerOptions& options) {
 
 void chunk_document(const Document& doc, const ChunkerOptions& options, const TokenCounter& count_tokens,
                     std::vector<Chunk>* chunks) {
-  std::vector<Unit> units;
   for (const Page& page : doc.pages) {
     std::string_view text = page.text;
+    std::vector<Unit> units;
     for (std::string_view sentence : split_sentences(text)) {
       std::vector<std::string_view> parts;
       split_to_fit(sentence, options.chunk_size, count_tokens, &parts);
@@ -173,33 +167,33 @@ void chunk_document(const Document& doc, const ChunkerOptions& options, const To
             {page.number, static_cast<size_t>(part.data() - text.data()), part, count_tokens(part)});
       }
     }
-  }
 
-  std::vector<Unit> current;
-  size_t current_tokens = 0;
-  for (const Unit& unit : units) {
-    if (!current.empty() && current_tokens + unit.tokens > options.chunk_size) {
-      chunks->push_back(make_chunk(doc.name, current));
-      // Carry the last whole units that fit in the overlap, if the next unit
-      // still fits after them.
-      std::vector<Unit> carried;
-      size_t carried_tokens = 0;
-      for (auto it = current.rbegin(); it != current.rend(); ++it) {
-        if (carried_tokens + it->tokens > options.chunk_overlap) break;
-        carried_tokens += it->tokens;
-        carried.insert(carried.begin(), *it);
+    std::vector<Unit> current;
+    size_t current_tokens = 0;
+    for (const Unit& unit : units) {
+      if (!current.empty() && current_tokens + unit.tokens > options.chunk_size) {
+        chunks->push_back(make_chunk(doc.name, text, current));
+        // Carry the last whole units that fit in the overlap, if the next
+        // unit still fits after them.
+        std::vector<Unit> carried;
+        size_t carried_tokens = 0;
+        for (auto it = current.rbegin(); it != current.rend(); ++it) {
+          if (carried_tokens + it->tokens > options.chunk_overlap) break;
+          carried_tokens += it->tokens;
+          carried.insert(carried.begin(), *it);
+        }
+        if (carried_tokens + unit.tokens > options.chunk_size) {
+          carried.clear();
+          carried_tokens = 0;
+        }
+        current = std::move(carried);
+        current_tokens = carried_tokens;
       }
-      if (carried_tokens + unit.tokens > options.chunk_size) {
-        carried.clear();
-        carried_tokens = 0;
-      }
-      current = std::move(carried);
-      current_tokens = carried_tokens;
+      current.push_back(unit);
+      current_tokens += unit.tokens;
     }
-    current.push_back(unit);
-    current_tokens += unit.tokens;
+    if (!current.empty()) chunks->push_back(make_chunk(doc.name, text, current));
   }
-  if (!current.empty()) chunks->push_back(make_chunk(doc.name, current));
 }
 
 }  // namespace embedapt

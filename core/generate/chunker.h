@@ -14,19 +14,19 @@
 namespace embedapt {
 
 struct ChunkerOptions {
-  // Tokens of the embedding model's tokenizer. The defaults and why they are
-  // what they are: see docs/generate.md.
+  // Tokens of the embedding model's tokenizer. With these defaults, the
+  // LlamaIndex SentenceSplitter's, the shared 10-K PDFs give chunk counts
+  // close to LlamaIndex's (docs/generate.md has the numbers).
   size_t chunk_size = 1024;
   size_t chunk_overlap = 200;  // tokens repeated from the end of the previous chunk
 };
 
 struct Chunk {
-  // Stable: a hash of the document name and the chunk's position in it, so the
-  // same inputs and options give the same ids on every run and machine.
+  // Stable: a hash of the document name, the page and the chunk's place on
+  // it, so the same inputs and options give the same ids on every run.
   std::string id;
   std::string document;  // Document::name
-  int first_page = 1;
-  int last_page = 1;
+  int page = 1;
   std::string text;
 };
 
@@ -36,11 +36,12 @@ using TokenCounter = std::function<size_t(std::string_view)>;
 // InvalidArgument unless 0 < chunk_size and chunk_overlap < chunk_size.
 Status validate(const ChunkerOptions& options);
 
-// Splits `doc` into chunks: sentences (and, for text with no sentence end,
+// Splits `doc` into chunks, each page on its own (as LlamaIndex reads a PDF
+// as one document per page): sentences (and, for text with no sentence end,
 // lines, then words) are packed greedily up to chunk_size tokens; each chunk
-// after the first starts with the last whole sentences of the previous one
-// that fit in chunk_overlap tokens. A chunk may span pages. Blank pages give
-// no chunk. Appends to *chunks; `options` must be valid.
+// after a page's first starts with the last whole sentences of the previous
+// one that fit in chunk_overlap tokens. Blank pages give no chunk. Appends
+// to *chunks; `options` must be valid.
 void chunk_document(const Document& doc, const ChunkerOptions& options, const TokenCounter& count_tokens,
                     std::vector<Chunk>* chunks);
 

@@ -50,10 +50,7 @@ std::string journal_arguments(const std::vector<Chunk>& chunks, const GenerateOp
 }
 
 std::string describe(const Chunk& chunk) {
-  std::string pages = chunk.first_page == chunk.last_page ? "page " + std::to_string(chunk.first_page)
-                                                          : "pages " + std::to_string(chunk.first_page) +
-                                                                "-" + std::to_string(chunk.last_page);
-  return "chunk " + chunk.id + " (" + chunk.document + ", " + pages + ")";
+  return "chunk " + chunk.id + " (" + chunk.document + ", page " + std::to_string(chunk.page) + ")";
 }
 
 }  // namespace

@@ -43,6 +43,8 @@ uint32_t named_entity(const std::string& name) {
       {"nbsp", 0xA0},    {"ndash", 0x2013}, {"mdash", 0x2014},  {"lsquo", 0x2018}, {"rsquo", 0x2019},
       {"ldquo", 0x201C}, {"rdquo", 0x201D}, {"hellip", 0x2026}, {"copy", 0xA9},    {"reg", 0xAE},
       {"trade", 0x2122}, {"euro", 0x20AC},  {"pound", 0xA3},    {"bull", 0x2022},  {"middot", 0xB7},
+      {"eacute", 0xE9},  {"egrave", 0xE8},  {"agrave", 0xE0},   {"ccedil", 0xE7},  {"auml", 0xE4},
+      {"ouml", 0xF6},    {"uuml", 0xFC},    {"szlig", 0xDF},
   };
   for (const auto& [n, cp] : kNames) {
     if (name == n) return cp;
@@ -155,8 +157,12 @@ std::string html_to_text(std::string_view html) {
       }
       if (tag == "pre") pre_depth = std::max(0, pre_depth + (closing ? -1 : 1));
       if (is_block_tag(tag)) {
-        text.push_back('\n');
-        if (tag == "p" || tag[0] == 'h') text.push_back('\n');
+        // One line break per boundary (</li><li> is one), a blank line around paragraphs and headings.
+        size_t breaks = tag == "p" || (tag.size() == 2 && tag[0] == 'h' && std::isdigit(tag[1])) ? 2 : 1;
+        size_t trailing = 0;
+        while (trailing < text.size() && text[text.size() - 1 - trailing] == '\n') ++trailing;
+        if (tag == "br") breaks = trailing + 1;
+        if (trailing < breaks) text.append(breaks - trailing, '\n');
         pending_space = false;
       } else if (tag == "td" || tag == "th") {
         pending_space = true;
