@@ -17,6 +17,7 @@ computed as the seed's notebook does.
 """
 
 import argparse
+import collections
 import json
 import os
 import resource
@@ -48,8 +49,8 @@ class EmbedaptEmbedding(BaseEmbedding):
 
     Every call runs `embedapt embed --no-cache` on its texts (queries with
     --query, so they get the model's query prompt), so every call embeds anew.
-    `prefetch` embeds many texts in one process and answers later calls for
-    them from memory: scoring uses it, training never does.
+    `prefetch` embeds many texts in one process and answers later single-text
+    calls for them from memory: scoring uses it, training never does.
     """
 
     _embedapt: str = PrivateAttr()
@@ -70,15 +71,16 @@ class EmbedaptEmbedding(BaseEmbedding):
         return "EmbedaptEmbedding"
 
     def embed(self, side: str, texts: List[str]) -> List[List[float]]:
-        """Embeds `texts` as queries (side "query") or documents, in one process."""
-        todo = [t for t in dict.fromkeys(texts) if (side, t) not in self._memo]
-        vectors = dict(((side, t), self._memo[(side, t)]) for t in texts if (side, t) in self._memo)
-        if todo:
-            vectors.update(zip(((side, t) for t in todo), self._run(side, todo)))
-        return [vectors[(side, t)] for t in texts]
+        """Embeds every one of `texts` as queries (side "query") or documents, in one process."""
+        return self._run(side, texts)
 
     def prefetch(self, side: str, texts: List[str]) -> None:
+        """Embeds `texts` now; later single-text calls for them read these vectors."""
         self._memo.update(zip(((side, t) for t in texts), self._run(side, texts)))
+
+    def _one(self, side: str, text: str) -> List[float]:
+        vector = self._memo.get((side, text))
+        return vector if vector is not None else self._run(side, [text])[0]
 
     def _run(self, side: str, texts: List[str]) -> List[List[float]]:
         source = os.path.join(self._workdir.name, "texts.jsonl")
@@ -98,33 +100,48 @@ class EmbedaptEmbedding(BaseEmbedding):
         return self._launches
 
     def _get_query_embedding(self, query: str) -> List[float]:
-        return self.embed("query", [query])[0]
+        return self._one("query", query)
 
     async def _aget_query_embedding(self, query: str) -> List[float]:
         return self._get_query_embedding(query)
 
     def _get_text_embedding(self, text: str) -> List[float]:
-        return self.embed("text", [text])[0]
+        return self._one("text", text)
 
     def _get_text_embeddings(self, texts: List[str]) -> List[List[float]]:
         return self.embed("text", texts)
 
 
-class BatchedEngine(EmbeddingAdapterFinetuneEngine):
-    """The seed's engine with each batch embedded in one call per side.
+class EpochEmbeddingEngine(EmbeddingAdapterFinetuneEngine):
+    """The seed's engine, with each epoch's texts embedded in one call per side.
 
-    The seed embeds every text of every batch of every epoch, one call per text,
-    with its model in process. Here the model lives in another process, so one
-    launch per text would bill LlamaIndex for thousands of model loads; a launch
-    per batch and side keeps the seed's work (every text embedded anew each
-    epoch) at far fewer loads. What the loads still cost is measured and
-    reported apart (see `launch_s` in train's timing).
+    The seed embeds every query and chunk of every batch of every epoch, one
+    call per text, with its model in process. Here the model lives in another
+    process, and a launch per text would bill LlamaIndex for thousands of model
+    loads. So when an epoch starts (the loader does not shuffle: batches come
+    in dataset order) all its texts are embedded anew in one launch per side,
+    and each batch takes its vectors in turn: the seed's embedding work, every
+    epoch, at two launches an epoch.
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._epoch: collections.deque = collections.deque()
+
     def smart_batching_collate(self, batch: List) -> Tuple[Any, Any]:
-        queries = self.embed_model.embed("query", [query for query, _ in batch])
-        texts = self.embed_model.embed("text", [text for _, text in batch])
-        return torch.tensor(queries), torch.tensor(texts)
+        if not self._epoch:
+            examples = self.loader.dataset
+            queries = self.embed_model.embed("query", [query for query, _ in examples])
+            texts = self.embed_model.embed("text", [text for _, text in examples])
+            self._epoch.extend(zip(examples, queries, texts))
+        query_vectors, text_vectors = [], []
+        for example in batch:
+            expected, query_vector, text_vector = self._epoch.popleft()
+            if expected != example:
+                raise RuntimeError("the data loader's batches are not in dataset order")
+            query_vectors.append(query_vector)
+            text_vectors.append(text_vector)
+        return torch.tensor(query_vectors), torch.tensor(text_vectors)
 
 
 def cpu_seconds() -> float:
@@ -185,7 +202,7 @@ def train(args: argparse.Namespace) -> None:
     # The clock covers the engine and its training, as the seed's notebook
     # times finetune(); model loads are inside it (one per launch), see launch_s.
     launches0, wall0, cpu0 = embed_model.launches, time.perf_counter(), cpu_seconds()
-    engine = BatchedEngine(
+    engine = EpochEmbeddingEngine(
         dataset,
         embed_model,
         model_output_path=args.out,
