@@ -18,6 +18,7 @@ and a full fine-tune of the base model, once each. Every step's wall and CPU tim
 """
 
 import argparse
+import glob
 import json
 import os
 import platform
@@ -111,17 +112,21 @@ class Bench:
             "--epochs", str(SEED_EPOCHS[kind]),
             "--out", os.path.join(root, f"llamaindex-{kind}.li"),
             "--export", os.path.join(root, f"llamaindex-{kind}"),
-            "--identity", self.identity(protocol),
+            "--identity", self.identity(),
             "--timing", timing,
         )  # fmt: skip
         with open(timing) as f:
             inner = json.load(f)
         return dict(inner, process_wall_s=outer["wall_s"], process_cpu_s=outer["cpu_s"], load_avg_1m=outer["load_avg_1m"])
 
-    def identity(self, protocol: dict) -> str:
-        """The embedder identity our adapters carry, so LlamaIndex's export matches it."""
-        with open(self.path(protocol["name"], "run1", "linear", "config.json")) as f:
-            return json.load(f)["embedder"]
+    def identity(self) -> str:
+        """The embedder identity our adapters carry, so LlamaIndex's export matches
+        it: read from any adapter retrain has exported so far (all use `default`)."""
+        for config in sorted(glob.glob(self.path("*", "run*", "*", "config.json"))):
+            if not os.path.basename(os.path.dirname(config)).startswith("llamaindex"):
+                with open(config) as f:
+                    return json.load(f)["embedder"]
+        raise SystemExit("bench: no exported embedapt adapter yet to take the embedder identity from")
 
     def test_db(self, protocol: dict) -> str:
         """The store the test queries search: the training store itself when the
@@ -205,8 +210,8 @@ def main() -> None:
     val = os.path.join(data, "val_dataset.json")
     bench.cli("split", val, "--fraction", "0.5", "--seed", str(SPLIT_SEED), "--out-a", halves[0], "--out-b", halves[1])
     protocols = [
-        {"name": "transfer", "train": os.path.join(data, "train_dataset.json"), "test": val, "same_corpus": False},
         {"name": "in-corpus", "train": halves[0], "test": halves[1], "same_corpus": True},
+        {"name": "transfer", "train": os.path.join(data, "train_dataset.json"), "test": val, "same_corpus": False},
     ]
 
     started = time.time()
