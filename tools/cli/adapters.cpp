@@ -1,0 +1,136 @@
+// `embedapt adapters`: list, activate, roll back, export and import adapter versions.
+#include <cstdio>
+#include <ctime>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "embedapt/store.h"
+#include "tools/cli/cli.h"
+
+namespace embedapt::cli {
+
+namespace {
+
+struct AdaptersArgs {
+  std::string db;
+  uint64_t version = 0;
+  std::string dir;
+  bool trust_code = false;
+};
+
+std::unique_ptr<Store> open_store(const std::string& db) {
+  Options options;
+  options.create_if_missing = false;
+  std::unique_ptr<Store> store;
+  check(Store::open(db, options, &store));
+  return store;
+}
+
+std::string describe(const AdapterVersion& v) {
+  nlohmann::json config = nlohmann::json::parse(v.config_json, nullptr, false);
+  nlohmann::json metrics = nlohmann::json::parse(v.metrics_json, nullptr, false);
+  std::string out = config.is_object() ? config.value("kind", "?") + " " + config.value("side", "?") : "?";
+  if (metrics.is_object() && metrics.contains("adapter") && metrics.contains("base")) {
+    char buffer[128];
+    std::snprintf(buffer, sizeof(buffer), "  val hit@%d %.4f -> %.4f", metrics.value("top_k", 5),
+                  metrics["base"].value("hit_rate", 0.0), metrics["adapter"].value("hit_rate", 0.0));
+    out += buffer;
+  }
+  return out;
+}
+
+void list(const AdaptersArgs& args) {
+  auto store = open_store(args.db);
+  StoreStats stats;
+  check(store->stats(&stats));
+  std::vector<AdapterVersion> versions;
+  check(store->list_adapters(&versions));
+  if (versions.empty()) std::printf("no adapter versions\n");
+  for (const auto& v : versions) {
+    char created[32];
+    std::time_t t = static_cast<std::time_t>(v.created_unix);
+    std::strftime(created, sizeof(created), "%Y-%m-%d %H:%M:%S", std::gmtime(&t));
+    std::printf("%s%llu  parent %llu  %s UTC  %s\n", v.version == stats.active_adapter ? "* " : "  ",
+                static_cast<unsigned long long>(v.version), static_cast<unsigned long long>(v.parent),
+                created, describe(v).c_str());
+  }
+}
+
+void activate(const AdaptersArgs& args) {
+  auto store = open_store(args.db);
+  check(store->activate_adapter(args.version));
+  std::printf("active: %llu\n", static_cast<unsigned long long>(args.version));
+}
+
+void rollback(const AdaptersArgs& args) {
+  auto store = open_store(args.db);
+  check(store->rollback_adapter());
+  StoreStats stats;
+  check(store->stats(&stats));
+  std::printf("active: %llu\n", static_cast<unsigned long long>(stats.active_adapter));
+}
+
+void export_version(const AdaptersArgs& args) {
+  auto store = open_store(args.db);
+  AdapterVersion v;
+  check(store->get_adapter(args.version, &v));
+  check(write_adapter_dir(args.dir, v.config_json, v.weights));
+  std::printf("exported version %llu to %s\n", static_cast<unsigned long long>(args.version),
+              args.dir.c_str());
+}
+
+// Refuses an adapter the store could not serve: wrong dimension, another
+// embedder, untrusted code, or weights that do not load.
+void import_dir(const AdaptersArgs& args) {
+  auto store = open_store(args.db);
+  StoreStats stats;
+  check(store->stats(&stats));
+  AdapterVersion v;
+  check(read_adapter_dir(args.dir, &v.config_json, &v.weights));
+  std::unique_ptr<Adapter> adapter;
+  Status loaded = load_adapter(v.config_json, v.weights, {args.trust_code}, &adapter);
+  if (!loaded.ok()) throw Failure{args.dir + ": " + loaded.message()};
+  if (adapter->in_dim() != stats.dim || adapter->out_dim() != stats.dim) {
+    throw Failure{args.dir + ": the adapter maps " + std::to_string(adapter->in_dim()) + " -> " +
+                  std::to_string(adapter->out_dim()) + " dimensions; the store holds " +
+                  std::to_string(stats.dim)};
+  }
+  std::string embedder = nlohmann::json::parse(v.config_json).value("embedder", "");
+  if (embedder != stats.embedder) {
+    throw Failure{args.dir + ": the adapter was trained on embedder '" + embedder + "', the store holds '" +
+                  stats.embedder + "'"};
+  }
+  v.metrics_json = nlohmann::json{{"imported_from", args.dir}}.dump();
+  check(store->put_adapter(&v));
+  std::printf("imported %s as version %llu\n", args.dir.c_str(), static_cast<unsigned long long>(v.version));
+}
+
+}  // namespace
+
+void add_adapters_command(CLI::App& app) {
+  auto args = std::make_shared<AdaptersArgs>();
+  CLI::App* cmd = app.add_subcommand("adapters", "Manage a store's adapter versions");
+  cmd->add_option("db", args->db, "The store directory")->required();
+  cmd->require_subcommand(1);
+  cmd->add_subcommand("list", "List the versions (* marks the active one)")->callback([args] {
+    list(*args);
+  });
+  CLI::App* act = cmd->add_subcommand("activate", "Make a version the active one (0: none)");
+  act->add_option("version", args->version)->required();
+  act->callback([args] { activate(*args); });
+  cmd->add_subcommand("rollback", "Re-activate the previously active version")->callback([args] {
+    rollback(*args);
+  });
+  CLI::App* exp = cmd->add_subcommand("export", "Write a version as config.json + adapter.safetensors");
+  exp->add_option("version", args->version)->required();
+  exp->add_option("dir", args->dir)->required();
+  exp->callback([args] { export_version(*args); });
+  CLI::App* imp = cmd->add_subcommand("import", "Store an exported adapter directory as a new version");
+  imp->add_option("dir", args->dir)->required();
+  imp->add_flag("--trust-code", args->trust_code, "Allow a TorchScript adapter (it is code)");
+  imp->callback([args] { import_dir(*args); });
+}
+
+}  // namespace embedapt::cli
