@@ -34,7 +34,7 @@ enum class Metric {
   kL2,            // score = squared L2 distance (lower is better)
 };
 
-const char* MetricName(Metric metric);                 // "cosine", "ip", "l2"
+const char* MetricName(Metric metric);  // "cosine", "ip", "l2"
 Status ParseMetric(std::string_view name, Metric* out);
 
 struct Options {
@@ -85,6 +85,7 @@ struct StoreStats {
   uint64_t logged_queries = 0;
   uint64_t logged_hits = 0;
   std::string embedder;  // identity of the embedder the vectors came from ("" if unknown)
+  std::string recovery;  // how open() got its index: snapshot + replay, or a rebuild and why
 };
 
 // One stored adapter version.
@@ -124,8 +125,7 @@ class Store {
 
   // Inserts or replaces the record `id`. `dim` must equal the store's dim;
   // NaN and Inf are refused.
-  virtual Status upsert(std::string_view id, const float* vector, size_t dim,
-                        std::string_view payload) = 0;
+  virtual Status upsert(std::string_view id, const float* vector, size_t dim, std::string_view payload) = 0;
   // All or nothing: either every record is written or none is.
   virtual Status upsert_batch(const std::vector<Record>& records) = 0;
   // Code::kNotFound if `id` is not stored.
@@ -139,9 +139,10 @@ class Store {
 
   // A view that searches as if `adapter` were active (nullptr: no adapter).
   // Documents are transformed when the adapter's side is kBoth, which builds
-  // a separate index of the same type from the raw vectors.
-  virtual Status view(std::shared_ptr<const Adapter> adapter,
-                      std::unique_ptr<SearchView>* out) const = 0;
+  // a separate index of the same type from the raw vectors; when the document
+  // side matches the live index, the view searches that one. A view must not
+  // outlive its store; it is safe to search from many threads.
+  virtual Status view(std::shared_ptr<const Adapter> adapter, std::unique_ptr<SearchView>* out) const = 0;
 
   // Calls `fn` for every stored record, in id order, until it returns false.
   virtual Status scan(const std::function<bool(const Record&)>& fn) const = 0;
@@ -173,6 +174,9 @@ class Store {
   virtual Status verify() const = 0;
   // Makes everything written so far durable and persists an index snapshot.
   virtual Status flush() = 0;
+  // Makes everything written so far durable (fsyncs the log), without a
+  // snapshot: cheap enough to call after every batch.
+  virtual Status sync() = 0;
 };
 
 }  // namespace embedapt

@@ -1,0 +1,216 @@
+// Adapter versions, activation and rollback, and views under an adapter.
+#include <rocksdb/write_batch.h>
+
+#include <ctime>
+#include <nlohmann/json.hpp>
+
+#include "index/codec.h"
+#include "index/store_impl.h"
+
+namespace embedapt {
+namespace {
+
+std::string encode_adapter(const AdapterVersion& v) {
+  std::string value;
+  codec::put_u64(&value, v.version);
+  codec::put_u64(&value, v.parent);
+  codec::put_u64(&value, static_cast<uint64_t>(v.created_unix));
+  codec::put_string(&value, v.config_json);
+  codec::put_string(&value, v.data_fingerprint);
+  codec::put_string(&value, v.metrics_json);
+  codec::put_string(&value, v.weights);  // last, so a listing can stop before it
+  return value;
+}
+
+bool decode_adapter(std::string_view value, bool with_weights, AdapterVersion* v) {
+  uint64_t created = 0;
+  bool ok = codec::get_u64(&value, &v->version) && codec::get_u64(&value, &v->parent) &&
+            codec::get_u64(&value, &created) && codec::get_string(&value, &v->config_json) &&
+            codec::get_string(&value, &v->data_fingerprint) && codec::get_string(&value, &v->metrics_json);
+  v->created_unix = static_cast<int64_t>(created);
+  if (ok && with_weights) ok = codec::get_string(&value, &v->weights);
+  return ok;
+}
+
+Status rocks(const rocksdb::Status& s, const std::string& context) {
+  if (s.ok()) return Status::OK();
+  if (s.IsNotFound()) return Status::NotFound(context);
+  return Status::IOError(context + ": " + s.ToString());
+}
+
+// A view searching its own index, built for an adapter whose document side
+// differs from the live index's, or the live index with another query adapter.
+class AdapterView final : public SearchView {
+ public:
+  AdapterView(const StoreImpl* store, std::shared_ptr<const Adapter> adapter,
+              std::unique_ptr<VectorIndex> own)
+      : store_(store), adapter_(std::move(adapter)), own_(std::move(own)) {}
+
+  Status search(const float* queries, size_t n, int k,
+                std::vector<std::vector<Hit>>* results) const override {
+    StoreImpl::SearchTarget target;
+    target.index = own_.get();
+    target.active_adapter = false;
+    target.query_adapter = adapter_.get();
+    return store_->search_with(target, queries, n, k, results);
+  }
+
+ private:
+  const StoreImpl* const store_;
+  const std::shared_ptr<const Adapter> adapter_;
+  const std::unique_ptr<VectorIndex> own_;  // nullptr: the store's live index
+};
+
+// Loads the stored version and checks it fits this store's vectors.
+Status load_stored_adapter(const StoreImpl& store, const std::string& path, int dim,
+                           const std::string& embedder, uint64_t version,
+                           std::shared_ptr<const Adapter>* out) {
+  AdapterVersion stored;
+  EMBEDAPT_RETURN_IF_ERROR(store.get_adapter(version, &stored));
+  std::unique_ptr<Adapter> adapter;
+  const std::string what = path + ": adapter version " + std::to_string(version);
+  EMBEDAPT_RETURN_IF_ERROR(
+      load_adapter(stored.config_json, stored.weights, AdapterLoadOptions(), &adapter).WithContext(what));
+  if (adapter->in_dim() != dim || adapter->out_dim() != dim) {
+    return Status::InvalidArgument(what + " maps " + std::to_string(adapter->in_dim()) + " -> " +
+                                   std::to_string(adapter->out_dim()) + " dims; the store's vectors have " +
+                                   std::to_string(dim));
+  }
+  nlohmann::json config = nlohmann::json::parse(stored.config_json, nullptr, /*allow_exceptions=*/false);
+  std::string trained_on = config.is_object() ? config.value("embedder", "") : "";
+  if (!embedder.empty() && !trained_on.empty() && trained_on != embedder) {
+    return Status::FailedPrecondition(what + " was trained on embedder '" + trained_on +
+                                      "', the store holds vectors of '" + embedder + "'");
+  }
+  *out = std::move(adapter);
+  return Status::OK();
+}
+
+}  // namespace
+
+Status StoreImpl::put_adapter(AdapterVersion* version) {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  AdapterVersion stored = *version;
+  stored.version = next_adapter_;
+  if (stored.created_unix == 0) stored.created_unix = std::time(nullptr);
+  rocksdb::WriteBatch batch;
+  batch.Put(cf(kAdapters), codec::key_u64(stored.version), encode_adapter(stored));
+  std::string next;
+  codec::put_u64(&next, next_adapter_ + 1);
+  batch.Put(cf(kMeta), "next_adapter", next);
+  EMBEDAPT_RETURN_IF_ERROR(rocks(db_->Write(write_options_, &batch), path_ + ": writing adapter version"));
+  ++next_adapter_;
+  version->version = stored.version;
+  version->created_unix = stored.created_unix;
+  return Status::OK();
+}
+
+Status StoreImpl::get_adapter(uint64_t version, AdapterVersion* out) const {
+  std::string value;
+  EMBEDAPT_RETURN_IF_ERROR(
+      rocks(db_->Get(rocksdb::ReadOptions(), cf(kAdapters), codec::key_u64(version), &value),
+            path_ + ": no adapter version " + std::to_string(version)));
+  if (!decode_adapter(value, /*with_weights=*/true, out)) {
+    return Status::Corruption(path_ + ": adapter version " + std::to_string(version) + " is malformed");
+  }
+  return Status::OK();
+}
+
+Status StoreImpl::list_adapters(std::vector<AdapterVersion>* out) const {
+  out->clear();
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf(kAdapters)));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    AdapterVersion v;
+    if (!decode_adapter({it->value().data(), it->value().size()}, /*with_weights=*/false, &v)) {
+      return Status::Corruption(path_ + ": an adapter version is malformed");
+    }
+    out->push_back(std::move(v));
+  }
+  return rocks(it->status(), path_ + ": listing adapters");
+}
+
+Status StoreImpl::load_active_adapter() {
+  if (active_version_ == 0) return Status::OK();
+  EMBEDAPT_RETURN_IF_ERROR(
+      load_stored_adapter(*this, path_, options_.dim, embedder_, active_version_, &active_));
+  doc_adapter_version_ = active_->side() == AdapterSide::kBoth ? active_version_ : 0;
+  return Status::OK();
+}
+
+Status StoreImpl::activate_adapter(uint64_t version) {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  return set_active_locked(version, /*push_history=*/true);
+}
+
+Status StoreImpl::rollback_adapter() {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  if (adapter_history_.empty()) {
+    return Status::FailedPrecondition(path_ + ": no previously active adapter to roll back to");
+  }
+  return set_active_locked(adapter_history_.back(), /*push_history=*/false);
+}
+
+// Makes `version` active: loads and checks it, builds a new index first when
+// the document side changes (searches continue on the old one meanwhile),
+// persists the choice, then swaps adapter and index under one exclusive lock.
+Status StoreImpl::set_active_locked(uint64_t version, bool push_history) {
+  if (version == active_version_) return Status::OK();
+  std::shared_ptr<const Adapter> adapter;
+  if (version != 0) {
+    EMBEDAPT_RETURN_IF_ERROR(load_stored_adapter(*this, path_, options_.dim, embedder_, version, &adapter));
+  }
+  const uint64_t doc_version = adapter && adapter->side() == AdapterSide::kBoth ? version : 0;
+  std::unique_ptr<VectorIndex> rebuilt;
+  if (doc_version != doc_adapter_version_) {
+    EMBEDAPT_RETURN_IF_ERROR(build_index(doc_version ? adapter.get() : nullptr, &rebuilt));
+  }
+  std::vector<uint64_t> history = adapter_history_;
+  if (push_history) {
+    history.push_back(active_version_);
+  } else {
+    history.pop_back();
+  }
+  rocksdb::WriteBatch batch;
+  std::string active_value, history_value;
+  codec::put_u64(&active_value, version);
+  for (uint64_t v : history) codec::put_u64(&history_value, v);
+  batch.Put(cf(kMeta), "active_adapter", active_value);
+  batch.Put(cf(kMeta), "adapter_history", history_value);
+  rocksdb::WriteOptions sync;
+  sync.sync = true;
+  EMBEDAPT_RETURN_IF_ERROR(rocks(db_->Write(sync, &batch), path_ + ": persisting the active adapter"));
+  adapter_history_ = std::move(history);
+  {
+    std::unique_lock<std::shared_mutex> exclusive(mu_);
+    active_ = std::move(adapter);
+    active_version_ = version;
+    doc_adapter_version_ = doc_version;
+    if (rebuilt) index_ = std::move(rebuilt);
+  }
+  // The snapshot on disk was built under the old document side; replace it
+  // so the next open need not rebuild.
+  return rebuilt ? snapshot_locked() : Status::OK();
+}
+
+bool StoreImpl::live_index_serves(const Adapter* adapter) const {
+  std::shared_lock<std::shared_mutex> read(mu_);
+  const bool maps_docs = adapter != nullptr && adapter->side() == AdapterSide::kBoth;
+  return doc_adapter_version_ == 0 ? !maps_docs : adapter == active_.get();
+}
+
+Status StoreImpl::view(std::shared_ptr<const Adapter> adapter, std::unique_ptr<SearchView>* out) const {
+  if (adapter && (adapter->in_dim() != options_.dim || adapter->out_dim() != options_.dim)) {
+    return Status::InvalidArgument("view: adapter maps " + std::to_string(adapter->in_dim()) + " -> " +
+                                   std::to_string(adapter->out_dim()) + " dims; the store's vectors have " +
+                                   std::to_string(options_.dim));
+  }
+  std::unique_ptr<VectorIndex> own;
+  if (!live_index_serves(adapter.get())) {
+    const bool maps_docs = adapter != nullptr && adapter->side() == AdapterSide::kBoth;
+    EMBEDAPT_RETURN_IF_ERROR(build_index(maps_docs ? adapter.get() : nullptr, &own));
+  }
+  *out = std::make_unique<AdapterView>(this, std::move(adapter), std::move(own));
+  return Status::OK();
+}
+
+}  // namespace embedapt

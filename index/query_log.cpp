@@ -1,0 +1,155 @@
+// The query log: queries (deduplicated by vector) and the hits users chose.
+#include <openssl/sha.h>
+#include <rocksdb/write_batch.h>
+
+#include <ctime>
+#include <unordered_map>
+
+#include "index/codec.h"
+#include "index/store_impl.h"
+
+namespace embedapt {
+namespace {
+
+Status rocks(const rocksdb::Status& s, const std::string& context) {
+  if (s.ok()) return Status::OK();
+  if (s.IsNotFound()) return Status::NotFound(context);
+  return Status::IOError(context + ": " + s.ToString());
+}
+
+std::string vector_hash(const float* v, size_t dim) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(v), dim * sizeof(float), digest);
+  return std::string(reinterpret_cast<const char*>(digest), sizeof digest);
+}
+
+std::string u64_value(uint64_t v) {
+  std::string value;
+  codec::put_u64(&value, v);
+  return value;
+}
+
+std::string pair_key(uint64_t query_id, std::string_view doc_id) {
+  return codec::key_u64(query_id) + std::string(doc_id);
+}
+
+}  // namespace
+
+Status StoreImpl::log_query(const float* query, size_t dim, const std::vector<std::string>& result_ids,
+                            uint64_t* query_id) {
+  EMBEDAPT_RETURN_IF_ERROR(validate_vector(query, dim, "log_query"));
+  const std::string hash = vector_hash(query, dim);
+  std::lock_guard<std::mutex> lock(write_mu_);
+  std::string existing;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf(kQueryHashes), hash, &existing);
+  if (s.ok()) {
+    std::string_view in(existing);
+    if (!codec::get_u64(&in, query_id)) return Status::Corruption(path_ + ": query hash entry is malformed");
+    return Status::OK();
+  }
+  if (!s.IsNotFound()) return rocks(s, path_ + ": looking up a logged query");
+  const uint64_t id = next_query_;
+  std::string value;
+  codec::put_u64(&value, static_cast<uint64_t>(std::time(nullptr)));
+  codec::put_floats(&value, query, dim);
+  codec::put_u64(&value, result_ids.size());
+  for (const std::string& result : result_ids) codec::put_string(&value, result);
+  rocksdb::WriteBatch batch;
+  batch.Put(cf(kQueries), codec::key_u64(id), value);
+  batch.Put(cf(kQueryHashes), hash, u64_value(id));
+  batch.Put(cf(kMeta), "next_query", u64_value(id + 1));
+  EMBEDAPT_RETURN_IF_ERROR(rocks(db_->Write(write_options_, &batch), path_ + ": logging a query"));
+  next_query_ = id + 1;
+  *query_id = id;
+  return Status::OK();
+}
+
+// Appends the hit in time order; past Options::query_log_max_hits, the oldest
+// hits are dropped in the same batch.
+Status StoreImpl::log_hit(uint64_t query_id, std::string_view doc_id) {
+  if (doc_id.empty() || doc_id.size() > kMaxIdBytes) {
+    return Status::InvalidArgument("log_hit: doc id must be 1.." + std::to_string(kMaxIdBytes) + " bytes");
+  }
+  std::lock_guard<std::mutex> lock(write_mu_);
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf(kQueries), codec::key_u64(query_id), &value);
+  if (s.IsNotFound()) return Status::NotFound("log_hit: no logged query " + std::to_string(query_id));
+  EMBEDAPT_RETURN_IF_ERROR(rocks(s, path_ + ": reading logged query " + std::to_string(query_id)));
+  const std::string pair = pair_key(query_id, doc_id);
+  s = db_->Get(rocksdb::ReadOptions(), cf(kHitPairs), pair, &value);
+  if (s.ok()) return Status::OK();
+  if (!s.IsNotFound()) return rocks(s, path_ + ": looking up a logged hit");
+
+  const uint64_t seq = next_hit_;
+  uint64_t count = hit_count_ + 1;
+  rocksdb::WriteBatch batch;
+  std::string hit;
+  codec::put_u64(&hit, query_id);
+  codec::put_u64(&hit, static_cast<uint64_t>(std::time(nullptr)));
+  hit.append(doc_id);
+  batch.Put(cf(kHits), codec::key_u64(seq), hit);
+  batch.Put(cf(kHitPairs), pair, u64_value(seq));
+  if (options_.query_log_max_hits > 0 && count > options_.query_log_max_hits) {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf(kHits)));
+    for (it->SeekToFirst(); it->Valid() && count > options_.query_log_max_hits; it->Next(), --count) {
+      std::string_view old(it->value().data(), it->value().size());
+      uint64_t old_query = 0, old_time = 0;
+      if (!codec::get_u64(&old, &old_query) || !codec::get_u64(&old, &old_time)) {
+        return Status::Corruption(path_ + ": a logged hit is malformed");
+      }
+      batch.Delete(cf(kHits), it->key());
+      batch.Delete(cf(kHitPairs), pair_key(old_query, old));
+    }
+    EMBEDAPT_RETURN_IF_ERROR(rocks(it->status(), path_ + ": scanning logged hits"));
+  }
+  batch.Put(cf(kMeta), "next_hit", u64_value(seq + 1));
+  batch.Put(cf(kMeta), "hit_count", u64_value(count));
+  EMBEDAPT_RETURN_IF_ERROR(rocks(db_->Write(write_options_, &batch), path_ + ": logging a hit"));
+  next_hit_ = seq + 1;
+  hit_count_ = count;
+  return Status::OK();
+}
+
+Status StoreImpl::read_pairs(std::vector<LoggedPair>* out) const {
+  out->clear();
+  rocksdb::ReadOptions read;
+  const rocksdb::Snapshot* snapshot = db_->GetSnapshot();
+  read.snapshot = snapshot;
+  std::unordered_map<uint64_t, std::vector<float>> queries;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, cf(kHits)));
+  Status status;
+  for (it->SeekToFirst(); it->Valid() && status.ok(); it->Next()) {
+    std::string_view hit(it->value().data(), it->value().size());
+    LoggedPair pair;
+    uint64_t time = 0;
+    if (!codec::get_u64(&hit, &pair.query_id) || !codec::get_u64(&hit, &time)) {
+      status = Status::Corruption(path_ + ": a logged hit is malformed");
+      break;
+    }
+    pair.time_unix = static_cast<int64_t>(time);
+    pair.doc_id = hit;
+    auto cached = queries.find(pair.query_id);
+    if (cached == queries.end()) {
+      std::string value;
+      status = rocks(db_->Get(read, cf(kQueries), codec::key_u64(pair.query_id), &value),
+                     path_ + ": logged query " + std::to_string(pair.query_id));
+      std::string_view in(value);
+      uint64_t query_time = 0;
+      std::vector<float> vector;
+      if (status.ok() && (!codec::get_u64(&in, &query_time) || !codec::get_floats(&in, &vector))) {
+        status =
+            Status::Corruption(path_ + ": logged query " + std::to_string(pair.query_id) + " is malformed");
+      }
+      if (!status.ok()) break;
+      cached = queries.emplace(pair.query_id, std::move(vector)).first;
+    }
+    pair.query = cached->second;
+    out->push_back(std::move(pair));
+  }
+  if (status.ok()) status = rocks(it->status(), path_ + ": scanning logged hits");
+  it.reset();
+  db_->ReleaseSnapshot(snapshot);
+  return status;
+}
+
+}  // namespace embedapt

@@ -1,0 +1,749 @@
+#include <rocksdb/write_batch.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "index/codec.h"
+#include "index/snapshot.h"
+#include "index/store_impl.h"
+
+namespace embedapt {
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr std::string_view kFormat = "embedapt-store-1";
+const char* const kColumnFamilyNames[kColumnFamilyCount] = {
+    "default",  // rocksdb::kDefaultColumnFamilyName; meta lives there
+    "vectors", "docs", "ids", "journal", "adapters", "queries", "query_hashes", "hits", "hit_pairs"};
+
+// Rows per chunk when rebuilding an index from RocksDB.
+constexpr size_t kRebuildChunk = 4096;
+
+Status from_rocksdb(const rocksdb::Status& s, const std::string& context) {
+  if (s.ok()) return Status::OK();
+  if (s.IsNotFound()) return Status::NotFound(context + ": " + s.ToString());
+  if (s.IsCorruption()) return Status::Corruption(context + ": " + s.ToString());
+  if (s.IsIOError() && s.ToString().find("lock") != std::string::npos) {
+    return Status::Busy(context + ": the store is open in another process or handle (" + s.ToString() + ")");
+  }
+  return Status::IOError(context + ": " + s.ToString());
+}
+
+std::string doc_value(std::string_view id, std::string_view payload) {
+  std::string value;
+  codec::put_string(&value, id);
+  value.append(payload);
+  return value;
+}
+
+bool parse_doc_value(std::string_view value, std::string* id, std::string* payload) {
+  if (!codec::get_string(&value, id)) return false;
+  payload->assign(value);
+  return true;
+}
+
+std::string journal_value(char op, uint64_t iid) {
+  std::string value(1, op);
+  codec::put_u64(&value, iid);
+  return value;
+}
+
+std::string u64_value(uint64_t v) {
+  std::string value;
+  codec::put_u64(&value, v);
+  return value;
+}
+
+void normalise(float* v, size_t dim) {
+  double norm = 0;
+  for (size_t i = 0; i < dim; ++i) norm += double(v[i]) * v[i];
+  float scale = static_cast<float>(1.0 / std::sqrt(norm));
+  for (size_t i = 0; i < dim; ++i) v[i] *= scale;
+}
+
+uint64_t directory_bytes(const std::string& path) {
+  uint64_t total = 0;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(path, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    if (it->is_regular_file(ec)) total += it->file_size(ec);
+  }
+  return total;
+}
+
+}  // namespace
+
+const char* MetricName(Metric metric) {
+  switch (metric) {
+    case Metric::kCosine:
+      return "cosine";
+    case Metric::kInnerProduct:
+      return "ip";
+    case Metric::kL2:
+      return "l2";
+  }
+  return "?";
+}
+
+Status ParseMetric(std::string_view name, Metric* out) {
+  for (Metric m : {Metric::kCosine, Metric::kInnerProduct, Metric::kL2}) {
+    if (name == MetricName(m)) {
+      *out = m;
+      return Status::OK();
+    }
+  }
+  return Status::InvalidArgument("metric '" + std::string(name) + "': expected cosine, ip or l2");
+}
+
+Status Store::open(const std::string& path, const Options& options, std::unique_ptr<Store>* out) {
+  return StoreImpl::open(path, options, out);
+}
+
+StoreImpl::StoreImpl(std::string path, Options options)
+    : path_(std::move(path)), options_(std::move(options)) {
+  write_options_.sync = options_.sync_writes;
+}
+
+StoreImpl::~StoreImpl() {
+  if (db_) {
+    flush();  // best effort: a failed snapshot costs a longer replay on the next open
+    for (auto* handle : handles_) db_->DestroyColumnFamilyHandle(handle);
+    db_->Close();
+  }
+}
+
+Status StoreImpl::open(const std::string& path, const Options& options, std::unique_ptr<Store>* out) {
+  std::error_code ec;
+  bool exists = fs::exists(path, ec);
+  if (exists && !fs::is_directory(path, ec)) {
+    return Status::InvalidArgument(path + ": not a store (it is a file, not a directory)");
+  }
+  bool has_db = fs::exists(path + "/db/CURRENT", ec);
+  if (exists && !has_db && !fs::is_empty(path, ec)) {
+    return Status::InvalidArgument(path + ": not a store (a non-empty directory without db/)");
+  }
+  if (!has_db) {
+    if (!options.create_if_missing) return Status::NotFound(path + ": no store here");
+    if (options.dim <= 0 || options.dim > kMaxDim) {
+      return Status::InvalidArgument(path + ": creating a store needs a dimension in [1, " +
+                                     std::to_string(kMaxDim) + "], got " + std::to_string(options.dim));
+    }
+    std::unique_ptr<VectorIndex> probe;  // reject a bad spec before creating anything
+    EMBEDAPT_RETURN_IF_ERROR(VectorIndex::create(options.dim, options.metric, options.index_spec, &probe));
+    fs::create_directories(path, ec);
+    if (ec) return Status::IOError(path + ": cannot create directory: " + ec.message());
+  }
+  std::unique_ptr<StoreImpl> store(new StoreImpl(path, options));
+  EMBEDAPT_RETURN_IF_ERROR(store->open_db(!has_db));
+  EMBEDAPT_RETURN_IF_ERROR(store->load_meta(!has_db));
+  EMBEDAPT_RETURN_IF_ERROR(store->load_active_adapter());
+  EMBEDAPT_RETURN_IF_ERROR(store->recover_index());
+  *out = std::move(store);
+  return Status::OK();
+}
+
+Status StoreImpl::open_db(bool create) {
+  rocksdb::DBOptions db_options;
+  db_options.create_if_missing = create;
+  db_options.create_missing_column_families = true;
+  db_options.info_log_level = rocksdb::WARN_LEVEL;
+  db_options.keep_log_file_num = 2;
+  std::vector<rocksdb::ColumnFamilyDescriptor> families;
+  for (const char* name : kColumnFamilyNames) families.emplace_back(name, rocksdb::ColumnFamilyOptions());
+  rocksdb::DB* db = nullptr;
+  EMBEDAPT_RETURN_IF_ERROR(
+      from_rocksdb(rocksdb::DB::Open(db_options, path_ + "/db", families, &handles_, &db), path_));
+  db_.reset(db);
+  return Status::OK();
+}
+
+Status StoreImpl::get_u64(const std::string& key, uint64_t* v, uint64_t fallback) const {
+  std::string value;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf(kMeta), key, &value);
+  if (s.IsNotFound()) {
+    *v = fallback;
+    return Status::OK();
+  }
+  EMBEDAPT_RETURN_IF_ERROR(from_rocksdb(s, path_ + ": meta " + key));
+  std::string_view in(value);
+  if (!codec::get_u64(&in, v)) return Status::Corruption(path_ + ": meta " + key + " is not a number");
+  return Status::OK();
+}
+
+Status StoreImpl::load_meta(bool create) {
+  rocksdb::ReadOptions read;
+  if (create) {
+    rocksdb::WriteBatch batch;
+    batch.Put(cf(kMeta), "format", kFormat);
+    batch.Put(cf(kMeta), "dim", u64_value(options_.dim));
+    batch.Put(cf(kMeta), "metric", MetricName(options_.metric));
+    batch.Put(cf(kMeta), "index_spec", options_.index_spec);
+    rocksdb::WriteOptions sync;
+    sync.sync = true;
+    return from_rocksdb(db_->Write(sync, &batch), path_ + ": writing meta");
+  }
+  std::string format, metric, spec;
+  rocksdb::Status s = db_->Get(read, cf(kMeta), "format", &format);
+  if (s.IsNotFound() || format != kFormat) {
+    return Status::InvalidArgument(path_ + ": not an embedapt store (RocksDB without our format marker)");
+  }
+  EMBEDAPT_RETURN_IF_ERROR(from_rocksdb(s, path_ + ": meta format"));
+  uint64_t dim = 0;
+  EMBEDAPT_RETURN_IF_ERROR(get_u64("dim", &dim, 0));
+  EMBEDAPT_RETURN_IF_ERROR(
+      from_rocksdb(db_->Get(read, cf(kMeta), "metric", &metric), path_ + ": meta metric"));
+  EMBEDAPT_RETURN_IF_ERROR(
+      from_rocksdb(db_->Get(read, cf(kMeta), "index_spec", &spec), path_ + ": meta index_spec"));
+  Metric stored_metric;
+  if (dim == 0 || dim > uint64_t(kMaxDim) || !ParseMetric(metric, &stored_metric).ok()) {
+    return Status::Corruption(path_ + ": meta holds dim " + std::to_string(dim) + ", metric '" + metric +
+                              "'");
+  }
+  // Options left at their defaults mean "as stored".
+  const Options defaults;
+  if (options_.dim != 0 && options_.dim != int(dim)) {
+    return Status::InvalidArgument(path_ + ": store has dim " + std::to_string(dim) + ", options ask for " +
+                                   std::to_string(options_.dim));
+  }
+  if (options_.metric != defaults.metric && options_.metric != stored_metric) {
+    return Status::InvalidArgument(path_ + ": store uses metric " + metric + ", options ask for " +
+                                   MetricName(options_.metric));
+  }
+  if (options_.index_spec != defaults.index_spec && options_.index_spec != spec) {
+    return Status::InvalidArgument(path_ + ": store uses index '" + spec + "', options ask for '" +
+                                   options_.index_spec + "'");
+  }
+  options_.dim = int(dim);
+  options_.metric = stored_metric;
+  options_.index_spec = spec;
+
+  EMBEDAPT_RETURN_IF_ERROR(get_u64("next_iid", &next_iid_, 1));
+  EMBEDAPT_RETURN_IF_ERROR(get_u64("journal_seq", &journal_seq_, 0));
+  EMBEDAPT_RETURN_IF_ERROR(get_u64("next_adapter", &next_adapter_, 1));
+  EMBEDAPT_RETURN_IF_ERROR(get_u64("next_query", &next_query_, 1));
+  EMBEDAPT_RETURN_IF_ERROR(get_u64("next_hit", &next_hit_, 1));
+  EMBEDAPT_RETURN_IF_ERROR(get_u64("hit_count", &hit_count_, 0));
+  EMBEDAPT_RETURN_IF_ERROR(get_u64("active_adapter", &active_version_, 0));
+  std::string history;
+  s = db_->Get(read, cf(kMeta), "adapter_history", &history);
+  if (s.ok()) {
+    std::string_view in(history);
+    for (uint64_t v; codec::get_u64(&in, &v);) adapter_history_.push_back(v);
+  }
+  s = db_->Get(read, cf(kMeta), "embedder", &embedder_);
+  if (!s.ok() && !s.IsNotFound()) return from_rocksdb(s, path_ + ": meta embedder");
+  return Status::OK();
+}
+
+Status StoreImpl::validate_vector(const float* v, size_t dim, const std::string& what) const {
+  if (v == nullptr || dim != size_t(options_.dim)) {
+    return Status::InvalidArgument(what + ": vector has dimension " + std::to_string(v ? dim : 0) +
+                                   ", the store's is " + std::to_string(options_.dim));
+  }
+  double norm = 0;
+  for (size_t i = 0; i < dim; ++i) {
+    if (!std::isfinite(v[i])) {
+      return Status::InvalidArgument(what + ": vector component " + std::to_string(i) + " is not finite");
+    }
+    norm += double(v[i]) * v[i];
+  }
+  if (options_.metric == Metric::kCosine && norm == 0) {
+    return Status::InvalidArgument(what + ": zero vector has no direction under the cosine metric");
+  }
+  return Status::OK();
+}
+
+Status StoreImpl::to_index_space(const Adapter* adapter, const float* raw, size_t n,
+                                 std::vector<float>* out) const {
+  const size_t dim = options_.dim;
+  out->resize(n * dim);
+  if (adapter != nullptr) {
+    EMBEDAPT_RETURN_IF_ERROR(adapter->apply(raw, n, out->data()).WithContext("applying adapter"));
+  } else {
+    std::copy(raw, raw + n * dim, out->begin());
+  }
+  if (options_.metric == Metric::kCosine) {
+    for (size_t i = 0; i < n; ++i) normalise(out->data() + i * dim, dim);
+  }
+  return Status::OK();
+}
+
+Status StoreImpl::build_index(const Adapter* doc_adapter, std::unique_ptr<VectorIndex>* out) const {
+  std::unique_ptr<VectorIndex> index;
+  EMBEDAPT_RETURN_IF_ERROR(VectorIndex::create(options_.dim, options_.metric, options_.index_spec, &index));
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf(kVectors)));
+  std::vector<float> raw, mapped;
+  std::vector<int64_t> ids;
+  auto add_chunk = [&]() -> Status {
+    EMBEDAPT_RETURN_IF_ERROR(to_index_space(doc_adapter, raw.data(), ids.size(), &mapped));
+    EMBEDAPT_RETURN_IF_ERROR(index->add(ids.size(), mapped.data(), ids.data()));
+    raw.clear();
+    ids.clear();
+    return Status::OK();
+  };
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    uint64_t iid = 0;
+    std::string_view value(it->value().data(), it->value().size());
+    if (!codec::parse_key_u64({it->key().data(), it->key().size()}, &iid) ||
+        value.size() != size_t(options_.dim) * sizeof(float)) {
+      return Status::Corruption(path_ + ": vectors entry " + std::to_string(iid) + " is malformed");
+    }
+    const float* v = reinterpret_cast<const float*>(value.data());
+    raw.insert(raw.end(), v, v + options_.dim);
+    ids.push_back(static_cast<int64_t>(iid));
+    if (ids.size() == kRebuildChunk) EMBEDAPT_RETURN_IF_ERROR(add_chunk());
+  }
+  EMBEDAPT_RETURN_IF_ERROR(from_rocksdb(it->status(), path_ + ": scanning vectors"));
+  if (!ids.empty()) EMBEDAPT_RETURN_IF_ERROR(add_chunk());
+  *out = std::move(index);
+  return Status::OK();
+}
+
+// Loads the snapshot and replays the journal after it; falls back to a full
+// rebuild from the vectors whenever the snapshot cannot be trusted.
+Status StoreImpl::recover_index() {
+  const uint64_t doc_adapter = doc_adapter_version_;
+  const Adapter* doc = doc_adapter ? active_.get() : nullptr;
+  SnapshotInfo info;
+  std::string payload;
+  Status s = read_snapshot(snapshot_path(), &info, &payload);
+  std::unique_ptr<VectorIndex> index;
+  if (s.ok() && info.seq > journal_seq_) {
+    s = Status::Corruption("snapshot covers seq " + std::to_string(info.seq) + " beyond the journal's " +
+                           std::to_string(journal_seq_));
+  } else if (s.ok() && info.doc_adapter != doc_adapter) {
+    s = Status::FailedPrecondition("snapshot was built under adapter " + std::to_string(info.doc_adapter));
+  }
+  if (s.ok())
+    s = VectorIndex::deserialize(payload, options_.dim, options_.metric, options_.index_spec, &index);
+  payload.clear();
+  payload.shrink_to_fit();
+
+  if (s.ok()) {
+    // Net effect of the journal suffix: an iid added then removed after the
+    // snapshot never reaches the index.
+    std::vector<uint64_t> added;
+    std::unordered_set<uint64_t> removed_new;
+    std::vector<uint64_t> removed_old;
+    std::unordered_set<uint64_t> added_set;
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf(kJournal)));
+    uint64_t replayed = 0;
+    for (it->Seek(codec::key_u64(info.seq + 1)); it->Valid(); it->Next(), ++replayed) {
+      std::string_view value(it->value().data(), it->value().size());
+      uint64_t iid = 0;
+      value.remove_prefix(value.empty() ? 0 : 1);
+      if (it->value().size() != 9 || !codec::get_u64(&value, &iid)) {
+        return Status::Corruption(path_ + ": malformed journal entry");
+      }
+      if (it->value()[0] == 'a') {
+        added.push_back(iid);
+        added_set.insert(iid);
+      } else if (added_set.count(iid)) {
+        removed_new.insert(iid);
+      } else {
+        removed_old.push_back(iid);
+      }
+    }
+    EMBEDAPT_RETURN_IF_ERROR(from_rocksdb(it->status(), path_ + ": reading the journal"));
+    for (uint64_t iid : removed_old) index->remove(static_cast<int64_t>(iid));
+    std::vector<float> raw, mapped;
+    std::vector<int64_t> ids;
+    for (uint64_t iid : added) {
+      if (removed_new.count(iid)) continue;
+      std::string value;
+      EMBEDAPT_RETURN_IF_ERROR(
+          from_rocksdb(db_->Get(rocksdb::ReadOptions(), cf(kVectors), codec::key_u64(iid), &value),
+                       path_ + ": journaled vector " + std::to_string(iid)));
+      if (value.size() != size_t(options_.dim) * sizeof(float)) {
+        return Status::Corruption(path_ + ": vector " + std::to_string(iid) + " has the wrong size");
+      }
+      const float* v = reinterpret_cast<const float*>(value.data());
+      raw.insert(raw.end(), v, v + options_.dim);
+      ids.push_back(static_cast<int64_t>(iid));
+    }
+    EMBEDAPT_RETURN_IF_ERROR(to_index_space(doc, raw.data(), ids.size(), &mapped));
+    EMBEDAPT_RETURN_IF_ERROR(index->add(ids.size(), mapped.data(), ids.data()));
+    snapshot_seq_ = info.seq;
+    recovery_ = "snapshot at seq " + std::to_string(info.seq) + " + " + std::to_string(replayed) +
+                " journal entries replayed";
+    index_ = std::move(index);
+    return Status::OK();
+  }
+
+  EMBEDAPT_RETURN_IF_ERROR(build_index(doc, &index));
+  index_ = std::move(index);
+  recovery_ = "rebuilt from RocksDB (" + s.message() + ")";
+  if (s.code() == Code::kNotFound) return Status::OK();  // a new store, or one never snapshotted
+  std::lock_guard<std::mutex> lock(write_mu_);
+  return snapshot_locked();
+}
+
+Status StoreImpl::upsert(std::string_view id, const float* vector, size_t dim, std::string_view payload) {
+  EMBEDAPT_RETURN_IF_ERROR(validate_vector(vector, dim, "upsert '" + std::string(id.substr(0, 64)) + "'"));
+  std::vector<Record> records(1);
+  records[0].id = id;
+  records[0].vector.assign(vector, vector + dim);
+  records[0].payload = payload;
+  return upsert_batch(records);
+}
+
+Status StoreImpl::upsert_batch(const std::vector<Record>& records) {
+  for (size_t i = 0; i < records.size(); ++i) {
+    const Record& r = records[i];
+    std::string what = "record " + std::to_string(i) + " ('" + r.id.substr(0, 64) + "')";
+    if (r.id.empty() || r.id.size() > kMaxIdBytes) {
+      return Status::InvalidArgument(what + ": id must be 1.." + std::to_string(kMaxIdBytes) +
+                                     " bytes, got " + std::to_string(r.id.size()));
+    }
+    if (r.payload.size() > kMaxPayloadBytes) {
+      return Status::InvalidArgument(what + ": payload of " + std::to_string(r.payload.size()) +
+                                     " bytes exceeds " + std::to_string(kMaxPayloadBytes));
+    }
+    EMBEDAPT_RETURN_IF_ERROR(validate_vector(r.vector.data(), r.vector.size(), what));
+  }
+  if (records.empty()) return Status::OK();
+
+  std::lock_guard<std::mutex> lock(write_mu_);
+  rocksdb::WriteBatch batch;
+  uint64_t next_iid = next_iid_, seq = journal_seq_;
+  std::unordered_map<std::string_view, uint64_t> in_batch;  // id -> iid assigned in this batch
+  std::vector<int64_t> add_ids, remove_ids;
+  std::vector<float> raw;
+  raw.reserve(records.size() * options_.dim);
+  for (const Record& r : records) {
+    uint64_t old = 0;
+    if (auto found = in_batch.find(r.id); found != in_batch.end()) {
+      old = found->second;
+    } else {
+      std::string value;
+      rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf(kIds), r.id, &value);
+      if (s.ok() && !codec::parse_key_u64(value, &old)) {
+        return Status::Corruption(path_ + ": ids entry for '" + r.id + "' is malformed");
+      }
+      if (!s.ok() && !s.IsNotFound()) return from_rocksdb(s, path_ + ": looking up '" + r.id + "'");
+    }
+    if (old != 0) {
+      batch.Delete(cf(kVectors), codec::key_u64(old));
+      batch.Delete(cf(kDocs), codec::key_u64(old));
+      batch.Put(cf(kJournal), codec::key_u64(++seq), journal_value('r', old));
+      remove_ids.push_back(static_cast<int64_t>(old));
+    }
+    uint64_t iid = next_iid++;
+    batch.Put(
+        cf(kVectors), codec::key_u64(iid),
+        rocksdb::Slice(reinterpret_cast<const char*>(r.vector.data()), r.vector.size() * sizeof(float)));
+    batch.Put(cf(kDocs), codec::key_u64(iid), doc_value(r.id, r.payload));
+    batch.Put(cf(kIds), r.id, codec::key_u64(iid));
+    batch.Put(cf(kJournal), codec::key_u64(++seq), journal_value('a', iid));
+    in_batch[r.id] = iid;
+    add_ids.push_back(static_cast<int64_t>(iid));
+    raw.insert(raw.end(), r.vector.begin(), r.vector.end());
+  }
+  batch.Put(cf(kMeta), "next_iid", u64_value(next_iid));
+  batch.Put(cf(kMeta), "journal_seq", u64_value(seq));
+
+  std::vector<float> mapped;
+  {
+    std::shared_lock<std::shared_mutex> read(mu_);  // active_ changes only under write_mu_, held here
+    EMBEDAPT_RETURN_IF_ERROR(
+        to_index_space(doc_adapter_version_ ? active_.get() : nullptr, raw.data(), add_ids.size(), &mapped));
+  }
+  EMBEDAPT_RETURN_IF_ERROR(from_rocksdb(db_->Write(write_options_, &batch), path_ + ": writing batch"));
+  next_iid_ = next_iid;
+  journal_seq_ = seq;
+
+  // An iid both added and replaced within this batch never enters the index.
+  std::unordered_set<int64_t> added(add_ids.begin(), add_ids.end());
+  std::vector<float> keep_vectors;
+  std::vector<int64_t> keep_ids;
+  std::unordered_set<int64_t> dropped;
+  for (int64_t old : remove_ids) {
+    if (added.count(old)) dropped.insert(old);
+  }
+  for (size_t i = 0; i < add_ids.size(); ++i) {
+    if (dropped.count(add_ids[i])) continue;
+    keep_ids.push_back(add_ids[i]);
+    keep_vectors.insert(keep_vectors.end(), mapped.begin() + i * options_.dim,
+                        mapped.begin() + (i + 1) * options_.dim);
+  }
+  {
+    std::unique_lock<std::shared_mutex> exclusive(mu_);
+    for (int64_t old : remove_ids) {
+      if (!dropped.count(old)) index_->remove(old);
+    }
+    EMBEDAPT_RETURN_IF_ERROR(index_->add(keep_ids.size(), keep_vectors.data(), keep_ids.data()));
+  }
+  return after_mutation_locked();
+}
+
+Status StoreImpl::remove(std::string_view id) {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  std::string value;
+  uint64_t iid = 0;
+  rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf(kIds), id, &value);
+  if (s.IsNotFound()) return Status::NotFound("remove: no record with id '" + std::string(id) + "'");
+  EMBEDAPT_RETURN_IF_ERROR(from_rocksdb(s, path_ + ": looking up '" + std::string(id) + "'"));
+  if (!codec::parse_key_u64(value, &iid)) {
+    return Status::Corruption(path_ + ": ids entry for '" + std::string(id) + "' is malformed");
+  }
+  rocksdb::WriteBatch batch;
+  batch.Delete(cf(kIds), id);
+  batch.Delete(cf(kVectors), codec::key_u64(iid));
+  batch.Delete(cf(kDocs), codec::key_u64(iid));
+  batch.Put(cf(kJournal), codec::key_u64(journal_seq_ + 1), journal_value('r', iid));
+  batch.Put(cf(kMeta), "journal_seq", u64_value(journal_seq_ + 1));
+  EMBEDAPT_RETURN_IF_ERROR(from_rocksdb(db_->Write(write_options_, &batch), path_ + ": writing remove"));
+  ++journal_seq_;
+  {
+    std::unique_lock<std::shared_mutex> exclusive(mu_);
+    index_->remove(static_cast<int64_t>(iid));
+  }
+  return after_mutation_locked();
+}
+
+// Clears tombstones once they are a quarter of the index (searches over-fetch
+// past them, so they cost time), then snapshots on schedule.
+Status StoreImpl::after_mutation_locked() {
+  size_t tombstones, live;
+  {
+    std::shared_lock<std::shared_mutex> read(mu_);
+    tombstones = index_->tombstone_count();
+    live = index_->live_count();
+  }
+  if (tombstones * 4 > live + 256) {
+    Status purged;
+    {
+      std::unique_lock<std::shared_mutex> exclusive(mu_);
+      purged = index_->purge();
+    }
+    if (purged.code() == Code::kNotSupported) {  // rebuild while searches go on; writers wait on write_mu_
+      std::unique_ptr<VectorIndex> rebuilt;
+      EMBEDAPT_RETURN_IF_ERROR(build_index(doc_adapter_version_ ? active_.get() : nullptr, &rebuilt));
+      std::unique_lock<std::shared_mutex> exclusive(mu_);
+      index_ = std::move(rebuilt);
+    } else {
+      EMBEDAPT_RETURN_IF_ERROR(purged);
+    }
+  }
+  if (options_.snapshot_every > 0 && journal_seq_ - snapshot_seq_ >= options_.snapshot_every) {
+    return snapshot_locked();
+  }
+  return Status::OK();
+}
+
+// Persists the index at journal_seq_, then trims the journal it covers. The
+// WAL is synced first so RocksDB never holds less than the snapshot covers.
+Status StoreImpl::snapshot_locked() {
+  EMBEDAPT_RETURN_IF_ERROR(from_rocksdb(db_->FlushWAL(/*sync=*/true), path_ + ": syncing the log"));
+  std::string payload;
+  SnapshotInfo info;
+  info.seq = journal_seq_;
+  {
+    std::shared_lock<std::shared_mutex> read(mu_);
+    info.doc_adapter = doc_adapter_version_;
+    EMBEDAPT_RETURN_IF_ERROR(index_->serialize(&payload));
+  }
+  EMBEDAPT_RETURN_IF_ERROR(write_snapshot(snapshot_path(), info, payload));
+  snapshot_seq_ = info.seq;
+  return from_rocksdb(
+      db_->DeleteRange(write_options_, cf(kJournal), codec::key_u64(0), codec::key_u64(info.seq + 1)),
+      path_ + ": trimming the journal");
+}
+
+Status StoreImpl::flush() {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  if (journal_seq_ == snapshot_seq_ && std::filesystem::exists(snapshot_path())) {
+    return from_rocksdb(db_->FlushWAL(/*sync=*/true), path_ + ": syncing the log");
+  }
+  return snapshot_locked();
+}
+
+Status StoreImpl::sync() {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  return from_rocksdb(db_->FlushWAL(/*sync=*/true), path_ + ": syncing the log");
+}
+
+Status StoreImpl::get(std::string_view id, Record* out) const {
+  rocksdb::ReadOptions read;
+  const rocksdb::Snapshot* snapshot = db_->GetSnapshot();
+  read.snapshot = snapshot;
+  std::string iid_key, doc, vector;
+  rocksdb::Status s = db_->Get(read, cf(kIds), id, &iid_key);
+  if (s.ok()) s = db_->Get(read, cf(kDocs), iid_key, &doc);
+  if (s.ok()) s = db_->Get(read, cf(kVectors), iid_key, &vector);
+  db_->ReleaseSnapshot(snapshot);
+  if (s.IsNotFound()) return Status::NotFound("get: no record with id '" + std::string(id) + "'");
+  EMBEDAPT_RETURN_IF_ERROR(from_rocksdb(s, path_ + ": reading '" + std::string(id) + "'"));
+  if (!parse_doc_value(doc, &out->id, &out->payload) || vector.size() % sizeof(float) != 0) {
+    return Status::Corruption(path_ + ": record '" + std::string(id) + "' is malformed");
+  }
+  out->vector.resize(vector.size() / sizeof(float));
+  std::memcpy(out->vector.data(), vector.data(), vector.size());
+  return Status::OK();
+}
+
+Status StoreImpl::search(const float* query, size_t dim, int k, std::vector<Hit>* hits) const {
+  std::vector<std::vector<Hit>> results;
+  if (dim != size_t(options_.dim)) return validate_vector(query, dim, "search");
+  EMBEDAPT_RETURN_IF_ERROR(search_with(SearchTarget(), query, 1, k, &results));
+  *hits = std::move(results[0]);
+  return Status::OK();
+}
+
+Status StoreImpl::search_batch(const float* queries, size_t n, int k,
+                               std::vector<std::vector<Hit>>* results) const {
+  return search_with(SearchTarget(), queries, n, k, results);
+}
+
+Status StoreImpl::search_with(const SearchTarget& target, const float* queries, size_t n, int k,
+                              std::vector<std::vector<Hit>>* results) const {
+  if (k <= 0) return Status::InvalidArgument("search: k must be positive, got " + std::to_string(k));
+  for (size_t i = 0; i < n; ++i) {
+    EMBEDAPT_RETURN_IF_ERROR(
+        validate_vector(queries + i * options_.dim, options_.dim, "search query " + std::to_string(i)));
+  }
+  std::vector<float> mapped;
+  std::vector<std::vector<Neighbor>> neighbors;
+  std::shared_lock<std::shared_mutex> read(mu_, std::defer_lock);
+  const VectorIndex* index = target.index;
+  const Adapter* query_adapter = target.query_adapter;
+  if (index == nullptr || target.active_adapter) read.lock();
+  if (index == nullptr) index = index_.get();
+  if (target.active_adapter) query_adapter = active_.get();
+  EMBEDAPT_RETURN_IF_ERROR(to_index_space(query_adapter, queries, n, &mapped));
+  EMBEDAPT_RETURN_IF_ERROR(index->search(mapped.data(), n, k, &neighbors));
+  results->assign(n, {});
+  std::string doc;
+  for (size_t q = 0; q < n; ++q) {
+    for (const Neighbor& neighbor : neighbors[q]) {
+      rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf(kDocs), codec::key_u64(neighbor.id), &doc);
+      if (s.IsNotFound()) continue;  // removed after the index was searched
+      EMBEDAPT_RETURN_IF_ERROR(from_rocksdb(s, path_ + ": reading a search hit"));
+      Hit hit;
+      if (!parse_doc_value(doc, &hit.id, &hit.payload)) {
+        return Status::Corruption(path_ + ": docs entry " + std::to_string(neighbor.id) + " is malformed");
+      }
+      hit.score = neighbor.score;
+      (*results)[q].push_back(std::move(hit));
+    }
+  }
+  return Status::OK();
+}
+
+Status StoreImpl::scan(const std::function<bool(const Record&)>& fn) const {
+  rocksdb::ReadOptions read;
+  const rocksdb::Snapshot* snapshot = db_->GetSnapshot();
+  read.snapshot = snapshot;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, cf(kIds)));
+  Status status;
+  Record record;
+  std::string doc, vector;
+  for (it->SeekToFirst(); it->Valid() && status.ok(); it->Next()) {
+    rocksdb::Status s = db_->Get(read, cf(kDocs), it->value(), &doc);
+    if (s.ok()) s = db_->Get(read, cf(kVectors), it->value(), &vector);
+    status = from_rocksdb(s, path_ + ": scanning '" + it->key().ToString() + "'");
+    if (!status.ok()) break;
+    if (!parse_doc_value(doc, &record.id, &record.payload) || vector.size() % sizeof(float) != 0) {
+      status = Status::Corruption(path_ + ": record '" + it->key().ToString() + "' is malformed");
+      break;
+    }
+    record.vector.resize(vector.size() / sizeof(float));
+    std::memcpy(record.vector.data(), vector.data(), vector.size());
+    if (!fn(record)) break;
+  }
+  if (status.ok()) status = from_rocksdb(it->status(), path_ + ": scanning");
+  it.reset();
+  db_->ReleaseSnapshot(snapshot);
+  return status;
+}
+
+Status StoreImpl::set_embedder(std::string_view identity) {
+  if (identity.empty()) return Status::InvalidArgument("set_embedder: empty identity");
+  std::lock_guard<std::mutex> lock(write_mu_);
+  if (embedder_ == identity) return Status::OK();
+  if (!embedder_.empty()) {
+    return Status::FailedPrecondition(path_ + ": holds vectors of embedder '" + embedder_ + "', not '" +
+                                      std::string(identity) + "'");
+  }
+  rocksdb::WriteOptions sync;
+  sync.sync = true;
+  EMBEDAPT_RETURN_IF_ERROR(
+      from_rocksdb(db_->Put(sync, cf(kMeta), "embedder", rocksdb::Slice(identity.data(), identity.size())),
+                   path_ + ": writing embedder"));
+  embedder_ = identity;
+  return Status::OK();
+}
+
+Status StoreImpl::stats(StoreStats* out) const {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  std::shared_lock<std::shared_mutex> read(mu_);
+  StoreStats stats;
+  stats.count = index_->live_count();
+  stats.dim = options_.dim;
+  stats.metric = options_.metric;
+  stats.index_spec = options_.index_spec;
+  stats.journal_seq = journal_seq_;
+  stats.snapshot_seq = snapshot_seq_;
+  stats.disk_bytes = directory_bytes(path_);
+  stats.active_adapter = active_version_;
+  stats.adapter_versions = next_adapter_ - 1;
+  stats.logged_queries = next_query_ - 1;
+  stats.logged_hits = hit_count_;
+  stats.embedder = embedder_;
+  stats.recovery = recovery_;
+  *out = std::move(stats);
+  return Status::OK();
+}
+
+Status StoreImpl::verify() const {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  std::shared_lock<std::shared_mutex> read(mu_);
+  std::vector<int64_t> indexed = index_->live_ids();
+  std::sort(indexed.begin(), indexed.end());
+  if (std::adjacent_find(indexed.begin(), indexed.end()) != indexed.end()) {
+    return Status::Corruption(path_ + ": the index holds an iid twice");
+  }
+  size_t stored = 0;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf(kVectors)));
+  std::string doc, iid_key;
+  std::string id, payload;
+  for (it->SeekToFirst(); it->Valid(); it->Next(), ++stored) {
+    uint64_t iid = 0;
+    codec::parse_key_u64({it->key().data(), it->key().size()}, &iid);
+    if (!std::binary_search(indexed.begin(), indexed.end(), static_cast<int64_t>(iid))) {
+      return Status::Corruption(path_ + ": vector " + std::to_string(iid) + " is stored but not indexed");
+    }
+    if (it->value().size() != size_t(options_.dim) * sizeof(float)) {
+      return Status::Corruption(path_ + ": vector " + std::to_string(iid) + " has the wrong size");
+    }
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf(kDocs), it->key(), &doc);
+    if (!s.ok() || !parse_doc_value(doc, &id, &payload)) {
+      return Status::Corruption(path_ + ": vector " + std::to_string(iid) + " has no document");
+    }
+    s = db_->Get(rocksdb::ReadOptions(), cf(kIds), id, &iid_key);
+    if (!s.ok() || iid_key != it->key().ToString()) {
+      return Status::Corruption(path_ + ": id '" + id + "' does not map back to vector " +
+                                std::to_string(iid));
+    }
+  }
+  EMBEDAPT_RETURN_IF_ERROR(from_rocksdb(it->status(), path_ + ": scanning vectors"));
+  if (stored != indexed.size()) {
+    return Status::Corruption(path_ + ": the index holds " + std::to_string(indexed.size()) +
+                              " vectors, RocksDB " + std::to_string(stored));
+  }
+  size_t ids = 0;
+  it.reset(db_->NewIterator(rocksdb::ReadOptions(), cf(kIds)));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) ++ids;
+  if (ids != stored) {
+    return Status::Corruption(path_ + ": " + std::to_string(ids) + " ids for " + std::to_string(stored) +
+                              " vectors");
+  }
+  return Status::OK();
+}
+
+}  // namespace embedapt

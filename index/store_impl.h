@@ -1,0 +1,152 @@
+// StoreImpl: the Store on RocksDB + FAISS. Internal; see embedapt/store.h.
+//
+// On-disk layout of a store directory:
+//   db/         RocksDB, the source of truth
+//   index.snap  the newest index snapshot (see index/snapshot.h)
+//
+// Column families (integer keys big-endian, see index/codec.h):
+//   default      meta: format, dim, metric, index spec, embedder, counters,
+//                active adapter and activation history
+//   vectors      iid -> raw floats
+//   docs         iid -> id string + payload
+//   ids          id string -> iid
+//   journal      seq -> op ('a'dd / 'r'emove) + iid, written in the same
+//                WriteBatch as the data it describes
+//   adapters     version -> AdapterVersion
+//   queries      query id -> time, raw vector, result ids
+//   query_hashes sha256(raw vector) -> query id (dedup)
+//   hits         hit seq -> query id + doc id + time (oldest first)
+//   hit_pairs    query id + doc id -> hit seq (dedup)
+//
+// Every record gets a fresh internal id (iid) on each upsert and iids are
+// never reused, so a journal entry names exactly one version of a record and
+// replaying a journal suffix onto an older snapshot is idempotent.
+//
+// Locking: write_mu_ serializes mutations, snapshots and rebuilds; mu_ guards
+// the in-memory index and the active adapter (shared for searches, exclusive
+// for the short moment a mutation applies or an index is swapped). RocksDB is
+// written before the index is updated, so a search may find an iid whose
+// record is already gone; it skips it.
+#pragma once
+
+#include <rocksdb/db.h>
+
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <vector>
+
+#include "embedapt/store.h"
+#include "index/vector_index.h"
+
+namespace embedapt {
+
+enum ColumnFamily {
+  kMeta,
+  kVectors,
+  kDocs,
+  kIds,
+  kJournal,
+  kAdapters,
+  kQueries,
+  kQueryHashes,
+  kHits,
+  kHitPairs,
+  kColumnFamilyCount
+};
+
+class StoreImpl final : public Store {
+ public:
+  static Status open(const std::string& path, const Options& options, std::unique_ptr<Store>* out);
+  ~StoreImpl() override;
+
+  Status upsert(std::string_view id, const float* vector, size_t dim, std::string_view payload) override;
+  Status upsert_batch(const std::vector<Record>& records) override;
+  Status remove(std::string_view id) override;
+  Status get(std::string_view id, Record* out) const override;
+  Status search(const float* query, size_t dim, int k, std::vector<Hit>* hits) const override;
+  Status search_batch(const float* queries, size_t n, int k,
+                      std::vector<std::vector<Hit>>* results) const override;
+  Status view(std::shared_ptr<const Adapter> adapter, std::unique_ptr<SearchView>* out) const override;
+  Status scan(const std::function<bool(const Record&)>& fn) const override;
+  Status log_query(const float* query, size_t dim, const std::vector<std::string>& result_ids,
+                   uint64_t* query_id) override;
+  Status log_hit(uint64_t query_id, std::string_view doc_id) override;
+  Status read_pairs(std::vector<LoggedPair>* out) const override;
+  Status put_adapter(AdapterVersion* version) override;
+  Status get_adapter(uint64_t version, AdapterVersion* out) const override;
+  Status list_adapters(std::vector<AdapterVersion>* out) const override;
+  Status activate_adapter(uint64_t version) override;
+  Status rollback_adapter() override;
+  Status set_embedder(std::string_view identity) override;
+  Status stats(StoreStats* out) const override;
+  Status verify() const override;
+  Status flush() override;
+  Status sync() override;
+
+  // What a search runs against: search() uses the defaults, views their own.
+  struct SearchTarget {
+    const VectorIndex* index = nullptr;      // nullptr: the live index
+    bool active_adapter = true;              // apply the active adapter to queries...
+    const Adapter* query_adapter = nullptr;  // ...or else this one (nullptr: none)
+  };
+  // Searches `n` raw queries of the store's dim.
+  Status search_with(const SearchTarget& target, const float* queries, size_t n, int k,
+                     std::vector<std::vector<Hit>>* results) const;
+  // Whether `adapter` maps documents the way the live index was built.
+  bool live_index_serves(const Adapter* adapter) const;
+
+ private:
+  StoreImpl(std::string path, Options options);
+
+  Status open_db(bool create);
+  Status load_meta(bool create);
+  Status load_active_adapter();
+  Status recover_index();
+
+  // Maps `n` raw vectors into the space of an index built under
+  // `doc_adapter` (nullptr: none): transform, then normalise for cosine.
+  Status to_index_space(const Adapter* adapter, const float* raw, size_t n, std::vector<float>* out) const;
+  // A fresh index of every stored vector, documents mapped by `doc_adapter`.
+  Status build_index(const Adapter* doc_adapter, std::unique_ptr<VectorIndex>* out) const;
+
+  // The following require write_mu_.
+  Status write_batch_locked(rocksdb::WriteBatch* batch);
+  Status after_mutation_locked();
+  Status snapshot_locked();
+  Status set_active_locked(uint64_t version, bool push_history);
+
+  Status validate_vector(const float* v, size_t dim, const std::string& what) const;
+  Status get_u64(const std::string& key, uint64_t* v, uint64_t fallback) const;
+  rocksdb::ColumnFamilyHandle* cf(ColumnFamily family) const { return handles_[family]; }
+  std::string snapshot_path() const { return path_ + "/index.snap"; }
+
+  const std::string path_;
+  Options options_;  // dim, metric and index_spec as stored
+  std::unique_ptr<rocksdb::DB> db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  rocksdb::WriteOptions write_options_;
+
+  mutable std::mutex write_mu_;
+  // Guarded by write_mu_.
+  uint64_t next_iid_ = 1;
+  uint64_t journal_seq_ = 0;
+  uint64_t snapshot_seq_ = 0;
+  uint64_t next_adapter_ = 1;
+  uint64_t next_query_ = 1;
+  uint64_t next_hit_ = 1;
+  uint64_t hit_count_ = 0;
+  std::vector<uint64_t> adapter_history_;  // previously active versions, oldest first
+  std::string embedder_;
+  std::string recovery_;
+
+  mutable std::shared_mutex mu_;
+  // Guarded by mu_.
+  std::unique_ptr<VectorIndex> index_;
+  std::shared_ptr<const Adapter> active_;  // nullptr: none
+  uint64_t active_version_ = 0;
+  uint64_t doc_adapter_version_ = 0;  // the version index_ documents went through (kBoth only)
+};
+
+}  // namespace embedapt

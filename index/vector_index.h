@@ -1,0 +1,87 @@
+// VectorIndex: the FAISS index a store searches, keyed by internal ids.
+//
+// It holds vectors already in index space (transformed by a document-side
+// adapter and normalised for cosine: the store does that). Removal leaves a
+// tombstone that searches filter out (HNSW cannot remove in FAISS 1.7.3, and
+// compacting a Flat index per removal costs O(n)); purge() or a rebuild from
+// RocksDB clears them in one pass.
+//
+// Index types that need training (IVF, PQ) start as a "staging" flat index and
+// are trained on the staged vectors once there are enough of them, so a new
+// store is searchable, exactly, from its first vector.
+//
+// Thread safety: const methods may run concurrently; mutations need exclusion.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include "embedapt/status.h"
+#include "embedapt/store.h"
+
+namespace faiss {
+struct Index;
+template <typename IndexT>
+struct IndexIDMapTemplate;
+using IndexIDMap = IndexIDMapTemplate<Index>;
+}  // namespace faiss
+
+namespace embedapt {
+
+struct Neighbor {
+  int64_t id;
+  float score;
+};
+
+class VectorIndex {
+ public:
+  // An empty index of the type `spec` names; kInvalidArgument if FAISS
+  // rejects the spec.
+  static Status create(int dim, Metric metric, const std::string& spec, std::unique_ptr<VectorIndex>* out);
+  // Reads back what serialize() wrote; kCorruption if it does not parse or
+  // does not match dim/metric.
+  static Status deserialize(std::string_view bytes, int dim, Metric metric, const std::string& spec,
+                            std::unique_ptr<VectorIndex>* out);
+
+  ~VectorIndex();
+  VectorIndex(const VectorIndex&) = delete;
+  VectorIndex& operator=(const VectorIndex&) = delete;
+
+  Status serialize(std::string* out) const;
+
+  // Adds `n` vectors (n * dim floats) under `ids`, which must not be present.
+  Status add(size_t n, const float* vectors, const int64_t* ids);
+  // Tombstones `id`, which must be live in the index.
+  void remove(int64_t id);
+  // Removes tombstoned vectors for good; kNotSupported when the index type
+  // cannot remove (HNSW), in which case the owner rebuilds.
+  Status purge();
+
+  // The k nearest live vectors of each of the n queries, best first.
+  Status search(const float* queries, size_t n, int k, std::vector<std::vector<Neighbor>>* out) const;
+
+  int dim() const { return dim_; }
+  size_t live_count() const;
+  size_t tombstone_count() const { return tombstones_.size(); }
+  bool staging() const { return staging_; }
+  // The ids of the live vectors, unordered.
+  std::vector<int64_t> live_ids() const;
+
+ private:
+  VectorIndex(int dim, Metric metric, std::string spec);
+  Status train_from_staging(size_t n, const float* vectors, const int64_t* ids);
+
+  const int dim_;
+  const Metric metric_;
+  const std::string spec_;
+  size_t train_threshold_ = 0;  // staged vectors needed to train; 0 if no training
+  bool staging_ = false;
+  std::unique_ptr<faiss::IndexIDMap> index_;
+  std::unordered_set<int64_t> tombstones_;
+};
+
+}  // namespace embedapt

@@ -1,0 +1,102 @@
+// `embedapt ingest`: creates or extends a store from vectors in a .npy file.
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/common/files.h"
+#include "core/common/npy.h"
+#include "embedapt/store.h"
+#include "tools/cli/cli.h"
+
+namespace embedapt::cli {
+namespace {
+
+struct IngestArgs {
+  std::string db;
+  std::string npy;
+  std::string ids_file;
+  std::string index_spec;  // empty: "Flat" for a new store, as stored otherwise
+  std::string metric;      // empty: cosine for a new store, as stored otherwise
+  size_t batch = 1000;
+};
+
+// One id per line; as many lines as rows.
+std::vector<std::string> read_ids(const std::string& path, size_t rows) {
+  std::vector<std::string> ids;
+  if (path.empty()) {
+    for (size_t i = 0; i < rows; ++i) ids.push_back(std::to_string(i));
+    return ids;
+  }
+  std::string text;
+  check(read_file(path, &text));
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    std::string line = text.substr(start, end - start);
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    ids.push_back(std::move(line));
+    start = end + 1;
+  }
+  if (ids.size() != rows) {
+    throw Failure{path + ": " + std::to_string(ids.size()) + " ids for " + std::to_string(rows) + " vectors"};
+  }
+  return ids;
+}
+
+// Opens the store at args.db, creating it with `dim` if it does not exist.
+std::unique_ptr<Store> open_store(const IngestArgs& args, int dim) {
+  Options options;
+  options.dim = dim;
+  if (!args.metric.empty()) check(ParseMetric(args.metric, &options.metric));
+  if (!args.index_spec.empty()) options.index_spec = args.index_spec;
+  std::unique_ptr<Store> store;
+  check(Store::open(args.db, options, &store));
+  return store;
+}
+
+// Writes the records in batches; after each durable batch, prints
+// "committed N" with N the rows of this input written so far.
+void write_batches(Store* store, const std::vector<Record>& records, size_t batch) {
+  std::vector<Record> chunk;
+  for (size_t begin = 0; begin < records.size(); begin += batch) {
+    size_t end = std::min(records.size(), begin + batch);
+    chunk.assign(records.begin() + begin, records.begin() + end);
+    check(store->upsert_batch(chunk));
+    check(store->sync());
+    std::printf("committed %zu\n", end);
+    std::fflush(stdout);
+  }
+}
+
+void run_ingest(const IngestArgs& args) {
+  if (args.batch == 0) throw Failure{"--batch must be at least 1"};
+  Matrix vectors;
+  check(read_npy(args.npy, &vectors));
+  std::vector<std::string> ids = read_ids(args.ids_file, vectors.rows);
+  std::vector<Record> records(vectors.rows);
+  for (size_t i = 0; i < vectors.rows; ++i) {
+    records[i].id = std::move(ids[i]);
+    records[i].vector.assign(vectors.row(i), vectors.row(i) + vectors.cols);
+  }
+  std::unique_ptr<Store> store = open_store(args, static_cast<int>(vectors.cols));
+  write_batches(store.get(), records, args.batch);
+  check(store->flush());
+}
+
+}  // namespace
+
+void add_ingest_command(CLI::App& app) {
+  auto args = std::make_shared<IngestArgs>();
+  CLI::App* cmd = app.add_subcommand("ingest", "Create or extend a store from vectors");
+  cmd->add_option("db", args->db, "Store directory")->required();
+  cmd->add_option("--npy", args->npy, "Vectors, a float32 (rows x dim) .npy file")->required();
+  cmd->add_option("--ids", args->ids_file, "Ids, one per line (default: the row numbers)");
+  cmd->add_option("--index", args->index_spec, "FAISS factory string for a new store (default Flat)");
+  cmd->add_option("--metric", args->metric, "cosine, ip or l2, for a new store (default cosine)");
+  cmd->add_option("--batch", args->batch, "Rows per atomic, durable batch")->capture_default_str();
+  cmd->callback([args] { run_ingest(*args); });
+}
+
+}  // namespace embedapt::cli

@@ -1,0 +1,81 @@
+// `embedapt search`: nearest neighbours of query vectors from a .npy file.
+#include <cstdio>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "core/common/files.h"
+#include "core/common/npy.h"
+#include "embedapt/store.h"
+#include "tools/cli/cli.h"
+
+namespace embedapt::cli {
+namespace {
+
+struct SearchArgs {
+  std::string db;
+  std::string npy;
+  int k = 10;
+  std::string json_out;
+};
+
+// {"results": [{"query": row, "ids": [...], "scores": [...]}]}, best first.
+std::string results_json(const std::vector<std::vector<Hit>>& results) {
+  nlohmann::json out = {{"results", nlohmann::json::array()}};
+  for (size_t q = 0; q < results.size(); ++q) {
+    nlohmann::json ids = nlohmann::json::array(), scores = nlohmann::json::array();
+    for (const Hit& hit : results[q]) {
+      ids.push_back(hit.id);
+      scores.push_back(hit.score);
+    }
+    out["results"].push_back({{"query", q}, {"ids", ids}, {"scores", scores}});
+  }
+  return out.dump() + "\n";
+}
+
+void print_table(const std::vector<std::vector<Hit>>& results) {
+  std::printf("%-8s %-5s %-12s %s\n", "query", "rank", "score", "id");
+  for (size_t q = 0; q < results.size(); ++q) {
+    for (size_t r = 0; r < results[q].size(); ++r) {
+      std::printf("%-8zu %-5zu %-12.6f %s\n", q, r + 1, results[q][r].score, results[q][r].id.c_str());
+    }
+  }
+}
+
+void run_search(const SearchArgs& args) {
+  if (args.k < 1) throw Failure{"-k must be at least 1"};
+  Matrix queries;
+  check(read_npy(args.npy, &queries));
+  Options options;
+  options.create_if_missing = false;
+  std::unique_ptr<Store> store;
+  check(Store::open(args.db, options, &store));
+  StoreStats stats;
+  check(store->stats(&stats));
+  if (queries.cols != size_t(stats.dim)) {
+    throw Failure{args.npy + ": queries have " + std::to_string(queries.cols) + " dims, the store " +
+                  std::to_string(stats.dim)};
+  }
+  std::vector<std::vector<Hit>> results;
+  check(store->search_batch(queries.data.data(), queries.rows, args.k, &results));
+  if (args.json_out.empty()) {
+    print_table(results);
+  } else {
+    check(write_file_atomic(args.json_out, results_json(results)));
+  }
+}
+
+}  // namespace
+
+void add_search_command(CLI::App& app) {
+  auto args = std::make_shared<SearchArgs>();
+  CLI::App* cmd = app.add_subcommand("search", "Search a store with query vectors");
+  cmd->add_option("db", args->db, "Store directory")->required();
+  cmd->add_option("--npy", args->npy, "Queries, a float32 (rows x dim) .npy file")->required();
+  cmd->add_option("-k", args->k, "Neighbours per query")->capture_default_str();
+  cmd->add_option("--json", args->json_out, "Write the results as JSON to this file");
+  cmd->callback([args] { run_search(*args); });
+}
+
+}  // namespace embedapt::cli
