@@ -70,7 +70,6 @@ class Bench:
         self.embedapt = os.path.abspath(args.embedapt)
         self.work = os.path.abspath(args.work)
         self.python = sys.executable
-        self.full = args.full
         self.env = dict(os.environ)
         # Evaluation shares one cache (its vectors are not timed); timed ingests get fresh ones.
         self.env["EMBEDAPT_CACHE_DIR"] = os.path.join(self.work, "eval-cache")

@@ -79,7 +79,8 @@ def timing_summary(runs: list) -> dict:
         "ingest_retrain_vs_llamaindex": li / ingest_retrain,
         "ingest_retrain_vs_llamaindex_no_launches": li_in_process / ingest_retrain,
     }
-    return {"repeats": len(runs), "steps": steps, "ratios": ratios}
+    load = statistics.median(step["load_avg_1m"] for r in runs for step in r.values())
+    return {"repeats": len(runs), "steps": steps, "ratios": ratios, "median_load_avg_1m": load}
 
 
 def quality_summary(quality: dict) -> dict:
@@ -222,6 +223,7 @@ def markdown(result: dict) -> str:
             f"| of which embedding-process start-ups ({li['launches']:.0f} x {li['launch_s']:.2f} s) | {li['launch_overhead_s']:.1f} |",
             f"| retrain vs LlamaIndex (as run / without start-ups) | {ratios['retrain_vs_llamaindex']:.1f}x / {ratios['retrain_vs_llamaindex_no_launches']:.1f}x |",
             f"| ingest + retrain vs LlamaIndex (as run / without start-ups) | {ratios['ingest_retrain_vs_llamaindex']:.1f}x / {ratios['ingest_retrain_vs_llamaindex_no_launches']:.1f}x |",
+            f"| machine load (1-min load average when a timed step started, median) | {summary['timing']['median_load_avg_1m']:.1f} |",
         ]  # fmt: skip
         for name, c in summary["quality"]["cross_check"].items():
             lines.append(
