@@ -2,6 +2,7 @@
 // tokenizer, and the Embedder that runs them.
 #include "core/embed/bert.h"
 
+#include <dlfcn.h>
 #include <openssl/evp.h>
 #include <torch/torch.h>
 #include <unistd.h>
@@ -140,6 +141,24 @@ Status read_sentence_config(const std::string& dir, SentenceConfig* config) {
   return Status::OK();
 }
 
+// Debian's LibTorch does its matrix products in OpenBLAS, whose own thread
+// pool at::set_num_threads does not size. Sizing both to `threads` nests them
+// (an OpenMP-parallel batched product calling threaded BLAS) and oversubscribes
+// the CPU: measured on 2 cores, 1 torch thread + 2 BLAS threads used half the
+// CPU time of 2 + 2. So with OpenBLAS the products get the threads and torch's
+// element-wise ops run on the caller; with any other BLAS torch gets them.
+void set_compute_threads(int threads) {
+  using SetThreads = void (*)(int);
+  static const auto openblas_set_num_threads =
+      reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+  if (openblas_set_num_threads) {
+    openblas_set_num_threads(threads);
+    at::set_num_threads(1);
+  } else {
+    at::set_num_threads(threads);
+  }
+}
+
 class BertEmbedder : public Embedder {
  public:
   BertEmbedder(std::unique_ptr<BertModel> model, std::unique_ptr<WordPieceTokenizer> tokenizer,
@@ -172,7 +191,7 @@ class BertEmbedder : public Embedder {
 
     const size_t dim = static_cast<size_t>(model_->hidden_size()), base = out->size();
     out->resize(base + texts.size() * dim);
-    at::set_num_threads(threads_);  // per calling thread under OpenMP
+    set_compute_threads(threads_);
     std::vector<std::vector<int32_t>> batch;
     std::vector<float> rows;
     for (size_t start = 0; start < order.size(); start += kBatchSize) {
