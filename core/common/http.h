@@ -3,6 +3,8 @@
 // Retries 429, 5xx, timeouts and connection failures with exponential backoff
 // and full jitter, honouring a Retry-After header; other statuses return at
 // once. Request headers (which carry API keys) never appear in errors or logs.
+// Thread-safe: every call uses its own connection, so callers may run several
+// requests at once to bound latency (see the openai: embedder).
 #pragma once
 
 #include <map>
@@ -35,7 +37,9 @@ struct RetryPolicy {
 
 // Sends `request`, retrying as above. ok() with the response for any final
 // status (the caller judges 4xx); Code::kUnavailable when retries ran out,
-// naming the URL (never the headers) and the last failure.
+// naming the URL (never the headers or query string) and the last failure;
+// kInvalidArgument, without retrying, for a URL curl cannot use. A
+// Retry-After longer than policy.max_backoff_seconds is cut to it.
 Status http_send(const HttpRequest& request, const RetryPolicy& policy, HttpResponse* response);
 
 }  // namespace embedapt
