@@ -57,8 +57,9 @@ std::string describe(const Chunk& chunk) {
 
 Status generate_questions(const std::vector<Chunk>& chunks, const GenerateOptions& options,
                           const std::string& journal_path, GenerateResult* result) {
-  if (options.questions_per_chunk < 1)
+  if (options.questions_per_chunk < 1) {
     return Status::InvalidArgument("questions per chunk must be at least 1");
+  }
   if (options.concurrency < 1) return Status::InvalidArgument("concurrency must be at least 1");
   if (options.chat.base_url.empty()) return Status::InvalidArgument("no LLM base URL given");
   if (options.chat.model.empty()) return Status::InvalidArgument("no LLM model given");
@@ -68,6 +69,7 @@ Status generate_questions(const std::vector<Chunk>& chunks, const GenerateOption
     if (!ids.insert(chunk.id).second) return Status::InvalidArgument("two chunks share the id " + chunk.id);
   }
 
+  const auto questions_per_chunk = static_cast<size_t>(options.questions_per_chunk);
   *result = GenerateResult{};
   std::vector<JournalEntry> entries;
   std::unique_ptr<Journal> journal;
@@ -84,11 +86,11 @@ Status generate_questions(const std::vector<Chunk>& chunks, const GenerateOption
       pending.push_back(&chunks[i]);
       continue;
     }
-    result->questions[chunks[i].id] = it->second->questions;
+    std::vector<std::string> questions = parse_questions(it->second->reply, questions_per_chunk);
+    if (questions.size() < questions_per_chunk) ++result->short_answers;
+    result->questions[chunks[i].id] = std::move(questions);
     result->journal_usage.input_tokens += it->second->input_tokens;
     result->journal_usage.output_tokens += it->second->output_tokens;
-    if (it->second->questions.size() < static_cast<size_t>(options.questions_per_chunk))
-      ++result->short_answers;
     ++result->from_journal;
   }
 
@@ -107,11 +109,9 @@ Status generate_questions(const std::vector<Chunk>& chunks, const GenerateOption
       Status s =
           chat_complete(options.chat, render_prompt(options.prompt, chunk.text, options.questions_per_chunk),
                         &reply, &usage);
-      JournalEntry entry{chunk.id, {}, usage.input_tokens, usage.output_tokens};
       if (s.ok()) {
-        entry.questions = parse_questions(reply, static_cast<size_t>(options.questions_per_chunk));
         // Recorded before it counts: a kill after this line loses nothing.
-        Status written = journal->append(entry);
+        Status written = journal->append({chunk.id, reply, usage.input_tokens, usage.output_tokens});
         if (!written.ok()) {
           std::lock_guard<std::mutex> lock(mu);
           journal_status = written;
@@ -126,9 +126,9 @@ Status generate_questions(const std::vector<Chunk>& chunks, const GenerateOption
         ++result->asked;
         result->usage.input_tokens += usage.input_tokens;
         result->usage.output_tokens += usage.output_tokens;
-        if (entry.questions.size() < static_cast<size_t>(options.questions_per_chunk))
-          ++result->short_answers;
-        result->questions[chunk.id] = std::move(entry.questions);
+        std::vector<std::string> questions = parse_questions(reply, questions_per_chunk);
+        if (questions.size() < questions_per_chunk) ++result->short_answers;
+        result->questions[chunk.id] = std::move(questions);
       } else {
         result->failures.push_back(s.WithContext(describe(chunk)));
       }

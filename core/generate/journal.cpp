@@ -73,16 +73,13 @@ Status parse_journal(const std::string& path, const std::string& content, const 
       }
       continue;
     }
-    if (!record.is_object() || !record["chunk"].is_string() || !record["questions"].is_array() ||
+    if (!record.is_object() || !record["chunk"].is_string() || !record["reply"].is_string() ||
         !record["input_tokens"].is_number_integer() || !record["output_tokens"].is_number_integer()) {
       return Status::Corruption(where + ": not a journal entry");
     }
     JournalEntry entry;
     entry.chunk_id = record["chunk"].get<std::string>();
-    for (const json& q : record["questions"]) {
-      if (!q.is_string()) return Status::Corruption(where + ": a question is not a string");
-      entry.questions.push_back(q.get<std::string>());
-    }
+    entry.reply = record["reply"].get<std::string>();
     entry.input_tokens = record["input_tokens"].get<int64_t>();
     entry.output_tokens = record["output_tokens"].get<int64_t>();
     entries->push_back(std::move(entry));
@@ -130,7 +127,7 @@ Journal::~Journal() { ::close(fd_); }
 
 Status Journal::append(const JournalEntry& entry) {
   json record = {{"chunk", entry.chunk_id},
-                 {"questions", entry.questions},
+                 {"reply", entry.reply},
                  {"input_tokens", entry.input_tokens},
                  {"output_tokens", entry.output_tokens}};
   std::string line = record.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";

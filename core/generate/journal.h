@@ -3,7 +3,7 @@
 // same arguments asks only for the chunks it has no answer for.
 //
 // Format: JSON lines. The first holds the run's arguments and their
-// fingerprint; each other holds one chunk's questions and token counts. A
+// fingerprint; each other holds one chunk's raw reply and token counts. A
 // torn last line (the process died mid-write) is cut off when reopened.
 #pragma once
 
@@ -19,7 +19,7 @@ namespace embedapt {
 
 struct JournalEntry {
   std::string chunk_id;
-  std::vector<std::string> questions;
+  std::string reply;         // the LLM's raw reply: what was paid for, parsed again on every run
   int64_t input_tokens = 0;  // as the API's usage reported them
   int64_t output_tokens = 0;
 };
