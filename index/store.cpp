@@ -111,7 +111,9 @@ StoreImpl::StoreImpl(std::string path, Options options)
 
 StoreImpl::~StoreImpl() {
   if (db_) {
-    flush();  // best effort: a failed snapshot costs a longer replay on the next open
+    // Best effort: a failed snapshot costs a longer replay on the next open.
+    // A store whose open failed has no index to snapshot.
+    if (index_) flush();
     for (auto* handle : handles_) db_->DestroyColumnFamilyHandle(handle);
     db_->Close();
   }

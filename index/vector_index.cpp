@@ -155,12 +155,17 @@ void VectorIndex::remove(int64_t id) { tombstones_.insert(id); }
 
 Status VectorIndex::purge() {
   if (tombstones_.empty()) return Status::OK();
+  // IndexIDMap::remove_ids assumes the inner index renumbers what is left
+  // the way flat storage does; IVF does not, and HNSW cannot remove at all.
+  if (dynamic_cast<const faiss::IndexFlatCodes*>(index_->index) == nullptr) {
+    return Status::NotSupported("index '" + spec_ + "' cannot remove vectors in place");
+  }
   std::vector<idx_t> dead(tombstones_.begin(), tombstones_.end());
   faiss::IDSelectorBatch selector(dead.size(), dead.data());
   try {
     index_->remove_ids(selector);
   } catch (const faiss::FaissException& e) {
-    return Status::NotSupported("index '" + spec_ + "' cannot remove vectors: " + e.what());
+    return Status::Internal("removing from index '" + spec_ + "': " + e.what());
   }
   tombstones_.clear();
   return Status::OK();

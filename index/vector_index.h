@@ -57,8 +57,9 @@ class VectorIndex {
   Status add(size_t n, const float* vectors, const int64_t* ids);
   // Tombstones `id`, which must be live in the index.
   void remove(int64_t id);
-  // Removes tombstoned vectors for good; kNotSupported when the index type
-  // cannot remove (HNSW), in which case the owner rebuilds.
+  // Removes tombstoned vectors for good; kNotSupported unless the storage is
+  // flat (HNSW cannot remove, IVF under an id map renumbers wrongly), in which
+  // case the owner rebuilds.
   Status purge();
 
   // The k nearest live vectors of each of the n queries, best first.

@@ -1,0 +1,611 @@
+// Store behaviour on real RocksDB + FAISS in temporary directories: search
+// exactness, persistence, recovery, index types, bad input, the query log and
+// adapter versions.
+#include <rocksdb/db.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <random>
+
+#include "core/common/files.h"
+#include "core/common/safetensors.h"
+#include "embedapt/store.h"
+
+namespace fs = std::filesystem;
+using namespace embedapt;
+
+namespace {
+
+// A fresh directory under the system temp dir, removed at scope exit.
+struct TempDir {
+  TempDir() {
+    path = (fs::temp_directory_path() /
+            ("embedapt-store-" + std::to_string(::getpid()) + "-" + std::to_string(counter++)))
+               .string();
+    fs::remove_all(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+  std::string path;
+  static inline int counter = 0;
+};
+
+std::vector<float> random_vectors(size_t n, int dim, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal;
+  std::vector<float> v(n * dim);
+  for (float& x : v) x = normal(rng);
+  return v;
+}
+
+std::unique_ptr<Store> open_store(const std::string& path, Options options) {
+  std::unique_ptr<Store> store;
+  Status s = Store::open(path, options, &store);
+  INFO(s.ToString());
+  REQUIRE(s.ok());
+  return store;
+}
+
+Options options_for(int dim, Metric metric = Metric::kCosine, std::string spec = "Flat") {
+  Options options;
+  options.dim = dim;
+  options.metric = metric;
+  options.index_spec = std::move(spec);
+  return options;
+}
+
+void insert(Store* store, const std::vector<float>& vectors, int dim, size_t first = 0) {
+  std::vector<Record> batch;
+  for (size_t i = 0; i < vectors.size() / dim; ++i) {
+    Record r;
+    r.id = "doc" + std::to_string(first + i);
+    r.vector.assign(vectors.begin() + i * dim, vectors.begin() + (i + 1) * dim);
+    r.payload = "payload of " + r.id;
+    batch.push_back(std::move(r));
+  }
+  Status s = store->upsert_batch(batch);
+  INFO(s.ToString());
+  REQUIRE(s.ok());
+}
+
+// Exact top-k by the metric's score.
+std::vector<size_t> brute_force(const std::vector<float>& docs, const float* q, int dim, Metric metric,
+                                int k) {
+  size_t n = docs.size() / dim;
+  std::vector<std::pair<float, size_t>> scored;
+  double qn = 0;
+  for (int j = 0; j < dim; ++j) qn += q[j] * q[j];
+  for (size_t i = 0; i < n; ++i) {
+    double dot = 0, l2 = 0, dn = 0;
+    for (int j = 0; j < dim; ++j) {
+      float d = docs[i * dim + j];
+      dot += d * q[j];
+      l2 += (d - q[j]) * (d - q[j]);
+      dn += d * d;
+    }
+    double score = metric == Metric::kL2 ? -l2 : metric == Metric::kCosine ? dot / std::sqrt(dn * qn) : dot;
+    scored.push_back({static_cast<float>(-score), i});
+  }
+  std::sort(scored.begin(), scored.end());
+  std::vector<size_t> top;
+  for (int i = 0; i < k; ++i) top.push_back(scored[i].second);
+  return top;
+}
+
+std::string adapter_config(int dim, const char* side, const char* embedder = "test-embedder") {
+  return std::string("{\"kind\":\"linear\",\"in_dim\":") + std::to_string(dim) +
+         ",\"out_dim\":" + std::to_string(dim) + ",\"side\":\"" + side + "\",\"embedder\":\"" + embedder +
+         "\"}";
+}
+
+// A linear adapter y = diag(scale) x, as safetensors bytes.
+std::string diagonal_weights(const std::vector<float>& scale) {
+  int dim = static_cast<int>(scale.size());
+  std::vector<float> w(dim * dim, 0.0f);
+  for (int i = 0; i < dim; ++i) w[i * dim + i] = scale[i];
+  TensorMap tensors;
+  tensors["linear.weight"] = floats_to_tensor(w, {dim, dim});
+  return serialize_safetensors(tensors);
+}
+
+std::vector<std::string> ids_of(const std::vector<Hit>& hits) {
+  std::vector<std::string> ids;
+  for (const Hit& h : hits) ids.push_back(h.id);
+  return ids;
+}
+
+}  // namespace
+
+TEST_CASE("Flat search equals brute force under every metric", "[store]") {
+  const int dim = 24, n = 600, k = 10;
+  for (Metric metric : {Metric::kCosine, Metric::kInnerProduct, Metric::kL2}) {
+    SECTION(MetricName(metric)) {
+      TempDir dir;
+      auto store = open_store(dir.path, options_for(dim, metric));
+      std::vector<float> docs = random_vectors(n, dim, 1);
+      insert(store.get(), docs, dim);
+      std::vector<float> queries = random_vectors(20, dim, 2);
+      std::vector<std::vector<Hit>> results;
+      REQUIRE(store->search_batch(queries.data(), 20, k, &results).ok());
+      for (size_t q = 0; q < 20; ++q) {
+        std::vector<size_t> expected = brute_force(docs, queries.data() + q * dim, dim, metric, k);
+        REQUIRE(results[q].size() == size_t(k));
+        for (int r = 0; r < k; ++r) {
+          CHECK(results[q][r].id == "doc" + std::to_string(expected[r]));
+          CHECK(results[q][r].payload == "payload of doc" + std::to_string(expected[r]));
+        }
+        // Scores follow the metric's direction.
+        bool lower_is_better = metric == Metric::kL2;
+        CHECK((lower_is_better ? results[q][0].score <= results[q][k - 1].score
+                               : results[q][0].score >= results[q][k - 1].score));
+      }
+      std::vector<Hit> single;
+      REQUIRE(store->search(queries.data(), dim, k, &single).ok());
+      CHECK(ids_of(single) == ids_of(results[0]));
+      REQUIRE(store->verify().ok());
+    }
+  }
+}
+
+TEST_CASE("Upsert replaces, remove deletes, get and scan read back", "[store]") {
+  const int dim = 8;
+  TempDir dir;
+  auto store = open_store(dir.path, options_for(dim, Metric::kL2));
+  std::vector<float> a = random_vectors(1, dim, 3), b = random_vectors(1, dim, 4);
+  REQUIRE(store->upsert("x", a.data(), dim, "first").ok());
+  REQUIRE(store->upsert("y", b.data(), dim, std::string("bin\0ary", 7)).ok());
+  REQUIRE(store->upsert("x", b.data(), dim, "second").ok());
+  Record r;
+  REQUIRE(store->get("x", &r).ok());
+  CHECK(r.vector == b);
+  CHECK(r.payload == "second");
+  REQUIRE(store->get("y", &r).ok());
+  CHECK(r.payload == std::string("bin\0ary", 7));
+
+  std::vector<Hit> hits;
+  REQUIRE(store->search(a.data(), dim, 5, &hits).ok());
+  CHECK(hits.size() == 2);  // the old vector of x is gone
+  StoreStats stats;
+  REQUIRE(store->stats(&stats).ok());
+  CHECK(stats.count == 2);
+
+  REQUIRE(store->remove("x").ok());
+  CHECK(store->get("x", &r).code() == Code::kNotFound);
+  CHECK(store->remove("x").code() == Code::kNotFound);
+  REQUIRE(store->search(b.data(), dim, 5, &hits).ok());
+  CHECK(ids_of(hits) == std::vector<std::string>{"y"});
+
+  std::vector<std::string> scanned;
+  REQUIRE(store
+              ->scan([&](const Record& rec) {
+                scanned.push_back(rec.id);
+                return true;
+              })
+              .ok());
+  CHECK(scanned == std::vector<std::string>{"y"});
+  REQUIRE(store->verify().ok());
+}
+
+TEST_CASE("A batch is all or nothing", "[store]") {
+  const int dim = 4;
+  TempDir dir;
+  auto store = open_store(dir.path, options_for(dim));
+  std::vector<Record> batch(3);
+  for (int i = 0; i < 3; ++i) {
+    batch[i].id = "r" + std::to_string(i);
+    batch[i].vector = {1, 2, 3, float(i)};
+  }
+  batch[2].vector[1] = std::numeric_limits<float>::quiet_NaN();
+  Status s = store->upsert_batch(batch);
+  CHECK(s.code() == Code::kInvalidArgument);
+  CHECK(s.message().find("record 2") != std::string::npos);
+  StoreStats stats;
+  REQUIRE(store->stats(&stats).ok());
+  CHECK(stats.count == 0);
+  // The same id twice in one batch: the last one wins.
+  batch[2].vector[1] = 0;
+  batch[2].id = "r0";
+  REQUIRE(store->upsert_batch(batch).ok());
+  Record r;
+  REQUIRE(store->get("r0", &r).ok());
+  CHECK(r.vector == batch[2].vector);
+  REQUIRE(store->stats(&stats).ok());
+  CHECK(stats.count == 2);
+  REQUIRE(store->verify().ok());
+}
+
+TEST_CASE("A store persists: snapshot on close, journal replay after a crash", "[store]") {
+  const int dim = 16;
+  TempDir dir;
+  std::vector<float> docs = random_vectors(300, dim, 5);
+  std::vector<float> query = random_vectors(1, dim, 6);
+  std::vector<std::string> before;
+  {
+    auto store = open_store(dir.path, options_for(dim, Metric::kInnerProduct));
+    insert(store.get(), docs, dim);
+    REQUIRE(store->remove("doc7").ok());
+    std::vector<Hit> hits;
+    REQUIRE(store->search(query.data(), dim, 10, &hits).ok());
+    before = ids_of(hits);
+  }
+  StoreStats stats;
+  {
+    Options options;  // everything "as stored"
+    auto store = open_store(dir.path, options);
+    REQUIRE(store->stats(&stats).ok());
+    CHECK(stats.count == 299);
+    CHECK(stats.dim == dim);
+    CHECK(stats.metric == Metric::kInnerProduct);
+    CHECK(stats.snapshot_seq == stats.journal_seq);
+    CHECK(stats.recovery.find("snapshot at seq") != std::string::npos);
+    std::vector<Hit> hits;
+    REQUIRE(store->search(query.data(), dim, 10, &hits).ok());
+    CHECK(ids_of(hits) == before);
+  }
+  // A child writes after the snapshot and dies without closing: the reopened
+  // store replays the journal.
+  pid_t child = fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    std::unique_ptr<Store> store;
+    Options options;
+    options.snapshot_every = 0;
+    if (!Store::open(dir.path, options, &store).ok()) _exit(2);
+    std::vector<float> more = random_vectors(50, dim, 7);
+    for (int i = 0; i < 50; ++i) {
+      if (!store->upsert("late" + std::to_string(i), more.data() + i * dim, dim, "late").ok()) _exit(3);
+    }
+    if (!store->remove("doc8").ok()) _exit(4);
+    _exit(0);  // no destructor: no snapshot
+  }
+  int status = 0;
+  waitpid(child, &status, 0);
+  REQUIRE(WIFEXITED(status));
+  REQUIRE(WEXITSTATUS(status) == 0);
+  auto store = open_store(dir.path, Options());
+  REQUIRE(store->stats(&stats).ok());
+  CHECK(stats.count == 299 + 50 - 1);
+  CHECK(stats.recovery.find("51 journal entries replayed") != std::string::npos);
+  Record r;
+  CHECK(store->get("doc8", &r).code() == Code::kNotFound);
+  REQUIRE(store->get("late3", &r).ok());
+  std::vector<Hit> hits;
+  REQUIRE(store->search(r.vector.data(), dim, 1, &hits).ok());
+  CHECK(hits.at(0).id == "late3");
+  REQUIRE(store->verify().ok());
+}
+
+TEST_CASE("A corrupt snapshot is detected and the index rebuilt from RocksDB", "[store]") {
+  const int dim = 8;
+  TempDir dir;
+  std::vector<float> docs = random_vectors(200, dim, 8);
+  { insert(open_store(dir.path, options_for(dim)).get(), docs, dim); }
+  std::string snap = dir.path + "/index.snap";
+  std::string bytes;
+  REQUIRE(read_file(snap, &bytes).ok());
+  bytes[bytes.size() / 2] ^= 0x5a;
+  REQUIRE(write_file_atomic(snap, bytes).ok());
+  {
+    auto store = open_store(dir.path, Options());
+    StoreStats stats;
+    REQUIRE(store->stats(&stats).ok());
+    CHECK(stats.recovery.find("rebuilt") != std::string::npos);
+    CHECK(stats.recovery.find("checksum mismatch") != std::string::npos);
+    CHECK(stats.count == 200);
+    std::vector<Hit> hits;
+    REQUIRE(store->search(docs.data() + 5 * dim, dim, 1, &hits).ok());
+    CHECK(hits.at(0).id == "doc5");
+    REQUIRE(store->verify().ok());
+  }
+  // The rebuild wrote a good snapshot; a truncated one is caught too.
+  REQUIRE(read_file(snap, &bytes).ok());
+  REQUIRE(write_file_atomic(snap, bytes.substr(0, bytes.size() - 10)).ok());
+  auto store = open_store(dir.path, Options());
+  StoreStats stats;
+  REQUIRE(store->stats(&stats).ok());
+  CHECK(stats.recovery.find("rebuilt") != std::string::npos);
+  CHECK(stats.count == 200);
+}
+
+TEST_CASE("HNSW deletes by tombstone and rebuilds when they pile up", "[store]") {
+  const int dim = 16, n = 400;
+  TempDir dir;
+  std::vector<float> docs = random_vectors(n, dim, 9);
+  auto store = open_store(dir.path, options_for(dim, Metric::kL2, "HNSW32"));
+  insert(store.get(), docs, dim);
+  for (int i = 0; i < 40; ++i) REQUIRE(store->remove("doc" + std::to_string(i)).ok());
+  std::vector<Hit> hits;
+  for (int i = 0; i < 40; ++i) {
+    REQUIRE(store->search(docs.data() + i * dim, dim, 5, &hits).ok());
+    CHECK(hits.size() == 5);
+    for (const Hit& h : hits) CHECK(h.id != "doc" + std::to_string(i));
+  }
+  REQUIRE(store->verify().ok());
+  // Past a quarter of the index (+256), tombstones are cleared by a rebuild.
+  for (int i = 40; i < 300; ++i) REQUIRE(store->remove("doc" + std::to_string(i)).ok());
+  REQUIRE(store->verify().ok());
+  StoreStats stats;
+  REQUIRE(store->stats(&stats).ok());
+  CHECK(stats.count == size_t(n - 300));
+  REQUIRE(store->search(docs.data() + 350 * dim, dim, 3, &hits).ok());
+  CHECK(hits.at(0).id == "doc350");
+  store.reset();
+  store = open_store(dir.path, Options());
+  REQUIRE(store->verify().ok());
+  REQUIRE(store->search(docs.data() + 10 * dim, dim, 100, &hits).ok());
+  for (const Hit& h : hits) CHECK(h.id != "doc10");
+}
+
+TEST_CASE("IVF indexes stage vectors until there are enough to train", "[store]") {
+  const int dim = 8;  // IVF4 trains at 4 * 39 = 156 vectors
+  TempDir dir;
+  std::vector<float> docs = random_vectors(400, dim, 10);
+  {
+    auto store = open_store(dir.path, options_for(dim, Metric::kL2, "IVF4,Flat"));
+    std::vector<float> first(docs.begin(), docs.begin() + 100 * dim);
+    insert(store.get(), first, dim);
+    std::vector<Hit> hits;
+    REQUIRE(store->search(docs.data() + 42 * dim, dim, 1, &hits).ok());  // exact while staging
+    CHECK(hits.at(0).id == "doc42");
+    std::vector<float> rest(docs.begin() + 100 * dim, docs.end());
+    insert(store.get(), rest, dim, 100);
+    REQUIRE(store->verify().ok());
+  }
+  auto store = open_store(dir.path, Options());
+  StoreStats stats;
+  REQUIRE(store->stats(&stats).ok());
+  CHECK(stats.count == 400);
+  CHECK(stats.index_spec == "IVF4,Flat");
+  std::vector<Hit> hits;
+  for (int i : {0, 150, 399}) {  // a vector's own cell is always probed
+    REQUIRE(store->search(docs.data() + i * dim, dim, 1, &hits).ok());
+    CHECK(hits.at(0).id == "doc" + std::to_string(i));
+  }
+  REQUIRE(store->remove("doc150").ok());
+  REQUIRE(store->search(docs.data() + 150 * dim, dim, 1, &hits).ok());
+  CHECK(hits.at(0).id != "doc150");
+  REQUIRE(store->verify().ok());
+}
+
+TEST_CASE("Bad input gets a typed error, never a crash", "[store]") {
+  const int dim = 4;
+  TempDir dir;
+  auto store = open_store(dir.path, options_for(dim));
+  std::vector<float> v = {1, 2, 3, 4};
+  const float inf = std::numeric_limits<float>::infinity();
+  std::vector<float> with_inf = {1, inf, 3, 4}, with_nan = {std::nanf(""), 0, 0, 1}, zero = {0, 0, 0, 0};
+  CHECK(store->upsert("a", v.data(), 3, "").code() == Code::kInvalidArgument);
+  CHECK(store->upsert("a", with_inf.data(), dim, "").code() == Code::kInvalidArgument);
+  CHECK(store->upsert("a", with_nan.data(), dim, "").code() == Code::kInvalidArgument);
+  CHECK(store->upsert("a", zero.data(), dim, "").code() == Code::kInvalidArgument);  // cosine
+  CHECK(store->upsert("", v.data(), dim, "").code() == Code::kInvalidArgument);
+  CHECK(store->upsert(std::string(kMaxIdBytes + 1, 'x'), v.data(), dim, "").code() == Code::kInvalidArgument);
+  CHECK(store->upsert(std::string(kMaxIdBytes, 'x'), v.data(), dim, "").ok());
+  CHECK(store->upsert("a", v.data(), dim, std::string(kMaxPayloadBytes + 1, 'p')).code() ==
+        Code::kInvalidArgument);
+  CHECK(store->upsert("a", nullptr, dim, "").code() == Code::kInvalidArgument);
+  CHECK(store->remove("nope").code() == Code::kNotFound);
+  Record r;
+  CHECK(store->get("nope", &r).code() == Code::kNotFound);
+  std::vector<Hit> hits;
+  CHECK(store->search(v.data(), 5, 3, &hits).code() == Code::kInvalidArgument);
+  CHECK(store->search(with_nan.data(), dim, 3, &hits).code() == Code::kInvalidArgument);
+  CHECK(store->search(v.data(), dim, 0, &hits).code() == Code::kInvalidArgument);
+  REQUIRE(store->search(v.data(), dim, 1000, &hits).ok());  // k beyond the count
+  CHECK(hits.size() == 1);
+  store.reset();
+
+  // Reopening with options that contradict the stored ones.
+  std::unique_ptr<Store> other;
+  CHECK(Store::open(dir.path, options_for(5), &other).code() == Code::kInvalidArgument);
+  CHECK(Store::open(dir.path, options_for(dim, Metric::kL2), &other).code() == Code::kInvalidArgument);
+  Status s = Store::open(dir.path, options_for(dim, Metric::kCosine, "HNSW32"), &other);
+  CHECK(s.code() == Code::kInvalidArgument);
+  CHECK(s.message().find("Flat") != std::string::npos);
+
+  // Paths that are not stores.
+  TempDir scratch;
+  fs::create_directories(scratch.path);
+  std::string file = scratch.path + "/file";
+  std::ofstream(file) << "not a store";
+  CHECK(Store::open(file, options_for(dim), &other).code() == Code::kInvalidArgument);
+  CHECK(Store::open(scratch.path, options_for(dim), &other).code() == Code::kInvalidArgument);
+  Options no_create = options_for(dim);
+  no_create.create_if_missing = false;
+  CHECK(Store::open(scratch.path + "/missing", no_create, &other).code() == Code::kNotFound);
+  CHECK(Store::open(scratch.path + "/nodim", Options(), &other).code() == Code::kInvalidArgument);
+  CHECK(Store::open(scratch.path + "/spec", options_for(dim, Metric::kL2, "NoSuchIndex"), &other).code() ==
+        Code::kInvalidArgument);
+  {  // A RocksDB that is not ours.
+    rocksdb::Options rocks;
+    rocks.create_if_missing = true;
+    rocksdb::DB* db = nullptr;
+    fs::create_directories(scratch.path + "/foreign");
+    REQUIRE(rocksdb::DB::Open(rocks, scratch.path + "/foreign/db", &db).ok());
+    delete db;
+  }
+  s = Store::open(scratch.path + "/foreign", options_for(dim), &other);
+  CHECK(s.code() == Code::kInvalidArgument);
+  CHECK(s.message().find("not an embedapt store") != std::string::npos);
+}
+
+TEST_CASE("A second open gets kBusy, in this process and in another", "[store]") {
+  TempDir dir;
+  auto store = open_store(dir.path, options_for(4));
+  std::unique_ptr<Store> second;
+  Status s = Store::open(dir.path, Options(), &second);
+  CHECK(s.code() == Code::kBusy);
+  CHECK(s.message().find(dir.path) != std::string::npos);
+  pid_t child = fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    std::unique_ptr<Store> other;
+    _exit(Store::open(dir.path, Options(), &other).code() == Code::kBusy ? 0 : 1);
+  }
+  int status = 0;
+  waitpid(child, &status, 0);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+}
+
+TEST_CASE("The query log deduplicates queries and hits and keeps the newest hits", "[store]") {
+  const int dim = 4;
+  TempDir dir;
+  Options options = options_for(dim);
+  options.query_log_max_hits = 3;
+  std::vector<float> q1 = {1, 0, 0, 0}, q2 = {0, 1, 0, 0};
+  {
+    auto store = open_store(dir.path, options);
+    uint64_t a = 0, b = 0, a_again = 0;
+    REQUIRE(store->log_query(q1.data(), dim, {"d1", "d2"}, &a).ok());
+    REQUIRE(store->log_query(q2.data(), dim, {}, &b).ok());
+    REQUIRE(store->log_query(q1.data(), dim, {"d3"}, &a_again).ok());
+    CHECK(a != b);
+    CHECK(a == a_again);
+    CHECK(store->log_hit(a + b + 7, "d1").code() == Code::kNotFound);
+    CHECK(store->log_hit(a, "").code() == Code::kInvalidArgument);
+    REQUIRE(store->log_hit(a, "d1").ok());
+    REQUIRE(store->log_hit(a, "d1").ok());  // duplicate: no-op
+    REQUIRE(store->log_hit(a, "d2").ok());
+    REQUIRE(store->log_hit(b, "d3").ok());
+    std::vector<LoggedPair> pairs;
+    REQUIRE(store->read_pairs(&pairs).ok());
+    REQUIRE(pairs.size() == 3);
+    CHECK(pairs[0].doc_id == "d1");
+    CHECK(pairs[0].query == q1);
+    CHECK(pairs[2].query == q2);
+    REQUIRE(store->log_hit(b, "d4").ok());  // evicts (a, d1), the oldest
+  }
+  auto store = open_store(dir.path, options);
+  std::vector<LoggedPair> pairs;
+  REQUIRE(store->read_pairs(&pairs).ok());
+  REQUIRE(pairs.size() == 3);
+  CHECK(pairs[0].doc_id == "d2");
+  CHECK(pairs[2].doc_id == "d4");
+  StoreStats stats;
+  REQUIRE(store->stats(&stats).ok());
+  CHECK(stats.logged_queries == 2);
+  CHECK(stats.logged_hits == 3);
+  uint64_t a = 0;
+  REQUIRE(store->log_query(q1.data(), dim, {}, &a).ok());
+  REQUIRE(store->log_hit(a, "d1").ok());  // evicted, so logged anew
+  REQUIRE(store->read_pairs(&pairs).ok());
+  CHECK(pairs.back().doc_id == "d1");
+}
+
+TEST_CASE("Adapter versions: activation, document-side rebuild, views and rollback", "[store][adapter]") {
+  const int dim = 8, n = 300;
+  TempDir dir;
+  std::vector<float> docs = random_vectors(n, dim, 11);
+  std::vector<float> queries = random_vectors(10, dim, 12);
+  auto store = open_store(dir.path, options_for(dim));
+  insert(store.get(), docs, dim);
+  REQUIRE(store->set_embedder("test-embedder").ok());
+  CHECK(store->set_embedder("other").code() == Code::kFailedPrecondition);
+
+  std::vector<float> scale(dim, 1.0f);
+  scale[0] = 8.0f;  // a document-and-query transform that changes cosine rankings
+  AdapterVersion both;
+  both.config_json = adapter_config(dim, "both");
+  both.weights = diagonal_weights(scale);
+  both.metrics_json = "{\"mrr\":0.5}";
+  REQUIRE(store->put_adapter(&both).ok());
+  CHECK(both.version == 1);
+  AdapterVersion negate;  // query side, y = -x: reverses the cosine ranking
+  negate.config_json = adapter_config(dim, "query");
+  negate.weights = diagonal_weights(std::vector<float>(dim, -1.0f));
+  negate.parent = 1;
+  REQUIRE(store->put_adapter(&negate).ok());
+  CHECK(negate.version == 2);
+  std::vector<AdapterVersion> listed;
+  REQUIRE(store->list_adapters(&listed).ok());
+  REQUIRE(listed.size() == 2);
+  CHECK(listed[0].weights.empty());
+  CHECK(listed[1].parent == 1);
+  CHECK(listed[0].metrics_json == "{\"mrr\":0.5}");
+  AdapterVersion fetched;
+  REQUIRE(store->get_adapter(1, &fetched).ok());
+  CHECK(fetched.weights == both.weights);
+  CHECK(store->get_adapter(9, &fetched).code() == Code::kNotFound);
+
+  std::vector<std::vector<Hit>> raw, adapted, viewed;
+  REQUIRE(store->search_batch(queries.data(), 10, 5, &raw).ok());
+
+  // A view under the document-side adapter needs its own index.
+  AdapterVersion stored;
+  REQUIRE(store->get_adapter(1, &stored).ok());
+  std::unique_ptr<Adapter> loaded;
+  REQUIRE(load_adapter(stored.config_json, stored.weights, AdapterLoadOptions(), &loaded).ok());
+  std::unique_ptr<SearchView> view;
+  REQUIRE(store->view(std::shared_ptr<const Adapter>(std::move(loaded)), &view).ok());
+  REQUIRE(view->search(queries.data(), 10, 5, &viewed).ok());
+
+  REQUIRE(store->activate_adapter(1).ok());
+  REQUIRE(store->search_batch(queries.data(), 10, 5, &adapted).ok());
+  bool changed = false;
+  for (int q = 0; q < 10; ++q) {
+    CHECK(ids_of(adapted[q]) == ids_of(viewed[q]));
+    changed |= ids_of(adapted[q]) != ids_of(raw[q]);
+  }
+  CHECK(changed);
+  REQUIRE(store->verify().ok());
+
+  // New documents go through the active document-side adapter too.
+  std::vector<float> extra = random_vectors(1, dim, 13);
+  REQUIRE(store->upsert("extra", extra.data(), dim, "").ok());
+  std::vector<Hit> hits;
+  REQUIRE(store->search(extra.data(), dim, 1, &hits).ok());
+  CHECK(hits.at(0).id == "extra");
+  REQUIRE(store->remove("extra").ok());
+
+  // Query side: the ranking reverses.
+  REQUIRE(store->activate_adapter(2).ok());
+  REQUIRE(store->search(docs.data(), dim, 1, &hits).ok());
+  CHECK(hits.at(0).id != "doc0");
+  StoreStats stats;
+  REQUIRE(store->stats(&stats).ok());
+  CHECK(stats.active_adapter == 2);
+  CHECK(stats.adapter_versions == 2);
+
+  // Rollback walks back through the activations, and survives a reopen.
+  REQUIRE(store->rollback_adapter().ok());
+  store.reset();
+  store = open_store(dir.path, Options());
+  REQUIRE(store->stats(&stats).ok());
+  CHECK(stats.active_adapter == 1);
+  CHECK(stats.recovery.find("snapshot") != std::string::npos);
+  REQUIRE(store->search_batch(queries.data(), 10, 5, &viewed).ok());
+  for (int q = 0; q < 10; ++q) CHECK(ids_of(viewed[q]) == ids_of(adapted[q]));
+  REQUIRE(store->rollback_adapter().ok());
+  REQUIRE(store->search_batch(queries.data(), 10, 5, &viewed).ok());
+  for (int q = 0; q < 10; ++q) CHECK(ids_of(viewed[q]) == ids_of(raw[q]));
+  CHECK(store->rollback_adapter().code() == Code::kFailedPrecondition);
+  REQUIRE(store->verify().ok());
+}
+
+TEST_CASE("Adapters that do not fit the store are refused", "[store][adapter]") {
+  const int dim = 8;
+  TempDir dir;
+  auto store = open_store(dir.path, options_for(dim));
+  REQUIRE(store->set_embedder("test-embedder").ok());
+  AdapterVersion wrong_dim, wrong_embedder, truncated;
+  wrong_dim.config_json = adapter_config(4, "query");
+  wrong_dim.weights = diagonal_weights(std::vector<float>(4, 1.0f));
+  wrong_embedder.config_json = adapter_config(dim, "query", "another-model");
+  wrong_embedder.weights = diagonal_weights(std::vector<float>(dim, 1.0f));
+  truncated.config_json = adapter_config(dim, "query");
+  truncated.weights = wrong_embedder.weights.substr(0, wrong_embedder.weights.size() - 7);
+  for (AdapterVersion* v : {&wrong_dim, &wrong_embedder, &truncated}) REQUIRE(store->put_adapter(v).ok());
+  CHECK(store->activate_adapter(wrong_dim.version).code() == Code::kInvalidArgument);
+  CHECK(store->activate_adapter(wrong_embedder.version).code() == Code::kFailedPrecondition);
+  CHECK(store->activate_adapter(truncated.version).code() == Code::kCorruption);
+  CHECK(store->activate_adapter(42).code() == Code::kNotFound);
+  StoreStats stats;
+  REQUIRE(store->stats(&stats).ok());
+  CHECK(stats.active_adapter == 0);
+}
