@@ -1,0 +1,237 @@
+// Adapters: built-in kinds, weights files, the exchange directory, TorchScript
+// and registered kinds.
+#include <torch/script.h>
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "core/adapt/trainer.h"
+#include "core/common/files.h"
+#include "core/common/safetensors.h"
+#include "embedapt/adapter_plugin.h"
+#include "tests/test_trainer_task.h"
+
+using namespace embedapt;
+using embedapt::test::distorted_task;
+using embedapt::test::kDim;
+
+namespace {
+
+std::string temp_dir(const std::string& name) {
+  auto dir = std::filesystem::temp_directory_path() / ("embedapt_test_adapter_" + name);
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir.string();
+}
+
+std::string config(const std::string& kind, int in_dim, int out_dim, nlohmann::json extra = {}) {
+  nlohmann::json j = {{"kind", kind},
+                      {"in_dim", in_dim},
+                      {"out_dim", out_dim},
+                      {"side", "query"},
+                      {"embedder", "test-embedder"}};
+  if (extra.is_object()) j.update(extra);
+  return j.dump();
+}
+
+std::vector<float> random_vectors(size_t n, int dim, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> normal;
+  std::vector<float> v(n * dim);
+  for (float& x : v) x = normal(rng);
+  return v;
+}
+
+// A trained-looking net: its tensors moved off the initial identity.
+std::shared_ptr<AdapterNet> perturbed_net(const std::string& config_json) {
+  AdapterConfig parsed;
+  REQUIRE(parse_adapter_config(config_json, &parsed).ok());
+  std::shared_ptr<AdapterNet> net;
+  REQUIRE(new_adapter_net(parsed, &net).ok());
+  torch::manual_seed(3);
+  torch::NoGradGuard no_grad;
+  for (auto& [name, t] : net->named_tensors()) t.add_(0.1 * torch::randn_like(t));
+  return net;
+}
+
+std::vector<float> apply(const Adapter& adapter, const std::vector<float>& in) {
+  size_t n = in.size() / adapter.in_dim();
+  std::vector<float> out(n * adapter.out_dim());
+  REQUIRE(adapter.apply(in.data(), n, out.data()).ok());
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("a fresh linear or two-layer adapter is the identity", "[adapter]") {
+  for (const char* kind : {"linear", "two-layer"}) {
+    AdapterConfig parsed;
+    REQUIRE(parse_adapter_config(config(kind, 8, 8, {{"hidden", 16}}), &parsed).ok());
+    std::shared_ptr<AdapterNet> net;
+    REQUIRE(new_adapter_net(parsed, &net).ok());
+    auto adapter = make_adapter(parsed, net);
+    std::vector<float> in = random_vectors(5, 8, 1);
+    CHECK(apply(*adapter, in) == in);
+  }
+}
+
+TEST_CASE("export and import through a directory give identical outputs", "[adapter]") {
+  for (const char* kind : {"linear", "two-layer"}) {
+    std::string cfg = config(kind, 12, 12, {{"hidden", 32}, {"activation", "gelu"}});
+    auto net = perturbed_net(cfg);
+    AdapterConfig parsed;
+    REQUIRE(parse_adapter_config(cfg, &parsed).ok());
+    auto original = make_adapter(parsed, net);
+    std::string weights;
+    REQUIRE(save_adapter_weights(*net, &weights).ok());
+
+    std::string dir = temp_dir(kind);
+    REQUIRE(write_adapter_dir(dir, cfg, weights).ok());
+    std::string cfg_back, weights_back;
+    REQUIRE(read_adapter_dir(dir, &cfg_back, &weights_back).ok());
+    CHECK(cfg_back == cfg);
+    std::unique_ptr<Adapter> loaded;
+    REQUIRE(load_adapter(cfg_back, weights_back, {}, &loaded).ok());
+    CHECK(loaded->kind() == kind);
+    std::vector<float> in = random_vectors(7, 12, 2);
+    std::vector<float> expected = apply(*original, in);
+    CHECK(expected != in);  // the perturbation shows
+    CHECK(apply(*loaded, in) == expected);
+  }
+}
+
+TEST_CASE("weights use names other stacks read", "[adapter]") {
+  auto net = perturbed_net(config("linear", 4, 4, {{"bias", true}}));
+  std::string weights;
+  REQUIRE(save_adapter_weights(*net, &weights).ok());
+  TensorMap tensors;
+  REQUIRE(parse_safetensors(weights, &tensors).ok());
+  REQUIRE(tensors.size() == 2);
+  CHECK(tensors.at("linear.weight").dtype == "F32");
+  CHECK(tensors.at("linear.weight").shape == std::vector<int64_t>{4, 4});
+  CHECK(tensors.at("linear.bias").shape == std::vector<int64_t>{4});
+}
+
+TEST_CASE("truncated or mis-shaped weights are clear errors", "[adapter]") {
+  std::string cfg = config("linear", 6, 6);
+  std::string weights;
+  REQUIRE(save_adapter_weights(*perturbed_net(cfg), &weights).ok());
+  std::unique_ptr<Adapter> adapter;
+
+  Status truncated = load_adapter(cfg, weights.substr(0, weights.size() - 10), {}, &adapter);
+  CHECK(truncated.code() == Code::kCorruption);
+  CHECK_THAT(truncated.message(), Catch::Contains("linear adapter weights"));
+
+  Status wrong_shape = load_adapter(config("linear", 8, 8), weights, {}, &adapter);
+  CHECK(wrong_shape.code() == Code::kInvalidArgument);
+  CHECK_THAT(wrong_shape.message(), Catch::Contains("linear.weight") && Catch::Contains("[6, 6]"));
+
+  CHECK(load_adapter(config("nonsense", 6, 6), weights, {}, &adapter).code() == Code::kNotSupported);
+  CHECK(load_adapter("{\"kind\": \"linear\"}", weights, {}, &adapter).code() == Code::kInvalidArgument);
+  CHECK(load_adapter("not json", weights, {}, &adapter).code() == Code::kCorruption);
+
+  std::string cfg_back, weights_back;
+  CHECK(read_adapter_dir(temp_dir("empty"), &cfg_back, &weights_back).code() == Code::kNotFound);
+}
+
+TEST_CASE("a TorchScript adapter loads only when trusted", "[adapter]") {
+  torch::jit::Module module("Doubler");
+  module.register_parameter("weight", 2 * torch::eye(4), /*is_buffer=*/false);
+  module.define(R"(
+def forward(self, x):
+    return torch.matmul(x, self.weight)
+)");
+  std::string path = temp_dir("torchscript") + "/doubler.pt";
+  module.save(path);
+  std::string archive;
+  REQUIRE(read_file(path, &archive).ok());
+
+  std::shared_ptr<AdapterNet> net;
+  CHECK(load_torchscript_net(archive, {}, &net).code() == Code::kFailedPrecondition);
+  REQUIRE(load_torchscript_net(archive, {/*trust_code=*/true}, &net).ok());
+  std::string weights;
+  REQUIRE(save_adapter_weights(*net, &weights).ok());
+
+  std::string cfg = config("torchscript", 4, 4);
+  std::unique_ptr<Adapter> adapter;
+  Status untrusted = load_adapter(cfg, weights, {}, &adapter);
+  CHECK(untrusted.code() == Code::kFailedPrecondition);
+  CHECK_THAT(untrusted.message(), Catch::Contains("trust"));
+  REQUIRE(load_adapter(cfg, weights, {true}, &adapter).ok());
+  std::vector<float> in = random_vectors(3, 4, 4);
+  std::vector<float> out = apply(*adapter, in);
+  for (size_t i = 0; i < in.size(); ++i) CHECK(out[i] == 2 * in[i]);
+
+  // A config whose out_dim disagrees with what the module returns is caught when applied.
+  REQUIRE(load_adapter(config("torchscript", 4, 5), weights, {true}, &adapter).ok());
+  std::vector<float> wrong(3 * 5);
+  CHECK(adapter->apply(in.data(), 3, wrong.data()).code() == Code::kInvalidArgument);
+
+  CHECK(load_torchscript_net("not an archive", {true}, &net).code() == Code::kCorruption);
+}
+
+namespace {
+
+// A registered kind: y = s * x with one learned scalar.
+class ScaleNet : public torch::nn::Module, public AdapterNet {
+ public:
+  ScaleNet() : scale_(register_parameter("scale", torch::ones({1}))) {}
+  torch::Tensor forward(const torch::Tensor& x) override { return scale_ * x; }
+  std::vector<std::pair<std::string, torch::Tensor>> named_tensors() override { return {{"scale", scale_}}; }
+
+ private:
+  torch::Tensor scale_;
+};
+
+}  // namespace
+
+TEST_CASE("a registered kind loads like a built-in one", "[adapter]") {
+  auto factory = [](const AdapterConfig&, std::shared_ptr<AdapterNet>* out) {
+    *out = std::make_shared<ScaleNet>();
+    return Status::OK();
+  };
+  REQUIRE(register_adapter("test-scale", factory).ok());
+  CHECK(register_adapter("test-scale", factory).code() == Code::kInvalidArgument);
+  CHECK(register_adapter("linear", factory).code() == Code::kInvalidArgument);
+  CHECK(register_adapter("torchscript", factory).code() == Code::kInvalidArgument);
+
+  std::string cfg = config("test-scale", 3, 3);
+  auto net = perturbed_net(cfg);
+  std::string weights;
+  REQUIRE(save_adapter_weights(*net, &weights).ok());
+  std::unique_ptr<Adapter> adapter;
+  REQUIRE(load_adapter(cfg, weights, {}, &adapter).ok());
+  std::vector<float> in = {1, 2, 3};
+  std::vector<float> out = apply(*adapter, in);
+  float scale = net->named_tensors()[0].second.item<float>();
+  CHECK(scale != 1.0f);
+  CHECK(out[2] == Approx(3 * scale));
+}
+
+TEST_CASE("a TorchScript module trains like a built-in kind", "[adapter]") {
+  torch::jit::Module module("Linear");
+  module.register_parameter("weight", torch::eye(kDim), /*is_buffer=*/false);
+  module.define(R"(
+def forward(self, x):
+    return torch.matmul(x, self.weight)
+)");
+  std::string path = temp_dir("script") + "/linear.pt";
+  module.save(path);
+  TrainOptions o;
+  o.epochs = 12;
+  o.lr = 1e-2;
+  o.threads = 1;
+  o.kind = "torchscript";
+  REQUIRE(read_file(path, &o.torchscript_archive).ok());
+  TrainResult result;
+  CHECK(train_adapter(distorted_task(false), o, &result).code() == Code::kFailedPrecondition);
+  o.trust_code = true;
+  REQUIRE(train_adapter(distorted_task(false), o, &result).ok());
+  CHECK(result.improved);
+  std::unique_ptr<Adapter> adapter;
+  CHECK(load_adapter(result.config_json, result.weights, {}, &adapter).code() == Code::kFailedPrecondition);
+  REQUIRE(load_adapter(result.config_json, result.weights, {true}, &adapter).ok());
+  CHECK(adapter->out_dim() == kDim);
+}

@@ -1,0 +1,152 @@
+// `embedapt retrain` and `embedapt adapters` against real stores on disk.
+#include <sys/wait.h>
+
+#include <array>
+#include <catch2/catch.hpp>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "embedapt/store.h"
+#include "tests/test_trainer_task.h"
+
+using namespace embedapt;
+
+namespace {
+
+const std::string kBinary = std::string(EMBEDAPT_BINARY_DIR) + "/bin/embedapt";
+
+std::string temp_dir(const std::string& name) {
+  auto dir = std::filesystem::temp_directory_path() / ("embedapt_test_retrain_" + name);
+  std::filesystem::remove_all(dir);
+  return dir.string();
+}
+
+struct Run {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr
+};
+
+Run run(const std::string& args) {
+  Run r;
+  std::string command = kBinary + " " + args + " 2>&1";
+  FILE* pipe = popen(command.c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  std::array<char, 4096> buffer;
+  size_t n;
+  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) r.output.append(buffer.data(), n);
+  int status = pclose(pipe);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+// A store holding the synthetic task's documents, its query log the task's pairs.
+void make_store(const std::string& path, const TrainingSet& task, const std::string& embedder) {
+  Options options;
+  options.dim = static_cast<int>(task.docs.cols);
+  std::unique_ptr<Store> store;
+  REQUIRE(Store::open(path, options, &store).ok());
+  REQUIRE(store->set_embedder(embedder).ok());
+  for (size_t i = 0; i < task.docs.rows; ++i) {
+    REQUIRE(store->upsert("doc" + std::to_string(i), task.docs.row(i), task.docs.cols, "").ok());
+  }
+  for (size_t q = 0; q < task.queries.rows; ++q) {
+    uint64_t id = 0;
+    REQUIRE(store->log_query(task.queries.row(q), task.queries.cols, {}, &id).ok());
+    for (size_t d : task.relevant[q]) REQUIRE(store->log_hit(id, "doc" + std::to_string(d)).ok());
+  }
+  REQUIRE(store->flush().ok());
+}
+
+std::unique_ptr<Adapter> stored_adapter(const std::string& path, uint64_t version) {
+  std::unique_ptr<Store> store;
+  REQUIRE(Store::open(path, Options(), &store).ok());
+  AdapterVersion v;
+  REQUIRE(store->get_adapter(version, &v).ok());
+  std::unique_ptr<Adapter> adapter;
+  REQUIRE(load_adapter(v.config_json, v.weights, {}, &adapter).ok());
+  return adapter;
+}
+
+bool have_binary() {
+  if (std::filesystem::exists(kBinary)) return true;
+  WARN("skipped: " << kBinary << " is not built");
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("retrain stores, activates and exports an adapter that moves between stores", "[retrain]") {
+  if (!have_binary()) return;
+  TrainingSet task = test::distorted_task(false);
+  std::string db = temp_dir("db"), out = temp_dir("export");
+  make_store(db, task, "synthetic");
+
+  Run trained = run("retrain " + db + " --epochs 12 --lr 0.01 --threads 1 --activate --out " + out);
+  INFO(trained.output);
+  REQUIRE(trained.exit_code == 0);
+  CHECK_THAT(trained.output, Catch::Contains("adapter version 1") && Catch::Contains("activated version 1"));
+  CHECK(std::filesystem::exists(out + "/config.json"));
+  CHECK(std::filesystem::exists(out + "/adapter.safetensors"));
+
+  Run listed = run("adapters " + db + " list");
+  CHECK(listed.exit_code == 0);
+  CHECK_THAT(listed.output, Catch::Contains("* 1"));
+
+  // Import into a second store of the same embedder: identical outputs.
+  std::string twin = temp_dir("twin");
+  make_store(twin, task, "synthetic");
+  Run imported = run("adapters " + twin + " import " + out);
+  INFO(imported.output);
+  REQUIRE(imported.exit_code == 0);
+  auto original = stored_adapter(db, 1), copy = stored_adapter(twin, 1);
+  std::vector<float> a(task.queries.data.size()), b(task.queries.data.size());
+  REQUIRE(original->apply(task.queries.data.data(), task.queries.rows, a.data()).ok());
+  REQUIRE(copy->apply(task.queries.data.data(), task.queries.rows, b.data()).ok());
+  CHECK(a == b);
+  CHECK(a != task.queries.data);
+
+  // Another embedder, another dimension: refused, nothing stored.
+  std::string stranger = temp_dir("stranger");
+  make_store(stranger, task, "another-model");
+  Run refused = run("adapters " + stranger + " import " + out);
+  CHECK(refused.exit_code == 1);
+  CHECK_THAT(refused.output, Catch::Contains("embedder"));
+  TrainingSet wide = task;
+  wide.docs.cols = 8;  // only the shape matters here
+  wide.docs.data.resize(wide.docs.rows * 8);
+  wide.queries.cols = 8;
+  wide.queries.data.resize(wide.queries.rows * 8);
+  std::string narrow = temp_dir("narrow");
+  make_store(narrow, wide, "synthetic");
+  refused = run("adapters " + narrow + " import " + out);
+  CHECK(refused.exit_code == 1);
+  CHECK_THAT(refused.output, Catch::Contains("dimensions"));
+  CHECK_THAT(run("adapters " + narrow + " list").output, Catch::Contains("no adapter versions"));
+
+  // Rollback returns to the base.
+  Run rolled = run("adapters " + db + " rollback");
+  CHECK(rolled.exit_code == 0);
+  CHECK_THAT(rolled.output, Catch::Contains("active: 0"));
+}
+
+TEST_CASE("retrain on a log with no signal stores nothing", "[retrain]") {
+  if (!have_binary()) return;
+  std::string db = temp_dir("noise");
+  make_store(db, test::distorted_task(/*random_labels=*/true), "synthetic");
+  Run trained = run("retrain " + db + " --epochs 12 --lr 0.01 --val-fraction 0.5 --threads 1 --activate");
+  INFO(trained.output);
+  CHECK(trained.exit_code == 0);
+  CHECK_THAT(trained.output, Catch::Contains("no adapter"));
+  CHECK_THAT(run("adapters " + db + " list").output, Catch::Contains("no adapter versions"));
+}
+
+TEST_CASE("retrain refuses a TorchScript file without --trust-code", "[retrain]") {
+  if (!have_binary()) return;
+  std::string db = temp_dir("script");
+  make_store(db, test::distorted_task(false), "synthetic");
+  Run refused = run("retrain " + db + " --adapter torchscript:/nonexistent.pt");
+  CHECK(refused.exit_code == 1);
+  CHECK_THAT(refused.output, Catch::Contains("--trust-code"));
+}
