@@ -30,23 +30,22 @@ class Embedder {
   virtual const std::string& identity() const = 0;
 
   // Appends texts.size() * dim() floats, row-major, to *out.
-  virtual Status embed(const std::vector<std::string>& texts, EmbedSide side,
-                       std::vector<float>* out) = 0;
+  virtual Status embed(const std::vector<std::string>& texts, EmbedSide side, std::vector<float>* out) = 0;
 };
 
 struct EmbedderOptions {
   std::string models_dir;  // where "default" looks for its model ("" = built-in search path)
-  std::string cache_dir;   // embedding cache ("" = $EMBEDAPT_CACHE_DIR or ~/.cache/embedapt)
+  std::string
+      cache_dir;  // embedding cache ("" = $EMBEDAPT_CACHE_DIR, $XDG_CACHE_HOME/embedapt, ~/.cache/embedapt)
   bool use_cache = true;
-  std::string api_base_url;  // openai: ("" = $OPENAI_BASE_URL or https://api.openai.com/v1)
-  std::string api_key;       // openai: ("" = $OPENAI_API_KEY); never logged or written
-  int dimensions = 0;        // openai: ask for this many dimensions (text-embedding-3); 0 = the model's
-  int threads = 0;           // 0 = hardware concurrency
+  std::string api_base_url;    // openai: ("" = $OPENAI_BASE_URL or https://api.openai.com/v1)
+  std::string api_key;         // openai: ("" = $OPENAI_API_KEY); never logged or written
+  int dimensions = 0;          // openai: ask for this many dimensions (text-embedding-3); 0 = the model's
+  int threads = 0;             // 0 = hardware concurrency
   bool show_progress = false;  // progress bar on stderr
 };
 
 // Creates the embedder a spec names, wrapped in the cache unless disabled.
-Status make_embedder(const std::string& spec, const EmbedderOptions& options,
-                     std::unique_ptr<Embedder>* out);
+Status make_embedder(const std::string& spec, const EmbedderOptions& options, std::unique_ptr<Embedder>* out);
 
 }  // namespace embedapt
