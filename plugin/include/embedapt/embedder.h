@@ -35,8 +35,8 @@ class Embedder {
 
 struct EmbedderOptions {
   std::string models_dir;  // where "default" looks for its model ("" = built-in search path)
-  std::string
-      cache_dir;  // embedding cache ("" = $EMBEDAPT_CACHE_DIR, $XDG_CACHE_HOME/embedapt, ~/.cache/embedapt)
+  // The embedding cache ("" = $EMBEDAPT_CACHE_DIR, $XDG_CACHE_HOME/embedapt or ~/.cache/embedapt).
+  std::string cache_dir;
   bool use_cache = true;
   std::string api_base_url;    // openai: ("" = $OPENAI_BASE_URL or https://api.openai.com/v1)
   std::string api_key;         // openai: ("" = $OPENAI_API_KEY); never logged or written
