@@ -147,17 +147,34 @@ Status read_sentence_config(const std::string& dir, SentenceConfig* config) {
 // the CPU: measured on 2 cores, 1 torch thread + 2 BLAS threads used half the
 // CPU time of 2 + 2. So with OpenBLAS the products get the threads and torch's
 // element-wise ops run on the caller; with any other BLAS torch gets them.
-void set_compute_threads(int threads) {
-  using SetThreads = void (*)(int);
-  static const auto openblas_set_num_threads =
-      reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
-  if (openblas_set_num_threads) {
-    openblas_set_num_threads(threads);
-    at::set_num_threads(1);
-  } else {
-    at::set_num_threads(threads);
+// Scoped: restores the previous counts, so other torch code in the process
+// (the adapter trainer) keeps its own setting.
+class ComputeThreads {
+ public:
+  explicit ComputeThreads(int threads) : torch_before_(at::get_num_threads()) {
+    static const auto set = reinterpret_cast<void (*)(int)>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+    static const auto get = reinterpret_cast<int (*)()>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+    if (set && get) {
+      openblas_set_ = set;
+      blas_before_ = get();
+      set(threads);
+      at::set_num_threads(1);
+    } else {
+      at::set_num_threads(threads);
+    }
   }
-}
+  ~ComputeThreads() {
+    if (openblas_set_) openblas_set_(blas_before_);
+    at::set_num_threads(torch_before_);
+  }
+  ComputeThreads(const ComputeThreads&) = delete;
+  ComputeThreads& operator=(const ComputeThreads&) = delete;
+
+ private:
+  int torch_before_;
+  void (*openblas_set_)(int) = nullptr;
+  int blas_before_ = 0;
+};
 
 class BertEmbedder : public Embedder {
  public:
@@ -191,7 +208,7 @@ class BertEmbedder : public Embedder {
 
     const size_t dim = static_cast<size_t>(model_->hidden_size()), base = out->size();
     out->resize(base + texts.size() * dim);
-    set_compute_threads(threads_);
+    ComputeThreads compute_threads(threads_);
     std::vector<std::vector<int32_t>> batch;
     std::vector<float> rows;
     for (size_t start = 0; start < order.size(); start += kBatchSize) {
