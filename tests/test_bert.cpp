@@ -2,6 +2,8 @@
 // vectors (made by tools/golden/make_golden.sh) must be matched with cosine
 // >= 0.999 for every text on both sides, and the identity must follow every
 // setting that changes the vectors.
+#include <ATen/Parallel.h>
+
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <filesystem>
@@ -111,6 +113,23 @@ TEST_CASE("bert vectors do not depend on the batch they are computed in") {
   std::vector<float> out = {1.0f};
   REQUIRE(embedder->embed({}, EmbedSide::kQuery, &out).ok());
   CHECK(out.size() == 1);  // appends nothing, keeps what was there
+}
+
+TEST_CASE("bert uses the thread count it was given and leaves the caller's setting alone") {
+  EmbedderOptions one_thread;
+  one_thread.threads = 1;
+  std::unique_ptr<Embedder> single;
+  REQUIRE(open_bert_embedder(model_dir(), one_thread, &single).ok());
+  auto all = open_model(model_dir());
+  std::vector<std::string> texts = {"Uber's gross bookings grew in 2021.",
+                                    "How did Delivery revenue change?"};
+
+  at::set_num_threads(3);
+  auto a = embed(*single, texts, EmbedSide::kDocument);
+  CHECK(at::get_num_threads() == 3);
+  auto b = embed(*all, texts, EmbedSide::kDocument);
+  CHECK(at::get_num_threads() == 3);
+  for (size_t i = 0; i < a.size(); ++i) REQUIRE(std::abs(a[i] - b[i]) < 1e-5f);
 }
 
 TEST_CASE("bert identity changes with pooling, length, prompts and weights") {
