@@ -56,7 +56,7 @@ std::shared_ptr<AdapterNet> perturbed_net(const std::string& config_json) {
   return net;
 }
 
-std::vector<float> apply(const Adapter& adapter, const std::vector<float>& in) {
+std::vector<float> run_adapter(const Adapter& adapter, const std::vector<float>& in) {
   size_t n = in.size() / adapter.in_dim();
   std::vector<float> out(n * adapter.out_dim());
   REQUIRE(adapter.apply(in.data(), n, out.data()).ok());
@@ -73,7 +73,7 @@ TEST_CASE("a fresh linear or two-layer adapter is the identity", "[adapter]") {
     REQUIRE(new_adapter_net(parsed, &net).ok());
     auto adapter = make_adapter(parsed, net);
     std::vector<float> in = random_vectors(5, 8, 1);
-    CHECK(apply(*adapter, in) == in);
+    CHECK(run_adapter(*adapter, in) == in);
   }
 }
 
@@ -96,9 +96,9 @@ TEST_CASE("export and import through a directory give identical outputs", "[adap
     REQUIRE(load_adapter(cfg_back, weights_back, {}, &loaded).ok());
     CHECK(loaded->kind() == kind);
     std::vector<float> in = random_vectors(7, 12, 2);
-    std::vector<float> expected = apply(*original, in);
+    std::vector<float> expected = run_adapter(*original, in);
     CHECK(expected != in);  // the perturbation shows
-    CHECK(apply(*loaded, in) == expected);
+    CHECK(run_adapter(*loaded, in) == expected);
   }
 }
 
@@ -161,7 +161,7 @@ def forward(self, x):
   CHECK_THAT(untrusted.message(), Catch::Contains("trust"));
   REQUIRE(load_adapter(cfg, weights, {true}, &adapter).ok());
   std::vector<float> in = random_vectors(3, 4, 4);
-  std::vector<float> out = apply(*adapter, in);
+  std::vector<float> out = run_adapter(*adapter, in);
   for (size_t i = 0; i < in.size(); ++i) CHECK(out[i] == 2 * in[i]);
 
   // A config whose out_dim disagrees with what the module returns is caught when applied.
@@ -204,7 +204,7 @@ TEST_CASE("a registered kind loads like a built-in one", "[adapter]") {
   std::unique_ptr<Adapter> adapter;
   REQUIRE(load_adapter(cfg, weights, {}, &adapter).ok());
   std::vector<float> in = {1, 2, 3};
-  std::vector<float> out = apply(*adapter, in);
+  std::vector<float> out = run_adapter(*adapter, in);
   float scale = net->named_tensors()[0].second.item<float>();
   CHECK(scale != 1.0f);
   CHECK(out[2] == Approx(3 * scale));
@@ -212,7 +212,8 @@ TEST_CASE("a registered kind loads like a built-in one", "[adapter]") {
 
 TEST_CASE("a TorchScript module trains like a built-in kind", "[adapter]") {
   torch::jit::Module module("Linear");
-  module.register_parameter("weight", torch::eye(kDim), /*is_buffer=*/false);
+  // As nn.Parameter does in Python: the trainer optimises what requires grad.
+  module.register_parameter("weight", torch::eye(kDim).requires_grad_(), /*is_buffer=*/false);
   module.define(R"(
 def forward(self, x):
     return torch.matmul(x, self.weight)
@@ -228,7 +229,9 @@ def forward(self, x):
   TrainResult result;
   CHECK(train_adapter(distorted_task(false), o, &result).code() == Code::kFailedPrecondition);
   o.trust_code = true;
-  REQUIRE(train_adapter(distorted_task(false), o, &result).ok());
+  Status trained = train_adapter(distorted_task(false), o, &result);
+  INFO(trained.ToString());
+  REQUIRE(trained.ok());
   CHECK(result.improved);
   std::unique_ptr<Adapter> adapter;
   CHECK(load_adapter(result.config_json, result.weights, {}, &adapter).code() == Code::kFailedPrecondition);
