@@ -124,3 +124,9 @@ TEST_CASE("two inputs with the same name are refused, not merged", "[loaders]") 
   CHECK(s.code() == Code::kInvalidArgument);
   CHECK(contains(s.message(), "notes.txt"));
 }
+
+TEST_CASE("a huge Markdown line is kept as text, not fed to the regexes", "[loaders]") {
+  std::string huge(1 << 20, '*');
+  std::string text = markdown_to_text("# Title\n" + huge + "\n**bold** end\n");
+  CHECK(text == "Title\n" + huge + "\nbold end");
+}

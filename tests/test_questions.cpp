@@ -143,3 +143,10 @@ TEST_CASE("the prompt carries the chunk and the count", "[questions]") {
   REQUIRE(read_file(EMBEDAPT_SOURCE_DIR "/docs/prompts/questions.txt", &documented).ok());
   CHECK(documented == kDefaultQuestionPrompt);
 }
+
+TEST_CASE("huge lines neither crash the parser nor count as questions", "[questions]") {
+  std::string huge(1 << 20, '*');
+  huge += " What is this?";
+  CHECK(parse_questions(huge + "\nWhat does the harbour record show?\n", 5) ==
+        std::vector<std::string>{"What does the harbour record show?"});
+}

@@ -11,6 +11,8 @@ namespace embedapt {
 
 namespace {
 
+constexpr size_t kMaxMarkupLine = 4096;
+
 void append_utf8(uint32_t cp, std::string* out) {
   if (cp == 0 || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) cp = 0xFFFD;
   if (cp < 0x80) {
@@ -204,6 +206,13 @@ std::string markdown_to_text(std::string_view markdown) {
     if (end == std::string_view::npos) end = markdown.size();
     std::string line(markdown.substr(start, end - start));
     start = end + 1;
+    // std::regex recurses per character: a huge line (minified or generated
+    // text) could exhaust the stack, so such lines are kept as they are.
+    if (line.size() > kMaxMarkupLine) {
+      out += line;
+      out.push_back('\n');
+      continue;
+    }
     if (std::regex_match(line, kFence)) continue;
     line = std::regex_replace(line, kImage, "$1");
     line = std::regex_replace(line, kLink, "$1");

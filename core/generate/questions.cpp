@@ -47,6 +47,8 @@ std::string render_prompt(std::string_view prompt, std::string_view chunk, int n
 
 namespace {
 
+constexpr size_t kMaxQuestionLine = 1000;
+
 std::string_view trim(std::string_view s) {
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
@@ -121,6 +123,9 @@ std::vector<std::string> parse_questions(std::string_view reply, size_t max_ques
     if (end == std::string_view::npos) end = reply.size();
     std::string line(trim(reply.substr(start, end - start)));
     start = end + 1;
+    // No question is this long; skipping such lines also keeps std::regex,
+    // which recurses per character, off huge inputs.
+    if (line.size() > kMaxQuestionLine) continue;
 
     while (strip_marker(&line)) {
     }

@@ -30,8 +30,10 @@ std::string render_prompt(std::string_view prompt, std::string_view chunk, int n
 //  - lines without a '?' are dropped: preambles ("Here are two
 //    questions..."), answers ("Answer:", "Answer Key:"), fragments ("Or,"),
 //    options ("a) Sales and Marketing"), headings ("Question 1:");
-//  - near-empty questions (under three words) and duplicates (same words
-//    ignoring case and punctuation) are dropped.
+//  - lines that start with "Answer" or with anything but a letter or a
+//    quote after stripping, near-empty questions (under three words), lines
+//    over 1000 bytes, and duplicates (same words ignoring case and
+//    punctuation) are dropped.
 // At most `max_questions` are returned, in reply order.
 std::vector<std::string> parse_questions(std::string_view reply, size_t max_questions);
 
