@@ -50,17 +50,16 @@ std::string hex(const unsigned char* bytes, size_t n) {
 // sha256 over the pairs in log order (query id, doc id, query vector): two
 // versions trained on the same log have the same fingerprint.
 std::string fingerprint(const std::vector<LoggedPair>& pairs) {
-  SHA256_CTX ctx;
-  SHA256_Init(&ctx);
+  std::string bytes;
   for (const auto& p : pairs) {
-    SHA256_Update(&ctx, &p.query_id, sizeof(p.query_id));
     uint64_t size = p.doc_id.size();
-    SHA256_Update(&ctx, &size, sizeof(size));
-    SHA256_Update(&ctx, p.doc_id.data(), p.doc_id.size());
-    SHA256_Update(&ctx, p.query.data(), p.query.size() * sizeof(float));
+    bytes.append(reinterpret_cast<const char*>(&p.query_id), sizeof(p.query_id));
+    bytes.append(reinterpret_cast<const char*>(&size), sizeof(size));
+    bytes.append(p.doc_id);
+    bytes.append(reinterpret_cast<const char*>(p.query.data()), p.query.size() * sizeof(float));
   }
   unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256_Final(digest, &ctx);
+  SHA256(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), digest);
   return "sha256:" + hex(digest, sizeof(digest));
 }
 
