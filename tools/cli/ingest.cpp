@@ -1,4 +1,6 @@
-// `embedapt ingest`: creates or extends a store from vectors in a .npy file.
+// `embedapt ingest`: creates or extends a store, from vectors in a .npy file
+// or from a text dataset embedded with any embedder (its queries logged as
+// query/hit pairs for the trainer).
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -6,6 +8,10 @@
 
 #include "core/common/files.h"
 #include "core/common/npy.h"
+#include "core/common/progress.h"
+#include "core/eval/dataset.h"
+#include "core/eval/ingest.h"
+#include "embedapt/embedder.h"
 #include "embedapt/store.h"
 #include "tools/cli/cli.h"
 
@@ -15,6 +21,11 @@ namespace {
 struct IngestArgs {
   std::string db;
   std::string npy;
+  std::string dataset;
+  std::string embedder = "default";
+  std::string pairs = "log";  // log | none
+  std::string cache_dir;
+  bool no_cache = false;
   std::string ids_file;
   std::string index_spec;  // empty: "Flat" for a new store, as stored otherwise
   std::string metric;      // empty: cosine for a new store, as stored otherwise
@@ -70,8 +81,33 @@ void write_batches(Store* store, const std::vector<Record>& records, size_t batc
   }
 }
 
+// Embeds the dataset's corpus into the store and logs its pairs.
+void ingest_text_dataset(const IngestArgs& args) {
+  if (args.pairs != "log" && args.pairs != "none") {
+    throw Failure{"--pairs must be 'log' or 'none', not '" + args.pairs + "'"};
+  }
+  QaDataset dataset;
+  check(read_dataset(args.dataset, &dataset));
+  EmbedderOptions embedder_options;
+  embedder_options.cache_dir = args.cache_dir;
+  embedder_options.use_cache = !args.no_cache;
+  std::unique_ptr<Embedder> embedder;
+  check(make_embedder(args.embedder, embedder_options, &embedder));
+  std::unique_ptr<Store> store = open_store(args, embedder->dim());
+  IngestOptions options;
+  options.log_pairs = args.pairs == "log";
+  options.batch_size = args.batch;
+  options.show_progress = Progress::stderr_is_terminal();
+  IngestCounts counts;
+  check(ingest_dataset(*store, *embedder, dataset, options, &counts));
+  check(store->flush());
+  std::printf("committed %zu\nlogged %zu pairs\n", counts.documents, counts.pairs);
+}
+
 void run_ingest(const IngestArgs& args) {
   if (args.batch == 0) throw Failure{"--batch must be at least 1"};
+  if (args.npy.empty() == args.dataset.empty()) throw Failure{"give exactly one of --npy and --dataset"};
+  if (!args.dataset.empty()) return ingest_text_dataset(args);
   Matrix vectors;
   check(read_npy(args.npy, &vectors));
   std::vector<std::string> ids = read_ids(args.ids_file, vectors.rows);
@@ -89,13 +125,21 @@ void run_ingest(const IngestArgs& args) {
 
 void add_ingest_command(CLI::App& app) {
   auto args = std::make_shared<IngestArgs>();
-  CLI::App* cmd = app.add_subcommand("ingest", "Create or extend a store from vectors");
+  CLI::App* cmd = app.add_subcommand("ingest", "Create or extend a store from vectors or a text dataset");
   cmd->add_option("db", args->db, "Store directory")->required();
-  cmd->add_option("--npy", args->npy, "Vectors, a float32 (rows x dim) .npy file")->required();
-  cmd->add_option("--ids", args->ids_file, "Ids, one per line (default: the row numbers)");
+  cmd->add_option("--npy", args->npy, "Vectors, a float32 (rows x dim) .npy file");
+  cmd->add_option("--ids", args->ids_file, "With --npy: ids, one per line (default: the row numbers)");
+  cmd->add_option("--dataset", args->dataset,
+                  "A dataset (LlamaIndex JSON, BEIR folder or JSONL pairs): its corpus is embedded and stored");
+  cmd->add_option("--embedder", args->embedder, "With --dataset: default, bert:DIR, openai:MODEL or command:CMD")
+      ->capture_default_str();
+  cmd->add_option("--pairs", args->pairs, "With --dataset: log its (query, relevant doc) pairs, or none")
+      ->capture_default_str();
+  cmd->add_option("--cache-dir", args->cache_dir, "Embedding cache (default $EMBEDAPT_CACHE_DIR or ~/.cache/embedapt)");
+  cmd->add_flag("--no-cache", args->no_cache, "Neither read nor write the embedding cache");
   cmd->add_option("--index", args->index_spec, "FAISS factory string for a new store (default Flat)");
   cmd->add_option("--metric", args->metric, "cosine, ip or l2, for a new store (default cosine)");
-  cmd->add_option("--batch", args->batch, "Rows per atomic, durable batch")->capture_default_str();
+  cmd->add_option("--batch", args->batch, "Rows (or texts) per atomic, durable batch")->capture_default_str();
   cmd->callback([args] { run_ingest(*args); });
 }
 
