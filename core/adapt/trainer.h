@@ -60,8 +60,9 @@ struct TrainOptions {
   int patience = 5;  // stop after this many epochs without a better validation score
   int top_k = 5;     // validation metrics are hit@top_k and MRR@top_k
   // The best epoch ships only if its mean per-query gain over the base is at
-  // least min_gain_z standard errors (a guard against picking noise).
-  double min_gain_z = 1.0;
+  // least min_gain_z standard errors: picking the best of many epochs on a
+  // few hundred queries finds one-standard-error "gains" on random labels.
+  double min_gain_z = 2.0;
   // If set, also scored on the validation split (e.g. the store's active
   // adapter), so a caller can tell whether the new adapter beats it.
   std::shared_ptr<const Adapter> incumbent;
