@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "core/common/utf8.h"
 #include "core/generate/loader.h"
 #include "core/generate/markup.h"
 

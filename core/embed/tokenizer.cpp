@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <fstream>
 
+#include "core/common/utf8.h"
+
 namespace embedapt {
 namespace {
 
@@ -16,7 +18,6 @@ struct CodepointMapping {
 
 #include "core/embed/tokenizer_tables.inc"
 
-constexpr char32_t kReplacementChar = 0xFFFD;
 constexpr size_t kMaxCharsPerWord = 100;  // longer words become [UNK], as in BERT
 
 template <size_t N>
@@ -33,68 +34,10 @@ const char* find_mapping(const CodepointMapping (&table)[N], char32_t cp) {
   return it != std::end(table) && it->codepoint == cp ? it->utf8 : nullptr;
 }
 
-// Decodes one code point at text[*pos], advancing *pos. Malformed, overlong
-// or surrogate sequences yield U+FFFD and advance one byte.
-char32_t next_codepoint(std::string_view text, size_t* pos) {
-  auto byte = [&](size_t i) { return static_cast<unsigned char>(text[i]); };
-  unsigned char lead = byte(*pos);
-  size_t len;
-  char32_t cp;
-  if (lead < 0x80) {
-    ++*pos;
-    return lead;
-  } else if ((lead & 0xE0) == 0xC0) {
-    len = 2, cp = lead & 0x1F;
-  } else if ((lead & 0xF0) == 0xE0) {
-    len = 3, cp = lead & 0x0F;
-  } else if ((lead & 0xF8) == 0xF0) {
-    len = 4, cp = lead & 0x07;
-  } else {
-    ++*pos;
-    return kReplacementChar;
-  }
-  if (*pos + len > text.size()) {
-    ++*pos;
-    return kReplacementChar;
-  }
-  for (size_t i = 1; i < len; ++i) {
-    if ((byte(*pos + i) & 0xC0) != 0x80) {
-      ++*pos;
-      return kReplacementChar;
-    }
-    cp = (cp << 6) | (byte(*pos + i) & 0x3F);
-  }
-  static constexpr char32_t kMinForLength[] = {0, 0, 0x80, 0x800, 0x10000};
-  if (cp < kMinForLength[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
-    ++*pos;
-    return kReplacementChar;
-  }
-  *pos += len;
-  return cp;
-}
-
-void append_utf8(char32_t cp, std::string* out) {
-  if (cp < 0x80) {
-    out->push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out->push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    out->push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else {
-    out->push_back(static_cast<char>(0xF0 | (cp >> 18)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  }
-}
-
 // Appends the code points of a table's UTF-8 string (always well formed).
 void append_codepoints(const char* utf8, std::u32string* out) {
   std::string_view s(utf8);
-  for (size_t pos = 0; pos < s.size();) out->push_back(next_codepoint(s, &pos));
+  for (size_t pos = 0; pos < s.size();) out->push_back(decode_utf8(s, &pos));
 }
 
 // The ideograph blocks BERT surrounds with spaces (not Hangul, kana or
@@ -174,8 +117,8 @@ std::u32string WordPieceTokenizer::normalize(std::string_view text) const {
   std::u32string normalized, unaccented;
   normalized.reserve(text.size());
   for (size_t pos = 0; pos < text.size();) {
-    char32_t cp = next_codepoint(text, &pos);
-    if (cp == 0 || cp == kReplacementChar || in_ranges(kControlRanges, cp)) continue;
+    char32_t cp = decode_utf8(text, &pos);
+    if (cp == 0 || cp == kReplacementCharacter || in_ranges(kControlRanges, cp)) continue;
     if (is_whitespace(cp)) {
       normalized.push_back(' ');
     } else if (options_.tokenize_chinese_chars && is_cjk_ideograph(cp)) {

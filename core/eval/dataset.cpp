@@ -3,7 +3,7 @@
 #include <filesystem>
 #include <unordered_set>
 
-#include "core/eval/utf8.h"
+#include "core/common/utf8.h"
 
 namespace embedapt {
 

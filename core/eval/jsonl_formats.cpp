@@ -8,8 +8,8 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "core/common/utf8.h"
 #include "core/eval/dataset.h"
-#include "core/eval/utf8.h"
 
 namespace embedapt {
 

@@ -5,8 +5,8 @@
 #include <vector>
 
 #include "core/common/files.h"
+#include "core/common/utf8.h"
 #include "core/eval/dataset.h"
-#include "core/eval/utf8.h"
 
 namespace embedapt {
 

@@ -11,6 +11,7 @@
 #include <system_error>
 
 #include "core/common/files.h"
+#include "core/common/utf8.h"
 #include "core/generate/markup.h"
 
 namespace embedapt {

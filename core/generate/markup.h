@@ -18,7 +18,4 @@ std::string html_to_text(std::string_view html);
 // images reduced to their text. List bullets and line structure are kept.
 std::string markdown_to_text(std::string_view markdown);
 
-// `text` with every invalid UTF-8 sequence replaced by U+FFFD.
-std::string to_valid_utf8(std::string_view text);
-
 }  // namespace embedapt
