@@ -26,26 +26,17 @@
 #include "core/generate/journal.h"
 #include "core/generate/loader.h"
 #include "tests/support/http_server.h"
+#include "tests/support/temp_dir.h"
 
 using namespace embedapt;
 using embedapt::testing::HttpExchange;
 using embedapt::testing::HttpReply;
 using embedapt::testing::HttpTestServer;
+using embedapt::testing::TempDir;
 using nlohmann::json;
 namespace fs = std::filesystem;
 
 namespace {
-
-// A fresh folder under the build tree, removed when the test ends.
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& name) : path(fs::path(EMBEDAPT_BINARY_DIR) / "test_generate" / name) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& file) const { return (path / file).string(); }
-};
 
 // The chunk text inside a prompt built from the default template.
 std::string chunk_of(const std::string& prompt) {

@@ -7,8 +7,10 @@
 #include "core/common/utf8.h"
 #include "core/generate/loader.h"
 #include "core/generate/markup.h"
+#include "tests/support/temp_dir.h"
 
 using namespace embedapt;
+using embedapt::testing::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
@@ -18,16 +20,6 @@ const std::string kFixtures = EMBEDAPT_SOURCE_DIR "/tests/data/generate/";
 bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
 }
-
-// A fresh folder under the build tree, removed when the test ends.
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& name) : path(fs::path(EMBEDAPT_BINARY_DIR) / "test_loaders" / name) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
 
 }  // namespace
 
