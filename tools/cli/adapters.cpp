@@ -20,14 +20,6 @@ struct AdaptersArgs {
   bool trust_code = false;
 };
 
-std::unique_ptr<Store> open_store(const std::string& db) {
-  Options options;
-  options.create_if_missing = false;
-  std::unique_ptr<Store> store;
-  check(Store::open(db, options, &store));
-  return store;
-}
-
 std::string describe(const AdapterVersion& v) {
   nlohmann::json config = nlohmann::json::parse(v.config_json, nullptr, false);
   nlohmann::json metrics = nlohmann::json::parse(v.metrics_json, nullptr, false);
@@ -42,7 +34,7 @@ std::string describe(const AdapterVersion& v) {
 }
 
 void list(const AdaptersArgs& args) {
-  auto store = open_store(args.db);
+  auto store = open_existing_store(args.db);
   StoreStats stats;
   check(store->stats(&stats));
   std::vector<AdapterVersion> versions;
@@ -59,13 +51,13 @@ void list(const AdaptersArgs& args) {
 }
 
 void activate(const AdaptersArgs& args) {
-  auto store = open_store(args.db);
+  auto store = open_existing_store(args.db);
   check(store->activate_adapter(args.version));
   std::printf("active: %llu\n", static_cast<unsigned long long>(args.version));
 }
 
 void rollback(const AdaptersArgs& args) {
-  auto store = open_store(args.db);
+  auto store = open_existing_store(args.db);
   check(store->rollback_adapter());
   StoreStats stats;
   check(store->stats(&stats));
@@ -73,7 +65,7 @@ void rollback(const AdaptersArgs& args) {
 }
 
 void export_version(const AdaptersArgs& args) {
-  auto store = open_store(args.db);
+  auto store = open_existing_store(args.db);
   AdapterVersion v;
   check(store->get_adapter(args.version, &v));
   check(write_adapter_dir(args.dir, v.config_json, v.weights));
@@ -84,7 +76,7 @@ void export_version(const AdaptersArgs& args) {
 // Refuses an adapter the store could not serve: wrong dimension, another
 // embedder, untrusted code, or weights that do not load.
 void import_dir(const AdaptersArgs& args) {
-  auto store = open_store(args.db);
+  auto store = open_existing_store(args.db);
   StoreStats stats;
   check(store->stats(&stats));
   AdapterVersion v;

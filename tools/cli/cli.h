@@ -3,9 +3,11 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <memory>
 #include <string>
 
 #include "embedapt/status.h"
+#include "embedapt/store.h"
 
 namespace embedapt::cli {
 
@@ -20,6 +22,15 @@ struct Failure {
 // Throws Failure with `s` as the message when `s` is not ok.
 inline void check(const Status& s) {
   if (!s.ok()) throw Failure{s.message()};
+}
+
+// Opens the store at `db`, which must exist (options as stored).
+inline std::unique_ptr<Store> open_existing_store(const std::string& db) {
+  Options options;
+  options.create_if_missing = false;
+  std::unique_ptr<Store> store;
+  check(Store::open(db, options, &store));
+  return store;
 }
 
 // Each subcommand lives in its own file and adds itself to the app.

@@ -149,10 +149,7 @@ void run_eval(const EvalArgs& args) {
     std::fprintf(stderr, "embedapt: warning: %s: %s\n", args.dataset.c_str(), warning.c_str());
   }
 
-  Options store_options;
-  store_options.create_if_missing = false;
-  std::unique_ptr<Store> store;
-  check(Store::open(args.db, store_options, &store));
+  std::unique_ptr<Store> store = open_existing_store(args.db);
 
   EmbedderOptions embedder_options;
   embedder_options.cache_dir = args.cache_dir;

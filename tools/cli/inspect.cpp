@@ -16,14 +16,6 @@ struct InspectArgs {
   std::string id;
 };
 
-std::unique_ptr<Store> open_existing(const std::string& db) {
-  Options options;
-  options.create_if_missing = false;
-  std::unique_ptr<Store> store;
-  check(Store::open(db, options, &store));
-  return store;
-}
-
 nlohmann::json stats_json(const StoreStats& s, const std::vector<AdapterVersion>& adapters) {
   nlohmann::json versions = nlohmann::json::array();
   for (const AdapterVersion& v : adapters) {
@@ -45,7 +37,7 @@ nlohmann::json stats_json(const StoreStats& s, const std::vector<AdapterVersion>
 }
 
 void run_stats(const InspectArgs& args) {
-  std::unique_ptr<Store> store = open_existing(args.db);
+  std::unique_ptr<Store> store = open_existing_store(args.db);
   StoreStats stats;
   std::vector<AdapterVersion> adapters;
   check(store->stats(&stats));
@@ -62,7 +54,7 @@ void run_stats(const InspectArgs& args) {
 }
 
 void run_verify(const InspectArgs& args) {
-  std::unique_ptr<Store> store = open_existing(args.db);
+  std::unique_ptr<Store> store = open_existing_store(args.db);
   check(store->verify());
   StoreStats stats;
   check(store->stats(&stats));
@@ -70,7 +62,7 @@ void run_verify(const InspectArgs& args) {
 }
 
 void run_get(const InspectArgs& args) {
-  std::unique_ptr<Store> store = open_existing(args.db);
+  std::unique_ptr<Store> store = open_existing_store(args.db);
   Record record;
   check(store->get(args.id, &record));
   // Payloads are bytes; JSON needs valid UTF-8, so invalid sequences are replaced.

@@ -99,10 +99,7 @@ TrainingSet read_training_set(const Store& store, int dim, const std::vector<Log
 void run_retrain(const RetrainArgs& args) {
   if (args.activate && args.activate_if_better)
     throw Failure{"--activate and --activate-if-better exclude each other"};
-  Options open_options;
-  open_options.create_if_missing = false;
-  std::unique_ptr<Store> store;
-  check(Store::open(args.db, open_options, &store));
+  std::unique_ptr<Store> store = open_existing_store(args.db);
   StoreStats stats;
   check(store->stats(&stats));
 

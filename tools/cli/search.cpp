@@ -47,10 +47,7 @@ void run_search(const SearchArgs& args) {
   if (args.k < 1) throw Failure{"-k must be at least 1"};
   Matrix queries;
   check(read_npy(args.npy, &queries));
-  Options options;
-  options.create_if_missing = false;
-  std::unique_ptr<Store> store;
-  check(Store::open(args.db, options, &store));
+  std::unique_ptr<Store> store = open_existing_store(args.db);
   StoreStats stats;
   check(store->stats(&stats));
   if (queries.cols != size_t(stats.dim)) {
