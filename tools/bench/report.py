@@ -83,6 +83,22 @@ def timing_summary(runs: list) -> dict:
     return {"repeats": len(runs), "steps": steps, "ratios": ratios, "median_load_avg_1m": load}
 
 
+def metrics_row(r: dict, base: dict) -> dict:
+    """One system's table row: its metrics with CIs and its gain over the base."""
+    queries = sorted(r["per_query"])
+    return {
+        "n_queries": r["n_queries"],
+        "hit_rate": r["hit_rate"],
+        "hit_rate_ci95": r["hit_rate_ci95"],
+        "mrr": r["mrr"],
+        "mrr_ci95": r["mrr_ci95"],
+        "ndcg@10": r["ndcg@10"],
+        "ndcg@10_ci95": bootstrap_ci([r["per_query"][q]["ndcg@10"] for q in queries]),
+        "hit_gain": r["hit_rate"] - base["hit_rate"],
+        "mrr_gain": r["mrr"] - base["mrr"],
+    }
+
+
 def quality_summary(quality: dict) -> dict:
     results = quality["results"]
     base = results["base"]
@@ -90,17 +106,7 @@ def quality_summary(quality: dict) -> dict:
     peer = results.get(PEER)
     for name, r in results.items():
         queries = sorted(r["per_query"])
-        row = {
-            "n_queries": r["n_queries"],
-            "hit_rate": r["hit_rate"],
-            "hit_rate_ci95": r["hit_rate_ci95"],
-            "mrr": r["mrr"],
-            "mrr_ci95": r["mrr_ci95"],
-            "ndcg@10": r["ndcg@10"],
-            "ndcg@10_ci95": bootstrap_ci([r["per_query"][q]["ndcg@10"] for q in queries]),
-            "hit_gain": r["hit_rate"] - base["hit_rate"],
-            "mrr_gain": r["mrr"] - base["mrr"],
-        }
+        row = metrics_row(r, base)
         if peer is not None and name != PEER and name != "base":
             for metric in ("hit", "mrr"):
                 row[f"{metric}_p_vs_{PEER}"] = paired_p_value(
@@ -109,18 +115,7 @@ def quality_summary(quality: dict) -> dict:
         summary[name] = row
     finetune = quality.get("full_runs", {}).get("finetune")
     if finetune:
-        r = finetune["result"]
-        summary["finetuned-model"] = {
-            "n_queries": r["n_queries"],
-            "hit_rate": r["hit_rate"],
-            "hit_rate_ci95": r["hit_rate_ci95"],
-            "mrr": r["mrr"],
-            "mrr_ci95": r["mrr_ci95"],
-            "ndcg@10": r["ndcg@10"],
-            "ndcg@10_ci95": bootstrap_ci([s["ndcg@10"] for s in r["per_query"].values()]),
-            "hit_gain": r["hit_rate"] - base["hit_rate"],
-            "mrr_gain": r["mrr"] - base["mrr"],
-        }
+        summary["finetuned-model"] = metrics_row(finetune["result"], base)
     cross = {}
     for name, seed_way in quality["seed_way"].items():
         ours = results[name]
