@@ -1,6 +1,7 @@
-// The trainer, top to bottom: check the input, split off validation, build
-// the net, score the base, (resume,) train epoch by epoch with model
-// selection on validation, then ship the best epoch only if it beats the base.
+// The trainer, top to bottom: check the input, deal the queries into folds,
+// build the fold nets and the final net, score the base, (resume,) train them
+// epoch by epoch in lockstep with model selection on the cross-validated
+// score, then ship the best epoch's final net only if it beats the base.
 #include "core/adapt/trainer.h"
 
 #include <torch/torch.h>
@@ -40,21 +41,19 @@ Status check_input(const TrainingSet& data, const TrainOptions& o) {
       if (r >= data.docs.rows) return Status::InvalidArgument("training: relevant row out of range");
     }
   }
-  if (!data.time_unix.empty() && data.time_unix.size() != data.queries.rows) {
-    return Status::InvalidArgument("training: query times do not match the queries");
-  }
   if (o.loss != "corpus" && o.loss != "in-batch" && o.loss != "hard") {
     return Status::InvalidArgument("training: unknown loss \"" + o.loss + "\" (corpus, in-batch, hard)");
   }
-  if (o.epochs < 1 || o.batch_size < 1 || !(o.lr > 0) || !(o.scale > 0) || o.hard_negatives < 1 ||
-      o.identity_pull < 0 || o.weight_decay < 0 || o.warmup_steps < 0 || o.clip_norm < 0 || o.patience < 1 ||
-      o.top_k < 1) {
+  if (o.epochs < 1 || o.batch_size < 1 || o.threads < 1 || !(o.lr > 0) || !(o.scale > 0) ||
+      o.hard_negatives < 1 || o.identity_pull < 0 || o.weight_decay < 0 || o.warmup_steps < 0 ||
+      o.clip_norm < 0 || o.patience < 1 || o.top_k < 1) {
     return Status::InvalidArgument(
-        "training: epochs, batch size, lr, scale, hard negatives, patience and top-k must be positive; "
+        "training: epochs, batch size, threads, lr, scale, hard negatives, patience and top-k must be "
+        "positive; "
         "pull, weight decay, warm-up and clipping non-negative");
   }
-  if (!(o.val_fraction > 0 && o.val_fraction < 1)) {
-    return Status::InvalidArgument("training: the validation fraction must be in (0, 1)");
+  if (!(o.val_fraction > 0 && o.val_fraction <= 0.5)) {
+    return Status::InvalidArgument("training: the validation fraction must be in (0, 0.5]");
   }
   if (o.resume && o.checkpoint_dir.empty()) {
     return Status::InvalidArgument("training: resume needs a checkpoint directory");
@@ -62,42 +61,22 @@ Status check_input(const TrainingSet& data, const TrainOptions& o) {
   return Status::OK();
 }
 
-// ---------------------------------------------------------------- the split
+// ---------------------------------------------------------------- the folds
 
-struct Split {
-  std::vector<size_t> train;  // query rows
-  std::vector<size_t> val;
-};
-
-Status split_queries(const TrainingSet& data, const TrainOptions& o, Split* split) {
-  const size_t n = data.queries.rows;
-  std::vector<bool> held_out(n, false);
-  bool timed = !data.time_unix.empty() && std::any_of(data.time_unix.begin(), data.time_unix.end(),
-                                                      [&](int64_t t) { return t != data.time_unix.front(); });
-  if (timed) {  // the latest queries
-    std::vector<size_t> order(n);
-    std::iota(order.begin(), order.end(), 0);
-    std::stable_sort(order.begin(), order.end(),
-                     [&](size_t a, size_t b) { return data.time_unix[a] < data.time_unix[b]; });
-    size_t n_val = static_cast<size_t>(std::ceil(o.val_fraction * n));
-    for (size_t i = n - std::min(n_val, n); i < n; ++i) held_out[order[i]] = true;
-  } else {  // a seeded sample of documents, with every query whose first hit is one of them
-    std::vector<size_t> docs;
-    for (const auto& rows : data.relevant) docs.push_back(rows.front());
-    std::sort(docs.begin(), docs.end());
-    docs.erase(std::unique(docs.begin(), docs.end()), docs.end());
-    std::mt19937_64 rng(o.seed);
-    std::shuffle(docs.begin(), docs.end(), rng);
-    size_t n_val = static_cast<size_t>(std::ceil(o.val_fraction * docs.size()));
-    std::vector<bool> val_doc(data.docs.rows, false);
-    for (size_t i = 0; i < std::min(n_val, docs.size()); ++i) val_doc[docs[i]] = true;
-    for (size_t q = 0; q < n; ++q) held_out[q] = val_doc[data.relevant[q].front()];
+// A seeded deal of the queries into round(1 / val_fraction) folds of equal
+// size (within one): fold_of[q] for each query row.
+Status deal_folds(size_t n, const TrainOptions& o, int* folds, std::vector<int>* fold_of) {
+  *folds = static_cast<int>(std::lround(1 / o.val_fraction));
+  if (n < static_cast<size_t>(*folds)) {
+    return Status::InvalidArgument("training: " + std::to_string(n) + " logged queries are too few for " +
+                                   std::to_string(*folds) + "-fold cross-validation");
   }
-  for (size_t q = 0; q < n; ++q) (held_out[q] ? split->val : split->train).push_back(q);
-  if (split->train.empty() || split->val.empty()) {
-    return Status::InvalidArgument("training: " + std::to_string(n) +
-                                   " logged queries are too few to hold out a validation split");
-  }
+  std::vector<size_t> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  std::mt19937_64 rng(o.seed);
+  std::shuffle(order.begin(), order.end(), rng);
+  fold_of->assign(n, 0);
+  for (size_t i = 0; i < n; ++i) (*fold_of)[order[i]] = static_cast<int>(i % *folds);
   return Status::OK();
 }
 
@@ -271,16 +250,97 @@ torch::Tensor mine_negatives(AdapterNet& net, const TrainOptions& o, const torch
   return std::get<1>(scores.topk(std::max<int64_t>(h, 1), 1));
 }
 
+// ---------------------------------------------------------------- the members
+
+// One net in training: a fold's (trained without the fold's queries and
+// scored on them) or the final one (trained on every query: the one shipped).
+struct Member {
+  std::shared_ptr<AdapterNet> net;
+  std::vector<torch::Tensor> params;   // its trainable tensors
+  std::vector<torch::Tensor> initial;  // their starting values (the identity pull)
+  std::unique_ptr<torch::optim::AdamW> optimizer;
+  torch::Tensor queries;                      // its training queries
+  std::vector<std::vector<size_t>> relevant;  // their relevant document rows
+  std::vector<int64_t> pair_query, pair_doc;  // training pairs: row of `queries`, row of the documents
+  int64_t steps_per_epoch = 0;
+  torch::Tensor negatives;       // loss "hard": this epoch's mined rows, one row per training query
+  std::vector<size_t> held_out;  // query rows of the data it is scored on (none: the final net)
+  torch::Tensor held_queries;
+  std::vector<std::vector<size_t>> held_relevant;
+};
+
+torch::Tensor to_tensor(const Matrix& m, const std::vector<size_t>& rows) {
+  torch::Tensor all = torch::from_blob(const_cast<float*>(m.data.data()),
+                                       {static_cast<int64_t>(m.rows), static_cast<int64_t>(m.cols)});
+  std::vector<int64_t> index(rows.begin(), rows.end());
+  return all.index_select(0, torch::tensor(index, torch::kInt64));
+}
+
+Status new_member(const TrainingSet& data, const TrainOptions& o, const std::vector<size_t>& train_rows,
+                  const std::vector<size_t>& held_rows, std::string* config_json, Member* m) {
+  EMBEDAPT_RETURN_IF_ERROR(build_net(o, static_cast<int>(data.docs.cols), config_json, &m->net));
+  m->params = trainable(*m->net);
+  if (m->params.empty()) return Status::InvalidArgument(o.kind + " adapter has no trainable tensors");
+  for (const auto& p : m->params) m->initial.push_back(p.detach().clone());
+  m->optimizer = std::make_unique<torch::optim::AdamW>(
+      m->params, torch::optim::AdamWOptions(o.lr).weight_decay(o.weight_decay));
+  m->queries = to_tensor(data.queries, train_rows);
+  for (size_t i = 0; i < train_rows.size(); ++i) {
+    m->relevant.push_back(data.relevant[train_rows[i]]);
+    for (size_t d : m->relevant.back()) {
+      m->pair_query.push_back(static_cast<int64_t>(i));
+      m->pair_doc.push_back(static_cast<int64_t>(d));
+    }
+  }
+  const auto pairs = static_cast<int64_t>(m->pair_query.size());
+  m->steps_per_epoch = (pairs + o.batch_size - 1) / o.batch_size;
+  m->held_out = held_rows;
+  if (!held_rows.empty()) m->held_queries = to_tensor(data.queries, held_rows);
+  for (size_t q : held_rows) m->held_relevant.push_back(data.relevant[q]);
+  return Status::OK();
+}
+
+// One optimiser step on batch `b` of an epoch whose pair order is `order`;
+// returns the batch's loss (before the identity pull).
+double train_step(Member& m, const TrainOptions& o, const torch::Tensor& docs,
+                  const std::vector<int64_t>& order, int64_t b, int64_t step) {
+  const double lr = o.warmup_steps > 0 && step < o.warmup_steps ? o.lr * (step + 1) / o.warmup_steps : o.lr;
+  for (auto& group : m.optimizer->param_groups()) {
+    static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+  }
+  std::vector<int64_t> batch_queries, batch_docs;
+  const auto pairs = static_cast<int64_t>(order.size());
+  for (int64_t i = b * o.batch_size; i < std::min(pairs, (b + 1) * o.batch_size); ++i) {
+    batch_queries.push_back(m.pair_query[order[i]]);
+    batch_docs.push_back(m.pair_doc[order[i]]);
+  }
+  torch::Tensor query_rows = torch::tensor(batch_queries, torch::kInt64);
+  torch::Tensor negatives = m.negatives.defined() ? m.negatives.index_select(0, query_rows) : torch::Tensor();
+  torch::Tensor loss = batch_loss(*m.net, o, m.queries.index_select(0, query_rows),
+                                  torch::tensor(batch_docs, torch::kInt64), docs, negatives);
+  const double value = loss.item<double>();
+  if (o.identity_pull > 0) {
+    for (size_t i = 0; i < m.params.size(); ++i)
+      loss = loss + o.identity_pull * (m.params[i] - m.initial[i]).pow(2).sum();
+  }
+  m.optimizer->zero_grad();
+  loss.backward();
+  if (o.clip_norm > 0) torch::nn::utils::clip_grad_norm_(m.params, o.clip_norm);
+  m.optimizer->step();
+  return value;
+}
+
 // ---------------------------------------------------------------- checkpoints
 
-// Everything a resumed run needs to continue exactly where this one was.
+// Everything a resumed run needs, besides the members, to continue exactly
+// where this one was.
 struct TrainState {
-  int64_t step = 0;
-  double epoch_loss = 0;  // summed over the current epoch's steps so far
+  int64_t step = 0;       // optimiser steps, summed over the members
+  double epoch_loss = 0;  // the final net's, summed over this epoch's steps so far
   double best_score = 0;
+  double best_z = 0;
   int best_epoch = 0;
-  std::vector<torch::Tensor> best;  // the best epoch's tensors (empty: none yet)
-  torch::Tensor negatives;          // loss "hard": this epoch's mined rows
+  std::vector<torch::Tensor> best;  // the final net's tensors at the best epoch (empty: none yet)
   std::vector<EpochReport> history;
 };
 
@@ -288,24 +348,27 @@ std::string checkpoint_path(const TrainOptions& o) {
   return (std::filesystem::path(o.checkpoint_dir) / "checkpoint.pt").string();
 }
 
-// `shape` identifies the run (data sizes, seed, batch size): a checkpoint of
-// another run is refused rather than silently mixed in.
-Status save_checkpoint(const TrainOptions& o, AdapterNet& net, torch::optim::Optimizer& optimizer,
-                       const TrainState& s, const torch::Tensor& shape) {
+// `shape` identifies the run (data sizes, folds, seed, batch size): a
+// checkpoint of another run is refused rather than silently mixed in.
+Status save_checkpoint(const TrainOptions& o, const std::vector<Member>& members, const TrainState& s,
+                       const torch::Tensor& shape) {
   torch::serialize::OutputArchive archive;
-  auto tensors = net.named_tensors();
-  for (size_t i = 0; i < tensors.size(); ++i) {
-    archive.write("net_" + std::to_string(i), tensors[i].second.detach(), /*is_buffer=*/true);
+  for (size_t m = 0; m < members.size(); ++m) {
+    const std::string prefix = "member" + std::to_string(m) + "_";
+    auto tensors = members[m].net->named_tensors();
+    for (size_t i = 0; i < tensors.size(); ++i) {
+      archive.write(prefix + "net_" + std::to_string(i), tensors[i].second.detach(), /*is_buffer=*/true);
+    }
+    torch::serialize::OutputArchive optimizer_archive;
+    members[m].optimizer->save(optimizer_archive);
+    archive.write(prefix + "optimizer", optimizer_archive);
+    if (members[m].negatives.defined()) archive.write(prefix + "negatives", members[m].negatives, true);
   }
   for (size_t i = 0; i < s.best.size(); ++i) archive.write("best_" + std::to_string(i), s.best[i], true);
-  if (s.negatives.defined()) archive.write("negatives", s.negatives, true);
-  torch::serialize::OutputArchive optimizer_archive;
-  optimizer.save(optimizer_archive);
-  archive.write("optimizer", optimizer_archive);
   archive.write("shape", shape, true);
   archive.write("counters",
                 torch::tensor({s.step, int64_t{s.best_epoch}, static_cast<int64_t>(s.best.size())}), true);
-  archive.write("scores", torch::tensor({s.epoch_loss, s.best_score}, torch::kFloat64), true);
+  archive.write("scores", torch::tensor({s.epoch_loss, s.best_score, s.best_z}, torch::kFloat64), true);
   std::vector<double> history;
   for (const auto& e : s.history) {
     history.insert(history.end(), {double(e.epoch), e.train_loss, e.validation.hit, e.validation.mrr});
@@ -321,8 +384,8 @@ Status save_checkpoint(const TrainOptions& o, AdapterNet& net, torch::optim::Opt
   return Status::OK();
 }
 
-Status load_checkpoint(const TrainOptions& o, AdapterNet& net, torch::optim::Optimizer& optimizer,
-                       TrainState* s, const torch::Tensor& shape) {
+Status load_checkpoint(const TrainOptions& o, std::vector<Member>* members, TrainState* s,
+                       const torch::Tensor& shape) {
   std::string path = checkpoint_path(o);
   if (!std::filesystem::exists(path)) return Status::OK();  // nothing to resume: start afresh
   torch::serialize::InputArchive archive;
@@ -336,24 +399,27 @@ Status load_checkpoint(const TrainOptions& o, AdapterNet& net, torch::optim::Opt
   if (!stored_shape.equal(shape)) {
     return Status::FailedPrecondition(path + ": the checkpoint is of another run (other data or options)");
   }
-  std::vector<torch::Tensor> tensors;
-  for (size_t i = 0; i < net.named_tensors().size(); ++i) {
-    tensors.emplace_back();
-    archive.read("net_" + std::to_string(i), tensors.back(), true);
+  for (size_t m = 0; m < members->size(); ++m) {
+    Member& member = (*members)[m];
+    const std::string prefix = "member" + std::to_string(m) + "_";
+    std::vector<torch::Tensor> tensors(member.net->named_tensors().size());
+    for (size_t i = 0; i < tensors.size(); ++i)
+      archive.read(prefix + "net_" + std::to_string(i), tensors[i], true);
+    restore(*member.net, tensors);
+    torch::serialize::InputArchive optimizer_archive;
+    archive.read(prefix + "optimizer", optimizer_archive);
+    member.optimizer->load(optimizer_archive);
+    if (o.loss == "hard") archive.read(prefix + "negatives", member.negatives, true);
   }
-  restore(net, tensors);
-  torch::serialize::InputArchive optimizer_archive;
-  archive.read("optimizer", optimizer_archive);
-  optimizer.load(optimizer_archive);
   archive.read("counters", counters, true);
   archive.read("scores", scores, true);
   s->step = counters[0].item<int64_t>();
   s->best_epoch = static_cast<int>(counters[1].item<int64_t>());
   s->epoch_loss = scores[0].item<double>();
   s->best_score = scores[1].item<double>();
+  s->best_z = scores[2].item<double>();
   s->best.resize(counters[2].item<int64_t>());
   for (size_t i = 0; i < s->best.size(); ++i) archive.read("best_" + std::to_string(i), s->best[i], true);
-  if (o.loss == "hard") archive.read("negatives", s->negatives, true);
   archive.read("history", history, true);
   auto h = history.view({-1, 4});
   for (int64_t i = 0; i < h.size(0); ++i) {
@@ -366,140 +432,126 @@ Status load_checkpoint(const TrainOptions& o, AdapterNet& net, torch::optim::Opt
 
 // ---------------------------------------------------------------- training
 
-torch::Tensor to_tensor(const Matrix& m, const std::vector<size_t>& rows) {
-  torch::Tensor all = torch::from_blob(const_cast<float*>(m.data.data()),
-                                       {static_cast<int64_t>(m.rows), static_cast<int64_t>(m.cols)});
-  std::vector<int64_t> index(rows.begin(), rows.end());
-  return all.index_select(0, torch::tensor(index, torch::kInt64));
-}
-
 Status train(const TrainingSet& data, const TrainOptions& o, TrainResult* result) {
   EMBEDAPT_RETURN_IF_ERROR(check_input(data, o));
-  if (o.threads > 0) torch::set_num_threads(o.threads);
-
-  // The split, as tensors. Training samples are (query, relevant doc) pairs.
-  Split split;
-  EMBEDAPT_RETURN_IF_ERROR(split_queries(data, o, &split));
+  const int caller_threads = torch::get_num_threads();
+  torch::set_num_threads(o.threads);
+  struct RestoreThreads {
+    int n;
+    ~RestoreThreads() { torch::set_num_threads(n); }
+  } restore_threads{caller_threads};
+  const size_t n = data.queries.rows;
   std::vector<size_t> all_docs(data.docs.rows);
   std::iota(all_docs.begin(), all_docs.end(), 0);
   const torch::Tensor docs = to_tensor(data.docs, all_docs);
-  const torch::Tensor train_queries = to_tensor(data.queries, split.train);
-  const torch::Tensor val_queries = to_tensor(data.queries, split.val);
-  std::vector<std::vector<size_t>> train_relevant, val_relevant;
-  std::vector<int64_t> pair_query, pair_doc;  // pair -> row of train_queries, row of docs
-  for (size_t i = 0; i < split.train.size(); ++i) {
-    train_relevant.push_back(data.relevant[split.train[i]]);
-    for (size_t d : train_relevant.back()) {
-      pair_query.push_back(static_cast<int64_t>(i));
-      pair_doc.push_back(static_cast<int64_t>(d));
-    }
-  }
-  for (size_t q : split.val) val_relevant.push_back(data.relevant[q]);
-  result->train_queries = split.train.size();
-  result->val_queries = split.val.size();
 
-  // The net, its starting point (for the identity pull) and the optimiser.
+  // The members: one net per fold, then the final net on every query.
+  int folds = 0;
+  std::vector<int> fold_of;
+  EMBEDAPT_RETURN_IF_ERROR(deal_folds(n, o, &folds, &fold_of));
   std::string config_json;
-  std::shared_ptr<AdapterNet> net;
-  EMBEDAPT_RETURN_IF_ERROR(build_net(o, static_cast<int>(data.docs.cols), &config_json, &net));
-  const std::vector<torch::Tensor> params = trainable(*net);
-  if (params.empty()) return Status::InvalidArgument(o.kind + " adapter has no trainable tensors");
-  std::vector<torch::Tensor> initial;
-  for (const auto& p : params) initial.push_back(p.detach().clone());
-  torch::optim::AdamW optimizer(params, torch::optim::AdamWOptions(o.lr).weight_decay(o.weight_decay));
+  std::vector<Member> members(folds + 1);
+  for (int f = 0; f <= folds; ++f) {
+    std::vector<size_t> train_rows, held_rows;
+    for (size_t q = 0; q < n; ++q) (f < folds && fold_of[q] == f ? held_rows : train_rows).push_back(q);
+    EMBEDAPT_RETURN_IF_ERROR(new_member(data, o, train_rows, held_rows, &config_json, &members[f]));
+  }
+  Member& final_net = members.back();
+  result->queries = n;
+  result->folds = folds;
 
-  // The bar to beat: the base embedder on the validation split.
-  const Ranked base = rank(nullptr, o.side, val_queries, docs, val_relevant, o.top_k);
+  // The bar to beat: the base embedder on every logged query.
+  std::vector<size_t> all_queries(n);
+  std::iota(all_queries.begin(), all_queries.end(), 0);
+  const Ranked base =
+      rank(nullptr, o.side, to_tensor(data.queries, all_queries), docs, data.relevant, o.top_k);
   result->base = base.mean;
   if (o.incumbent) {
     Ranked incumbent;
-    EMBEDAPT_RETURN_IF_ERROR(
-        rank_adapter(*o.incumbent, val_queries, docs, val_relevant, o.top_k, &incumbent));
+    EMBEDAPT_RETURN_IF_ERROR(rank_adapter(*o.incumbent, to_tensor(data.queries, all_queries), docs,
+                                          data.relevant, o.top_k, &incumbent));
     result->incumbent = incumbent.mean;
   }
 
   TrainState s;
   s.best_score = base.mean.score();
-  const int64_t n_pairs = static_cast<int64_t>(pair_query.size());
-  const int64_t steps_per_epoch = (n_pairs + o.batch_size - 1) / o.batch_size;
-  const torch::Tensor shape =
-      torch::tensor({n_pairs, static_cast<int64_t>(data.docs.rows), static_cast<int64_t>(data.docs.cols),
-                     int64_t{o.batch_size}, static_cast<int64_t>(o.seed)});
-  if (o.resume) EMBEDAPT_RETURN_IF_ERROR(load_checkpoint(o, *net, optimizer, &s, shape));
+  int64_t steps_per_round = 0;  // an epoch of every member
+  for (const Member& m : members) steps_per_round += m.steps_per_epoch;
+  const torch::Tensor shape = torch::tensor(
+      {static_cast<int64_t>(n), static_cast<int64_t>(data.docs.rows), static_cast<int64_t>(data.docs.cols),
+       steps_per_round, int64_t{folds}, int64_t{o.batch_size}, static_cast<int64_t>(o.seed)});
+  if (o.resume) EMBEDAPT_RETURN_IF_ERROR(load_checkpoint(o, &members, &s, shape));
   auto checkpoint_due = [&] { return o.checkpoint_every > 0 && s.step % o.checkpoint_every == 0; };
 
   bool stop = !s.history.empty() && s.history.back().epoch - s.best_epoch >= o.patience;
-  for (int epoch = static_cast<int>(s.step / steps_per_epoch); epoch < o.epochs && !stop; ++epoch) {
-    if (o.loss == "hard" && s.step % steps_per_epoch == 0) {  // a resumed epoch keeps its negatives
-      s.negatives = mine_negatives(*net, o, train_queries, train_relevant, docs);
+  for (int epoch = static_cast<int>(s.step / steps_per_round); epoch < o.epochs && !stop; ++epoch) {
+    // A resumed epoch skips the steps already taken and keeps its negatives.
+    int64_t done = s.step % steps_per_round;
+    if (o.loss == "hard" && done == 0) {
+      for (Member& m : members) m.negatives = mine_negatives(*m.net, o, m.queries, m.relevant, docs);
     }
-    // This epoch's order depends only on (seed, epoch), so a resumed epoch replays it.
-    std::vector<int64_t> order(n_pairs);
-    std::iota(order.begin(), order.end(), 0);
-    std::mt19937_64 rng(o.seed * 1000003 + static_cast<uint64_t>(epoch));
-    std::shuffle(order.begin(), order.end(), rng);
-
-    for (int64_t b = s.step % steps_per_epoch; b < steps_per_epoch; ++b) {
-      const double lr =
-          o.warmup_steps > 0 && s.step < o.warmup_steps ? o.lr * (s.step + 1) / o.warmup_steps : o.lr;
-      for (auto& group : optimizer.param_groups()) {
-        static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+    for (size_t i = 0; i < members.size(); ++i) {
+      Member& m = members[i];
+      if (done >= m.steps_per_epoch) {
+        done -= m.steps_per_epoch;
+        continue;
       }
-      std::vector<int64_t> batch_queries, batch_docs;
-      for (int64_t i = b * o.batch_size; i < std::min(n_pairs, (b + 1) * o.batch_size); ++i) {
-        batch_queries.push_back(pair_query[order[i]]);
-        batch_docs.push_back(pair_doc[order[i]]);
+      // The pair order depends only on (seed, member, epoch), so a resumed epoch replays it.
+      std::vector<int64_t> order(m.pair_query.size());
+      std::iota(order.begin(), order.end(), 0);
+      std::mt19937_64 rng(o.seed * 1000003 + static_cast<uint64_t>(epoch) * 1009 + i);
+      std::shuffle(order.begin(), order.end(), rng);
+      for (int64_t b = done; b < m.steps_per_epoch; ++b) {
+        const double loss = train_step(m, o, docs, order, b, epoch * m.steps_per_epoch + b);
+        if (&m == &final_net) s.epoch_loss += loss;
+        ++s.step;
+        if (o.stop_after_steps > 0 && s.step >= o.stop_after_steps) {
+          result->interrupted = true;
+          return Status::OK();
+        }
+        if (s.step % steps_per_round != 0 && checkpoint_due()) {
+          EMBEDAPT_RETURN_IF_ERROR(save_checkpoint(o, members, s, shape));
+        }
       }
-      torch::Tensor query_rows = torch::tensor(batch_queries, torch::kInt64);
-      torch::Tensor negatives =
-          s.negatives.defined() ? s.negatives.index_select(0, query_rows) : torch::Tensor();
-      torch::Tensor loss = batch_loss(*net, o, train_queries.index_select(0, query_rows),
-                                      torch::tensor(batch_docs, torch::kInt64), docs, negatives);
-      s.epoch_loss += loss.item<double>();
-      if (o.identity_pull > 0) {
-        for (size_t i = 0; i < params.size(); ++i)
-          loss = loss + o.identity_pull * (params[i] - initial[i]).pow(2).sum();
-      }
-      optimizer.zero_grad();
-      loss.backward();
-      if (o.clip_norm > 0) torch::nn::utils::clip_grad_norm_(params, o.clip_norm);
-      optimizer.step();
-      ++s.step;
-      if (o.stop_after_steps > 0 && s.step >= o.stop_after_steps) {
-        result->interrupted = true;
-        return Status::OK();
-      }
-      if (b + 1 < steps_per_epoch && checkpoint_due()) {
-        EMBEDAPT_RETURN_IF_ERROR(save_checkpoint(o, *net, optimizer, s, shape));
-      }
+      done = 0;
     }
 
-    // Model selection: keep the best epoch; stop after `patience` without one.
-    Ranked val = rank(net.get(), o.side, val_queries, docs, val_relevant, o.top_k);
-    s.history.push_back({epoch + 1, s.epoch_loss / steps_per_epoch, val.mean});
+    // Model selection: every query scored by the fold net that never saw it.
+    std::vector<double> per_query(n);
+    ValidationScore validation;
+    for (int f = 0; f < folds; ++f) {
+      const Member& m = members[f];
+      Ranked held = rank(m.net.get(), o.side, m.held_queries, docs, m.held_relevant, o.top_k);
+      const auto count = static_cast<double>(m.held_out.size());
+      validation.hit += held.mean.hit * count / static_cast<double>(n);
+      validation.mrr += held.mean.mrr * count / static_cast<double>(n);
+      for (size_t i = 0; i < m.held_out.size(); ++i) per_query[m.held_out[i]] = held.per_query[i];
+    }
+    s.history.push_back(
+        {epoch + 1, s.epoch_loss / static_cast<double>(final_net.steps_per_epoch), validation});
     s.epoch_loss = 0;
-    if (val.mean.score() > s.best_score) {
-      s.best_score = val.mean.score();
+    if (validation.score() > s.best_score) {
+      s.best_score = validation.score();
+      s.best_z = gain_z(per_query, base.per_query);
       s.best_epoch = epoch + 1;
-      s.best = snapshot(*net);
+      s.best = snapshot(*final_net.net);
     }
     stop = epoch + 1 - s.best_epoch >= o.patience;
-    if (checkpoint_due()) EMBEDAPT_RETURN_IF_ERROR(save_checkpoint(o, *net, optimizer, s, shape));
+    if (checkpoint_due()) EMBEDAPT_RETURN_IF_ERROR(save_checkpoint(o, members, s, shape));
   }
   result->epochs = s.history;
   result->stopped_early = stop;
 
-  // Ship the best epoch only if it clearly beats the base.
+  // Ship the best epoch's final net only if it clearly beats the base.
   result->best_epoch = s.best_epoch;
   if (s.best_epoch == 0) return Status::OK();
-  restore(*net, s.best);
-  const Ranked best = rank(net.get(), o.side, val_queries, docs, val_relevant, o.top_k);
-  result->best = best.mean;
-  result->gain_z = gain_z(best.per_query, base.per_query);
+  result->best = s.history[s.best_epoch - 1].validation;
+  result->gain_z = s.best_z;
   if (result->gain_z < o.min_gain_z) return Status::OK();
+  restore(*final_net.net, s.best);
   result->improved = true;
   result->config_json = config_json;
-  return save_adapter_weights(*net, &result->weights);
+  return save_adapter_weights(*final_net.net, &result->weights);
 }
 
 }  // namespace
@@ -522,8 +574,8 @@ std::string TrainResult::metrics_json(const TrainOptions& options) const {
   }
   nlohmann::json j = {{"loss", options.loss},
                       {"top_k", options.top_k},
-                      {"train_queries", train_queries},
-                      {"val_queries", val_queries},
+                      {"queries", queries},
+                      {"folds", folds},
                       {"base", score(base)},
                       {"adapter", score(best)},
                       {"best_epoch", best_epoch},

@@ -28,7 +28,7 @@ struct RetrainArgs {
   std::string loss;
   double val_fraction = 0;
   uint64_t seed = 42;
-  int threads = 0;
+  int threads = 1;
   std::string checkpoint_dir;
   int checkpoint_every = 50;
   bool resume = false;
@@ -89,7 +89,6 @@ TrainingSet read_training_set(const Store& store, int dim, const std::vector<Log
       ++data.queries.rows;
       data.queries.data.insert(data.queries.data.end(), p.query.begin(), p.query.end());
       data.relevant.emplace_back();
-      data.time_unix.push_back(p.time_unix);
     }
     data.relevant[it->second].push_back(doc->second);
   }
@@ -146,8 +145,8 @@ void run_retrain(const RetrainArgs& args) {
   Status trained = train_adapter(data, options, &result);
   if (!trained.ok()) throw Failure{args.db + ": " + trained.message()};
 
-  std::printf("validation: %zu held-out queries (%zu train), hit@%d / MRR@%d\n", result.val_queries,
-              result.train_queries, options.top_k, options.top_k);
+  std::printf("validation: %d-fold cross-validation over %zu logged queries, hit@%d / MRR@%d\n", result.folds,
+              result.queries, options.top_k, options.top_k);
   std::printf("  base     %.4f / %.4f\n", result.base.hit, result.base.mrr);
   if (result.best_epoch > 0) {
     std::printf("  adapter  %.4f / %.4f  (epoch %d of %zu, gain %.1f standard errors)\n", result.best.hit,
@@ -173,7 +172,7 @@ void run_retrain(const RetrainArgs& args) {
   if (args.activate_if_better) {
     activate = !options.incumbent || result.best.score() > result.incumbent.score();
     if (!activate) {
-      std::printf("not activated: the active version %llu scores %.4f / %.4f on this validation split\n",
+      std::printf("not activated: the active version %llu scores %.4f / %.4f on the logged queries\n",
                   static_cast<unsigned long long>(stats.active_adapter), result.incumbent.hit,
                   result.incumbent.mrr);
     }
@@ -206,11 +205,14 @@ void add_retrain_command(CLI::App& app) {
   cmd->add_option("--lr", args->lr, "Learning rate (default: the trainer's)");
   cmd->add_option("--loss", args->loss, "corpus, in-batch or hard (default: the trainer's)")
       ->check(CLI::IsMember({"corpus", "in-batch", "hard"}));
-  cmd->add_option("--val-fraction", args->val_fraction, "Share of the log held out for model selection")
-      ->check(CLI::Range(0.01, 0.9));
+  cmd->add_option("--val-fraction", args->val_fraction,
+                  "Share of the log each cross-validation fold holds out (round(1/F) folds)")
+      ->check(CLI::Range(0.01, 0.5));
   cmd->add_option("--seed", args->seed, "Seed of the split, shuffling and initial weights")
       ->capture_default_str();
-  cmd->add_option("--threads", args->threads, "LibTorch threads (0: its default)")->capture_default_str();
+  cmd->add_option("--threads", args->threads, "LibTorch threads while training")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   cmd->add_option("--checkpoint-dir", args->checkpoint_dir, "Write checkpoints here");
   cmd->add_option("--checkpoint-every", args->checkpoint_every, "Steps between checkpoints")
       ->capture_default_str();
