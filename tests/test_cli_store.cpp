@@ -134,3 +134,20 @@ TEST_CASE("ingest, search, inspect and verify from the command line", "[cli][sto
   CHECK(unknown.out.find("nobody") != std::string::npos);
   fs::remove_all(dir);
 }
+
+TEST_CASE("read_npy refuses a shape too large to represent, without throwing", "[npy]") {
+  std::string path =
+      (fs::temp_directory_path() / ("embedapt-npy-" + std::to_string(getpid()) + ".npy")).string();
+  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999999, 4), }";
+  header.append((64 - (10 + header.size() + 1) % 64) % 64, ' ');
+  header.push_back('\n');
+  std::string bytes("\x93NUMPY\x01\x00", 8);
+  bytes.push_back(static_cast<char>(header.size() & 0xff));
+  bytes.push_back(static_cast<char>(header.size() >> 8));
+  REQUIRE(write_file_atomic(path, bytes + header).ok());
+  Matrix m;
+  Status s = read_npy(path, &m);  // was an uncaught std::out_of_range from stoull
+  CHECK(s.code() == Code::kInvalidArgument);
+  CHECK_THAT(s.message(), Catch::Contains("99999999999999999999999 is too large"));
+  fs::remove(path);
+}

@@ -1,5 +1,6 @@
 #include "core/common/npy.h"
 
+#include <charconv>
 #include <cstdint>
 #include <cstring>
 #include <regex>
@@ -31,7 +32,14 @@ Status parse_header(const std::string& header, std::string* descr, bool* fortran
   std::regex number(R"(\d+)");
   for (auto it = std::sregex_iterator(dims.begin(), dims.end(), number); it != std::sregex_iterator();
        ++it) {
-    shape->push_back(std::stoull(it->str()));
+    // from_chars, not stoull: a dimension past 2^64 is bad data, not an exception.
+    const std::string digits = it->str();
+    size_t dim = 0;
+    auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), dim);
+    if (ec != std::errc() || end != digits.data() + digits.size()) {
+      return Status::InvalidArgument("shape dimension " + digits.substr(0, 40) + " is too large");
+    }
+    shape->push_back(dim);
   }
   return Status::OK();
 }
