@@ -247,6 +247,10 @@ TEST_CASE("eval fails with one line naming the problem and writes no report", "[
   CHECK(run.exit_code == 1);
   CHECK_THAT(run.err, Catch::Contains("--adapter 7"));
 
+  run = eval({"--dataset", kFixtures + "tiny.json", "--adapter", "99999999999999999999999"});
+  CHECK(run.exit_code == 1);  // was an uncaught std::out_of_range
+  CHECK_THAT(run.err, Catch::Contains("--adapter 99999999999999999999999: no adapter version"));
+
   run = run_cli({"eval", (dir / "no_db").string(), "--dataset", kFixtures + "tiny.json", "--embedder", kModel,
                  "--json", json},
                 dir);

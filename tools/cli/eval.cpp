@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -55,7 +56,11 @@ EvalSystem load_system(const Store& store, const std::string& spec, const Embedd
       if (stats.active_adapter == 0) throw Failure{flag + ": the store has no active adapter"};
       version = stats.active_adapter;
     } else {
-      version = std::stoull(spec);
+      // from_chars, not stoull: a number past 2^64 names no version; it must not throw.
+      auto [end, ec] = std::from_chars(spec.data(), spec.data() + spec.size(), version);
+      if (ec != std::errc() || end != spec.data() + spec.size()) {
+        throw Failure{flag + ": no adapter version " + spec + " (too large)"};
+      }
     }
     AdapterVersion stored;
     Status s = store.get_adapter(version, &stored);
@@ -149,7 +154,7 @@ void run_eval(const EvalArgs& args) {
     std::fprintf(stderr, "embedapt: warning: %s: %s\n", args.dataset.c_str(), warning.c_str());
   }
 
-  std::unique_ptr<Store> store = open_existing_store(args.db);
+  std::unique_ptr<Store> store = open_existing_store(args.db, args.trust_code);
 
   EmbedderOptions embedder_options;
   embedder_options.cache_dir = args.cache_dir;
