@@ -105,6 +105,18 @@ TEST_CASE("http_send honours a Retry-After given as an HTTP date", "[http]") {
   CHECK(seconds_since(start) >= 0.9);  // the date has one-second resolution
 }
 
+TEST_CASE("http_send caps a Retry-After too large for a double", "[http]") {
+  HttpReply limited = HttpReply::json(429, "{}");
+  limited.headers.emplace_back("Retry-After", std::string(400, '9'));  // std::stod would throw
+  HttpTestServer server = failing_then_ok(1, limited);
+  RetryPolicy policy = fast_policy();
+  policy.max_backoff_seconds = 0.1;
+  HttpResponse response;
+  REQUIRE(http_send(post(server), policy, &response).ok());
+  CHECK(response.status == 200);
+  CHECK(server.requests() == 2);
+}
+
 TEST_CASE("http_send retries 500s, timeouts and dropped connections", "[http]") {
   SECTION("500") {
     HttpTestServer server = failing_then_ok(2, HttpReply::json(500, R"({"error":"boom"})"));

@@ -6,6 +6,7 @@
 #include <cctype>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <ctime>
 #include <mutex>
 #include <random>
@@ -83,7 +84,9 @@ double retry_after_seconds(const std::map<std::string, std::string>& headers) {
   if (it == headers.end() || it->second.empty()) return -1;
   const std::string& value = it->second;
   if (std::all_of(value.begin(), value.end(), [](unsigned char c) { return std::isdigit(c); })) {
-    return std::stod(value);
+    // strtod, not stod: a value too large for a double is HUGE_VAL (the
+    // caller caps it), not an exception out of a worker thread.
+    return std::strtod(value.c_str(), nullptr);
   }
   time_t when = curl_getdate(value.c_str(), nullptr);
   if (when < 0) return -1;
