@@ -3,6 +3,7 @@
 
 #include <catch2/catch.hpp>
 #include <cerrno>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 
@@ -112,4 +113,44 @@ TEST_CASE("command embedder reaps its child, killing one that lingers", "[comman
   REQUIRE(in >> pid);
   CHECK(::kill(pid, 0) == -1);  // a zombie would still accept signal 0
   CHECK(errno == ESRCH);
+}
+
+TEST_CASE("command embedder times out on a hung child, kills it and recovers", "[command]") {
+  std::string hang = EMBEDAPT_BINARY_DIR "/command_hang.txt";
+  std::ofstream(hang) << "STUCK";
+  CommandOptions options = fake("--hang-file " + hang);  // sleeps 600 s on a request holding STUCK
+  options.read_timeout_seconds = 1;
+  std::unique_ptr<Embedder> embedder;
+  REQUIRE(open_command_embedder(options, &embedder).ok());
+  std::vector<float> out;
+  REQUIRE(embedder->embed({"fine"}, EmbedSide::kQuery, &out).ok());
+
+  auto start = std::chrono::steady_clock::now();
+  Status s = embedder->embed({"STUCK"}, EmbedSide::kQuery, &out);
+  double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  CHECK(s.code() == Code::kIOError);
+  CHECK(s.message().find("command '" + options.command + "' timed out after 1s waiting for its answer") !=
+        std::string::npos);
+  CHECK(waited >= 0.9);
+  CHECK(waited < 10);  // killed at once, not after the exit grace or the child's 600 s
+  CHECK(out.size() == 4);
+
+  std::filesystem::remove(hang);
+  REQUIRE(embedder->embed({"after"}, EmbedSide::kQuery, &out).ok());  // a fresh child
+  CHECK(out.size() == 8);
+}
+
+TEST_CASE("command embedder times out on a child that never reads its input", "[command]") {
+  CommandOptions options;
+  options.command = "exec sleep 600";  // never reads: a large request fills the socket buffer
+  options.known_dim = 4;               // no probe
+  options.batch_size = 1;
+  options.read_timeout_seconds = 0.5;
+  std::unique_ptr<Embedder> embedder;
+  REQUIRE(open_command_embedder(options, &embedder).ok());
+  std::vector<float> out;
+  Status s = embedder->embed({std::string(8 << 20, 'x')}, EmbedSide::kDocument, &out);
+  CHECK(s.code() == Code::kIOError);
+  CHECK(s.message().find("timed out after 0.5s waiting for it to read its input") != std::string::npos);
+  CHECK(out.empty());
 }

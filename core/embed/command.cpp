@@ -1,13 +1,16 @@
 #include "core/embed/command.h"
 
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -25,6 +28,8 @@ using nlohmann::json;
 
 // How long a child may take to exit after its stdin closes before it is killed.
 constexpr auto kExitGrace = std::chrono::seconds(2);
+
+using Clock = std::chrono::steady_clock;
 
 std::string describe_exit(int wait_status) {
   if (WIFEXITED(wait_status)) return "exited with status " + std::to_string(WEXITSTATUS(wait_status));
@@ -76,6 +81,33 @@ class CommandEmbedder : public Embedder {
     return code == Code::kCorruption ? Status::Corruption(message) : Status::IOError(message);
   }
 
+  // The child missed the request's deadline: kill it without the exit grace
+  // (a hung child would only use it up) and say which timeout it missed.
+  Status fail_timeout(const std::string& waiting_for) {
+    stop_child(/*kill_now=*/true);
+    char seconds[32];
+    std::snprintf(seconds, sizeof seconds, "%g", options_.read_timeout_seconds);
+    return Status::IOError("command '" + options_.command + "' timed out after " + seconds + "s " +
+                           waiting_for +
+                           "; the child was killed (raise the command timeout if it is just slow)");
+  }
+
+  // Waits until fd_ is ready for `events` or the deadline passes; false on timeout.
+  bool wait_ready(short events) {
+    for (;;) {
+      int timeout_ms = -1;
+      if (has_deadline_) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline_ - Clock::now()).count();
+        if (left <= 0) return false;
+        timeout_ms = static_cast<int>(std::min<long long>(left, 60 * 60 * 1000));
+      }
+      pollfd p = {fd_, events, 0};
+      int n = ::poll(&p, 1, timeout_ms);
+      if (n > 0) return true;  // ready, or an error/hangup the next send/recv reports
+      if (n < 0 && errno != EINTR) return true;
+    }
+  }
+
   Status start_child() {
     int fds[2];
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
@@ -101,14 +133,15 @@ class CommandEmbedder : public Embedder {
     return Status::OK();
   }
 
-  // Closes the child's stdin and reaps it; returns its wait status (or -1).
-  int stop_child() {
+  // Closes the child's stdin and reaps it, killing it if it has not exited
+  // within kExitGrace (at once with kill_now); returns its wait status (or -1).
+  int stop_child(bool kill_now = false) {
     if (pid_ <= 0) return -1;
     ::shutdown(fd_, SHUT_WR);
     int status = 0;
-    auto deadline = std::chrono::steady_clock::now() + kExitGrace;
+    auto deadline = Clock::now() + (kill_now ? Clock::duration::zero() : kExitGrace);
     pid_t done;
-    while ((done = ::waitpid(pid_, &status, WNOHANG)) == 0 && std::chrono::steady_clock::now() < deadline) {
+    while ((done = ::waitpid(pid_, &status, WNOHANG)) == 0 && Clock::now() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
     if (done == 0) {
@@ -124,8 +157,9 @@ class CommandEmbedder : public Embedder {
   Status write_line(const std::string& line) {
     size_t sent = 0;
     while (sent < line.size()) {
-      ssize_t n = ::send(fd_, line.data() + sent, line.size() - sent, MSG_NOSIGNAL);
-      if (n < 0 && errno == EINTR) continue;
+      if (!wait_ready(POLLOUT)) return fail_timeout("waiting for it to read its input");
+      ssize_t n = ::send(fd_, line.data() + sent, line.size() - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) continue;
       if (n <= 0) return fail(Code::kIOError, exit_story("stopped reading its input"));
       sent += static_cast<size_t>(n);
     }
@@ -136,8 +170,9 @@ class CommandEmbedder : public Embedder {
     size_t newline;
     char chunk[65536];
     while ((newline = buffer_.find('\n')) == std::string::npos) {
-      ssize_t n = ::recv(fd_, chunk, sizeof chunk, 0);
-      if (n < 0 && errno == EINTR) continue;
+      if (!wait_ready(POLLIN)) return fail_timeout("waiting for its answer");
+      ssize_t n = ::recv(fd_, chunk, sizeof chunk, MSG_DONTWAIT);
+      if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) continue;
       if (n <= 0) return fail(Code::kIOError, exit_story("closed its output without answering"));
       buffer_.append(chunk, static_cast<size_t>(n));
     }
@@ -156,6 +191,11 @@ class CommandEmbedder : public Embedder {
   // Requires mu_.
   Status request(const std::vector<std::string>& texts, EmbedSide side, std::vector<float>* out) {
     if (pid_ <= 0) EMBEDAPT_RETURN_IF_ERROR(start_child());
+    has_deadline_ = options_.read_timeout_seconds > 0;
+    if (has_deadline_) {
+      deadline_ = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(
+                                     std::min(options_.read_timeout_seconds, 1e9)));
+    }
     json message = {{"side", side == EmbedSide::kQuery ? "query" : "document"}, {"texts", texts}};
     EMBEDAPT_RETURN_IF_ERROR(write_line(message.dump(-1, ' ', false, json::error_handler_t::replace) + "\n"));
     std::string line;
@@ -204,6 +244,8 @@ class CommandEmbedder : public Embedder {
   pid_t pid_ = -1;
   int fd_ = -1;
   std::string buffer_;  // bytes read past the last line
+  bool has_deadline_ = false;
+  Clock::time_point deadline_;  // of the request in progress, when has_deadline_
 };
 
 }  // namespace

@@ -11,8 +11,11 @@
 // row must have the same length. When the child exits, writes something that
 // is not such a line, or answers with the wrong shape, the call fails naming
 // CMD and the problem, the child is ended, and the next call starts a fresh
-// one. Closing the embedder closes the child's stdin (its cue to exit) and
-// reaps it, killing it if it lingers.
+// one. A child that takes longer than read_timeout_seconds to take a request
+// and answer it is taken to be hung: the call fails with kIOError naming CMD
+// and the timeout, and the child is killed at once. Closing the embedder
+// closes the child's stdin (its cue to exit) and reaps it, killing it if it
+// lingers.
 #pragma once
 
 #include <memory>
@@ -27,6 +30,9 @@ struct CommandOptions {
   std::string command;  // run with sh -c
   int known_dim = 0;    // > 0: the dimension is known (e.g. from the cache), skip the probe
   int batch_size = 64;  // texts per request line
+  // Longest wait for one request line to be sent and its reply read; <= 0
+  // waits forever. A request of batch_size texts must fit in it.
+  double read_timeout_seconds = 300;
   bool show_progress = false;
 };
 

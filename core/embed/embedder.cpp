@@ -50,6 +50,7 @@ Status open_uncached(const std::string& spec, const EmbedderOptions& options, co
     command.command = spec.substr(8);
     command.known_dim = recorded_dim(command_identity(command.command));
     command.show_progress = options.show_progress;
+    command.read_timeout_seconds = options.command_timeout_seconds;
     return open_command_embedder(command, out);
   }
   return Status::InvalidArgument("embedder spec '" + spec +

@@ -43,6 +43,8 @@ struct EmbedderOptions {
   int dimensions = 0;          // openai: ask for this many dimensions (text-embedding-3); 0 = the model's
   int threads = 0;             // 0 = hardware concurrency
   bool show_progress = false;  // progress bar on stderr
+  // command: longest wait for the child to take a request and answer it (<= 0: no limit).
+  double command_timeout_seconds = 300;
 };
 
 // Creates the embedder a spec names, wrapped in the cache unless disabled.
