@@ -61,22 +61,34 @@ class AdapterView final : public SearchView {
   const std::unique_ptr<VectorIndex> own_;  // nullptr: the store's live index
 };
 
-// Loads the stored version and checks it fits this store's vectors.
+// Loads the stored version and checks it fits this store's vectors. A
+// TorchScript version without `trust_code` is refused before any of its bytes
+// are parsed, with an error that says which switch allows it.
 Status load_stored_adapter(const StoreImpl& store, const std::string& path, int dim,
-                           const std::string& embedder, uint64_t version,
+                           const std::string& embedder, bool trust_code, uint64_t version,
                            std::shared_ptr<const Adapter>* out) {
   AdapterVersion stored;
   EMBEDAPT_RETURN_IF_ERROR(store.get_adapter(version, &stored));
-  std::unique_ptr<Adapter> adapter;
   const std::string what = path + ": adapter version " + std::to_string(version);
+  nlohmann::json config = nlohmann::json::parse(stored.config_json, nullptr, /*allow_exceptions=*/false);
+  const std::string kind = config.is_object() && config.contains("kind") && config["kind"].is_string()
+                               ? config["kind"].get<std::string>()
+                               : "";
+  if (kind == "torchscript" && !trust_code) {
+    return Status::FailedPrecondition(what +
+                                      " is a TorchScript adapter, which is code: it loads only when trusted "
+                                      "(Options::trust_code; --trust-code on the command line)");
+  }
+  std::unique_ptr<Adapter> adapter;
+  AdapterLoadOptions load_options;
+  load_options.trust_code = trust_code;
   EMBEDAPT_RETURN_IF_ERROR(
-      load_adapter(stored.config_json, stored.weights, AdapterLoadOptions(), &adapter).WithContext(what));
+      load_adapter(stored.config_json, stored.weights, load_options, &adapter).WithContext(what));
   if (adapter->in_dim() != dim || adapter->out_dim() != dim) {
     return Status::InvalidArgument(what + " maps " + std::to_string(adapter->in_dim()) + " -> " +
                                    std::to_string(adapter->out_dim()) + " dims; the store's vectors have " +
                                    std::to_string(dim));
   }
-  nlohmann::json config = nlohmann::json::parse(stored.config_json, nullptr, /*allow_exceptions=*/false);
   std::string trained_on = config.is_object() ? config.value("embedder", "") : "";
   if (!embedder.empty() && !trained_on.empty() && trained_on != embedder) {
     return Status::FailedPrecondition(what + " was trained on embedder '" + trained_on +
@@ -131,8 +143,8 @@ Status StoreImpl::list_adapters(std::vector<AdapterVersion>* out) const {
 
 Status StoreImpl::load_active_adapter() {
   if (active_version_ == 0) return Status::OK();
-  EMBEDAPT_RETURN_IF_ERROR(
-      load_stored_adapter(*this, path_, options_.dim, embedder_, active_version_, &active_));
+  EMBEDAPT_RETURN_IF_ERROR(load_stored_adapter(*this, path_, options_.dim, embedder_, options_.trust_code,
+                                               active_version_, &active_));
   doc_adapter_version_ = active_->side() == AdapterSide::kBoth ? active_version_ : 0;
   return Status::OK();
 }
@@ -157,7 +169,8 @@ Status StoreImpl::set_active_locked(uint64_t version, bool push_history) {
   if (version == active_version_) return Status::OK();
   std::shared_ptr<const Adapter> adapter;
   if (version != 0) {
-    EMBEDAPT_RETURN_IF_ERROR(load_stored_adapter(*this, path_, options_.dim, embedder_, version, &adapter));
+    EMBEDAPT_RETURN_IF_ERROR(
+        load_stored_adapter(*this, path_, options_.dim, embedder_, options_.trust_code, version, &adapter));
   }
   const uint64_t doc_version = adapter && adapter->side() == AdapterSide::kBoth ? version : 0;
   std::unique_ptr<VectorIndex> rebuilt;

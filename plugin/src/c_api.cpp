@@ -43,10 +43,17 @@ extern "C" {
 
 embedapt_code embedapt_open(const char* path, int dim, const char* metric, const char* index_spec,
                             embedapt_store** store, char** error) {
+  return embedapt_open_flags(path, dim, metric, index_spec, 0, store, error);
+}
+
+embedapt_code embedapt_open_flags(const char* path, int dim, const char* metric, const char* index_spec,
+                                  uint32_t flags, embedapt_store** store, char** error) {
   if (path == nullptr || store == nullptr)
     return invalid("embedapt_open: path and store must not be NULL", error);
+  if ((flags & ~EMBEDAPT_OPEN_TRUST_CODE) != 0) return invalid("embedapt_open_flags: unknown flags", error);
   embedapt::Options options;
   options.dim = dim;
+  options.trust_code = (flags & EMBEDAPT_OPEN_TRUST_CODE) != 0;
   if (metric != nullptr) {
     embedapt::Status s = embedapt::ParseMetric(metric, &options.metric);
     if (!s.ok()) return report(s, error);

@@ -41,6 +41,17 @@ typedef struct embedapt_results embedapt_results;
  * index_spec: a FAISS factory string such as "Flat" or "HNSW32". */
 embedapt_code embedapt_open(const char* path, int dim, const char* metric, const char* index_spec,
                             embedapt_store** store, char** error);
+
+/* Flags for embedapt_open_flags, or'ed together. */
+/* Lets the store load TorchScript adapter versions, which are code (see
+ * embedapt::Options::trust_code); without it, opening a store whose active
+ * adapter is one fails with EMBEDAPT_FAILED_PRECONDITION. */
+#define EMBEDAPT_OPEN_TRUST_CODE 1u
+
+/* embedapt_open with `flags` (0: the same as embedapt_open). Unknown flags
+ * are refused with EMBEDAPT_INVALID_ARGUMENT. */
+embedapt_code embedapt_open_flags(const char* path, int dim, const char* metric, const char* index_spec,
+                                  uint32_t flags, embedapt_store** store, char** error);
 /* Persists a snapshot and closes; NULL is ignored. */
 void embedapt_close(embedapt_store* store);
 

@@ -53,6 +53,16 @@ struct Options {
 
   // The query log keeps at most this many hits; the oldest go first (0: no limit).
   uint64_t query_log_max_hits = 0;
+
+  // Allows the store to load TorchScript adapter versions (kind "torchscript"):
+  // opening a store whose active version is one, activating one, rolling back
+  // to one. Not remembered by the store; give it on every open that needs it.
+  // Off by default because a TorchScript archive is a program, not data:
+  // loading it runs code that whoever stored (or imported) the version wrote,
+  // with this process's rights. Without it those operations fail with
+  // Code::kFailedPrecondition naming the version, and change nothing. Other
+  // kinds are plain weights and load either way.
+  bool trust_code = false;
 };
 
 // Limits on what a store accepts.
@@ -118,7 +128,8 @@ class SearchView {
 
 class Store {
  public:
-  // Opens (or creates) the store at `path`.
+  // Opens (or creates) the store at `path`. Loads the active adapter version:
+  // Code::kFailedPrecondition if it is TorchScript and !options.trust_code.
   static Status open(const std::string& path, const Options& options, std::unique_ptr<Store>* out);
 
   virtual ~Store() = default;
@@ -159,7 +170,9 @@ class Store {
   virtual Status get_adapter(uint64_t version, AdapterVersion* out) const = 0;
   virtual Status list_adapters(std::vector<AdapterVersion>* out) const = 0;  // without weights
   // Makes `version` the one search() applies (0: none). Atomic: concurrent
-  // searches see either the old or the new adapter, never a mix.
+  // searches see either the old or the new adapter, never a mix. A version
+  // that cannot be served (another embedder or dimension, a TorchScript one
+  // without Options::trust_code) is refused and the active one stays.
   virtual Status activate_adapter(uint64_t version) = 0;
   // Re-activates the version that was active before the current one.
   virtual Status rollback_adapter() = 0;
