@@ -34,7 +34,7 @@ std::string describe(const AdapterVersion& v) {
 }
 
 void list(const AdaptersArgs& args) {
-  auto store = open_existing_store(args.db);
+  auto store = open_existing_store(args.db, args.trust_code);
   StoreStats stats;
   check(store->stats(&stats));
   std::vector<AdapterVersion> versions;
@@ -51,13 +51,13 @@ void list(const AdaptersArgs& args) {
 }
 
 void activate(const AdaptersArgs& args) {
-  auto store = open_existing_store(args.db);
+  auto store = open_existing_store(args.db, args.trust_code);
   check(store->activate_adapter(args.version));
   std::printf("active: %llu\n", static_cast<unsigned long long>(args.version));
 }
 
 void rollback(const AdaptersArgs& args) {
-  auto store = open_existing_store(args.db);
+  auto store = open_existing_store(args.db, args.trust_code);
   check(store->rollback_adapter());
   StoreStats stats;
   check(store->stats(&stats));
@@ -65,7 +65,7 @@ void rollback(const AdaptersArgs& args) {
 }
 
 void export_version(const AdaptersArgs& args) {
-  auto store = open_existing_store(args.db);
+  auto store = open_existing_store(args.db, args.trust_code);
   AdapterVersion v;
   check(store->get_adapter(args.version, &v));
   check(write_adapter_dir(args.dir, v.config_json, v.weights));
@@ -76,7 +76,7 @@ void export_version(const AdaptersArgs& args) {
 // Refuses an adapter the store could not serve: wrong dimension, another
 // embedder, untrusted code, or weights that do not load.
 void import_dir(const AdaptersArgs& args) {
-  auto store = open_existing_store(args.db);
+  auto store = open_existing_store(args.db, args.trust_code);
   StoreStats stats;
   check(store->stats(&stats));
   AdapterVersion v;
@@ -105,6 +105,10 @@ void add_adapters_command(CLI::App& app) {
   auto args = std::make_shared<AdaptersArgs>();
   CLI::App* cmd = app.add_subcommand("adapters", "Manage a store's adapter versions");
   cmd->add_option("db", args->db, "The store directory")->required();
+  cmd->add_flag("--trust-code", args->trust_code,
+                "Allow TorchScript adapters (they are code): to import, activate or roll back to one, "
+                "or to open a store whose active version is one");
+  cmd->fallthrough();  // the flag may follow the subcommand: `adapters DB activate 2 --trust-code`
   cmd->require_subcommand(1);
   cmd->add_subcommand("list", "List the versions (* marks the active one)")->callback([args] {
     list(*args);
@@ -121,7 +125,6 @@ void add_adapters_command(CLI::App& app) {
   exp->callback([args] { export_version(*args); });
   CLI::App* imp = cmd->add_subcommand("import", "Store an exported adapter directory as a new version");
   imp->add_option("dir", args->dir)->required();
-  imp->add_flag("--trust-code", args->trust_code, "Allow a TorchScript adapter (it is code)");
   imp->callback([args] { import_dir(*args); });
 }
 

@@ -25,9 +25,12 @@ inline void check(const Status& s) {
 }
 
 // Opens the store at `db`, which must exist (options as stored).
-inline std::unique_ptr<Store> open_existing_store(const std::string& db) {
+// `trust_code` (the commands' --trust-code) lets it load a TorchScript
+// adapter version (Options::trust_code says why that needs consent).
+inline std::unique_ptr<Store> open_existing_store(const std::string& db, bool trust_code = false) {
   Options options;
   options.create_if_missing = false;
+  options.trust_code = trust_code;
   std::unique_ptr<Store> store;
   check(Store::open(db, options, &store));
   return store;

@@ -1,6 +1,8 @@
 // `embedapt ingest`: creates or extends a store, from vectors in a .npy file
 // or from a text dataset embedded with any embedder (its queries logged as
 // query/hit pairs for the trainer).
+#include "core/eval/ingest.h"
+
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -10,7 +12,6 @@
 #include "core/common/npy.h"
 #include "core/common/progress.h"
 #include "core/eval/dataset.h"
-#include "core/eval/ingest.h"
 #include "embedapt/embedder.h"
 #include "embedapt/store.h"
 #include "tools/cli/cli.h"
@@ -30,6 +31,7 @@ struct IngestArgs {
   std::string index_spec;  // empty: "Flat" for a new store, as stored otherwise
   std::string metric;      // empty: cosine for a new store, as stored otherwise
   size_t batch = 1000;
+  bool trust_code = false;  // an existing store's active adapter may be TorchScript
 };
 
 // One id per line; as many lines as rows.
@@ -62,6 +64,7 @@ std::unique_ptr<Store> open_store(const IngestArgs& args, int dim) {
   options.dim = dim;
   if (!args.metric.empty()) check(ParseMetric(args.metric, &options.metric));
   if (!args.index_spec.empty()) options.index_spec = args.index_spec;
+  options.trust_code = args.trust_code;
   std::unique_ptr<Store> store;
   check(Store::open(args.db, options, &store));
   return store;
@@ -129,17 +132,21 @@ void add_ingest_command(CLI::App& app) {
   cmd->add_option("db", args->db, "Store directory")->required();
   cmd->add_option("--npy", args->npy, "Vectors, a float32 (rows x dim) .npy file");
   cmd->add_option("--ids", args->ids_file, "With --npy: ids, one per line (default: the row numbers)");
-  cmd->add_option("--dataset", args->dataset,
-                  "A dataset (LlamaIndex JSON, BEIR folder or JSONL pairs): its corpus is embedded and stored");
-  cmd->add_option("--embedder", args->embedder, "With --dataset: default, bert:DIR, openai:MODEL or command:CMD")
+  cmd->add_option(
+      "--dataset", args->dataset,
+      "A dataset (LlamaIndex JSON, BEIR folder or JSONL pairs): its corpus is embedded and stored");
+  cmd->add_option("--embedder", args->embedder,
+                  "With --dataset: default, bert:DIR, openai:MODEL or command:CMD")
       ->capture_default_str();
   cmd->add_option("--pairs", args->pairs, "With --dataset: log its (query, relevant doc) pairs, or none")
       ->capture_default_str();
-  cmd->add_option("--cache-dir", args->cache_dir, "Embedding cache (default $EMBEDAPT_CACHE_DIR or ~/.cache/embedapt)");
+  cmd->add_option("--cache-dir", args->cache_dir,
+                  "Embedding cache (default $EMBEDAPT_CACHE_DIR or ~/.cache/embedapt)");
   cmd->add_flag("--no-cache", args->no_cache, "Neither read nor write the embedding cache");
   cmd->add_option("--index", args->index_spec, "FAISS factory string for a new store (default Flat)");
   cmd->add_option("--metric", args->metric, "cosine, ip or l2, for a new store (default cosine)");
   cmd->add_option("--batch", args->batch, "Rows (or texts) per atomic, durable batch")->capture_default_str();
+  cmd->add_flag("--trust-code", args->trust_code, "Allow a TorchScript active adapter (it is code)");
   cmd->callback([args] { run_ingest(*args); });
 }
 

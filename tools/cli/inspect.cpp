@@ -14,6 +14,7 @@ struct InspectArgs {
   std::string db;
   bool json = false;
   std::string id;
+  bool trust_code = false;
 };
 
 nlohmann::json stats_json(const StoreStats& s, const std::vector<AdapterVersion>& adapters) {
@@ -37,7 +38,7 @@ nlohmann::json stats_json(const StoreStats& s, const std::vector<AdapterVersion>
 }
 
 void run_stats(const InspectArgs& args) {
-  std::unique_ptr<Store> store = open_existing_store(args.db);
+  std::unique_ptr<Store> store = open_existing_store(args.db, args.trust_code);
   StoreStats stats;
   std::vector<AdapterVersion> adapters;
   check(store->stats(&stats));
@@ -54,7 +55,7 @@ void run_stats(const InspectArgs& args) {
 }
 
 void run_verify(const InspectArgs& args) {
-  std::unique_ptr<Store> store = open_existing_store(args.db);
+  std::unique_ptr<Store> store = open_existing_store(args.db, args.trust_code);
   check(store->verify());
   StoreStats stats;
   check(store->stats(&stats));
@@ -62,7 +63,7 @@ void run_verify(const InspectArgs& args) {
 }
 
 void run_get(const InspectArgs& args) {
-  std::unique_ptr<Store> store = open_existing_store(args.db);
+  std::unique_ptr<Store> store = open_existing_store(args.db, args.trust_code);
   Record record;
   check(store->get(args.id, &record));
   // Payloads are bytes; JSON needs valid UTF-8, so invalid sequences are replaced.
@@ -77,6 +78,8 @@ void add_inspect_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("inspect", "Show a store's statistics, verify it, or get a record");
   cmd->add_option("db", args->db, "Store directory")->required();
   cmd->add_flag("--json", args->json, "Print the statistics as JSON");
+  cmd->add_flag("--trust-code", args->trust_code, "Allow a TorchScript active adapter (it is code)");
+  cmd->fallthrough();  // `inspect DB verify --trust-code` too
   CLI::App* verify = cmd->add_subcommand("verify", "Check that the index and RocksDB agree (exit 1 if not)");
   CLI::App* get = cmd->add_subcommand("get", "Print one record as JSON");
   get->add_option("id", args->id, "Record id")->required();

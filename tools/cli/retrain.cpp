@@ -98,7 +98,7 @@ TrainingSet read_training_set(const Store& store, int dim, const std::vector<Log
 void run_retrain(const RetrainArgs& args) {
   if (args.activate && args.activate_if_better)
     throw Failure{"--activate and --activate-if-better exclude each other"};
-  std::unique_ptr<Store> store = open_existing_store(args.db);
+  std::unique_ptr<Store> store = open_existing_store(args.db, args.trust_code);
   StoreStats stats;
   check(store->stats(&stats));
 

@@ -18,6 +18,7 @@ struct SearchArgs {
   std::string npy;
   int k = 10;
   std::string json_out;
+  bool trust_code = false;
 };
 
 // {"results": [{"query": row, "ids": [...], "scores": [...]}]}, best first.
@@ -47,7 +48,7 @@ void run_search(const SearchArgs& args) {
   if (args.k < 1) throw Failure{"-k must be at least 1"};
   Matrix queries;
   check(read_npy(args.npy, &queries));
-  std::unique_ptr<Store> store = open_existing_store(args.db);
+  std::unique_ptr<Store> store = open_existing_store(args.db, args.trust_code);
   StoreStats stats;
   check(store->stats(&stats));
   if (queries.cols != size_t(stats.dim)) {
@@ -72,6 +73,7 @@ void add_search_command(CLI::App& app) {
   cmd->add_option("--npy", args->npy, "Queries, a float32 (rows x dim) .npy file")->required();
   cmd->add_option("-k", args->k, "Neighbours per query")->capture_default_str();
   cmd->add_option("--json", args->json_out, "Write the results as JSON to this file");
+  cmd->add_flag("--trust-code", args->trust_code, "Allow a TorchScript active adapter (it is code)");
   cmd->callback([args] { run_search(*args); });
 }
 
