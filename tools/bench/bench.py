@@ -2,23 +2,25 @@
 
   bench.py --embedapt BIN --data DIR --work DIR --out RAW.json [--repeats 3] [--full]
 
-Two protocols, each with a training set and a test set over one store:
-  transfer   train on Lyft (train_dataset.json), test on Uber (val_dataset.json);
+Two protocols, each with a training set and a test set over the Uber corpus:
   in-corpus  Uber's queries split 50/50 by query (`embedapt split`, seed 42):
-             train on one half, test on the other, same corpus.
+             train on one half, test on the other, same corpus;
+  transfer   train on Lyft (train_dataset.json), test on Uber (val_dataset.json).
 
-Each repeat runs, per protocol, the timed steps interleaved: embedapt ingest (a
-fresh embedding cache, so it pays for embedding), embedapt retrain linear and
-two-layer, then LlamaIndex's linear adapter with the seed's settings (4 epochs).
-Training is seeded, so quality comes from the first repeat: every adapter scored
-by `embedapt eval` (per-query scores kept for paired tests), and LlamaIndex's also
-scored the seed's own way. --full adds LlamaIndex's two-layer adapter (25 epochs)
-and a full fine-tune of the base model, once each. Every step's wall and CPU time
-(its process and children) and the load average go to RAW.json for report.py.
+Each run of a protocol times, in turn: embedapt ingest (a fresh embedding cache,
+so it pays for embedding), embedapt retrain linear and two-layer (the product's
+defaults), then LlamaIndex's linear adapter with the seed's settings (4 epochs).
+In-corpus runs --repeats times, the repeats interleaved with transfer's run;
+transfer runs once (its LlamaIndex training alone takes minutes), --repeats times
+with --full. Training is seeded, so quality comes from the first run: every
+adapter scored by `embedapt eval` on the in-corpus store (the Uber corpus; per-query
+scores kept for paired tests), and LlamaIndex's also scored the seed's own way.
+--full adds LlamaIndex's two-layer adapter (25 epochs) and a full fine-tune of the
+base model, once each. Every step's wall and CPU time (its process and children)
+and the load average go to RAW.json for report.py.
 """
 
 import argparse
-import glob
 import json
 import os
 import platform
@@ -71,8 +73,10 @@ class Bench:
         self.work = os.path.abspath(args.work)
         self.python = sys.executable
         self.env = dict(os.environ)
-        # Evaluation shares one cache (its vectors are not timed); timed ingests get fresh ones.
-        self.env["EMBEDAPT_CACHE_DIR"] = os.path.join(self.work, "eval-cache")
+        # Untimed commands (evaluation, scoring) share the cache of the first in-corpus
+        # ingest, which holds the Uber corpus; timed ingests each get a fresh cache.
+        self.cache = self.path("in-corpus", "run1", "cache")
+        self.env["EMBEDAPT_CACHE_DIR"] = self.cache
 
     def path(self, *parts: str) -> str:
         return os.path.join(self.work, *parts)
@@ -111,37 +115,26 @@ class Bench:
             "--epochs", str(SEED_EPOCHS[kind]),
             "--out", os.path.join(root, f"llamaindex-{kind}.li"),
             "--export", os.path.join(root, f"llamaindex-{kind}"),
-            "--identity", self.identity(),
+            "--identity", self.identity(os.path.join(root, "db")),
             "--timing", timing,
         )  # fmt: skip
         with open(timing) as f:
             inner = json.load(f)
         return dict(inner, process_wall_s=outer["wall_s"], process_cpu_s=outer["cpu_s"], load_avg_1m=outer["load_avg_1m"])
 
-    def identity(self) -> str:
-        """The embedder identity our adapters carry, so LlamaIndex's export matches
-        it: read from any adapter retrain has exported so far (all use `default`)."""
-        for config in sorted(glob.glob(self.path("*", "run*", "*", "config.json"))):
-            if not os.path.basename(os.path.dirname(config)).startswith("llamaindex"):
-                with open(config) as f:
-                    return json.load(f)["embedder"]
-        raise SystemExit("bench: no exported embedapt adapter yet to take the embedder identity from")
+    def identity(self, db: str) -> str:
+        """The embedder identity of the store `db`, which our adapters carry: LlamaIndex's export gets it too."""
+        return json.loads(self.cli("inspect", db, "--json")["stdout"])["embedder"]
 
-    def test_db(self, protocol: dict) -> str:
-        """The store the test queries search: the training store itself when the
-        corpus is the same, else a store of the test corpus (no pairs logged)."""
-        if protocol["same_corpus"]:
-            return self.path(protocol["name"], "run1", "db")
-        db = self.path(protocol["name"], "test-db")
-        if not os.path.isdir(db):
-            self.cli("ingest", db, "--dataset", protocol["test"], "--embedder", "default", "--pairs", "none")
-        return db
+    def test_db(self) -> str:
+        """The store both protocols' test queries search: in-corpus's first, of the Uber corpus."""
+        return self.path("in-corpus", "run1", "db")
 
     def evaluate(self, protocol: dict, adapters: dict, db: str = None, embedder: str = "default") -> dict:
         """embedapt eval of the base and `adapters` (name -> dir) on the test set."""
         root = self.path(protocol["name"])
         tag = "finetuned" if embedder != "default" else "adapters"
-        args = ["eval", db or self.test_db(protocol), "--dataset", protocol["test"], "--embedder", embedder]
+        args = ["eval", db or self.test_db(), "--dataset", protocol["test"], "--embedder", embedder]
         for adapter_dir in adapters.values():
             args += ["--adapter", adapter_dir]
         args += ["--json", os.path.join(root, f"eval-{tag}.json"), "--per-query", os.path.join(root, f"eval-{tag}.jsonl")]
@@ -185,6 +178,7 @@ class Bench:
             "--dataset", protocol["test"],
             "--adapter-dir", self.path(protocol["name"], "run1", f"llamaindex-{kind}.li"),
             "--adapter", kind,
+            "--cache-dir", self.cache,
             "--out", out,
         )  # fmt: skip
         with open(out) as f:
@@ -209,14 +203,17 @@ def main() -> None:
     val = os.path.join(data, "val_dataset.json")
     bench.cli("split", val, "--fraction", "0.5", "--seed", str(SPLIT_SEED), "--out-a", halves[0], "--out-b", halves[1])
     protocols = [
-        {"name": "in-corpus", "train": halves[0], "test": halves[1], "same_corpus": True},
-        {"name": "transfer", "train": os.path.join(data, "train_dataset.json"), "test": val, "same_corpus": False},
-    ]
+        {"name": "in-corpus", "train": halves[0], "test": halves[1], "runs": args.repeats},
+        {"name": "transfer", "train": os.path.join(data, "train_dataset.json"), "test": val,
+         "runs": args.repeats if args.full else 1},
+    ]  # fmt: skip
 
     started = time.time()
     timings = {p["name"]: [] for p in protocols}
     for repeat in range(1, args.repeats + 1):
         for protocol in protocols:
+            if repeat > protocol["runs"]:
+                continue
             run = f"run{repeat}"
             steps = bench.embedapt_run(protocol, run)
             steps["llamaindex_linear"] = bench.llamaindex_run(protocol, run, "linear")
@@ -237,14 +234,12 @@ def main() -> None:
             adapters["llamaindex-two-layer"] = os.path.join(run1, "llamaindex-two-layer")
         # retrain exports nothing when no adapter beats the identity on its
         # validation split (it never ships a regression): that adapter is the base.
-        kept = {}
-        for name, adapter_dir in adapters.items():
-            if os.path.isfile(os.path.join(adapter_dir, "config.json")):
-                kept[name] = adapter_dir
-            else:
-                log(f"{name}: no adapter in {adapter_dir}; scored as the base")
-        adapters = kept
+        not_shipped = [a for a, d in adapters.items() if not os.path.isfile(os.path.join(d, "config.json"))]
+        for adapter in not_shipped:
+            log(f"{adapter}: retrain shipped no adapter; scored as the base")
+            del adapters[adapter]
         quality[name] = bench.evaluate(protocol, adapters)
+        quality[name]["not_shipped"] = not_shipped
         quality[name]["seed_way"] = {"llamaindex-linear": bench.seed_way(protocol, "linear")}
         if args.full:
             quality[name]["seed_way"]["llamaindex-two-layer"] = bench.seed_way(protocol, "two-layer")

@@ -7,7 +7,7 @@ of every epoch, as the seed does with an in-process model.
 
   peer.py train  --embedapt BIN --dataset F --adapter linear|two-layer --epochs N
                  --out DIR --export DIR --identity ID [--timing F]
-  peer.py score  --embedapt BIN --dataset F [--adapter-dir DIR --adapter KIND] --out F
+  peer.py score  --embedapt BIN --dataset F [--adapter-dir DIR --adapter KIND] [--cache-dir DIR] --out F
 
 `train` runs EmbeddingAdapterFinetuneEngine with the seed's settings, keeps
 LlamaIndex's own output in --out and exports the adapter into embedapt's exchange
@@ -48,21 +48,25 @@ class EmbedaptEmbedding(BaseEmbedding):
     """embedapt's embedder as a LlamaIndex BaseEmbedding.
 
     Every call runs `embedapt embed --no-cache` on its texts (queries with
-    --query, so they get the model's query prompt), so every call embeds anew.
-    `prefetch` embeds many texts in one process and answers later single-text
-    calls for them from memory: scoring uses it, training never does.
+    --query, so they get the model's query prompt), so every call embeds anew;
+    given `cache_dir` (scoring, which is not timed), it reads and fills that
+    embedding cache instead. `prefetch` embeds many texts in one process and
+    answers later single-text calls for them from memory: scoring uses it,
+    training never does.
     """
 
     _embedapt: str = PrivateAttr()
     _spec: str = PrivateAttr()
+    _cache: List[str] = PrivateAttr()
     _workdir: Any = PrivateAttr()
     _memo: dict = PrivateAttr()
     _launches: int = PrivateAttr(default=0)
 
-    def __init__(self, embedapt: str, spec: str = "default", **kwargs: Any) -> None:
+    def __init__(self, embedapt: str, spec: str = "default", cache_dir: str = None, **kwargs: Any) -> None:
         super().__init__(model_name=f"embedapt:{spec}", **kwargs)
         self._embedapt = embedapt
         self._spec = spec
+        self._cache = ["--cache-dir", cache_dir] if cache_dir else ["--no-cache"]
         self._workdir = tempfile.TemporaryDirectory(prefix="embedapt-peer-")  # removed with the model
         self._memo = {}
 
@@ -87,7 +91,7 @@ class EmbedaptEmbedding(BaseEmbedding):
         target = os.path.join(self._workdir.name, "vectors.npy")
         with open(source, "w") as f:
             f.writelines(json.dumps(t) + "\n" for t in texts)
-        command = [self._embedapt, "embed", "--embedder", self._spec, "--no-cache", "--input", source, "--out", target]
+        command = [self._embedapt, "embed", "--embedder", self._spec, *self._cache, "--input", source, "--out", target]
         if side == "query":
             command.append("--query")
         subprocess.run(command, check=True, stderr=subprocess.DEVNULL)
@@ -232,7 +236,7 @@ def train(args: argparse.Namespace) -> None:
 def score(args: argparse.Namespace) -> None:
     """The seed's evaluation, step for step (its eval_utils.evaluate)."""
     dataset = EmbeddingQAFinetuneDataset.from_json(args.dataset)
-    base = EmbedaptEmbedding(args.embedapt)
+    base = EmbedaptEmbedding(args.embedapt, cache_dir=args.cache_dir)
     # One process per side for the whole dataset; the retriever's per-query
     # calls then read these vectors (scoring is not timed).
     base.prefetch("query", list(dataset.queries.values()))
@@ -285,6 +289,7 @@ def main() -> None:
     s.add_argument("--dataset", required=True, help="EmbeddingQAFinetuneDataset JSON to score on")
     s.add_argument("--adapter-dir", help="LlamaIndex adapter output directory (none: the base model)")
     s.add_argument("--adapter", choices=["linear", "two-layer"], default="linear")
+    s.add_argument("--cache-dir", help="embedding cache to read and fill (default: none, every text embedded)")
     s.add_argument("--out", required=True, help="JSON file for the scores")
     s.set_defaults(run=score)
 

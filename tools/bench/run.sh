@@ -1,47 +1,67 @@
 #!/usr/bin/env bash
-# `make bench`: embedapt side by side with the seed (LlamaIndex), on ../shared/data/10k.
-#   tools/bench/run.sh BUILD_DIR        (FULL=1 adds the slow peers)
-# Creates the peers' virtual environment (tools/bench/.venv) on first use, runs the
-# quality and training-time benchmark (bench.py), the store and encoder benchmarks
-# when their scripts exist, then writes tools/bench/results/<date>.json and the
-# quality table of docs/benchmarks.md (report.py).
+# `make bench`: embedapt side by side with the seed (LlamaIndex), raw FAISS and
+# sentence-transformers, on ../shared/data/10k.
+#   tools/bench/run.sh BUILD_DIR        (FULL=1 adds the slow peers and the 1M store)
+# Creates the peers' virtual environment (tools/bench/.venv) when requirements.txt
+# changed, runs the quality and training-time benchmark (bench.py), the store
+# benchmark (store_bench) and the encoder benchmark (encoder_bench against
+# sentence-transformers), then writes tools/bench/results/<date>.json and every
+# section of docs/benchmarks.md (report.py). BENCH_START (seconds since the epoch)
+# makes the reported total start earlier, e.g. at `make bench`'s build.
 set -euo pipefail
 
-start=$(date +%s)
+start=${BENCH_START:-$(date +%s)}
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 build=$(cd "${1:-$repo/build}" && pwd)
-bin="$build/bin/embedapt"
-data=${EMBEDAPT_DATA:-$repo/../shared/data/10k}
+data=$(cd "${EMBEDAPT_DATA:-$repo/../shared/data/10k}" && pwd)
 work=${BENCH_WORK:-$here/work}
 venv="$here/.venv"
+repeats=${BENCH_REPEATS:-3}
 
-[ -x "$bin" ] || { echo "bench: $bin not found: build first (make build)" >&2; exit 1; }
+for tool in embedapt store_bench encoder_bench; do
+  [ -x "$build/bin/$tool" ] || { echo "bench: $build/bin/$tool not found: build first (make bench builds it)" >&2; exit 1; }
+done
 for f in train_dataset.json val_dataset.json; do
   [ -f "$data/$f" ] || { echo "bench: $data/$f not found (set EMBEDAPT_DATA to the 10k data folder)" >&2; exit 1; }
 done
+rm -rf "$work"
+mkdir -p "$work"
 
-# The venv is rebuilt whenever requirements.txt changes.
+# The venv is rebuilt whenever requirements.txt changes; its creation is timed.
 stamp="$venv/.requirements.sha256"
 want=$(sha256sum "$here/requirements.txt" | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "bench: creating $venv (PyPI's torch brings its CUDA libraries: a few minutes)" >&2
+  venv_start=$(date +%s)
   rm -rf "$venv"
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q -r "$here/requirements.txt"
   echo "$want" > "$stamp"
+  echo "{\"created\": true, \"seconds\": $(($(date +%s) - venv_start))}" > "$work/venv.json"
+else
+  echo '{"created": false}' > "$work/venv.json"
 fi
+python="$venv/bin/python"
 
-rm -rf "$work"
-mkdir -p "$work"
-"$venv/bin/python" "$here/bench.py" --embedapt "$bin" --data "$data" --work "$work" --out "$work/raw.json" \
-  --repeats "${BENCH_REPEATS:-3}" ${FULL:+--full}
+"$python" "$here/bench.py" --embedapt "$build/bin/embedapt" --data "$data" --work "$work/quality" \
+  --out "$work/quality.json" --repeats "$repeats" ${FULL:+--full}
 
-for other in store_bench encoder_bench; do
-  if [ -x "$here/$other.sh" ]; then
-    echo "bench: $other.sh" >&2
-    "$here/$other.sh" "$build"
-  fi
+# Store against raw FAISS (Flat, the same index): 100k vectors; 1M with FULL=1.
+echo "bench: store_bench" >&2
+store() { "$build/bin/store_bench" --dim 384 --repeats "$repeats" --specs Flat --dir "$work/stores" "$@" >> "$work/store.jsonl"; }
+store --n 100000 --queries 200
+[ -z "${FULL:-}" ] || store --n 1000000 --queries 50
+
+# Encoder: the C++ encoder and sentence-transformers, same model, texts and threads,
+# runs alternated: one each (the budget), as many as the other repeats with FULL=1.
+model="$repo/models/all-MiniLM-L6-v2"
+runs=${FULL:+$repeats}
+for run in $(seq "${runs:-1}"); do
+  echo "bench: encoder_bench run $run" >&2
+  "$build/bin/encoder_bench" "$model" "$data/val_dataset.json" "$(nproc)" 1 "$work/encoder.npy" >> "$work/encoder-cpp.jsonl"
+  "$python" "$here/encoder_bench.py" "$model" "$data/val_dataset.json" "$(nproc)" 1 "$work/encoder.npy" \
+    >> "$work/encoder-py.jsonl"
 done
 
-"$venv/bin/python" "$here/report.py" "$work/raw.json" --total-seconds "$(($(date +%s) - start))"
+"$python" "$here/report.py" "$work" --total-seconds "$(($(date +%s) - start))"

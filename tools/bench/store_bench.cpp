@@ -148,11 +148,14 @@ void bench_spec(const Args& args, const std::string& spec, const std::vector<flo
   const int dim = args.dim;
   const std::string path = args.dir + "/" + spec;
   std::filesystem::remove_all(path);
-  nlohmann::json row = {{"spec", spec}, {"n", args.n}, {"dim", dim}, {"k", 10}};
+  nlohmann::json row = {
+      {"spec", spec},           {"n", args.n}, {"dim", dim}, {"k", 10}, {"queries", args.queries},
+      {"repeats", args.repeats}};
 
   Options options;
   options.dim = dim;
   options.index_spec = spec;
+  options.snapshot_every = 0;  // no automatic snapshot inside the timed ingest: flush() below takes it
   std::unique_ptr<Store> store;
   die(Store::open(path, options, &store), "open");
   auto t = Clock::now();
