@@ -2,6 +2,7 @@
 // messy replies, injected 429/500, a bad key, a run killed with SIGKILL and
 // resumed from its journal, and the done-when of issue 5 on uber_2021.pdf.
 #include <signal.h>
+#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -9,6 +10,7 @@
 #include <catch2/catch.hpp>
 #include <cctype>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -27,6 +29,8 @@
 #include "core/generate/loader.h"
 #include "tests/support/http_server.h"
 #include "tests/support/temp_dir.h"
+
+extern char** environ;
 
 using namespace embedapt;
 using embedapt::testing::HttpExchange;
@@ -143,9 +147,9 @@ class ChatServer {
   HttpTestServer server_;  // last: stopped first, before the state its handler uses
 };
 
-GenerateOptions options_for(const ChatServer& server, int concurrency = 4) {
+GenerateOptions options_for(const std::string& base_url, int concurrency = 4) {
   GenerateOptions options;
-  options.chat.base_url = server.base_url();
+  options.chat.base_url = base_url;
   options.chat.model = "test-model";
   options.chat.api_key = "sk-test-key";
   options.chat.retry.max_attempts = 3;
@@ -154,6 +158,10 @@ GenerateOptions options_for(const ChatServer& server, int concurrency = 4) {
   options.chat.retry.timeout_seconds = 10;
   options.concurrency = concurrency;
   return options;
+}
+
+GenerateOptions options_for(const ChatServer& server, int concurrency = 4) {
+  return options_for(server.base_url(), concurrency);
 }
 
 // `count` one-paragraph chunks, each about a different numbered subject.
@@ -317,20 +325,39 @@ TEST_CASE("the journal refuses other arguments and survives a torn last line", "
         Code::kCorruption);
 }
 
+constexpr int kKillConcurrency = 4;
+
+// The run the next test kills: a fresh process of this binary, started with
+// the server's URL and the journal in its environment. Not a fork of the
+// test itself, whose server threads make anything but exec unsafe in a
+// forked child (and which ThreadSanitizer refuses to run).
+TEST_CASE("generate child (a helper process)", "[.generate_child]") {
+  const char* url = std::getenv("EMBEDAPT_GENERATE_URL");
+  const char* journal = std::getenv("EMBEDAPT_GENERATE_JOURNAL");
+  REQUIRE(url != nullptr);
+  REQUIRE(journal != nullptr);
+  GenerateResult result;
+  REQUIRE(
+      generate_questions(synthetic_chunks(80), options_for(url, kKillConcurrency), journal, &result).ok());
+}
+
 TEST_CASE("a run killed with SIGKILL resumes asking only what it had no answer for", "[generate][kill]") {
   TempDir dir("kill");
-  const int concurrency = 4;
+  const int concurrency = kKillConcurrency;
   std::vector<Chunk> chunks = synthetic_chunks(80);
   ChatServer server(nullptr, /*delay_seconds=*/0.04);
   std::string journal = dir / "out.json.journal";
 
-  pid_t child = fork();
-  REQUIRE(child >= 0);
-  if (child == 0) {
-    GenerateResult result;
-    Status s = generate_questions(chunks, options_for(server, concurrency), journal, &result);
-    _exit(s.ok() ? 0 : 1);
-  }
+  std::vector<std::string> env_strings = {"EMBEDAPT_GENERATE_URL=" + server.base_url(),
+                                          "EMBEDAPT_GENERATE_JOURNAL=" + journal};
+  for (char** e = environ; *e != nullptr; ++e) env_strings.emplace_back(*e);
+  std::vector<char*> envp;
+  for (std::string& e : env_strings) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  const char* argv[] = {"test_generate", "[.generate_child]", nullptr};
+  pid_t child = 0;
+  REQUIRE(posix_spawn(&child, "/proc/self/exe", nullptr, nullptr, const_cast<char**>(argv), envp.data()) ==
+          0);
   // Kill it mid-way, with requests in flight.
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (server.requests() < 30 && std::chrono::steady_clock::now() < deadline) {
