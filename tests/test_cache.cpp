@@ -216,3 +216,22 @@ TEST_CASE("cache: another process's lock means uncached with a warning; kill -9 
   CHECK(rows == fake_vector("survivor", kDim));
   CHECK(cache->recorded_dim(kHolderIdentity) == kDim);
 }
+
+TEST_CASE("cache: an open racing the last handle's close waits for it, never Busy", "[cache]") {
+  // One thread drops its handle (closing RocksDB) while another opens the
+  // same directory: the open must wait for the close, not trip on the lock
+  // the closing handle still holds.
+  fs::path dir = fresh_dir("open_while_closing");
+  std::atomic<int> busy{0};
+  auto churn = [&] {
+    for (int i = 0; i < 200; ++i) {
+      std::shared_ptr<EmbeddingCache> cache;
+      Status s = EmbeddingCache::open(dir.string(), &cache);
+      if (!s.ok()) ++busy;
+    }
+  };
+  std::thread other(churn);
+  churn();
+  other.join();
+  CHECK(busy == 0);
+}

@@ -5,6 +5,7 @@
 #include <rocksdb/write_batch.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -39,8 +40,12 @@ std::string env(const char* name) {
 }
 
 // Open caches of this process by directory, so that a second open of the
-// same directory shares the handle instead of failing on RocksDB's lock.
+// same directory shares the handle instead of failing on RocksDB's lock. An
+// entry whose weak_ptr has expired is a cache whose destructor is running:
+// it still holds the lock, so open() waits for cache_closed, which the
+// destructor signals after closing RocksDB and erasing the entry.
 std::mutex open_caches_mu;
+std::condition_variable cache_closed;
 std::map<std::string, std::weak_ptr<EmbeddingCache>> open_caches;
 
 class CachedEmbedder : public Embedder {
@@ -121,8 +126,12 @@ Status EmbeddingCache::open(const std::string& dir, std::shared_ptr<EmbeddingCac
 
   std::shared_ptr<EmbeddingCache> cache;
   {
-    std::lock_guard<std::mutex> lock(open_caches_mu);
-    cache = open_caches[key].lock();
+    std::unique_lock<std::mutex> lock(open_caches_mu);
+    for (auto it = open_caches.find(key); it != open_caches.end(); it = open_caches.find(key)) {
+      cache = it->second.lock();
+      if (cache != nullptr) break;
+      cache_closed.wait(lock);  // closing: wait until its RocksDB lock is released
+    }
     if (cache == nullptr) {
       rocksdb::Options options;
       options.create_if_missing = true;
@@ -137,7 +146,7 @@ Status EmbeddingCache::open(const std::string& dir, std::shared_ptr<EmbeddingCac
         if (s.IsCorruption()) return Status::Corruption(dir + ": embedding cache: " + why);
         return Status::IOError(dir + ": cannot open the embedding cache: " + why);
       }
-      cache.reset(new EmbeddingCache(dir, db));
+      cache.reset(new EmbeddingCache(dir, key, db));
       open_caches[key] = cache;
     }
   }
@@ -146,10 +155,14 @@ Status EmbeddingCache::open(const std::string& dir, std::shared_ptr<EmbeddingCac
 }
 
 EmbeddingCache::~EmbeddingCache() {
-  // Under the registry lock, so that no open() of this directory races the close.
+  // Under the registry lock, so that no open() of this directory races the
+  // close; the entry goes only once RocksDB has let go of the directory.
   std::lock_guard<std::mutex> lock(open_caches_mu);
   db_->Close();
   delete db_;
+  auto it = open_caches.find(key_);
+  if (it != open_caches.end() && it->second.expired()) open_caches.erase(it);
+  cache_closed.notify_all();
 }
 
 int EmbeddingCache::recorded_dim(const std::string& identity) const {

@@ -48,9 +48,11 @@ class EmbeddingCache {
                const std::vector<float>& rows);
 
  private:
-  EmbeddingCache(std::string dir, rocksdb::DB* db) : dir_(std::move(dir)), db_(db) {}
+  EmbeddingCache(std::string dir, std::string key, rocksdb::DB* db)
+      : dir_(std::move(dir)), key_(std::move(key)), db_(db) {}
 
   const std::string dir_;
+  const std::string key_;  // of this process's registry of open caches (the canonical dir)
   rocksdb::DB* const db_;
 };
 
