@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps models build test demo bench format tidy clean
+.PHONY: all deps models build test demo bench sanitize format tidy clean
 
 all: build
 
@@ -29,6 +29,15 @@ demo: deps models build
 bench: deps models $(BUILD)/CMakeCache.txt
 	start=$$(date +%s) && cmake --build $(BUILD) -j $(JOBS) --target embedapt_cli store_bench encoder_bench && \
 	BENCH_START=$$start tools/bench/run.sh $(BUILD)
+
+# `make sanitize` (ASan+UBSan, in build-asan) or `make sanitize SAN=thread`
+# (TSan, in build-tsan): a Debug build with the sanitizer, then every test.
+SAN ?= address
+SAN_BUILD = build-$(if $(filter thread,$(SAN)),tsan,asan)
+sanitize: deps models
+	cmake -S . -B $(SAN_BUILD) -DEMBEDAPT_SANITIZE=$(SAN) -DCMAKE_BUILD_TYPE=Debug
+	cmake --build $(SAN_BUILD) -j $(JOBS)
+	cd $(SAN_BUILD) && ctest --output-on-failure -j $(JOBS)
 
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.h')
