@@ -105,6 +105,18 @@ TEST_CASE("http_send honours a Retry-After given as an HTTP date", "[http]") {
   CHECK(seconds_since(start) >= 0.9);  // the date has one-second resolution
 }
 
+TEST_CASE("http_send reuses the thread's connection to a keep-alive server", "[http]") {
+  HttpTestServer server([](const HttpExchange&) { return HttpReply::json(200, R"({"ok":true})"); },
+                        /*lifetime_seconds=*/60, /*keep_alive=*/true);
+  for (int i = 0; i < 5; ++i) {
+    HttpResponse response;
+    REQUIRE(http_send(post(server), fast_policy(), &response).ok());
+    CHECK(response.status == 200);
+  }
+  CHECK(server.requests() == 5);
+  CHECK(server.connections() == 1);
+}
+
 TEST_CASE("http_send caps a Retry-After too large for a double", "[http]") {
   HttpReply limited = HttpReply::json(429, "{}");
   limited.headers.emplace_back("Retry-After", std::string(400, '9'));  // std::stod would throw

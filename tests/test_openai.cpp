@@ -111,6 +111,23 @@ TEST_CASE("openai embedder keeps order with several requests in flight", "[opena
   CHECK(most_in_flight == 4);
 }
 
+TEST_CASE("openai embedder workers keep their connection between batches", "[openai]") {
+  HttpTestServer server([](const HttpExchange& request) { return fake_embeddings_reply(request, kDim); },
+                        /*lifetime_seconds=*/60, /*keep_alive=*/true);
+  OpenAIOptions options = options_for(server);
+  options.known_dim = kDim;
+  options.batch_size = 10;
+  options.max_in_flight = 2;
+  std::unique_ptr<Embedder> embedder;
+  REQUIRE(open_openai_embedder(options, &embedder).ok());
+  std::vector<std::string> texts = numbered_texts(100);
+  std::vector<float> out;
+  REQUIRE(embedder->embed(texts, EmbedSide::kDocument, &out).ok());
+  check_vectors(texts, out);
+  CHECK(server.requests() == 10);
+  CHECK(server.connections() <= 2);  // one per worker, not one per batch
+}
+
 TEST_CASE("openai embedder survives 429, 500, a timeout and a dropped connection", "[openai]") {
   std::atomic<int> seen{0};
   HttpTestServer server([&](const HttpExchange& request) {

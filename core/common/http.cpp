@@ -107,9 +107,29 @@ struct Attempt {
   std::string curl_error;
 };
 
+// This thread's easy handle, reset for a new request. A handle keeps its
+// connection cache across requests, so a worker sending batch after batch to
+// one server reuses its keep-alive connection (and TLS session) instead of
+// connecting anew each time. One per thread: a handle is not thread-safe.
+CURL* thread_handle() {
+  struct Handle {
+    CURL* curl = nullptr;
+    ~Handle() {
+      if (curl != nullptr) curl_easy_cleanup(curl);
+    }
+  };
+  thread_local Handle handle;
+  if (handle.curl == nullptr) {
+    handle.curl = curl_easy_init();
+  } else {
+    curl_easy_reset(handle.curl);  // options only: connections and caches stay
+  }
+  return handle.curl;
+}
+
 Attempt send_once(const HttpRequest& request, const RetryPolicy& policy, HttpResponse* response) {
   Attempt result;
-  CURL* curl = curl_easy_init();
+  CURL* curl = thread_handle();
   if (curl == nullptr) {
     result.curl = CURLE_FAILED_INIT;
     result.curl_error = "curl_easy_init failed";
@@ -146,8 +166,10 @@ Attempt send_once(const HttpRequest& request, const RetryPolicy& policy, HttpRes
   } else {
     result.curl_error = error[0] != '\0' ? error : curl_easy_strerror(result.curl);
   }
+  // Nothing the handle keeps may point at this frame's header list or error buffer.
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, nullptr);
+  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, nullptr);
   curl_slist_free_all(headers);
-  curl_easy_cleanup(curl);
   return result;
 }
 

@@ -3,8 +3,9 @@
 // Retries 429, 5xx, timeouts and connection failures with exponential backoff
 // and full jitter, honouring a Retry-After header; other statuses return at
 // once. Request headers (which carry API keys) never appear in errors or logs.
-// Thread-safe: every call uses its own connection, so callers may run several
-// requests at once to bound latency (see the openai: embedder).
+// Thread-safe: each thread sends through its own curl handle, which keeps
+// keep-alive connections open between that thread's calls; callers may run
+// several requests at once from several threads (see the openai: embedder).
 #pragma once
 
 #include <map>

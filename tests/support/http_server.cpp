@@ -63,14 +63,19 @@ bool send_all(int fd, const std::string& data) {
 }
 
 // Reads one request from `fd` (Content-Length bodies, as curl sends them),
-// answering "Expect: 100-continue". False on a malformed or truncated request.
-bool read_request(int fd, HttpExchange* request) {
+// answering "Expect: 100-continue". False on a malformed or truncated request,
+// after 10 s without data, or once `stopping` is set.
+bool read_request(int fd, HttpExchange* request, const std::atomic<bool>& stopping) {
   std::string data;
   char buffer[16384];
   size_t header_end = std::string::npos;
   auto read_more = [&]() {
     pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, 10000) <= 0) return false;
+    int ready = 0;
+    for (int waited_ms = 0; ready == 0 && waited_ms < 10000 && !stopping; waited_ms += 20) {
+      ready = ::poll(&p, 1, 20);
+    }
+    if (ready <= 0) return false;
     ssize_t n = ::recv(fd, buffer, sizeof buffer, 0);
     if (n <= 0) return false;
     data.append(buffer, static_cast<size_t>(n));
@@ -133,7 +138,8 @@ HttpReply HttpReply::dropped() {
   return reply;
 }
 
-HttpTestServer::HttpTestServer(HttpHandler handler, double lifetime_seconds) : handler_(std::move(handler)) {
+HttpTestServer::HttpTestServer(HttpHandler handler, double lifetime_seconds, bool keep_alive)
+    : handler_(std::move(handler)), keep_alive_(keep_alive) {
   listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (listen_fd_ < 0) throw std::runtime_error("test server: socket failed");
   sockaddr_in addr{};
@@ -172,6 +178,7 @@ void HttpTestServer::accept_loop(double lifetime_seconds) {
     if (::poll(&p, 1, 20) <= 0) continue;
     int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
     if (fd < 0) continue;
+    ++connections_accepted_;
     std::lock_guard<std::mutex> lock(mu_);
     connections_.emplace_back([this, fd] {
       serve(fd);
@@ -189,17 +196,20 @@ void HttpTestServer::pause(double seconds) const {
 }
 
 void HttpTestServer::serve(int fd) {
-  HttpExchange request;
-  if (!read_request(fd, &request)) return;
-  ++requests_;
-  HttpReply reply = handler_(request);
-  if (reply.delay_seconds > 0) pause(reply.delay_seconds);
-  if (reply.drop || stopping_) return;
-  std::string out = "HTTP/1.1 " + std::to_string(reply.status) + " " + reason(reply.status) + "\r\n";
-  for (const auto& [name, value] : reply.headers) out += name + ": " + value + "\r\n";
-  out += "Content-Length: " + std::to_string(reply.body.size()) + "\r\nConnection: close\r\n\r\n";
-  out += reply.body;
-  send_all(fd, out);
+  for (;;) {
+    HttpExchange request;
+    if (!read_request(fd, &request, stopping_)) return;
+    ++requests_;
+    HttpReply reply = handler_(request);
+    if (reply.delay_seconds > 0) pause(reply.delay_seconds);
+    if (reply.drop || stopping_) return;
+    std::string out = "HTTP/1.1 " + std::to_string(reply.status) + " " + reason(reply.status) + "\r\n";
+    for (const auto& [name, value] : reply.headers) out += name + ": " + value + "\r\n";
+    out += "Content-Length: " + std::to_string(reply.body.size()) +
+           "\r\nConnection: " + (keep_alive_ ? "keep-alive" : "close") + "\r\n\r\n";
+    out += reply.body;
+    if (!send_all(fd, out) || !keep_alive_) return;
+  }
 }
 
 }  // namespace embedapt::testing

@@ -3,7 +3,9 @@
 // play an OpenAI-compatible API and inject the failures clients must survive
 // (slow answers, dropped connections, 429 with Retry-After, 500).
 //
-// Every connection is closed after one reply ("Connection: close"). The server
+// Every connection is closed after one reply ("Connection: close") unless the
+// server is made with keep_alive, which serves requests on a connection until
+// the client closes it (or 10 s pass without one). The server
 // is bounded: it refuses to run past `lifetime_seconds`, so a hung test cannot
 // leave it serving, and the destructor stops it and joins its threads.
 //
@@ -51,7 +53,7 @@ using HttpHandler = std::function<HttpReply(const HttpExchange&)>;
 
 class HttpTestServer {
  public:
-  explicit HttpTestServer(HttpHandler handler, double lifetime_seconds = 300);
+  explicit HttpTestServer(HttpHandler handler, double lifetime_seconds = 300, bool keep_alive = false);
   ~HttpTestServer();
 
   HttpTestServer(const HttpTestServer&) = delete;
@@ -62,6 +64,8 @@ class HttpTestServer {
 
   // Requests fully read and passed to the handler so far.
   int requests() const { return requests_.load(); }
+  // Connections accepted so far.
+  int connections() const { return connections_accepted_.load(); }
 
  private:
   void accept_loop(double lifetime_seconds);
@@ -70,10 +74,12 @@ class HttpTestServer {
   void pause(double seconds) const;
 
   HttpHandler handler_;
+  const bool keep_alive_;
   int listen_fd_ = -1;
   int port_ = 0;
   std::atomic<bool> stopping_{false};
   std::atomic<int> requests_{0};
+  std::atomic<int> connections_accepted_{0};
   std::thread acceptor_;
   std::mutex mu_;
   std::vector<std::thread> connections_;  // guarded by mu_
