@@ -43,8 +43,11 @@ Status rocks(const rocksdb::Status& s, const std::string& context) {
 class AdapterView final : public SearchView {
  public:
   AdapterView(const StoreImpl* store, std::shared_ptr<const Adapter> adapter,
-              std::unique_ptr<VectorIndex> own)
-      : store_(store), adapter_(std::move(adapter)), own_(std::move(own)) {}
+              std::unique_ptr<VectorIndex> own, uint64_t live_doc_version)
+      : store_(store),
+        adapter_(std::move(adapter)),
+        own_(std::move(own)),
+        live_doc_version_(live_doc_version) {}
 
   Status search(const float* queries, size_t n, int k,
                 std::vector<std::vector<Hit>>* results) const override {
@@ -52,6 +55,7 @@ class AdapterView final : public SearchView {
     target.index = own_.get();
     target.active_adapter = false;
     target.query_adapter = adapter_.get();
+    target.live_doc_version = live_doc_version_;
     return store_->search_with(target, queries, n, k, results);
   }
 
@@ -59,6 +63,7 @@ class AdapterView final : public SearchView {
   const StoreImpl* const store_;
   const std::shared_ptr<const Adapter> adapter_;
   const std::unique_ptr<VectorIndex> own_;  // nullptr: the store's live index
+  const uint64_t live_doc_version_;         // the live index's document side when it was chosen
 };
 
 // Loads the stored version and checks it fits this store's vectors. A
@@ -205,9 +210,10 @@ Status StoreImpl::set_active_locked(uint64_t version, bool push_history) {
   return rebuilt ? snapshot_locked() : Status::OK();
 }
 
-bool StoreImpl::live_index_serves(const Adapter* adapter) const {
+bool StoreImpl::live_index_serves(const Adapter* adapter, uint64_t* doc_version) const {
   std::shared_lock<std::shared_mutex> read(mu_);
   const bool maps_docs = adapter != nullptr && adapter->side() == AdapterSide::kBoth;
+  *doc_version = doc_adapter_version_;
   return doc_adapter_version_ == 0 ? !maps_docs : adapter == active_.get();
 }
 
@@ -218,11 +224,12 @@ Status StoreImpl::view(std::shared_ptr<const Adapter> adapter, std::unique_ptr<S
                                    std::to_string(options_.dim));
   }
   std::unique_ptr<VectorIndex> own;
-  if (!live_index_serves(adapter.get())) {
+  uint64_t live_doc_version = 0;
+  if (!live_index_serves(adapter.get(), &live_doc_version)) {
     const bool maps_docs = adapter != nullptr && adapter->side() == AdapterSide::kBoth;
     EMBEDAPT_RETURN_IF_ERROR(build_index(maps_docs ? adapter.get() : nullptr, &own));
   }
-  *out = std::make_unique<AdapterView>(this, std::move(adapter), std::move(own));
+  *out = std::make_unique<AdapterView>(this, std::move(adapter), std::move(own), live_doc_version);
   return Status::OK();
 }
 

@@ -615,6 +615,11 @@ Status StoreImpl::search_with(const SearchTarget& target, const float* queries, 
   const VectorIndex* index = target.index;
   const Adapter* query_adapter = target.query_adapter;
   if (index == nullptr || target.active_adapter) read.lock();
+  if (index == nullptr && !target.active_adapter && doc_adapter_version_ != target.live_doc_version) {
+    return Status::FailedPrecondition(
+        "search view: an adapter activated since the view was made rebuilt the live index for another "
+        "document side; make a new view");
+  }
   if (index == nullptr) index = index_.get();
   if (target.active_adapter) query_adapter = active_.get();
   EMBEDAPT_RETURN_IF_ERROR(to_index_space(query_adapter, queries, n, &mapped));

@@ -90,12 +90,17 @@ class StoreImpl final : public Store {
     const VectorIndex* index = nullptr;      // nullptr: the live index
     bool active_adapter = true;              // apply the active adapter to queries...
     const Adapter* query_adapter = nullptr;  // ...or else this one (nullptr: none)
+    // With the live index and no active adapter: the document side the live
+    // index had when the caller chose it. An activation that rebuilt it for
+    // another one since makes the search fail rather than mix the two.
+    uint64_t live_doc_version = 0;
   };
   // Searches `n` raw queries of the store's dim.
   Status search_with(const SearchTarget& target, const float* queries, size_t n, int k,
                      std::vector<std::vector<Hit>>* results) const;
-  // Whether `adapter` maps documents the way the live index was built.
-  bool live_index_serves(const Adapter* adapter) const;
+  // Whether `adapter` maps documents the way the live index was built; if so,
+  // *doc_version is the live index's document-side version at that moment.
+  bool live_index_serves(const Adapter* adapter, uint64_t* doc_version) const;
 
  private:
   StoreImpl(std::string path, Options options);

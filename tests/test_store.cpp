@@ -588,6 +588,47 @@ TEST_CASE("Adapter versions: activation, document-side rebuild, views and rollba
   REQUIRE(store->verify().ok());
 }
 
+TEST_CASE("A view on the live index fails once an activation rebuilds it for another document side",
+          "[store][adapter]") {
+  const int dim = 8, n = 100;
+  TempDir dir;
+  std::vector<float> docs = random_vectors(n, dim, 21);
+  auto store = open_store(dir.path, options_for(dim));
+  insert(store.get(), docs, dim);
+  std::vector<float> scale(dim, 1.0f);
+  scale[0] = 8.0f;
+  AdapterVersion both;
+  both.config_json = adapter_config(dim, "both");
+  both.weights = diagonal_weights(scale);
+  REQUIRE(store->put_adapter(&both).ok());
+  AdapterVersion query_only;
+  query_only.config_json = adapter_config(dim, "query");
+  query_only.weights = diagonal_weights(scale);
+  REQUIRE(store->put_adapter(&query_only).ok());
+
+  // No adapter: the view searches the raw live index, and still may after a
+  // query-side activation, which leaves the documents as they are.
+  std::unique_ptr<SearchView> plain;
+  REQUIRE(store->view(nullptr, &plain).ok());
+  std::vector<std::vector<Hit>> results;
+  REQUIRE(plain->search(docs.data(), 1, 3, &results).ok());
+  REQUIRE(store->activate_adapter(query_only.version).ok());
+  REQUIRE(plain->search(docs.data(), 1, 3, &results).ok());
+  CHECK(results.at(0).at(0).id == "doc0");
+
+  // Activating the document-side adapter rebuilds the live index under it:
+  // the raw view would now send raw queries into transformed documents.
+  REQUIRE(store->activate_adapter(both.version).ok());
+  Status stale = plain->search(docs.data(), 1, 3, &results);
+  CHECK(stale.code() == Code::kFailedPrecondition);
+  CHECK(stale.message().find("make a new view") != std::string::npos);
+
+  // Back to raw documents: the live index is again the one the view chose.
+  REQUIRE(store->activate_adapter(0).ok());
+  REQUIRE(plain->search(docs.data(), 1, 3, &results).ok());
+  CHECK(results.at(0).at(0).id == "doc0");
+}
+
 TEST_CASE("Adapters that do not fit the store are refused", "[store][adapter]") {
   const int dim = 8;
   TempDir dir;

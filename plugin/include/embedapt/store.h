@@ -151,8 +151,10 @@ class Store {
   // A view that searches as if `adapter` were active (nullptr: no adapter).
   // Documents are transformed when the adapter's side is kBoth, which builds
   // a separate index of the same type from the raw vectors; when the document
-  // side matches the live index, the view searches that one. A view must not
-  // outlive its store; it is safe to search from many threads.
+  // side matches the live index, the view searches that one, and fails with
+  // Code::kFailedPrecondition once an activation rebuilds the live index for
+  // another document side (make a new view then). A view must not outlive
+  // its store; it is safe to search from many threads.
   virtual Status view(std::shared_ptr<const Adapter> adapter, std::unique_ptr<SearchView>* out) const = 0;
 
   // Calls `fn` for every stored record, in id order, until it returns false.
