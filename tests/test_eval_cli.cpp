@@ -219,6 +219,21 @@ TEST_CASE("eval prints the table and writes the JSON the library computes", "[cl
   CHECK(first["retrieved"].size() == 5);
 }
 
+TEST_CASE("eval names an exported adapter by kind and directory, once when they are the same",
+          "[cli][eval]") {
+  fs::path dir = work_dir("eval_names");
+  std::unique_ptr<Embedder> embedder = fake_model(dir);
+  build_store(dir, *embedder);
+  export_identity_adapter(*embedder, dir / "linear");
+  Run run =
+      run_cli({"eval", (dir / "db").string(), "--dataset", kFixtures + "tiny.json", "--embedder", kModel,
+               "--adapter", (dir / "linear").string(), "--cache-dir", (dir / "cli-cache").string()},
+              dir);
+  INFO(run.err);
+  REQUIRE(run.exit_code == 0);
+  CHECK_THAT(run.out, Catch::Contains("\nlinear ") && !Catch::Contains("linear linear"));
+}
+
 TEST_CASE("eval fails with one line naming the problem and writes no report", "[cli][eval]") {
   fs::path dir = work_dir("eval_errors");
   std::unique_ptr<Embedder> embedder = fake_model(dir);

@@ -81,7 +81,8 @@ EvalSystem load_system(const Store& store, const std::string& spec, const Embedd
     throw Failure{flag + ": trained for embedder \"" + config["embedder"].get<std::string>() + "\", not \"" +
                   embedder.identity() + "\""};
   }
-  if (config.is_object() && config.contains("kind") && config["kind"].is_string()) {
+  // The kind leads the name, unless the name already is the kind (a directory named "linear").
+  if (config.is_object() && config.contains("kind") && config["kind"].is_string() && config["kind"] != name) {
     name = config["kind"].get<std::string>() + " " + name;
   }
   AdapterLoadOptions load_options;
