@@ -47,16 +47,7 @@ void make_store(const std::string& path, const TrainingSet& task, const std::str
   options.dim = static_cast<int>(task.docs.cols);
   std::unique_ptr<Store> store;
   REQUIRE(Store::open(path, options, &store).ok());
-  REQUIRE(store->set_embedder(embedder).ok());
-  for (size_t i = 0; i < task.docs.rows; ++i) {
-    REQUIRE(store->upsert("doc" + std::to_string(i), task.docs.row(i), task.docs.cols, "").ok());
-  }
-  for (size_t q = 0; q < task.queries.rows; ++q) {
-    uint64_t id = 0;
-    REQUIRE(store->log_query(task.queries.row(q), task.queries.cols, {}, &id).ok());
-    for (size_t d : task.relevant[q]) REQUIRE(store->log_hit(id, "doc" + std::to_string(d)).ok());
-  }
-  REQUIRE(store->flush().ok());
+  test::fill_store(store.get(), task, embedder);
 }
 
 std::unique_ptr<Adapter> stored_adapter(const std::string& path, uint64_t version) {

@@ -85,20 +85,6 @@ std::unique_ptr<Store> open_store(const std::string& path, bool trust_code) {
   return store;
 }
 
-// A store of the task's documents ("doc<row>"), its log the task's pairs.
-void fill(Store* store, const TrainingSet& task) {
-  REQUIRE(store->set_embedder("synthetic").ok());
-  for (size_t i = 0; i < task.docs.rows; ++i) {
-    REQUIRE(store->upsert("doc" + std::to_string(i), task.docs.row(i), task.docs.cols, "").ok());
-  }
-  for (size_t q = 0; q < task.queries.rows; ++q) {
-    uint64_t id = 0;
-    REQUIRE(store->log_query(task.queries.row(q), task.queries.cols, {}, &id).ok());
-    for (size_t d : task.relevant[q]) REQUIRE(store->log_hit(id, "doc" + std::to_string(d)).ok());
-  }
-  REQUIRE(store->flush().ok());
-}
-
 using Results = std::vector<std::vector<Hit>>;
 
 Results search_all(const Store& store, const TrainingSet& task, int k = 5) {
@@ -179,7 +165,7 @@ TEST_CASE("a trusted store serves a TorchScript adapter; reopening it untrusted 
   Results adapted;
   {
     auto store = open_store(db, /*trust_code=*/true);
-    fill(store.get(), task);
+    test::fill_store(store.get(), task, "synthetic");
     REQUIRE(store->put_adapter(&version).ok());
     REQUIRE(version.version == 1);
     Results base = search_all(*store, task);
@@ -239,7 +225,7 @@ TEST_CASE("without trust_code, activating or rolling back to a TorchScript versi
   Results base;
   {
     auto store = open_store(db, /*trust_code=*/false);
-    fill(store.get(), task);
+    test::fill_store(store.get(), task, "synthetic");
     REQUIRE(store->put_adapter(&version).ok());
     base = search_all(*store, task);
 
@@ -287,7 +273,7 @@ TEST_CASE("a both-side TorchScript adapter maps the documents and survives a tru
   Results adapted;
   {
     auto store = open_store(db, /*trust_code=*/true);
-    fill(store.get(), task);
+    test::fill_store(store.get(), task, "synthetic");
     REQUIRE(store->put_adapter(&version).ok());
     REQUIRE(store->activate_adapter(version.version).ok());
     adapted = search_all(*store, task);
@@ -318,7 +304,7 @@ TEST_CASE("the CLI trains, activates and serves a TorchScript adapter only with 
   save_scripted_linear(module);
   {
     auto store = open_store(db, /*trust_code=*/false);
-    fill(store.get(), task);
+    test::fill_store(store.get(), task, "synthetic");
   }
   REQUIRE(write_npy(queries, task.queries).ok());
 

@@ -2,10 +2,13 @@
 // adapter tests.
 #pragma once
 
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <random>
+#include <string>
 
 #include "core/adapt/trainer.h"
+#include "embedapt/store.h"
 
 namespace embedapt::test {
 
@@ -49,6 +52,20 @@ inline TrainingSet distorted_task(bool random_labels) {
   data.queries.rows = data.relevant.size();
   data.queries.cols = kDim;
   return data;
+}
+
+// Stores the task's documents (as "doc<row>") and logs its query/hit pairs.
+inline void fill_store(Store* store, const TrainingSet& task, const std::string& embedder) {
+  REQUIRE(store->set_embedder(embedder).ok());
+  for (size_t i = 0; i < task.docs.rows; ++i) {
+    REQUIRE(store->upsert("doc" + std::to_string(i), task.docs.row(i), task.docs.cols, "").ok());
+  }
+  for (size_t q = 0; q < task.queries.rows; ++q) {
+    uint64_t id = 0;
+    REQUIRE(store->log_query(task.queries.row(q), task.queries.cols, {}, &id).ok());
+    for (size_t d : task.relevant[q]) REQUIRE(store->log_hit(id, "doc" + std::to_string(d)).ok());
+  }
+  REQUIRE(store->flush().ok());
 }
 
 }  // namespace embedapt::test
