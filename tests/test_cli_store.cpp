@@ -12,29 +12,14 @@
 
 #include "core/common/files.h"
 #include "core/common/npy.h"
+#include "tests/support/cli_run.h"
 
 namespace fs = std::filesystem;
 using namespace embedapt;
+using embedapt::testing::CliRun;
+using embedapt::testing::run_cli;
 
 namespace {
-
-struct Run {
-  int exit_code = -1;
-  std::string out;  // stdout and stderr
-};
-
-Run run(const std::string& args) {
-  std::string command = EMBEDAPT_BINARY_DIR "/bin/embedapt " + args + " 2>&1";
-  Run result;
-  FILE* pipe = popen(command.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) result.out.append(buffer, n);
-  int status = pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
-}
 
 Matrix random_matrix(size_t rows, size_t cols, uint32_t seed) {
   std::mt19937 rng(seed);
@@ -62,13 +47,13 @@ TEST_CASE("ingest, search, inspect and verify from the command line", "[cli][sto
   q.data.assign(m.data.begin() + 10 * 12, m.data.begin() + 13 * 12);  // rows 10, 11, 12
   REQUIRE(write_npy(queries, q).ok());
 
-  Run ingest = run("ingest " + db + " --npy " + vectors + " --metric l2 --batch 100");
-  INFO(ingest.out);
+  CliRun ingest = run_cli("ingest " + db + " --npy " + vectors + " --metric l2 --batch 100");
+  INFO(ingest.output);
   REQUIRE(ingest.exit_code == 0);
-  CHECK(ingest.out == "committed 100\ncommitted 200\ncommitted 250\n");
+  CHECK(ingest.output == "committed 100\ncommitted 200\ncommitted 250\n");
 
-  Run search = run("search " + db + " --npy " + queries + " -k 4 --json " + dir + "/r.json");
-  INFO(search.out);
+  CliRun search = run_cli("search " + db + " --npy " + queries + " -k 4 --json " + dir + "/r.json");
+  INFO(search.output);
   REQUIRE(search.exit_code == 0);
   std::string text;
   REQUIRE(read_file(dir + "/r.json", &text).ok());
@@ -81,21 +66,21 @@ TEST_CASE("ingest, search, inspect and verify from the command line", "[cli][sto
     CHECK(results[i]["scores"][0].get<double>() == Approx(0.0).margin(1e-4));
     CHECK(results[i]["scores"][0].get<double>() <= results[i]["scores"][3].get<double>());
   }
-  Run table = run("search " + db + " --npy " + queries + " -k 1");
+  CliRun table = run_cli("search " + db + " --npy " + queries + " -k 1");
   CHECK(table.exit_code == 0);
-  CHECK(table.out.find(" 11\n") != std::string::npos);
+  CHECK(table.output.find(" 11\n") != std::string::npos);
 
   // Re-ingesting with explicit ids extends the store.
   std::ofstream(dir + "/ids.txt") << "x\ny\n";
   REQUIRE(write_npy(dir + "/two.npy", random_matrix(2, 12, 2)).ok());
-  Run extend = run("ingest " + db + " --npy " + dir + "/two.npy --ids " + dir + "/ids.txt");
-  INFO(extend.out);
+  CliRun extend = run_cli("ingest " + db + " --npy " + dir + "/two.npy --ids " + dir + "/ids.txt");
+  INFO(extend.output);
   CHECK(extend.exit_code == 0);
 
-  Run inspect = run("inspect " + db + " --json");
-  INFO(inspect.out);
+  CliRun inspect = run_cli("inspect " + db + " --json");
+  INFO(inspect.output);
   REQUIRE(inspect.exit_code == 0);
-  nlohmann::json stats = nlohmann::json::parse(inspect.out);
+  nlohmann::json stats = nlohmann::json::parse(inspect.output);
   CHECK(stats["count"] == 252);
   CHECK(stats["dim"] == 12);
   CHECK(stats["metric"] == "l2");
@@ -103,35 +88,36 @@ TEST_CASE("ingest, search, inspect and verify from the command line", "[cli][sto
   CHECK(stats["snapshot_seq"] == stats["journal_seq"]);
   CHECK(stats["disk_bytes"].get<uint64_t>() > 250 * 12 * 4);
 
-  Run verify = run("inspect " + db + " verify");
-  INFO(verify.out);
+  CliRun verify = run_cli("inspect " + db + " verify");
+  INFO(verify.output);
   CHECK(verify.exit_code == 0);
-  Run get = run("inspect " + db + " get y");
-  INFO(get.out);
+  CliRun get = run_cli("inspect " + db + " get y");
+  INFO(get.output);
   REQUIRE(get.exit_code == 0);
-  CHECK(nlohmann::json::parse(get.out)["vector"].size() == 12);
+  CHECK(nlohmann::json::parse(get.output)["vector"].size() == 12);
 
   // Errors: one line naming the problem, exit 1, no partial output.
-  Run missing = run("inspect " + dir + "/nothere");
+  CliRun missing = run_cli("inspect " + dir + "/nothere");
   CHECK(missing.exit_code == 1);
-  CHECK(missing.out.rfind("embedapt: ", 0) == 0);
-  CHECK(missing.out.find("nothere") != std::string::npos);
-  Run wrong_dim = run("search " + db + " --npy " + dir + "/two.npy -k 2 --json " + dir + "/bad.json");
+  CHECK(missing.output.rfind("embedapt: ", 0) == 0);
+  CHECK(missing.output.find("nothere") != std::string::npos);
+  CliRun wrong_dim = run_cli("search " + db + " --npy " + dir + "/two.npy -k 2 --json " + dir + "/bad.json");
   CHECK(wrong_dim.exit_code == 0);  // 12 columns: fine
   REQUIRE(write_npy(dir + "/narrow.npy", random_matrix(2, 5, 3)).ok());
-  Run narrow = run("search " + db + " --npy " + dir + "/narrow.npy -k 2 --json " + dir + "/narrow.json");
+  CliRun narrow =
+      run_cli("search " + db + " --npy " + dir + "/narrow.npy -k 2 --json " + dir + "/narrow.json");
   CHECK(narrow.exit_code == 1);
-  CHECK(narrow.out.find("5 dims") != std::string::npos);
+  CHECK(narrow.output.find("5 dims") != std::string::npos);
   CHECK_FALSE(fs::exists(dir + "/narrow.json"));
-  Run ids_mismatch = run("ingest " + db + " --npy " + vectors + " --ids " + dir + "/ids.txt");
+  CliRun ids_mismatch = run_cli("ingest " + db + " --npy " + vectors + " --ids " + dir + "/ids.txt");
   CHECK(ids_mismatch.exit_code == 1);
-  CHECK(ids_mismatch.out.find("2 ids for 250 vectors") != std::string::npos);
-  Run metric_mismatch = run("ingest " + db + " --npy " + dir + "/two.npy --metric ip");
+  CHECK(ids_mismatch.output.find("2 ids for 250 vectors") != std::string::npos);
+  CliRun metric_mismatch = run_cli("ingest " + db + " --npy " + dir + "/two.npy --metric ip");
   CHECK(metric_mismatch.exit_code == 1);
-  CHECK(metric_mismatch.out.find("metric") != std::string::npos);
-  Run unknown = run("inspect " + db + " get nobody");
+  CHECK(metric_mismatch.output.find("metric") != std::string::npos);
+  CliRun unknown = run_cli("inspect " + db + " get nobody");
   CHECK(unknown.exit_code == 1);
-  CHECK(unknown.out.find("nobody") != std::string::npos);
+  CHECK(unknown.output.find("nobody") != std::string::npos);
   fs::remove_all(dir);
 }
 

@@ -9,36 +9,20 @@
 #include <string>
 
 #include "embedapt/store.h"
+#include "tests/support/cli_run.h"
 #include "tests/test_trainer_task.h"
 
 using namespace embedapt;
+using embedapt::testing::CliRun;
+using embedapt::testing::kCliBinary;
+using embedapt::testing::run_cli;
 
 namespace {
-
-const std::string kBinary = std::string(EMBEDAPT_BINARY_DIR) + "/bin/embedapt";
 
 std::string temp_dir(const std::string& name) {
   auto dir = std::filesystem::temp_directory_path() / ("embedapt_test_retrain_" + name);
   std::filesystem::remove_all(dir);
   return dir.string();
-}
-
-struct Run {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr
-};
-
-Run run(const std::string& args) {
-  Run r;
-  std::string command = kBinary + " " + args + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  std::array<char, 4096> buffer;
-  size_t n;
-  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) r.output.append(buffer.data(), n);
-  int status = pclose(pipe);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
 }
 
 // A store holding the synthetic task's documents, its query log the task's pairs.
@@ -61,8 +45,8 @@ std::unique_ptr<Adapter> stored_adapter(const std::string& path, uint64_t versio
 }
 
 bool have_binary() {
-  if (std::filesystem::exists(kBinary)) return true;
-  WARN("skipped: " << kBinary << " is not built");
+  if (std::filesystem::exists(kCliBinary)) return true;
+  WARN("skipped: " << kCliBinary << " is not built");
   return false;
 }
 
@@ -74,21 +58,21 @@ TEST_CASE("retrain stores, activates and exports an adapter that moves between s
   std::string db = temp_dir("db"), out = temp_dir("export");
   make_store(db, task, "synthetic");
 
-  Run trained = run("retrain " + db + " --epochs 12 --lr 0.01 --threads 1 --activate --out " + out);
+  CliRun trained = run_cli("retrain " + db + " --epochs 12 --lr 0.01 --threads 1 --activate --out " + out);
   INFO(trained.output);
   REQUIRE(trained.exit_code == 0);
   CHECK_THAT(trained.output, Catch::Contains("adapter version 1") && Catch::Contains("activated version 1"));
   CHECK(std::filesystem::exists(out + "/config.json"));
   CHECK(std::filesystem::exists(out + "/adapter.safetensors"));
 
-  Run listed = run("adapters " + db + " list");
+  CliRun listed = run_cli("adapters " + db + " list");
   CHECK(listed.exit_code == 0);
   CHECK_THAT(listed.output, Catch::Contains("* 1"));
 
   // Import into a second store of the same embedder: identical outputs.
   std::string twin = temp_dir("twin");
   make_store(twin, task, "synthetic");
-  Run imported = run("adapters " + twin + " import " + out);
+  CliRun imported = run_cli("adapters " + twin + " import " + out);
   INFO(imported.output);
   REQUIRE(imported.exit_code == 0);
   auto original = stored_adapter(db, 1), copy = stored_adapter(twin, 1);
@@ -101,7 +85,7 @@ TEST_CASE("retrain stores, activates and exports an adapter that moves between s
   // Another embedder, another dimension: refused, nothing stored.
   std::string stranger = temp_dir("stranger");
   make_store(stranger, task, "another-model");
-  Run refused = run("adapters " + stranger + " import " + out);
+  CliRun refused = run_cli("adapters " + stranger + " import " + out);
   CHECK(refused.exit_code == 1);
   CHECK_THAT(refused.output, Catch::Contains("embedder"));
   TrainingSet wide = task;
@@ -111,13 +95,13 @@ TEST_CASE("retrain stores, activates and exports an adapter that moves between s
   wide.queries.data.resize(wide.queries.rows * 8);
   std::string narrow = temp_dir("narrow");
   make_store(narrow, wide, "synthetic");
-  refused = run("adapters " + narrow + " import " + out);
+  refused = run_cli("adapters " + narrow + " import " + out);
   CHECK(refused.exit_code == 1);
   CHECK_THAT(refused.output, Catch::Contains("dimensions"));
-  CHECK_THAT(run("adapters " + narrow + " list").output, Catch::Contains("no adapter versions"));
+  CHECK_THAT(run_cli("adapters " + narrow + " list").output, Catch::Contains("no adapter versions"));
 
   // Rollback returns to the base.
-  Run rolled = run("adapters " + db + " rollback");
+  CliRun rolled = run_cli("adapters " + db + " rollback");
   CHECK(rolled.exit_code == 0);
   CHECK_THAT(rolled.output, Catch::Contains("active: 0"));
 }
@@ -126,18 +110,19 @@ TEST_CASE("retrain on a log with no signal stores nothing", "[retrain]") {
   if (!have_binary()) return;
   std::string db = temp_dir("noise");
   make_store(db, test::distorted_task(/*random_labels=*/true), "synthetic");
-  Run trained = run("retrain " + db + " --epochs 12 --lr 0.01 --val-fraction 0.5 --threads 1 --activate");
+  CliRun trained =
+      run_cli("retrain " + db + " --epochs 12 --lr 0.01 --val-fraction 0.5 --threads 1 --activate");
   INFO(trained.output);
   CHECK(trained.exit_code == 0);
   CHECK_THAT(trained.output, Catch::Contains("no adapter"));
-  CHECK_THAT(run("adapters " + db + " list").output, Catch::Contains("no adapter versions"));
+  CHECK_THAT(run_cli("adapters " + db + " list").output, Catch::Contains("no adapter versions"));
 }
 
 TEST_CASE("retrain refuses a TorchScript file without --trust-code", "[retrain]") {
   if (!have_binary()) return;
   std::string db = temp_dir("script");
   make_store(db, test::distorted_task(false), "synthetic");
-  Run refused = run("retrain " + db + " --adapter torchscript:/nonexistent.pt");
+  CliRun refused = run_cli("retrain " + db + " --adapter torchscript:/nonexistent.pt");
   CHECK(refused.exit_code == 1);
   CHECK_THAT(refused.output, Catch::Contains("--trust-code"));
 }

@@ -21,17 +21,19 @@
 #include "core/common/npy.h"
 #include "embedapt/embedapt.h"
 #include "embedapt/store.h"
+#include "tests/support/cli_run.h"
 #include "tests/support/temp_dir.h"
 #include "tests/test_trainer_task.h"
 
 using namespace embedapt;
 using embedapt::test::distorted_task;
 using embedapt::test::kDim;
+using embedapt::testing::CliRun;
+using embedapt::testing::kCliBinary;
+using embedapt::testing::run_cli;
 using embedapt::testing::TempDir;
 
 namespace {
-
-const std::string kBinary = std::string(EMBEDAPT_BINARY_DIR) + "/bin/embedapt";
 
 // What a user gets from torch.jit.save(torch.jit.script(m)) for
 // `y = x @ W`, W an nn.Parameter starting at the identity.
@@ -134,23 +136,6 @@ uint64_t active_version(const Store& store) {
   StoreStats stats;
   REQUIRE(store.stats(&stats).ok());
   return stats.active_adapter;
-}
-
-struct Run {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr
-};
-
-Run run(const std::string& args) {
-  Run r;
-  FILE* pipe = popen((kBinary + " " + args + " 2>&1").c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  std::array<char, 4096> buffer;
-  size_t n;
-  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) r.output.append(buffer.data(), n);
-  int status = pclose(pipe);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
 }
 
 }  // namespace
@@ -294,8 +279,8 @@ TEST_CASE("a both-side TorchScript adapter maps the documents and survives a tru
 
 TEST_CASE("the CLI trains, activates and serves a TorchScript adapter only with --trust-code",
           "[torchscript][cli]") {
-  if (!std::filesystem::exists(kBinary)) {
-    WARN("skipped: " << kBinary << " is not built");
+  if (!std::filesystem::exists(kCliBinary)) {
+    WARN("skipped: " << kCliBinary << " is not built");
     return;
   }
   TempDir dir("ts_cli");
@@ -308,19 +293,20 @@ TEST_CASE("the CLI trains, activates and serves a TorchScript adapter only with 
   }
   REQUIRE(write_npy(queries, task.queries).ok());
 
-  Run trained = run("retrain " + db + " --adapter torchscript:" + module +
-                    " --trust-code --epochs 12 --lr 0.01 --threads 1 --activate");
+  CliRun trained = run_cli("retrain " + db + " --adapter torchscript:" + module +
+                           " --trust-code --epochs 12 --lr 0.01 --threads 1 --activate");
   INFO(trained.output);
   REQUIRE(trained.exit_code == 0);
   CHECK_THAT(trained.output, Catch::Contains("adapter version 1") && Catch::Contains("activated version 1"));
 
   // search: refused without the flag (one clear line), served with it.
-  Run refused = run("search " + db + " --npy " + queries + " -k 5 --json " + (dir / "refused.json"));
+  CliRun refused = run_cli("search " + db + " --npy " + queries + " -k 5 --json " + (dir / "refused.json"));
   INFO(refused.output);
   CHECK(refused.exit_code == 1);
   CHECK_THAT(refused.output, Catch::Contains("adapter version 1") && Catch::Contains("--trust-code"));
   CHECK_FALSE(std::filesystem::exists(dir / "refused.json"));
-  Run served = run("search " + db + " --npy " + queries + " -k 5 --trust-code --json " + (dir / "out.json"));
+  CliRun served =
+      run_cli("search " + db + " --npy " + queries + " -k 5 --trust-code --json " + (dir / "out.json"));
   INFO(served.output);
   REQUIRE(served.exit_code == 0);
   std::string json_text;
@@ -339,24 +325,24 @@ TEST_CASE("the CLI trains, activates and serves a TorchScript adapter only with 
   }
 
   // inspect and adapters open the store too.
-  CHECK(run("inspect " + db).exit_code == 1);
-  CHECK_THAT(run("inspect " + db + " --trust-code").output, Catch::Contains("active_adapter    1"));
-  CHECK_THAT(run("inspect " + db + " verify --trust-code").output, Catch::Contains("ok:"));
-  CHECK(run("adapters " + db + " list").exit_code == 1);
-  Run deactivated = run("adapters " + db + " activate 0 --trust-code");
+  CHECK(run_cli("inspect " + db).exit_code == 1);
+  CHECK_THAT(run_cli("inspect " + db + " --trust-code").output, Catch::Contains("active_adapter    1"));
+  CHECK_THAT(run_cli("inspect " + db + " verify --trust-code").output, Catch::Contains("ok:"));
+  CHECK(run_cli("adapters " + db + " list").exit_code == 1);
+  CliRun deactivated = run_cli("adapters " + db + " activate 0 --trust-code");
   INFO(deactivated.output);
   CHECK(deactivated.exit_code == 0);
   CHECK_THAT(deactivated.output, Catch::Contains("active: 0"));
 
   // rollback to the TorchScript version: refused untrusted, the store unchanged.
-  Run rollback = run("adapters " + db + " rollback");
+  CliRun rollback = run_cli("adapters " + db + " rollback");
   INFO(rollback.output);
   CHECK(rollback.exit_code == 1);
   CHECK_THAT(rollback.output, Catch::Contains("adapter version 1") && Catch::Contains("--trust-code"));
-  Run listed = run("adapters " + db + " list");
+  CliRun listed = run_cli("adapters " + db + " list");
   CHECK(listed.exit_code == 0);
   CHECK_THAT(listed.output, !Catch::Contains("* 1"));
-  Run rolled = run("adapters " + db + " rollback --trust-code");
+  CliRun rolled = run_cli("adapters " + db + " rollback --trust-code");
   INFO(rolled.output);
   CHECK(rolled.exit_code == 0);
   CHECK_THAT(rolled.output, Catch::Contains("active: 1"));
