@@ -4,6 +4,7 @@
 #include <ctime>
 #include <nlohmann/json.hpp>
 
+#include "core/common/rocksdb_status.h"
 #include "index/codec.h"
 #include "index/store_impl.h"
 
@@ -30,12 +31,6 @@ bool decode_adapter(std::string_view value, bool with_weights, AdapterVersion* v
   v->created_unix = static_cast<int64_t>(created);
   if (ok && with_weights) ok = codec::get_string(&value, &v->weights);
   return ok;
-}
-
-Status rocks(const rocksdb::Status& s, const std::string& context) {
-  if (s.ok()) return Status::OK();
-  if (s.IsNotFound()) return Status::NotFound(context);
-  return Status::IOError(context + ": " + s.ToString());
 }
 
 // A view searching its own index, built for an adapter whose document side
@@ -115,7 +110,8 @@ Status StoreImpl::put_adapter(AdapterVersion* version) {
   std::string next;
   codec::put_u64(&next, next_adapter_ + 1);
   batch.Put(cf(kMeta), "next_adapter", next);
-  EMBEDAPT_RETURN_IF_ERROR(rocks(db_->Write(write_options_, &batch), path_ + ": writing adapter version"));
+  EMBEDAPT_RETURN_IF_ERROR(
+      from_rocksdb(db_->Write(write_options_, &batch), path_ + ": writing adapter version"));
   ++next_adapter_;
   version->version = stored.version;
   version->created_unix = stored.created_unix;
@@ -125,8 +121,8 @@ Status StoreImpl::put_adapter(AdapterVersion* version) {
 Status StoreImpl::get_adapter(uint64_t version, AdapterVersion* out) const {
   std::string value;
   EMBEDAPT_RETURN_IF_ERROR(
-      rocks(db_->Get(rocksdb::ReadOptions(), cf(kAdapters), codec::key_u64(version), &value),
-            path_ + ": no adapter version " + std::to_string(version)));
+      from_rocksdb(db_->Get(rocksdb::ReadOptions(), cf(kAdapters), codec::key_u64(version), &value),
+                   path_ + ": no adapter version " + std::to_string(version)));
   if (!decode_adapter(value, /*with_weights=*/true, out)) {
     return Status::Corruption(path_ + ": adapter version " + std::to_string(version) + " is malformed");
   }
@@ -143,7 +139,7 @@ Status StoreImpl::list_adapters(std::vector<AdapterVersion>* out) const {
     }
     out->push_back(std::move(v));
   }
-  return rocks(it->status(), path_ + ": listing adapters");
+  return from_rocksdb(it->status(), path_ + ": listing adapters");
 }
 
 Status StoreImpl::load_active_adapter() {
@@ -196,7 +192,7 @@ Status StoreImpl::set_active_locked(uint64_t version, bool push_history) {
   batch.Put(cf(kMeta), "adapter_history", history_value);
   rocksdb::WriteOptions sync;
   sync.sync = true;
-  EMBEDAPT_RETURN_IF_ERROR(rocks(db_->Write(sync, &batch), path_ + ": persisting the active adapter"));
+  EMBEDAPT_RETURN_IF_ERROR(from_rocksdb(db_->Write(sync, &batch), path_ + ": persisting the active adapter"));
   adapter_history_ = std::move(history);
   {
     std::unique_lock<std::shared_mutex> exclusive(mu_);

@@ -5,17 +5,12 @@
 #include <ctime>
 #include <unordered_map>
 
+#include "core/common/rocksdb_status.h"
 #include "index/codec.h"
 #include "index/store_impl.h"
 
 namespace embedapt {
 namespace {
-
-Status rocks(const rocksdb::Status& s, const std::string& context) {
-  if (s.ok()) return Status::OK();
-  if (s.IsNotFound()) return Status::NotFound(context);
-  return Status::IOError(context + ": " + s.ToString());
-}
 
 std::string vector_hash(const float* v, size_t dim) {
   unsigned char digest[SHA256_DIGEST_LENGTH];
@@ -47,7 +42,7 @@ Status StoreImpl::log_query(const float* query, size_t dim, const std::vector<st
     if (!codec::get_u64(&in, query_id)) return Status::Corruption(path_ + ": query hash entry is malformed");
     return Status::OK();
   }
-  if (!s.IsNotFound()) return rocks(s, path_ + ": looking up a logged query");
+  if (!s.IsNotFound()) return from_rocksdb(s, path_ + ": looking up a logged query");
   const uint64_t id = next_query_;
   std::string value;
   codec::put_u64(&value, static_cast<uint64_t>(std::time(nullptr)));
@@ -58,7 +53,7 @@ Status StoreImpl::log_query(const float* query, size_t dim, const std::vector<st
   batch.Put(cf(kQueries), codec::key_u64(id), value);
   batch.Put(cf(kQueryHashes), hash, u64_value(id));
   batch.Put(cf(kMeta), "next_query", u64_value(id + 1));
-  EMBEDAPT_RETURN_IF_ERROR(rocks(db_->Write(write_options_, &batch), path_ + ": logging a query"));
+  EMBEDAPT_RETURN_IF_ERROR(from_rocksdb(db_->Write(write_options_, &batch), path_ + ": logging a query"));
   next_query_ = id + 1;
   *query_id = id;
   return Status::OK();
@@ -74,11 +69,11 @@ Status StoreImpl::log_hit(uint64_t query_id, std::string_view doc_id) {
   std::string value;
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf(kQueries), codec::key_u64(query_id), &value);
   if (s.IsNotFound()) return Status::NotFound("log_hit: no logged query " + std::to_string(query_id));
-  EMBEDAPT_RETURN_IF_ERROR(rocks(s, path_ + ": reading logged query " + std::to_string(query_id)));
+  EMBEDAPT_RETURN_IF_ERROR(from_rocksdb(s, path_ + ": reading logged query " + std::to_string(query_id)));
   const std::string pair = pair_key(query_id, doc_id);
   s = db_->Get(rocksdb::ReadOptions(), cf(kHitPairs), pair, &value);
   if (s.ok()) return Status::OK();
-  if (!s.IsNotFound()) return rocks(s, path_ + ": looking up a logged hit");
+  if (!s.IsNotFound()) return from_rocksdb(s, path_ + ": looking up a logged hit");
 
   const uint64_t seq = next_hit_;
   uint64_t count = hit_count_ + 1;
@@ -100,11 +95,11 @@ Status StoreImpl::log_hit(uint64_t query_id, std::string_view doc_id) {
       batch.Delete(cf(kHits), it->key());
       batch.Delete(cf(kHitPairs), pair_key(old_query, old));
     }
-    EMBEDAPT_RETURN_IF_ERROR(rocks(it->status(), path_ + ": scanning logged hits"));
+    EMBEDAPT_RETURN_IF_ERROR(from_rocksdb(it->status(), path_ + ": scanning logged hits"));
   }
   batch.Put(cf(kMeta), "next_hit", u64_value(seq + 1));
   batch.Put(cf(kMeta), "hit_count", u64_value(count));
-  EMBEDAPT_RETURN_IF_ERROR(rocks(db_->Write(write_options_, &batch), path_ + ": logging a hit"));
+  EMBEDAPT_RETURN_IF_ERROR(from_rocksdb(db_->Write(write_options_, &batch), path_ + ": logging a hit"));
   next_hit_ = seq + 1;
   hit_count_ = count;
   return Status::OK();
@@ -131,8 +126,8 @@ Status StoreImpl::read_pairs(std::vector<LoggedPair>* out) const {
     auto cached = queries.find(pair.query_id);
     if (cached == queries.end()) {
       std::string value;
-      status = rocks(db_->Get(read, cf(kQueries), codec::key_u64(pair.query_id), &value),
-                     path_ + ": logged query " + std::to_string(pair.query_id));
+      status = from_rocksdb(db_->Get(read, cf(kQueries), codec::key_u64(pair.query_id), &value),
+                            path_ + ": logged query " + std::to_string(pair.query_id));
       std::string_view in(value);
       uint64_t query_time = 0;
       std::vector<float> vector;
@@ -146,7 +141,7 @@ Status StoreImpl::read_pairs(std::vector<LoggedPair>* out) const {
     pair.query = cached->second;
     out->push_back(std::move(pair));
   }
-  if (status.ok()) status = rocks(it->status(), path_ + ": scanning logged hits");
+  if (status.ok()) status = from_rocksdb(it->status(), path_ + ": scanning logged hits");
   it.reset();
   db_->ReleaseSnapshot(snapshot);
   return status;

@@ -7,6 +7,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "core/common/rocksdb_status.h"
 #include "index/codec.h"
 #include "index/snapshot.h"
 #include "index/store_impl.h"
@@ -23,16 +24,6 @@ const char* const kColumnFamilyNames[kColumnFamilyCount] = {
 
 // Rows per chunk when rebuilding an index from RocksDB.
 constexpr size_t kRebuildChunk = 4096;
-
-Status from_rocksdb(const rocksdb::Status& s, const std::string& context) {
-  if (s.ok()) return Status::OK();
-  if (s.IsNotFound()) return Status::NotFound(context + ": " + s.ToString());
-  if (s.IsCorruption()) return Status::Corruption(context + ": " + s.ToString());
-  if (s.IsIOError() && s.ToString().find("lock") != std::string::npos) {
-    return Status::Busy(context + ": the store is open in another process or handle (" + s.ToString() + ")");
-  }
-  return Status::IOError(context + ": " + s.ToString());
-}
 
 std::string doc_value(std::string_view id, std::string_view payload) {
   std::string value;

@@ -199,7 +199,7 @@ TEST_CASE("cache: another process's lock means uncached with a warning; kill -9 
     embed(*embedder, {"a", "b"}, EmbedSide::kQuery);
   });
   CHECK(model.texts == 1 + 2 + 2);  // nothing was cached
-  CHECK(warnings.find("in use by another process") != std::string::npos);
+  CHECK(warnings.find("held open for writing by another process") != std::string::npos);
   CHECK(warnings.find("running without the embedding cache") != std::string::npos);
 
   REQUIRE(::kill(holder, SIGKILL) == 0);

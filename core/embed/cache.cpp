@@ -15,6 +15,8 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "core/common/rocksdb_status.h"
+
 namespace embedapt {
 
 namespace {
@@ -138,14 +140,7 @@ Status EmbeddingCache::open(const std::string& dir, std::shared_ptr<EmbeddingCac
       options.max_open_files = 64;
       rocksdb::DB* db = nullptr;
       rocksdb::Status s = rocksdb::DB::Open(options, dir, &db);
-      if (!s.ok()) {
-        std::string why = s.ToString();
-        if (s.IsIOError() && why.find("lock") != std::string::npos) {
-          return Status::Busy(dir + ": the embedding cache is in use by another process (" + why + ")");
-        }
-        if (s.IsCorruption()) return Status::Corruption(dir + ": embedding cache: " + why);
-        return Status::IOError(dir + ": cannot open the embedding cache: " + why);
-      }
+      EMBEDAPT_RETURN_IF_ERROR(from_rocksdb(s, dir + ": opening the embedding cache"));
       cache.reset(new EmbeddingCache(dir, key, db));
       open_caches[key] = cache;
     }
@@ -190,7 +185,7 @@ Status EmbeddingCache::lookup(const std::string& identity, EmbedSide side,
   found->assign(texts.size(), false);
   for (size_t i = 0; i < texts.size(); ++i) {
     if (statuses[i].IsNotFound()) continue;
-    if (!statuses[i].ok()) return Status::IOError(dir_ + ": embedding cache read: " + statuses[i].ToString());
+    EMBEDAPT_RETURN_IF_ERROR(from_rocksdb(statuses[i], dir_ + ": embedding cache read"));
     if (values[i].size() != row_bytes) continue;  // stored with another dimension: a miss
     std::memcpy(rows->data() + i * dim, values[i].data(), row_bytes);
     (*found)[i] = true;
@@ -212,9 +207,7 @@ Status EmbeddingCache::store(const std::string& identity, EmbedSide side,
     batch.Put(vector_key(identity_hash, side, texts[i]),
               rocksdb::Slice(reinterpret_cast<const char*>(rows.data() + i * dim), row_bytes));
   }
-  rocksdb::Status s = db_->Write(rocksdb::WriteOptions(), &batch);
-  if (!s.ok()) return Status::IOError(dir_ + ": embedding cache write: " + s.ToString());
-  return Status::OK();
+  return from_rocksdb(db_->Write(rocksdb::WriteOptions(), &batch), dir_ + ": embedding cache write");
 }
 
 std::string resolve_cache_dir(const EmbedderOptions& options) {
