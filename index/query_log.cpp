@@ -1,11 +1,11 @@
 // The query log: queries (deduplicated by vector) and the hits users chose.
-#include <openssl/sha.h>
 #include <rocksdb/write_batch.h>
 
 #include <ctime>
 #include <unordered_map>
 
 #include "core/common/rocksdb_status.h"
+#include "core/common/sha256.h"
 #include "index/codec.h"
 #include "index/store_impl.h"
 
@@ -13,9 +13,7 @@ namespace embedapt {
 namespace {
 
 std::string vector_hash(const float* v, size_t dim) {
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(v), dim * sizeof(float), digest);
-  return std::string(reinterpret_cast<const char*>(digest), sizeof digest);
+  return sha256({reinterpret_cast<const char*>(v), dim * sizeof(float)});
 }
 
 std::string u64_value(uint64_t v) {

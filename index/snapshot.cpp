@@ -1,24 +1,18 @@
 #include "index/snapshot.h"
 
-#include <openssl/sha.h>
-
 #include <cstring>
 #include <filesystem>
 
 #include "core/common/files.h"
+#include "core/common/sha256.h"
 #include "index/codec.h"
 
 namespace embedapt {
 namespace {
 
 constexpr std::string_view kMagic = "EMBSNAP1";
-constexpr size_t kHeaderBytes = 8 + 8 + 8 + 8 + SHA256_DIGEST_LENGTH;
-
-std::string sha256(std::string_view data) {
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
-  return std::string(reinterpret_cast<const char*>(digest), sizeof digest);
-}
+constexpr size_t kDigestBytes = 32;  // SHA-256
+constexpr size_t kHeaderBytes = 8 + 8 + 8 + 8 + kDigestBytes;
 
 }  // namespace
 
@@ -48,8 +42,8 @@ Status read_snapshot(const std::string& path, SnapshotInfo* info, std::string* p
   codec::get_u64(&in, &info->seq);
   codec::get_u64(&in, &info->doc_adapter);
   codec::get_u64(&in, &length);
-  std::string_view checksum = in.substr(0, SHA256_DIGEST_LENGTH);
-  in.remove_prefix(SHA256_DIGEST_LENGTH);
+  std::string_view checksum = in.substr(0, kDigestBytes);
+  in.remove_prefix(kDigestBytes);
   if (in.size() != length) {
     return Status::Corruption(path + ": payload is " + std::to_string(in.size()) + " bytes, header says " +
                               std::to_string(length));

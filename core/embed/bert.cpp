@@ -3,7 +3,6 @@
 #include "core/embed/bert.h"
 
 #include <dlfcn.h>
-#include <openssl/evp.h>
 #include <torch/torch.h>
 #include <unistd.h>
 
@@ -15,6 +14,7 @@
 
 #include "core/common/files.h"
 #include "core/common/safetensors.h"
+#include "core/common/sha256.h"
 #include "core/embed/bert_model.h"
 
 namespace embedapt {
@@ -51,37 +51,6 @@ Status json_field(const nlohmann::json& object, const char* key, const std::stri
   }
   return Status::OK();
 }
-
-class Sha256 {
- public:
-  Sha256() : ctx_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr); }
-  ~Sha256() { EVP_MD_CTX_free(ctx_); }
-  Sha256(const Sha256&) = delete;
-  Sha256& operator=(const Sha256&) = delete;
-
-  // Each part is length-prefixed so that ("ab", "c") and ("a", "bc") differ.
-  void add(std::string_view part) {
-    uint64_t size = part.size();
-    EVP_DigestUpdate(ctx_, &size, sizeof(size));
-    EVP_DigestUpdate(ctx_, part.data(), part.size());
-  }
-
-  std::string hex(size_t chars) {
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    EVP_DigestFinal_ex(ctx_, digest, &len);
-    static const char kHex[] = "0123456789abcdef";
-    std::string out;
-    for (unsigned int i = 0; i < len && out.size() < chars; ++i) {
-      out += kHex[digest[i] >> 4];
-      out += kHex[digest[i] & 15];
-    }
-    return out;
-  }
-
- private:
-  EVP_MD_CTX* ctx_;
-};
 
 // What sentence-transformers wraps around the transformer: the pooling and
 // normalisation modules, the sequence limit and the prompts.
@@ -342,12 +311,13 @@ Status open_bert_embedder(const std::string& model_dir, const EmbedderOptions& o
        {std::string_view(config_json), std::string_view(weights_bytes), std::string_view(vocab_bytes),
         std::string_view(tokenizer_config), std::string_view(sentence.query_prompt),
         std::string_view(sentence.document_prompt)}) {
-    hash.add(part);
+    uint64_t size = part.size();  // length-prefixed, so ("ab", "c") and ("a", "bc") differ
+    hash.add({reinterpret_cast<const char*>(&size), sizeof size}).add(part);
   }
   std::string identity = "bert:" + fs::path(model_dir).lexically_normal().filename().string();
   if (identity == "bert:")
     identity += fs::path(model_dir).lexically_normal().parent_path().filename().string();
-  identity += "@" + hash.hex(16);
+  identity += "@" + hex(hash.digest()).substr(0, 16);
   identity += sentence.pooling.mode == SentencePooling::Mode::kCls ? ";pool=cls" : ";pool=mean";
   identity += sentence.pooling.normalize ? ";norm=l2" : ";norm=none";
   identity += ";max=" + std::to_string(max_length);

@@ -1,6 +1,5 @@
 #include "core/embed/cache.h"
 
-#include <openssl/sha.h>
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
 
@@ -16,16 +15,11 @@
 #include <unordered_map>
 
 #include "core/common/rocksdb_status.h"
+#include "core/common/sha256.h"
 
 namespace embedapt {
 
 namespace {
-
-std::string sha256(std::string_view data) {
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
-  return std::string(reinterpret_cast<const char*>(digest), sizeof digest);
-}
 
 // Vectors: key = sha256(identity) + side + sha256(text), 65 bytes.
 std::string vector_key(const std::string& identity_hash, EmbedSide side, const std::string& text) {

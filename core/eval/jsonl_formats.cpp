@@ -1,5 +1,4 @@
 // The JSON-lines dataset formats: a BEIR folder and query/document pairs.
-#include <openssl/sha.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -8,6 +7,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "core/common/sha256.h"
 #include "core/common/utf8.h"
 #include "core/eval/dataset.h"
 
@@ -125,17 +125,7 @@ Status read_qrels(const std::string& path, std::vector<std::string>* query_order
 }
 
 // "q" or "d" and the first 16 hex digits of the text's SHA-256.
-std::string text_id(char prefix, const std::string& text) {
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest);
-  std::string id(1, prefix);
-  char hex[3];
-  for (int i = 0; i < 8; ++i) {
-    std::snprintf(hex, sizeof(hex), "%02x", digest[i]);
-    id += hex;
-  }
-  return id;
-}
+std::string text_id(char prefix, const std::string& text) { return prefix + hex(sha256(text).substr(0, 8)); }
 
 }  // namespace
 

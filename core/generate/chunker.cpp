@@ -1,10 +1,10 @@
 #include "core/generate/chunker.h"
 
-#include <openssl/sha.h>
-
 #include <cctype>
 #include <cstdio>
 #include <set>
+
+#include "core/common/sha256.h"
 
 namespace embedapt {
 
@@ -123,11 +123,7 @@ bool is_blank(std::string_view text) {
 std::string chunk_id(const std::string& document, const Unit& first, const Unit& last) {
   std::string key = document + '\0' + std::to_string(first.page) + ':' + std::to_string(first.offset) + '-' +
                     std::to_string(last.offset + last.text.size());
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(key.data()), key.size(), digest);
-  char hex[17];
-  for (int i = 0; i < 8; ++i) std::snprintf(hex + 2 * i, 3, "%02x", digest[i]);
-  return std::string(hex, 16);
+  return hex(sha256(key).substr(0, 8));
 }
 
 // The units of one page, consecutive in its text, as a chunk.

@@ -1,7 +1,5 @@
 #include "core/generate/generator.h"
 
-#include <openssl/sha.h>
-
 #include <atomic>
 #include <cstdio>
 #include <memory>
@@ -10,6 +8,7 @@
 #include <set>
 #include <thread>
 
+#include "core/common/sha256.h"
 #include "core/generate/journal.h"
 
 namespace embedapt {
@@ -18,13 +17,7 @@ namespace {
 
 using nlohmann::json;
 
-std::string sha256_hex(const std::string& data) {
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
-  char out[2 * SHA256_DIGEST_LENGTH + 1];
-  for (int i = 0; i < SHA256_DIGEST_LENGTH; ++i) std::snprintf(out + 2 * i, 3, "%02x", digest[i]);
-  return std::string(out, 2 * SHA256_DIGEST_LENGTH);
-}
+std::string sha256_hex(const std::string& data) { return hex(sha256(data)); }
 
 // Everything that shapes the answers, as the journal records it. The
 // concurrency, the chunk limit and prices do not, so they may change between

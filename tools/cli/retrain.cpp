@@ -1,6 +1,5 @@
 // `embedapt retrain`: trains an adapter from the store's query log and raw
 // vectors, stores it as a new version, optionally activates and exports it.
-#include <openssl/sha.h>
 
 #include <cstdio>
 #include <map>
@@ -10,6 +9,7 @@
 
 #include "core/adapt/trainer.h"
 #include "core/common/files.h"
+#include "core/common/sha256.h"
 #include "embedapt/store.h"
 #include "tools/cli/cli.h"
 
@@ -37,30 +37,18 @@ struct RetrainArgs {
   std::string out;
 };
 
-std::string hex(const unsigned char* bytes, size_t n) {
-  static const char* digits = "0123456789abcdef";
-  std::string out;
-  for (size_t i = 0; i < n; ++i) {
-    out += digits[bytes[i] >> 4];
-    out += digits[bytes[i] & 15];
-  }
-  return out;
-}
-
 // sha256 over the pairs in log order (query id, doc id, query vector): two
 // versions trained on the same log have the same fingerprint.
 std::string fingerprint(const std::vector<LoggedPair>& pairs) {
-  std::string bytes;
+  Sha256 hash;
   for (const auto& p : pairs) {
     uint64_t size = p.doc_id.size();
-    bytes.append(reinterpret_cast<const char*>(&p.query_id), sizeof(p.query_id));
-    bytes.append(reinterpret_cast<const char*>(&size), sizeof(size));
-    bytes.append(p.doc_id);
-    bytes.append(reinterpret_cast<const char*>(p.query.data()), p.query.size() * sizeof(float));
+    hash.add({reinterpret_cast<const char*>(&p.query_id), sizeof(p.query_id)});
+    hash.add({reinterpret_cast<const char*>(&size), sizeof(size)});
+    hash.add(p.doc_id);
+    hash.add({reinterpret_cast<const char*>(p.query.data()), p.query.size() * sizeof(float)});
   }
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), digest);
-  return "sha256:" + hex(digest, sizeof(digest));
+  return "sha256:" + hex(hash.digest());
 }
 
 // The trainer's input from the store: every document's raw vector, and the
