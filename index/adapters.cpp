@@ -101,6 +101,7 @@ Status load_stored_adapter(const StoreImpl& store, const std::string& path, int 
 }  // namespace
 
 Status StoreImpl::put_adapter(AdapterVersion* version) {
+  EMBEDAPT_RETURN_IF_ERROR(check_writable("put_adapter"));
   std::lock_guard<std::mutex> lock(write_mu_);
   AdapterVersion stored = *version;
   stored.version = next_adapter_;
@@ -142,20 +143,33 @@ Status StoreImpl::list_adapters(std::vector<AdapterVersion>* out) const {
   return from_rocksdb(it->status(), path_ + ": listing adapters");
 }
 
+// An active version that cannot be served here does not keep the store
+// closed: it opens with the index in raw space (documents unmapped, the way
+// the snapshot records it) and searches refuse rather than silently return
+// unadapted results, so it can still be inspected, verified and rolled back.
 Status StoreImpl::load_active_adapter() {
   if (active_version_ == 0) return Status::OK();
-  EMBEDAPT_RETURN_IF_ERROR(load_stored_adapter(*this, path_, options_.dim, embedder_, options_.trust_code,
-                                               active_version_, &active_));
+  Status loaded = load_stored_adapter(*this, path_, options_.dim, embedder_, options_.trust_code,
+                                      active_version_, &active_);
+  if (!loaded.ok()) {
+    active_error_ = Status::FailedPrecondition(
+        "the active adapter is not served, so searches fail until another version is activated or rolled "
+        "back to: " +
+        loaded.message());
+    return Status::OK();
+  }
   doc_adapter_version_ = active_->side() == AdapterSide::kBoth ? active_version_ : 0;
   return Status::OK();
 }
 
 Status StoreImpl::activate_adapter(uint64_t version) {
+  EMBEDAPT_RETURN_IF_ERROR(check_writable("activate_adapter"));
   std::lock_guard<std::mutex> lock(write_mu_);
   return set_active_locked(version, /*push_history=*/true);
 }
 
 Status StoreImpl::rollback_adapter() {
+  EMBEDAPT_RETURN_IF_ERROR(check_writable("rollback_adapter"));
   std::lock_guard<std::mutex> lock(write_mu_);
   if (adapter_history_.empty()) {
     return Status::FailedPrecondition(path_ + ": no previously active adapter to roll back to");
@@ -167,7 +181,7 @@ Status StoreImpl::rollback_adapter() {
 // the document side changes (searches continue on the old one meanwhile),
 // persists the choice, then swaps adapter and index under one exclusive lock.
 Status StoreImpl::set_active_locked(uint64_t version, bool push_history) {
-  if (version == active_version_) return Status::OK();
+  if (version == active_version_ && active_error_.ok()) return Status::OK();
   std::shared_ptr<const Adapter> adapter;
   if (version != 0) {
     EMBEDAPT_RETURN_IF_ERROR(
@@ -180,7 +194,7 @@ Status StoreImpl::set_active_locked(uint64_t version, bool push_history) {
   }
   std::vector<uint64_t> history = adapter_history_;
   if (push_history) {
-    history.push_back(active_version_);
+    if (version != active_version_) history.push_back(active_version_);
   } else {
     history.pop_back();
   }
@@ -198,6 +212,7 @@ Status StoreImpl::set_active_locked(uint64_t version, bool push_history) {
     std::unique_lock<std::shared_mutex> exclusive(mu_);
     active_ = std::move(adapter);
     active_version_ = version;
+    active_error_ = Status::OK();
     doc_adapter_version_ = doc_version;
     if (rebuilt) index_ = std::move(rebuilt);
   }

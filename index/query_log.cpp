@@ -30,6 +30,7 @@ std::string pair_key(uint64_t query_id, std::string_view doc_id) {
 
 Status StoreImpl::log_query(const float* query, size_t dim, const std::vector<std::string>& result_ids,
                             uint64_t* query_id) {
+  EMBEDAPT_RETURN_IF_ERROR(check_writable("log_query"));
   EMBEDAPT_RETURN_IF_ERROR(validate_vector(query, dim, "log_query"));
   const std::string hash = vector_hash(query, dim);
   std::lock_guard<std::mutex> lock(write_mu_);
@@ -60,6 +61,7 @@ Status StoreImpl::log_query(const float* query, size_t dim, const std::vector<st
 // Appends the hit in time order; past Options::query_log_max_hits, the oldest
 // hits are dropped in the same batch.
 Status StoreImpl::log_hit(uint64_t query_id, std::string_view doc_id) {
+  EMBEDAPT_RETURN_IF_ERROR(check_writable("log_hit"));
   if (doc_id.empty() || doc_id.size() > kMaxIdBytes) {
     return Status::InvalidArgument("log_hit: doc id must be 1.." + std::to_string(kMaxIdBytes) + " bytes");
   }

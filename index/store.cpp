@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <unordered_map>
@@ -104,9 +105,14 @@ StoreImpl::~StoreImpl() {
   if (db_) {
     // Best effort: a failed snapshot costs a longer replay on the next open.
     // A store whose open failed has no index to snapshot.
-    if (index_) flush();
+    if (index_ && !options_.read_only) flush();
     for (auto* handle : handles_) db_->DestroyColumnFamilyHandle(handle);
     db_->Close();
+    db_.reset();
+  }
+  if (!secondary_dir_.empty()) {
+    std::error_code ec;
+    fs::remove_all(secondary_dir_, ec);
   }
 }
 
@@ -121,7 +127,7 @@ Status StoreImpl::open(const std::string& path, const Options& options, std::uni
     return Status::InvalidArgument(path + ": not a store (a non-empty directory without db/)");
   }
   if (!has_db) {
-    if (!options.create_if_missing) return Status::NotFound(path + ": no store here");
+    if (!options.create_if_missing || options.read_only) return Status::NotFound(path + ": no store here");
     if (options.dim <= 0 || options.dim > kMaxDim) {
       return Status::InvalidArgument(path + ": creating a store needs a dimension in [1, " +
                                      std::to_string(kMaxDim) + "], got " + std::to_string(options.dim));
@@ -149,8 +155,33 @@ Status StoreImpl::open_db(bool create) {
   std::vector<rocksdb::ColumnFamilyDescriptor> families;
   for (const char* name : kColumnFamilyNames) families.emplace_back(name, rocksdb::ColumnFamilyOptions());
   rocksdb::DB* db = nullptr;
-  EMBEDAPT_RETURN_IF_ERROR(
-      from_rocksdb(rocksdb::DB::Open(db_options, path_ + "/db", families, &handles_, &db), path_));
+  if (!options_.read_only) {
+    EMBEDAPT_RETURN_IF_ERROR(
+        from_rocksdb(rocksdb::DB::Open(db_options, path_ + "/db", families, &handles_, &db), path_));
+    db_.reset(db);
+    return Status::OK();
+  }
+  // A secondary instance takes no LOCK and reads the writer's MANIFEST, table
+  // files and WAL (replaying the WAL into its own memtables) as of now; it is
+  // never caught up, so the view stays at this moment. RocksDB's read-only
+  // instance is not used: its header calls it undefined while a writer has
+  // the database open. max_open_files = -1 (RocksDB requires it of a
+  // secondary) keeps every table file open, so the writer's compactions can
+  // delete them without taking them from this view.
+  db_options.max_open_files = -1;
+  std::string dir = (fs::temp_directory_path() / "embedapt-reader-XXXXXX").string();
+  if (mkdtemp(dir.data()) == nullptr) {
+    return Status::IOError(dir + ": cannot create a directory for the read-only instance's log");
+  }
+  secondary_dir_ = dir;
+  // The writer may delete a file between our reading the MANIFEST and
+  // opening it (a compaction, a WAL after a flush): open again, briefly.
+  rocksdb::Status s;
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    s = rocksdb::DB::OpenAsSecondary(db_options, path_ + "/db", secondary_dir_, families, &handles_, &db);
+    if (!s.IsIOError() && !s.IsPathNotFound()) break;
+  }
+  EMBEDAPT_RETURN_IF_ERROR(from_rocksdb(s, path_ + ": opening read-only"));
   db_.reset(db);
   return Status::OK();
 }
@@ -231,6 +262,12 @@ Status StoreImpl::load_meta(bool create) {
   s = db_->Get(read, cf(kMeta), "embedder", &embedder_);
   if (!s.ok() && !s.IsNotFound()) return from_rocksdb(s, path_ + ": meta embedder");
   return Status::OK();
+}
+
+Status StoreImpl::check_writable(const char* what) const {
+  if (!options_.read_only) return Status::OK();
+  return Status::FailedPrecondition(path_ + ": " + what +
+                                    " refused: the store was opened read-only (Options::read_only)");
 }
 
 Status StoreImpl::validate_vector(const float* v, size_t dim, const std::string& what) const {
@@ -371,12 +408,15 @@ Status StoreImpl::recover_index() {
   EMBEDAPT_RETURN_IF_ERROR(build_index(doc, &index));
   index_ = std::move(index);
   recovery_ = "rebuilt from RocksDB (" + s.message() + ")";
-  if (s.code() == Code::kNotFound) return Status::OK();  // a new store, or one never snapshotted
+  // Nothing to persist for a new store or one never snapshotted; a read-only
+  // open writes nothing (the writer snapshots on its own schedule).
+  if (s.code() == Code::kNotFound || options_.read_only) return Status::OK();
   std::lock_guard<std::mutex> lock(write_mu_);
   return snapshot_locked();
 }
 
 Status StoreImpl::upsert(std::string_view id, const float* vector, size_t dim, std::string_view payload) {
+  EMBEDAPT_RETURN_IF_ERROR(check_writable("upsert"));
   EMBEDAPT_RETURN_IF_ERROR(validate_vector(vector, dim, "upsert '" + std::string(id.substr(0, 64)) + "'"));
   std::vector<Record> records(1);
   records[0].id = id;
@@ -386,6 +426,7 @@ Status StoreImpl::upsert(std::string_view id, const float* vector, size_t dim, s
 }
 
 Status StoreImpl::upsert_batch(const std::vector<Record>& records) {
+  EMBEDAPT_RETURN_IF_ERROR(check_writable("upsert"));
   for (size_t i = 0; i < records.size(); ++i) {
     const Record& r = records[i];
     std::string what = "record " + std::to_string(i) + " ('" + r.id.substr(0, 64) + "')";
@@ -475,6 +516,7 @@ Status StoreImpl::upsert_batch(const std::vector<Record>& records) {
 }
 
 Status StoreImpl::remove(std::string_view id) {
+  EMBEDAPT_RETURN_IF_ERROR(check_writable("remove"));
   std::lock_guard<std::mutex> lock(write_mu_);
   std::string value;
   uint64_t iid = 0;
@@ -549,6 +591,7 @@ Status StoreImpl::snapshot_locked() {
 }
 
 Status StoreImpl::flush() {
+  EMBEDAPT_RETURN_IF_ERROR(check_writable("flush"));
   std::lock_guard<std::mutex> lock(write_mu_);
   if (journal_seq_ == snapshot_seq_ && std::filesystem::exists(snapshot_path())) {
     return from_rocksdb(db_->FlushWAL(/*sync=*/true), path_ + ": syncing the log");
@@ -557,6 +600,7 @@ Status StoreImpl::flush() {
 }
 
 Status StoreImpl::sync() {
+  EMBEDAPT_RETURN_IF_ERROR(check_writable("sync"));
   std::lock_guard<std::mutex> lock(write_mu_);
   return from_rocksdb(db_->FlushWAL(/*sync=*/true), path_ + ": syncing the log");
 }
@@ -612,7 +656,10 @@ Status StoreImpl::search_with(const SearchTarget& target, const float* queries, 
         "document side; make a new view");
   }
   if (index == nullptr) index = index_.get();
-  if (target.active_adapter) query_adapter = active_.get();
+  if (target.active_adapter) {
+    if (!active_error_.ok()) return active_error_;
+    query_adapter = active_.get();
+  }
   EMBEDAPT_RETURN_IF_ERROR(to_index_space(query_adapter, queries, n, &mapped));
   EMBEDAPT_RETURN_IF_ERROR(index->search(mapped.data(), n, k, &neighbors));
   results->assign(n, {});
@@ -661,6 +708,7 @@ Status StoreImpl::scan(const std::function<bool(const Record&)>& fn) const {
 }
 
 Status StoreImpl::set_embedder(std::string_view identity) {
+  EMBEDAPT_RETURN_IF_ERROR(check_writable("set_embedder"));
   if (identity.empty()) return Status::InvalidArgument("set_embedder: empty identity");
   std::lock_guard<std::mutex> lock(write_mu_);
   if (embedder_ == identity) return Status::OK();
@@ -694,6 +742,8 @@ Status StoreImpl::stats(StoreStats* out) const {
   stats.logged_hits = hit_count_;
   stats.embedder = embedder_;
   stats.recovery = recovery_;
+  stats.active_adapter_error = active_error_.message();
+  stats.read_only = options_.read_only;
   *out = std::move(stats);
   return Status::OK();
 }

@@ -4,6 +4,10 @@
 //   db/         RocksDB, the source of truth
 //   index.snap  the newest index snapshot (see index/snapshot.h)
 //
+// A read-only open (Options::read_only) opens db/ as a RocksDB secondary
+// instance, whose own info log goes to a temporary directory removed at
+// close; it never writes in the store directory.
+//
 // Column families (integer keys big-endian, see index/codec.h):
 //   default      meta: format, dim, metric, index spec, embedder, counters,
 //                active adapter and activation history
@@ -122,6 +126,8 @@ class StoreImpl final : public Store {
   Status snapshot_locked();
   Status set_active_locked(uint64_t version, bool push_history);
 
+  // kFailedPrecondition naming `what` when the store was opened read-only.
+  Status check_writable(const char* what) const;
   Status validate_vector(const float* v, size_t dim, const std::string& what) const;
   Status get_u64(const std::string& key, uint64_t* v, uint64_t fallback) const;
   rocksdb::ColumnFamilyHandle* cf(ColumnFamily family) const { return handles_[family]; }
@@ -132,6 +138,7 @@ class StoreImpl final : public Store {
   std::unique_ptr<rocksdb::DB> db_;
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;
   rocksdb::WriteOptions write_options_;
+  std::string secondary_dir_;  // read-only opens: the secondary instance's info log
 
   mutable std::mutex write_mu_;
   // Guarded by write_mu_.
@@ -149,8 +156,9 @@ class StoreImpl final : public Store {
   mutable std::shared_mutex mu_;
   // Guarded by mu_.
   std::unique_ptr<VectorIndex> index_;
-  std::shared_ptr<const Adapter> active_;  // nullptr: none
+  std::shared_ptr<const Adapter> active_;  // nullptr: none, or not served
   uint64_t active_version_ = 0;
+  Status active_error_;               // why active_version_ is not served (ok: it is, or none)
   uint64_t doc_adapter_version_ = 0;  // the version index_ documents went through (kBoth only)
 };
 

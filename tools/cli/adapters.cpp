@@ -34,7 +34,7 @@ std::string describe(const AdapterVersion& v) {
 }
 
 void list(const AdaptersArgs& args) {
-  auto store = open_existing_store(args.db, args.trust_code);
+  auto store = open_store_read_only(args.db, args.trust_code);
   StoreStats stats;
   check(store->stats(&stats));
   std::vector<AdapterVersion> versions;
@@ -65,7 +65,7 @@ void rollback(const AdaptersArgs& args) {
 }
 
 void export_version(const AdaptersArgs& args) {
-  auto store = open_existing_store(args.db, args.trust_code);
+  auto store = open_store_read_only(args.db, args.trust_code);
   AdapterVersion v;
   check(store->get_adapter(args.version, &v));
   check(write_adapter_dir(args.dir, v.config_json, v.weights));

@@ -24,17 +24,16 @@ inline void check(const Status& s) {
   if (!s.ok()) throw Failure{s.message()};
 }
 
-// Opens the store at `db`, which must exist (options as stored).
+// Opens the store at `db`, which must exist (options as stored), for writing.
 // `trust_code` (the commands' --trust-code) lets it load a TorchScript
-// adapter version (Options::trust_code says why that needs consent).
-inline std::unique_ptr<Store> open_existing_store(const std::string& db, bool trust_code = false) {
-  Options options;
-  options.create_if_missing = false;
-  options.trust_code = trust_code;
-  std::unique_ptr<Store> store;
-  check(Store::open(db, options, &store));
-  return store;
-}
+// adapter version (Options::trust_code says why that needs consent). An
+// active adapter that cannot be served is a warning on stderr, not a failure
+// (Store::open says why).
+std::unique_ptr<Store> open_existing_store(const std::string& db, bool trust_code = false);
+
+// The same, read-only (Options::read_only): for the commands that only read,
+// so they work on a store another process holds open for writing.
+std::unique_ptr<Store> open_store_read_only(const std::string& db, bool trust_code = false);
 
 // Each subcommand lives in its own file and adds itself to the app.
 void add_ingest_command(CLI::App& app);

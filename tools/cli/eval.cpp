@@ -155,7 +155,7 @@ void run_eval(const EvalArgs& args) {
     std::fprintf(stderr, "embedapt: warning: %s: %s\n", args.dataset.c_str(), warning.c_str());
   }
 
-  std::unique_ptr<Store> store = open_existing_store(args.db, args.trust_code);
+  std::unique_ptr<Store> store = open_store_read_only(args.db, args.trust_code);
 
   EmbedderOptions embedder_options;
   embedder_options.cache_dir = args.cache_dir;

@@ -31,6 +31,7 @@ nlohmann::json stats_json(const StoreStats& s, const std::vector<AdapterVersion>
           {"disk_bytes", s.disk_bytes},
           {"embedder", s.embedder},
           {"active_adapter", s.active_adapter},
+          {"active_adapter_error", s.active_adapter_error},
           {"adapter_versions", versions},
           {"logged_queries", s.logged_queries},
           {"logged_hits", s.logged_hits},
@@ -38,7 +39,7 @@ nlohmann::json stats_json(const StoreStats& s, const std::vector<AdapterVersion>
 }
 
 void run_stats(const InspectArgs& args) {
-  std::unique_ptr<Store> store = open_existing_store(args.db, args.trust_code);
+  std::unique_ptr<Store> store = open_store_read_only(args.db, args.trust_code);
   StoreStats stats;
   std::vector<AdapterVersion> adapters;
   check(store->stats(&stats));
@@ -55,7 +56,7 @@ void run_stats(const InspectArgs& args) {
 }
 
 void run_verify(const InspectArgs& args) {
-  std::unique_ptr<Store> store = open_existing_store(args.db, args.trust_code);
+  std::unique_ptr<Store> store = open_store_read_only(args.db, args.trust_code);
   check(store->verify());
   StoreStats stats;
   check(store->stats(&stats));
@@ -63,7 +64,7 @@ void run_verify(const InspectArgs& args) {
 }
 
 void run_get(const InspectArgs& args) {
-  std::unique_ptr<Store> store = open_existing_store(args.db, args.trust_code);
+  std::unique_ptr<Store> store = open_store_read_only(args.db, args.trust_code);
   Record record;
   check(store->get(args.id, &record));
   // Payloads are bytes; JSON needs valid UTF-8, so invalid sequences are replaced.

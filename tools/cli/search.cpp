@@ -48,7 +48,7 @@ void run_search(const SearchArgs& args) {
   if (args.k < 1) throw Failure{"-k must be at least 1"};
   Matrix queries;
   check(read_npy(args.npy, &queries));
-  std::unique_ptr<Store> store = open_existing_store(args.db, args.trust_code);
+  std::unique_ptr<Store> store = open_store_read_only(args.db, args.trust_code);
   StoreStats stats;
   check(store->stats(&stats));
   if (queries.cols != size_t(stats.dim)) {

@@ -11,8 +11,10 @@
 //
 // Concurrency: a Store is safe to share between threads. Any number of
 // threads may call the const methods (search, get, stats, ...) while one
-// thread mutates; mutations are serialized internally. Only one process may
-// open a store at a time; a second open() gets Code::kBusy.
+// thread mutates; mutations are serialized internally. One process at a time
+// may open a store for writing: another writable open() gets Code::kBusy
+// saying the store is held open for writing. Meanwhile any number of
+// processes may open it with Options::read_only.
 #pragma once
 
 #include <cstddef>
@@ -63,6 +65,19 @@ struct Options {
   // Code::kFailedPrecondition naming the version, and change nothing. Other
   // kinds are plain weights and load either way.
   bool trust_code = false;
+
+  // Opens an existing store for reading only. It takes no lock, so it works
+  // while another process holds the store open for writing, and it never
+  // stops or waits for that writer. The store is seen as of one consistent
+  // moment during open(): RocksDB as a secondary instance (see RocksDB's
+  // DB::OpenAsSecondary; it reads the writer's files and writes none), the
+  // newest index snapshot, and the journal after it; writes made after that
+  // moment are not seen (open again to see them). Every call that writes
+  // (upsert, remove, log_query, log_hit, put_adapter, activate, rollback,
+  // set_embedder, flush, sync) fails with Code::kFailedPrecondition saying
+  // the store was opened read-only. A missing store is Code::kNotFound
+  // (create_if_missing does not apply).
+  bool read_only = false;
 };
 
 // Limits on what a store accepts.
@@ -96,6 +111,10 @@ struct StoreStats {
   uint64_t logged_hits = 0;
   std::string embedder;  // identity of the embedder the vectors came from ("" if unknown)
   std::string recovery;  // how open() got its index: snapshot + replay, or a rebuild and why
+  // Why the active adapter is not served ("" when it is, or none is active);
+  // see Store::open.
+  std::string active_adapter_error;
+  bool read_only = false;  // opened with Options::read_only
 };
 
 // One stored adapter version.
@@ -128,8 +147,14 @@ class SearchView {
 
 class Store {
  public:
-  // Opens (or creates) the store at `path`. Loads the active adapter version:
-  // Code::kFailedPrecondition if it is TorchScript and !options.trust_code.
+  // Opens (or creates) the store at `path` and loads the active adapter
+  // version. A store whose active version cannot be served here (TorchScript
+  // without options.trust_code, a kind not registered in this process,
+  // weights that do not load or do not fit) still opens, so it can be
+  // inspected, verified and rolled back: the adapter is not applied, search()
+  // and search_batch() fail with Code::kFailedPrecondition naming the
+  // version and why, and StoreStats::active_adapter_error says the same until
+  // another version is activated (or rolled back to).
   static Status open(const std::string& path, const Options& options, std::unique_ptr<Store>* out);
 
   virtual ~Store() = default;
