@@ -205,6 +205,29 @@ TEST_CASE("ingest upserts the corpus with its text and logs every pair", "[inges
   CHECK_FALSE(ingest_dataset(*store, other, f.dataset, options, &counts).ok());
 }
 
+TEST_CASE("ingest stops at a batch that fails to embed, keeping the batches before it", "[ingest]") {
+  // Batches of 3: d0-d2, d3-d5, d6-d7. The third fails to embed while the
+  // second is being written (the pipeline overlaps them): the error comes
+  // back and the first two batches are in the store, nothing after them.
+  Fixture f = make_fixture();
+  f.table.erase("document 7");
+  TableEmbedder embedder("table-v1", f.table);
+  std::unique_ptr<Store> store = open_store(fresh_dir("ingest_failure"));
+  IngestOptions options;
+  options.batch_size = 3;
+  IngestCounts counts;
+  Status s = ingest_dataset(*store, embedder, f.dataset, options, &counts);
+  CHECK(s.code() == Code::kNotFound);
+  CHECK(s.ToString().find("embedding the corpus") != std::string::npos);
+  StoreStats stats;
+  REQUIRE(store->stats(&stats).ok());
+  CHECK(stats.count == 6);
+  Record record;
+  CHECK(store->get("d5", &record).ok());
+  CHECK_FALSE(store->get("d6", &record).ok());
+  CHECK(embedder.queries_embedded == 0);
+}
+
 TEST_CASE("the evaluator scores base and adapters through the real index", "[evaluator]") {
   Fixture f = make_fixture();
   std::unique_ptr<Store> store = open_store(fresh_dir("evaluate"));

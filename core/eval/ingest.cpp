@@ -1,6 +1,7 @@
 #include "core/eval/ingest.h"
 
 #include <algorithm>
+#include <future>
 #include <unordered_map>
 
 #include "core/common/progress.h"
@@ -24,6 +25,33 @@ Status embed_range(Embedder& embedder, const std::vector<TextEntry>& entries, si
   return Status::OK();
 }
 
+// Runs `write` on every batch of `entries`' vectors, embedding the next batch
+// on a worker thread meanwhile: the store's writes (RocksDB, the FAISS add)
+// hide behind the encoder instead of adding to it. One embed() call at a time,
+// as the Embedder contract asks. `write(start, count, vectors)` stores
+// entries[start, start + count).
+template <typename Write>
+Status embed_and_write(Embedder& embedder, const std::vector<TextEntry>& entries, size_t batch_size,
+                       EmbedSide side, const char* what, Write write) {
+  const size_t n = entries.size();
+  auto embed = [&](size_t start, std::vector<float>* out) {
+    return embed_range(embedder, entries, start, std::min(batch_size, n - start), side, out)
+        .WithContext(what);
+  };
+  std::vector<float> current, next;
+  if (n > 0) EMBEDAPT_RETURN_IF_ERROR(embed(0, &current));
+  for (size_t start = 0; start < n; start += batch_size) {
+    std::future<Status> embedding;
+    if (start + batch_size < n) embedding = std::async(std::launch::async, embed, start + batch_size, &next);
+    Status written = write(start, std::min(batch_size, n - start), current);
+    Status embedded = embedding.valid() ? embedding.get() : Status::OK();  // joined before returning
+    EMBEDAPT_RETURN_IF_ERROR(written);
+    EMBEDAPT_RETURN_IF_ERROR(embedded);
+    std::swap(current, next);
+  }
+  return Status::OK();
+}
+
 }  // namespace
 
 Status ingest_dataset(Store& store, Embedder& embedder, const QaDataset& dataset,
@@ -42,41 +70,38 @@ Status ingest_dataset(Store& store, Embedder& embedder, const QaDataset& dataset
   const size_t work = dataset.corpus.size() + (options.log_pairs ? dataset.queries.size() : 0);
   Progress progress("ingesting", work, options.show_progress);
   IngestCounts done;
-  std::vector<float> vectors;
   std::vector<Record> records;
-  for (size_t start = 0; start < dataset.corpus.size(); start += options.batch_size) {
-    const size_t count = std::min(options.batch_size, dataset.corpus.size() - start);
-    EMBEDAPT_RETURN_IF_ERROR(
-        embed_range(embedder, dataset.corpus, start, count, EmbedSide::kDocument, &vectors)
-            .WithContext("embedding the corpus"));
-    records.clear();
-    for (size_t i = 0; i < count; ++i) {
-      const TextEntry& doc = dataset.corpus[start + i];
-      records.push_back({doc.id, {vectors.begin() + i * dim, vectors.begin() + (i + 1) * dim}, doc.text});
-    }
-    EMBEDAPT_RETURN_IF_ERROR(store.upsert_batch(records));
-    done.documents += count;
-    progress.add(count);
-  }
+  EMBEDAPT_RETURN_IF_ERROR(embed_and_write(
+      embedder, dataset.corpus, options.batch_size, EmbedSide::kDocument, "embedding the corpus",
+      [&](size_t start, size_t count, const std::vector<float>& vectors) {
+        records.clear();
+        for (size_t i = 0; i < count; ++i) {
+          const TextEntry& doc = dataset.corpus[start + i];
+          records.push_back({doc.id, {vectors.begin() + i * dim, vectors.begin() + (i + 1) * dim}, doc.text});
+        }
+        EMBEDAPT_RETURN_IF_ERROR(store.upsert_batch(records));
+        done.documents += count;
+        progress.add(count);
+        return Status::OK();
+      }));
 
   if (options.log_pairs) {
     std::unordered_map<std::string, const Relevance*> relevance;
     for (const Relevance& r : dataset.relevant_docs) relevance[r.query_id] = &r;
-    for (size_t start = 0; start < dataset.queries.size(); start += options.batch_size) {
-      const size_t count = std::min(options.batch_size, dataset.queries.size() - start);
-      EMBEDAPT_RETURN_IF_ERROR(
-          embed_range(embedder, dataset.queries, start, count, EmbedSide::kQuery, &vectors)
-              .WithContext("embedding the queries"));
-      for (size_t i = 0; i < count; ++i) {
-        uint64_t query_id = 0;
-        EMBEDAPT_RETURN_IF_ERROR(store.log_query(vectors.data() + i * dim, dim, {}, &query_id));
-        for (const std::string& doc : relevance.at(dataset.queries[start + i].id)->doc_ids) {
-          EMBEDAPT_RETURN_IF_ERROR(store.log_hit(query_id, doc));
-          ++done.pairs;
-        }
-      }
-      progress.add(count);
-    }
+    EMBEDAPT_RETURN_IF_ERROR(embed_and_write(
+        embedder, dataset.queries, options.batch_size, EmbedSide::kQuery, "embedding the queries",
+        [&](size_t start, size_t count, const std::vector<float>& vectors) {
+          for (size_t i = 0; i < count; ++i) {
+            uint64_t query_id = 0;
+            EMBEDAPT_RETURN_IF_ERROR(store.log_query(vectors.data() + i * dim, dim, {}, &query_id));
+            for (const std::string& doc : relevance.at(dataset.queries[start + i].id)->doc_ids) {
+              EMBEDAPT_RETURN_IF_ERROR(store.log_hit(query_id, doc));
+              ++done.pairs;
+            }
+          }
+          progress.add(count);
+          return Status::OK();
+        }));
   }
   if (counts != nullptr) *counts = done;
   return Status::OK();
