@@ -5,7 +5,8 @@ markers (quality, store, encoder).
   report.py WORK [--total-seconds S]
 
 WORK holds run.sh's outputs: quality.json (bench.py), store.jsonl (store_bench),
-encoder-cpp.jsonl and encoder-py.jsonl (encoder_bench), venv.json. Adds what the
+encoder-cpp.jsonl, encoder-py.jsonl (encoder_bench) and encoder-ingest.jsonl (the
+CLI's ingest of the same texts), venv.json. Adds what the
 raw runs do not compute: medians of the repeated timings, speed ratios, a 95%
 bootstrap interval for nDCG@10 (embedapt eval gives hit and MRR intervals), paired
 permutation p-values of each adapter against LlamaIndex's, the evaluator
@@ -162,10 +163,11 @@ def targets(summary: dict, total_s: float) -> list:
     return out
 
 
-def encoder_summary(cpp: list, py: list) -> dict:
-    """Medians of the alternated runs of both encoders."""
+def encoder_summary(cpp: list, py: list, ingest: list) -> dict:
+    """Medians of the alternated runs of both encoders and of the CLI's ingest."""
     cpp_s = statistics.median(r["median_seconds"] for r in cpp)
     py_s = statistics.median(r["median_seconds"] for r in py)
+    ingest_s = statistics.median(r["seconds"] for r in ingest)
     return {
         "texts": cpp[0]["documents"] + cpp[0]["queries"],
         "implementations": [
@@ -173,6 +175,8 @@ def encoder_summary(cpp: list, py: list) -> dict:
             {"name": py[0]["impl"], "seconds": py_s, "runs": [r["median_seconds"] for r in py]},
         ],
         "ratio": py_s / cpp_s,
+        "ingest": {"seconds": ingest_s, "runs": [r["seconds"] for r in ingest]},
+        "ingest_vs_encoder": cpp_s / ingest_s,
         "min_cosine": min(r["min_cosine_vs_cpp"] for r in py),
         "identity": cpp[0]["identity"],
         "documents": cpp[0]["documents"],
@@ -305,8 +309,9 @@ def encoder_markdown(result: dict) -> str:
     lines = [
         f"Run of {result['date']}: model `{e['identity']}`; {e['documents']} corpus chunks (document side) +"
         f" {e['queries']} queries (query side) of `val_dataset.json`, batches of 32, {e['threads']} threads each;"
-        f" {len(e['implementations'][0]['runs'])} alternated run(s) each, medians (one run by default, to fit the"
-        " budget; `FULL=1` runs as many as the other benchmarks' repeats).",
+        f" {len(e['implementations'][0]['runs'])} alternated runs each, medians. The ingest row is"
+        " `embedapt ingest --dataset val_dataset.json --embedder default --no-cache` into a fresh Flat store, timed"
+        " as a whole (model load, embedding, durable writes, logging the query pairs) in the same loop.",
         "",
         "| implementation | seconds (median) | texts/s | runs (s) |",
         "| --- | --- | --- | --- |",
@@ -314,10 +319,14 @@ def encoder_markdown(result: dict) -> str:
     for impl in e["implementations"]:
         runs = ", ".join(f"{s:.2f}" for s in impl["runs"])
         lines.append(f"| {impl['name']} | {impl['seconds']:.2f} | {e['texts'] / impl['seconds']:.1f} | {runs} |")
+    ingest = e["ingest"]
+    runs = ", ".join(f"{s:.2f}" for s in ingest["runs"])
+    lines.append(f"| embedapt ingest (CLI, same texts) | {ingest['seconds']:.2f} | {e['texts'] / ingest['seconds']:.1f} | {runs} |")
     lines += [
         "",
         f"Speed ratio (sentence-transformers time / C++ time): **{e['ratio']:.2f}x**. Lowest cosine between the two"
-        f" implementations' vectors over all {e['texts']} texts: {e['min_cosine']:.6f}.",
+        f" implementations' vectors over all {e['texts']} texts: {e['min_cosine']:.6f}. Ingest runs at"
+        f" {e['ingest_vs_encoder']:.2f}x the encoder's own speed (embedding the next batch overlaps writing the last).",
     ]
     return "\n".join(lines)
 
@@ -370,6 +379,7 @@ def main() -> None:
         "encoder": encoder_summary(
             read_jsonl(os.path.join(args.work, "encoder-cpp.jsonl")),
             read_jsonl(os.path.join(args.work, "encoder-py.jsonl")),
+            read_jsonl(os.path.join(args.work, "encoder-ingest.jsonl")),
         ),
         "timings": raw["timings"],
         # Per-query scores stay in the work directory; the p-values above use them.
