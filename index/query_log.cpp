@@ -2,7 +2,6 @@
 #include <rocksdb/write_batch.h>
 
 #include <ctime>
-#include <unordered_map>
 
 #include "core/common/rocksdb_status.h"
 #include "core/common/sha256.h"
@@ -102,46 +101,51 @@ Status StoreImpl::log_hit(uint64_t query_id, std::string_view doc_id) {
   EMBEDAPT_RETURN_IF_ERROR(from_rocksdb(db_->Write(write_options_, &batch), path_ + ": logging a hit"));
   next_hit_ = seq + 1;
   hit_count_ = count;
+  count_new_hit();
   return Status::OK();
 }
 
-Status StoreImpl::read_pairs(std::vector<LoggedPair>* out) const {
-  out->clear();
+// Walks hit_pairs, whose keys (query id, doc id) already group each query's
+// hits, and reads each query's vector once.
+Status StoreImpl::scan_log(const std::function<bool(const LoggedQuery&)>& fn) const {
   rocksdb::ReadOptions read;
   const rocksdb::Snapshot* snapshot = db_->GetSnapshot();
   read.snapshot = snapshot;
-  std::unordered_map<uint64_t, std::vector<float>> queries;
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, cf(kHits)));
-  Status status;
-  for (it->SeekToFirst(); it->Valid() && status.ok(); it->Next()) {
-    std::string_view hit(it->value().data(), it->value().size());
-    LoggedPair pair;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, cf(kHitPairs)));
+  LoggedQuery query;
+  // Reads query `id`'s vector into `query` and starts its hit list.
+  auto start_query = [&](uint64_t id) -> Status {
+    const std::string what = path_ + ": logged query " + std::to_string(id);
+    std::string value;
+    EMBEDAPT_RETURN_IF_ERROR(from_rocksdb(db_->Get(read, cf(kQueries), codec::key_u64(id), &value), what));
+    std::string_view in(value);
     uint64_t time = 0;
-    if (!codec::get_u64(&hit, &pair.query_id) || !codec::get_u64(&hit, &time)) {
-      status = Status::Corruption(path_ + ": a logged hit is malformed");
+    if (!codec::get_u64(&in, &time) || !codec::get_floats(&in, &query.vector)) {
+      return Status::Corruption(what + " is malformed");
+    }
+    query.id = id;
+    query.hit_ids.clear();
+    return Status::OK();
+  };
+  Status status;
+  bool more = true;
+  for (it->SeekToFirst(); it->Valid() && more; it->Next()) {
+    std::string_view key(it->key().data(), it->key().size());
+    uint64_t id = 0;
+    if (key.size() <= 8 || !codec::parse_key_u64(key.substr(0, 8), &id)) {
+      status = Status::Corruption(path_ + ": a logged hit's key is malformed");
       break;
     }
-    pair.time_unix = static_cast<int64_t>(time);
-    pair.doc_id = hit;
-    auto cached = queries.find(pair.query_id);
-    if (cached == queries.end()) {
-      std::string value;
-      status = from_rocksdb(db_->Get(read, cf(kQueries), codec::key_u64(pair.query_id), &value),
-                            path_ + ": logged query " + std::to_string(pair.query_id));
-      std::string_view in(value);
-      uint64_t query_time = 0;
-      std::vector<float> vector;
-      if (status.ok() && (!codec::get_u64(&in, &query_time) || !codec::get_floats(&in, &vector))) {
-        status =
-            Status::Corruption(path_ + ": logged query " + std::to_string(pair.query_id) + " is malformed");
-      }
+    if (query.hit_ids.empty() || id != query.id) {
+      if (!query.hit_ids.empty()) more = fn(query);
+      if (!more) break;
+      status = start_query(id);
       if (!status.ok()) break;
-      cached = queries.emplace(pair.query_id, std::move(vector)).first;
     }
-    pair.query = cached->second;
-    out->push_back(std::move(pair));
+    query.hit_ids.emplace_back(key.substr(8));
   }
   if (status.ok()) status = from_rocksdb(it->status(), path_ + ": scanning logged hits");
+  if (status.ok() && more && !query.hit_ids.empty()) fn(query);
   it.reset();
   db_->ReleaseSnapshot(snapshot);
   return status;

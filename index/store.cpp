@@ -102,6 +102,15 @@ StoreImpl::StoreImpl(std::string path, Options options)
 }
 
 StoreImpl::~StoreImpl() {
+  if (background_.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(background_mu_);
+      closing_ = true;
+    }
+    cancel_background_ = true;
+    background_cv_.notify_all();
+    background_.join();
+  }
   if (db_) {
     // Best effort: a failed snapshot costs a longer replay on the next open.
     // A store whose open failed has no index to snapshot.
@@ -117,6 +126,11 @@ StoreImpl::~StoreImpl() {
 }
 
 Status StoreImpl::open(const std::string& path, const Options& options, std::unique_ptr<Store>* out) {
+  const double interval = options.background_retrain.min_interval_seconds;
+  if (!(interval >= 0 && interval <= 1e9)) {  // NaN too
+    return Status::InvalidArgument("background_retrain.min_interval_seconds must be in [0, 1e9], got " +
+                                   std::to_string(interval));
+  }
   std::error_code ec;
   bool exists = fs::exists(path, ec);
   if (exists && !fs::is_directory(path, ec)) {
@@ -142,6 +156,10 @@ Status StoreImpl::open(const std::string& path, const Options& options, std::uni
   EMBEDAPT_RETURN_IF_ERROR(store->load_meta(!has_db));
   EMBEDAPT_RETURN_IF_ERROR(store->load_active_adapter());
   EMBEDAPT_RETURN_IF_ERROR(store->recover_index());
+  if (options.background_retrain.after_hits > 0) {
+    StoreImpl* impl = store.get();
+    store->background_ = std::thread([impl] { impl->background_loop(); });
+  }
   *out = std::move(store);
   return Status::OK();
 }

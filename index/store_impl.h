@@ -35,10 +35,14 @@
 
 #include <rocksdb/db.h>
 
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "embedapt/store.h"
@@ -77,7 +81,7 @@ class StoreImpl final : public Store {
   Status log_query(const float* query, size_t dim, const std::vector<std::string>& result_ids,
                    uint64_t* query_id) override;
   Status log_hit(uint64_t query_id, std::string_view doc_id) override;
-  Status read_pairs(std::vector<LoggedPair>* out) const override;
+  Status scan_log(const std::function<bool(const LoggedQuery&)>& fn) const override;
   Status put_adapter(AdapterVersion* version) override;
   Status get_adapter(uint64_t version, AdapterVersion* out) const override;
   Status list_adapters(std::vector<AdapterVersion>* out) const override;
@@ -128,6 +132,12 @@ class StoreImpl final : public Store {
 
   // kFailedPrecondition naming `what` when the store was opened read-only.
   Status check_writable(const char* what) const;
+
+  // Background retraining (Options::background_retrain): log_hit counts new
+  // hits; the thread retrains once enough arrived and the interval passed.
+  void count_new_hit();
+  void background_loop();
+
   Status validate_vector(const float* v, size_t dim, const std::string& what) const;
   Status get_u64(const std::string& key, uint64_t* v, uint64_t fallback) const;
   rocksdb::ColumnFamilyHandle* cf(ColumnFamily family) const { return handles_[family]; }
@@ -160,6 +170,17 @@ class StoreImpl final : public Store {
   uint64_t active_version_ = 0;
   Status active_error_;               // why active_version_ is not served (ok: it is, or none)
   uint64_t doc_adapter_version_ = 0;  // the version index_ documents went through (kBoth only)
+
+  // Background retraining; the thread runs only if after_hits > 0.
+  std::thread background_;
+  std::atomic<bool> cancel_background_{false};  // set by the destructor
+  std::mutex background_mu_;
+  std::condition_variable background_cv_;
+  // Guarded by background_mu_.
+  bool closing_ = false;
+  uint64_t hits_since_retrain_ = 0;
+  bool retrained_ = false;  // a background retrain has started since open
+  std::chrono::steady_clock::time_point last_retrain_start_;
 };
 
 }  // namespace embedapt

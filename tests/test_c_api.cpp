@@ -1,5 +1,6 @@
-// The C ABI: a round trip through every call, error codes with messages, and
-// the header compiling as C.
+// The C ABI: a round trip through every call, error codes with messages, an
+// exception inside a call reported as a code, and the header compiling as C.
+// (tests/c/loop.c runs the learning loop through it from a C program.)
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -7,9 +8,12 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <stdexcept>
 #include <string>
 
+#include "embedapt/adapter_plugin.h"
 #include "embedapt/embedapt.h"
+#include "embedapt/store.h"
 
 namespace fs = std::filesystem;
 
@@ -76,6 +80,62 @@ TEST_CASE("C ABI round trip", "[c_api]") {
   CHECK(embedapt_open(dir.c_str(), 4, nullptr, nullptr, &store, nullptr) == EMBEDAPT_INVALID_ARGUMENT);
   CHECK(embedapt_open(dir.c_str(), 3, "cosine-ish", nullptr, &store, nullptr) == EMBEDAPT_INVALID_ARGUMENT);
   embedapt_close(nullptr);
+  fs::remove_all(dir);
+}
+
+namespace {
+
+// An adapter kind whose net throws a C++ exception that is not LibTorch's, as
+// an app's own registered kind might.
+class ThrowingNet : public embedapt::AdapterNet {
+ public:
+  torch::Tensor forward(const torch::Tensor&) override { throw std::runtime_error("the net threw"); }
+  std::vector<std::pair<std::string, torch::Tensor>> named_tensors() override { return {{"w", weight_}}; }
+
+ private:
+  torch::Tensor weight_ = torch::zeros({1});
+};
+
+}  // namespace
+
+TEST_CASE("An exception inside a C call comes out as EMBEDAPT_INTERNAL with its message", "[c_api]") {
+  REQUIRE(embedapt::register_adapter("throwing", [](const embedapt::AdapterConfig&,
+                                                    std::shared_ptr<embedapt::AdapterNet>* out) {
+            *out = std::make_shared<ThrowingNet>();
+            return embedapt::Status::OK();
+          }).ok());
+  std::string dir = temp_path("throwing");
+  fs::remove_all(dir);
+  {
+    embedapt::Options options;
+    options.dim = 3;
+    std::unique_ptr<embedapt::Store> store;
+    REQUIRE(embedapt::Store::open(dir, options, &store).ok());
+    float a[3] = {1, 0, 0};
+    REQUIRE(store->upsert("a", a, 3, "").ok());
+    ThrowingNet net;
+    embedapt::AdapterVersion version;
+    version.config_json =
+        R"({"kind": "throwing", "in_dim": 3, "out_dim": 3, "side": "query", "embedder": ""})";
+    REQUIRE(embedapt::save_adapter_weights(net, &version.weights).ok());
+    REQUIRE(store->put_adapter(&version).ok());
+  }
+  embedapt_store* store = nullptr;
+  REQUIRE(embedapt_open(dir.c_str(), 0, nullptr, nullptr, &store, nullptr) == EMBEDAPT_OK);
+  char* error = nullptr;
+  REQUIRE(embedapt_activate(store, 1, &error) == EMBEDAPT_OK);
+  float q[3] = {1, 0, 0};
+  embedapt_results* results = nullptr;
+  CHECK(embedapt_search(store, q, 3, 1, &results, &error) == EMBEDAPT_INTERNAL);
+  REQUIRE(error != nullptr);
+  CHECK(std::string(error) == "embedapt_search: unexpected exception: the net threw");
+  CHECK(results == nullptr);
+  embedapt_free(error);
+  REQUIRE(embedapt_rollback(store, nullptr) == EMBEDAPT_OK);  // the store still works
+  REQUIRE(embedapt_search(store, q, 3, 1, &results, nullptr) == EMBEDAPT_OK);
+  CHECK(embedapt_results_count(results) == 1);
+  embedapt_results_free(results);
+  embedapt_close(store);
   fs::remove_all(dir);
 }
 

@@ -472,6 +472,21 @@ TEST_CASE("A second open gets kBusy, in this process and in another", "[store]")
   CHECK(WEXITSTATUS(status) == 0);
 }
 
+namespace {
+
+std::vector<LoggedQuery> read_log(const Store& store) {
+  std::vector<LoggedQuery> out;
+  REQUIRE(store
+              .scan_log([&](const LoggedQuery& q) {
+                out.push_back(q);
+                return true;
+              })
+              .ok());
+  return out;
+}
+
+}  // namespace
+
 TEST_CASE("The query log deduplicates queries and hits and keeps the newest hits", "[store]") {
   const int dim = 4;
   TempDir dir;
@@ -492,29 +507,35 @@ TEST_CASE("The query log deduplicates queries and hits and keeps the newest hits
     REQUIRE(store->log_hit(a, "d1").ok());  // duplicate: no-op
     REQUIRE(store->log_hit(a, "d2").ok());
     REQUIRE(store->log_hit(b, "d3").ok());
-    std::vector<LoggedPair> pairs;
-    REQUIRE(store->read_pairs(&pairs).ok());
-    REQUIRE(pairs.size() == 3);
-    CHECK(pairs[0].doc_id == "d1");
-    CHECK(pairs[0].query == q1);
-    CHECK(pairs[2].query == q2);
+    std::vector<LoggedQuery> logged = read_log(*store);
+    REQUIRE(logged.size() == 2);  // grouped by query, each vector once
+    CHECK(logged[0].id == a);
+    CHECK(logged[0].vector == q1);
+    CHECK(logged[0].hit_ids == std::vector<std::string>{"d1", "d2"});
+    CHECK(logged[1].vector == q2);
+    CHECK(logged[1].hit_ids == std::vector<std::string>{"d3"});
     REQUIRE(store->log_hit(b, "d4").ok());  // evicts (a, d1), the oldest
   }
   auto store = open_store(dir.path, options);
-  std::vector<LoggedPair> pairs;
-  REQUIRE(store->read_pairs(&pairs).ok());
-  REQUIRE(pairs.size() == 3);
-  CHECK(pairs[0].doc_id == "d2");
-  CHECK(pairs[2].doc_id == "d4");
+  std::vector<LoggedQuery> logged = read_log(*store);
+  REQUIRE(logged.size() == 2);
+  CHECK(logged[0].hit_ids == std::vector<std::string>{"d2"});
+  CHECK(logged[1].hit_ids == std::vector<std::string>{"d3", "d4"});
   StoreStats stats;
   REQUIRE(store->stats(&stats).ok());
   CHECK(stats.logged_queries == 2);
   CHECK(stats.logged_hits == 3);
   uint64_t a = 0;
   REQUIRE(store->log_query(q1.data(), dim, {}, &a).ok());
-  REQUIRE(store->log_hit(a, "d1").ok());  // evicted, so logged anew
-  REQUIRE(store->read_pairs(&pairs).ok());
-  CHECK(pairs.back().doc_id == "d1");
+  REQUIRE(store->log_hit(a, "d1").ok());  // evicted, so logged anew (evicting (a, d2), now the oldest)
+  logged = read_log(*store);
+  REQUIRE(logged.size() == 2);
+  CHECK(logged[0].hit_ids == std::vector<std::string>{"d1"});
+  CHECK(logged[1].hit_ids == std::vector<std::string>{"d3", "d4"});
+  // The scan stops when asked to.
+  size_t calls = 0;
+  REQUIRE(store->scan_log([&](const LoggedQuery&) { return ++calls < 1; }).ok());
+  CHECK(calls == 1);
 }
 
 TEST_CASE("Adapter versions: activation, document-side rebuild, views and rollback", "[store][adapter]") {

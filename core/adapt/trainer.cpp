@@ -505,7 +505,7 @@ Status train(const TrainingSet& data, const TrainOptions& o, TrainResult* result
         const double loss = train_step(m, o, docs, order, b, epoch * m.steps_per_epoch + b);
         if (&m == &final_net) s.epoch_loss += loss;
         ++s.step;
-        if (o.stop_after_steps > 0 && s.step >= o.stop_after_steps) {
+        if ((o.stop_after_steps > 0 && s.step >= o.stop_after_steps) || (o.cancel && o.cancel->load())) {
           result->interrupted = true;
           return Status::OK();
         }

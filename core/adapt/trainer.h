@@ -21,6 +21,7 @@
 // Torch-free on purpose: the CLI and tests include it without LibTorch.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -95,6 +96,9 @@ struct TrainOptions {
   bool resume = false;
   // For tests of resume: stop (as if killed) after this many optimiser steps.
   int64_t stop_after_steps = 0;
+  // If set, training stops at the next optimiser step after it becomes true
+  // (a store closing while it retrains in the background).
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 struct TrainingSet {
@@ -133,7 +137,7 @@ struct TrainResult {
   size_t queries = 0;  // logged queries, each held out by one of `folds` folds
   int folds = 0;
   bool stopped_early = false;
-  bool interrupted = false;  // stop_after_steps was reached
+  bool interrupted = false;  // stop_after_steps was reached or cancel was set
 
   // {"loss", "top_k", "queries", "folds", "base": {"hit_rate", "mrr"},
   //  "adapter": {...}, "best_epoch", "epochs_run", "gain_z", "improved", "epochs": [...]}

@@ -6,8 +6,20 @@
  * (ids, paths, metric and index names) are NUL-terminated UTF-8; payloads are
  * byte buffers with a length.
  *
+ * No C++ exception crosses this interface: an unexpected one inside a call
+ * (from a registered adapter, say, or out of memory) becomes EMBEDAPT_INTERNAL
+ * with its message. A NULL handle or an index past the end is an error code
+ * (EMBEDAPT_INVALID_ARGUMENT) for calls that return one; the accessors that
+ * return a value return 0, NULL or NaN instead, as each says.
+ *
  * Thread safety is that of the C++ Store (embedapt/store.h): one store handle
- * may be used from many threads; a results handle belongs to one thread.
+ * may be used from many threads; a results or adapters handle belongs to one
+ * thread.
+ *
+ * The learning loop (see embedapt/learn.h): log what users asked
+ * (embedapt_log_query) and chose (embedapt_log_hit), then embedapt_retrain
+ * stores a new adapter version and activates it per a policy; searches apply
+ * the active version.
  */
 #ifndef EMBEDAPT_EMBEDAPT_H_
 #define EMBEDAPT_EMBEDAPT_H_
@@ -55,6 +67,7 @@ embedapt_code embedapt_open_flags(const char* path, int dim, const char* metric,
 /* Persists a snapshot and closes; NULL is ignored. */
 void embedapt_close(embedapt_store* store);
 
+/* The store's dimension and record count; 0 for a NULL handle. */
 int embedapt_dim(const embedapt_store* store);
 uint64_t embedapt_count(const embedapt_store* store);
 
@@ -74,12 +87,113 @@ embedapt_code embedapt_flush(embedapt_store* store, char** error);
  * embedapt_results_free(). */
 embedapt_code embedapt_search(const embedapt_store* store, const float* query, size_t dim, int k,
                               embedapt_results** results, char** error);
+/* 0 for NULL. */
 size_t embedapt_results_count(const embedapt_results* results);
-/* The i-th hit; pointers stay valid until embedapt_results_free(). */
+/* The i-th hit; pointers stay valid until embedapt_results_free(). A NULL
+ * handle or i past the end gives NULL (payload: NULL and *len 0) and a NaN
+ * score. */
 const char* embedapt_results_id(const embedapt_results* results, size_t i);
 float embedapt_results_score(const embedapt_results* results, size_t i);
 const void* embedapt_results_payload(const embedapt_results* results, size_t i, size_t* len);
 void embedapt_results_free(embedapt_results* results);
+
+/* ---- The learning loop ---- */
+
+/* Logs a query the app ran: its raw vector and the ids of the `n_results`
+ * results it showed (result_ids may be NULL when n_results is 0). The same
+ * vector logged again gets the same *query_id. */
+embedapt_code embedapt_log_query(embedapt_store* store, const float* query, size_t dim,
+                                 const char* const* result_ids, size_t n_results, uint64_t* query_id,
+                                 char** error);
+/* Logs that the user chose document `doc_id` for query `query_id`
+ * (EMBEDAPT_NOT_FOUND if no such query was logged). Logging a pair twice is a
+ * no-op. */
+embedapt_code embedapt_log_hit(embedapt_store* store, uint64_t query_id, const char* doc_id, char** error);
+
+/* What embedapt_retrain does with the version it stores. */
+typedef enum {
+  EMBEDAPT_ACTIVATE_NEVER = 0,
+  EMBEDAPT_ACTIVATE_IF_BETTER = 1, /* if it beats the active version on the logged queries */
+  EMBEDAPT_ACTIVATE_ALWAYS = 2
+} embedapt_activation;
+
+/* embedapt::RetrainOptions; fill with embedapt_retrain_options_init first.
+ * Numbers left 0 (and NULL strings) mean the trainer's defaults. */
+typedef struct {
+  const char* kind; /* "linear" or "two-layer" */
+  int both_sides;   /* 0: the adapter transforms queries; 1: queries and documents */
+  int hidden;       /* two-layer only */
+  int epochs;
+  double lr;
+  const char* loss; /* "corpus", "in-batch" or "hard" */
+  double val_fraction;
+  uint64_t seed;
+  int threads;
+  embedapt_activation activate;
+} embedapt_retrain_options;
+
+/* The defaults: linear, queries only, seed 42, one thread, activate if better. */
+void embedapt_retrain_options_init(embedapt_retrain_options* options);
+
+typedef enum {
+  EMBEDAPT_NO_GAIN = 0,    /* nothing beat the base clearly: nothing stored */
+  EMBEDAPT_STORED = 1,     /* stored, not activated (EMBEDAPT_ACTIVATE_NEVER) */
+  EMBEDAPT_NOT_BETTER = 2, /* stored, not activated: the active version is as good */
+  EMBEDAPT_ACTIVATED = 3
+} embedapt_decision;
+
+/* The key numbers of embedapt::RetrainReport (scores are cross-validated
+ * hit@5 / MRR@5 over the logged queries; gain is that of (hit + mrr) / 2 over
+ * the base, with its 95% interval). */
+typedef struct {
+  embedapt_decision decision;
+  uint64_t version; /* the stored version, 0 if none */
+  uint64_t queries;
+  double base_hit, base_mrr;
+  double adapter_hit, adapter_mrr;
+  double gain, gain_low, gain_high;
+  int best_epoch;
+  int epochs_run;
+  double seconds; /* reading, training and storing */
+} embedapt_retrain_report;
+
+/* Trains an adapter from the store's query log, stores it as a version and
+ * activates it per options->activate (NULL options: the defaults). A log
+ * without signal is not an error: EMBEDAPT_OK with EMBEDAPT_NO_GAIN. `report`
+ * may be NULL. */
+embedapt_code embedapt_retrain(embedapt_store* store, const embedapt_retrain_options* options,
+                               embedapt_retrain_report* report, char** error);
+/* Makes `version` the active adapter (0: none); atomic for concurrent searches. */
+embedapt_code embedapt_activate(embedapt_store* store, uint64_t version, char** error);
+/* Re-activates the version active before the current one. */
+embedapt_code embedapt_rollback(embedapt_store* store, char** error);
+
+/* The stored adapter versions, oldest first; free with embedapt_adapters_free(). */
+typedef struct embedapt_adapters embedapt_adapters;
+typedef struct {
+  uint64_t version;
+  uint64_t parent; /* the version active when it was trained (0: none) */
+  int64_t created_unix;
+  int active;               /* 1 for the active version */
+  const char* config_json;  /* valid until embedapt_adapters_free() */
+  const char* metrics_json; /* likewise */
+} embedapt_adapter_info;
+embedapt_code embedapt_list_adapters(const embedapt_store* store, embedapt_adapters** adapters, char** error);
+size_t embedapt_adapters_count(const embedapt_adapters* adapters); /* 0 for NULL */
+embedapt_code embedapt_adapters_get(const embedapt_adapters* adapters, size_t i, embedapt_adapter_info* out,
+                                    char** error);
+void embedapt_adapters_free(embedapt_adapters* adapters);
+
+typedef struct {
+  uint64_t count;
+  int dim;
+  uint64_t active_adapter; /* 0: none */
+  uint64_t adapter_versions;
+  uint64_t logged_queries;
+  uint64_t logged_hits;
+  uint64_t disk_bytes;
+} embedapt_stats;
+embedapt_code embedapt_get_stats(const embedapt_store* store, embedapt_stats* out, char** error);
 
 /* Frees a message or payload this library allocated; NULL is ignored. */
 void embedapt_free(void* p);

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "embedapt/adapter.h"
+#include "embedapt/learn.h"
 #include "embedapt/status.h"
 
 namespace embedapt {
@@ -78,6 +79,10 @@ struct Options {
   // the store was opened read-only. A missing store is Code::kNotFound
   // (create_if_missing does not apply).
   bool read_only = false;
+
+  // Opt-in retraining on a background thread after enough new logged hits
+  // (see embedapt/learn.h). Off unless background_retrain.after_hits > 0.
+  BackgroundRetrain background_retrain;
 };
 
 // Limits on what a store accepts.
@@ -128,12 +133,12 @@ struct AdapterVersion {
   int64_t created_unix = 0;
 };
 
-// One logged (query, relevant document) pair, as the trainer reads it.
-struct LoggedPair {
-  uint64_t query_id = 0;
-  std::vector<float> query;  // raw query vector
-  std::string doc_id;
-  int64_t time_unix = 0;
+// One logged query with the documents users chose for it (its hits), as the
+// trainer reads it.
+struct LoggedQuery {
+  uint64_t id = 0;
+  std::vector<float> vector;         // raw query vector
+  std::vector<std::string> hit_ids;  // the documents chosen, in id order
 };
 
 // A searchable, read-only view of the store under a chosen adapter.
@@ -190,7 +195,10 @@ class Store {
   virtual Status log_query(const float* query, size_t dim, const std::vector<std::string>& result_ids,
                            uint64_t* query_id) = 0;
   virtual Status log_hit(uint64_t query_id, std::string_view doc_id) = 0;
-  virtual Status read_pairs(std::vector<LoggedPair>* out) const = 0;
+  // Calls `fn` for every logged query that has hits, in query id order, as of
+  // one consistent point, until it returns false. Hits whose document was
+  // removed since are included: the log records what users chose.
+  virtual Status scan_log(const std::function<bool(const LoggedQuery&)>& fn) const = 0;
 
   // Adapter versions. put_adapter assigns the version number.
   virtual Status put_adapter(AdapterVersion* version) = 0;

@@ -1,0 +1,139 @@
+// The learning loop: train an adapter from a store's query log, store it as a
+// new version, and activate it per a policy.
+//
+// The loop, from an app:
+//   store->log_query(vector, dim, result_ids, &query_id);  // what the user asked, what they saw
+//   store->log_hit(query_id, chosen_id);                    // what they chose
+//   RetrainReport report;
+//   retrain(store.get(), RetrainOptions(), &report);        // learn; activate only if better
+//
+// retrain() reads the logged queries with their hits and every stored
+// document's raw vector through the store (it never calls the embedder),
+// trains by K-fold cross-validation over the logged queries, and stores a
+// version only if it beats the base model clearly on queries it never saw (so
+// it never ships a regression). Nothing is written before training ends: a
+// crash or cancellation mid-training leaves the store as it was.
+//
+// The same call with the same options and the same store contents stores the
+// same adapter bytes, whether it comes from C++, the C ABI (embedapt_retrain)
+// or the CLI (`embedapt retrain`).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "embedapt/adapter.h"
+#include "embedapt/status.h"
+
+namespace embedapt {
+
+class Store;
+
+// What retrain() does with the version it stored.
+enum class ActivationPolicy {
+  kNever,     // store it only
+  kIfBetter,  // activate it if it beats the active version on the logged queries (or none is active)
+  kAlways,    // activate it
+};
+
+struct RetrainOptions {
+  // The adapter: "linear", "two-layer", "torchscript" (with torchscript_archive
+  // and trust_code) or a kind registered through adapter_plugin.h.
+  std::string kind = "linear";
+  std::string torchscript_archive;  // kind "torchscript": the bytes of the scripted module file
+  AdapterSide side = AdapterSide::kQuery;
+  int hidden = 1024;  // two-layer only
+
+  // Training; 0 or "" mean the trainer's default.
+  int epochs = 0;
+  double lr = 0;
+  std::string loss;         // "corpus", "in-batch" or "hard"
+  double val_fraction = 0;  // share of the logged queries each cross-validation fold holds out
+  uint64_t seed = 42;       // same seed, store contents and threads -> same adapter bytes
+  int threads = 1;          // LibTorch threads while training
+
+  // Checkpoints every `checkpoint_every` optimiser steps to `checkpoint_dir`
+  // ("" : none); with `resume`, continue from the checkpoint there.
+  std::string checkpoint_dir;
+  int checkpoint_every = 50;
+  bool resume = false;
+
+  // Required to train (and to compare against) TorchScript adapters: they are code.
+  bool trust_code = false;
+
+  ActivationPolicy activate = ActivationPolicy::kIfBetter;
+
+  // If set, training stops soon after it becomes true and retrain() returns
+  // Code::kUnavailable, having written nothing.
+  const std::atomic<bool>* cancel = nullptr;
+};
+
+// Validation scores over the logged queries: hit@top_k and MRR@top_k, each
+// query scored by a fold net that never saw it (the base and the incumbent
+// are scored on every query).
+struct RetrainScore {
+  double hit = 0;
+  double mrr = 0;
+};
+
+struct RetrainReport {
+  enum class Decision {
+    kNoGain,     // nothing beat the base clearly enough: nothing stored, the store is unchanged
+    kStored,     // stored as `version`, not activated (policy kNever)
+    kNotBetter,  // stored as `version`, not activated: the active version scores at least as well
+    kActivated,  // stored as `version` and activated
+  };
+  Decision decision = Decision::kNoGain;
+  uint64_t version = 0;          // the stored version (0: none)
+  uint64_t previous_active = 0;  // the version active when retrain() started (0: none)
+
+  size_t queries = 0;       // logged queries trained on
+  size_t pairs = 0;         // their (query, document) hits
+  size_t dropped_hits = 0;  // logged hits whose document is no longer stored (skipped)
+  int folds = 0;
+  int top_k = 0;
+  RetrainScore base;       // the base model (no adapter)
+  RetrainScore adapter;    // the best epoch, cross-validated
+  RetrainScore incumbent;  // the previously active version (if any)
+  // Mean per-query gain of the selection score ((hit + mrr) / 2) over the
+  // base, with its 95% confidence interval (paired, normal approximation).
+  double gain = 0, gain_low = 0, gain_high = 0;
+  int best_epoch = 0;  // 0: no epoch beat the base
+  int epochs_run = 0;
+
+  double read_seconds = 0;   // reading the log and the documents
+  double train_seconds = 0;  // training and validation
+  double store_seconds = 0;  // storing (and activating) the version
+};
+
+const char* DecisionName(RetrainReport::Decision decision);  // "no-gain", "stored", "not-better", "activated"
+
+// Trains from `store`'s query log and stores and activates per `options`.
+// A log without signal is not an error: ok() with decision kNoGain. Errors:
+// kInvalidArgument for bad options or a log too small to validate on,
+// kFailedPrecondition for TorchScript without trust_code, kUnavailable if
+// cancelled, and the store's own errors.
+Status retrain(Store* store, const RetrainOptions& options, RetrainReport* report);
+
+// Retraining in the background (Options::background_retrain): once
+// `after_hits` hits have been logged since the store was opened or last
+// retrained, and at least `min_interval_seconds` after the last background
+// retrain began, the store retrains on its own thread with `retrain`
+// (activating per retrain.activate). Searches and writes go on meanwhile and
+// wait only for the atomic swap of the active adapter (and, for an adapter
+// of side kBoth, writes wait for the index rebuild an activation needs).
+// Closing the store cancels a retrain still training (nothing of it is
+// stored); one already storing its version finishes first. A crash at any
+// point leaves the store as a crash without the retrain would.
+struct BackgroundRetrain {
+  uint64_t after_hits = 0;  // 0: off
+  double min_interval_seconds = 600;
+  RetrainOptions retrain;  // its `cancel` is the store's own
+  // Called on the background thread after each retrain, with its outcome
+  // (a cancelled one too). Must not destroy the store.
+  std::function<void(const Status&, const RetrainReport&)> on_retrain;
+};
+
+}  // namespace embedapt
