@@ -156,7 +156,7 @@ Status StoreImpl::open(const std::string& path, const Options& options, std::uni
   EMBEDAPT_RETURN_IF_ERROR(store->load_meta(!has_db));
   EMBEDAPT_RETURN_IF_ERROR(store->load_active_adapter());
   EMBEDAPT_RETURN_IF_ERROR(store->recover_index());
-  if (options.background_retrain.after_hits > 0) {
+  if (options.background_retrain.after_hits > 0 && !options.read_only) {  // a read-only store logs nothing
     StoreImpl* impl = store.get();
     store->background_ = std::thread([impl] { impl->background_loop(); });
   }
