@@ -1,12 +1,13 @@
 """Turns a `make bench` work directory into tools/bench/results/<date>.json and the
 sections of docs/benchmarks.md between their <!-- NAME:begin --> / <!-- NAME:end -->
-markers (quality, store, encoder).
+markers (quality, store, encoder, retrain).
 
   report.py WORK [--total-seconds S]
 
 WORK holds run.sh's outputs: quality.json (bench.py), store.jsonl (store_bench),
 encoder-cpp.jsonl, encoder-py.jsonl (encoder_bench) and encoder-ingest.jsonl (the
-CLI's ingest of the same texts), venv.json. Adds what the
+CLI's ingest of the same texts), retrain.json (retrain_bench), venv.json.
+`--only retrain` regenerates that one section from retrain.json alone. Adds what the
 raw runs do not compute: medians of the repeated timings, speed ratios, a 95%
 bootstrap interval for nDCG@10 (embedapt eval gives hit and MRR intervals), paired
 permutation p-values of each adapter against LlamaIndex's, the evaluator
@@ -331,6 +332,29 @@ def encoder_markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
+def retrain_markdown(r: dict) -> str:
+    lines = [
+        f"Run of {r['date']}: a store of {r['n']:,} random unit vectors ({r['dim']}-d, cosine, Flat) opened with"
+        " background retraining; one thread searches (k=10, one query at a time) while nothing else runs (idle),"
+        f" then, after {r['log_per_repeat']:,} new logged queries with a hit each, while the background retrain"
+        " they start trains (one LibTorch thread), stores and (if better) activates its adapter (during). "
+        f"{r['repeats']} repeats, each with a new log batch (so later retrains see a longer log); percentiles over"
+        " all repeats' searches; the p99 ratio (during / idle) per repeat, then its median.",
+        "",
+        "| phase | searches | p50 ms | p99 ms |",
+        "|---|---|---|---|",
+        f"| idle | {r['idle_searches']:,} | {r['idle_p50_ms']:.2f} | {r['idle_p99_ms']:.2f} |",
+        f"| during a background retrain | {r['during_searches']:,} | {r['during_p50_ms']:.2f} | {r['during_p99_ms']:.2f} |",
+        "",
+        f"p99 during / idle: **{r['p99_ratio_median']:.2f}x** (median; per repeat:"
+        f" {', '.join(f'{x:.2f}' for x in r['p99_ratios'])}). Training took"
+        f" {', '.join(f'{x:.1f}' for x in r['train_seconds'])} s; decisions: {', '.join(r['decisions'])}."
+        " On a 2-core machine the retrain's thread competes with the search thread for a core, so this measures"
+        " contention for the CPU as well as for the store's locks.",
+    ]
+    return "\n".join(lines)
+
+
 def replace_section(doc: str, name: str, body: str) -> str:
     begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
     if begin not in doc or end not in doc:
@@ -348,8 +372,17 @@ def read_jsonl(path: str) -> list:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("work", help="run.sh's work directory")
-    parser.add_argument("--total-seconds", type=float, required=True, help="wall time of the whole `make bench` run")
+    parser.add_argument("--total-seconds", type=float, help="wall time of the whole `make bench` run")
+    parser.add_argument(
+        "--only", choices=["retrain"], help="regenerate only this section, from its own step's output in WORK"
+    )
     args = parser.parse_args()
+    retrain = read_retrain(args.work)
+    if args.only == "retrain":
+        write_sections({"retrain": retrain_markdown(retrain)})
+        return
+    if args.total_seconds is None:
+        parser.error("--total-seconds is required (unless --only)")
 
     with open(os.path.join(args.work, "quality.json")) as f:
         raw = json.load(f)
@@ -385,17 +418,35 @@ def main() -> None:
         # Per-query scores stay in the work directory; the p-values above use them.
         "quality": strip_per_query(raw["quality"]),
     }
+    result["retrain"] = retrain
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
     out = os.path.join(HERE, "results", f"{date}.json")
     with open(out, "w") as f:
         json.dump(result, f, indent=1)
+    write_sections(
+        {
+            "quality": quality_markdown(result),
+            "store": store_markdown(result),
+            "encoder": encoder_markdown(result),
+            "retrain": retrain_markdown(retrain),
+        }
+    )
+    print(f"report: wrote {out}", file=sys.stderr)
+
+
+def read_retrain(work: str) -> dict:
+    with open(os.path.join(work, "retrain.json")) as f:
+        return {"date": datetime.date.today().isoformat(), **json.load(f)}
+
+
+def write_sections(bodies: dict) -> None:
     with open(DOC) as f:
         doc = f.read()
-    for name, render in (("quality", quality_markdown), ("store", store_markdown), ("encoder", encoder_markdown)):
-        doc = replace_section(doc, name, render(result))
+    for name, body in bodies.items():
+        doc = replace_section(doc, name, body)
     with open(DOC, "w") as f:
         f.write(doc)
-    print(f"report: wrote {out} and docs/benchmarks.md", file=sys.stderr)
+    print(f"report: wrote the {', '.join(bodies)} section(s) of docs/benchmarks.md", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -4,8 +4,9 @@
 #   tools/bench/run.sh BUILD_DIR        (FULL=1 adds the slow peers and the 1M store)
 # Creates the peers' virtual environment (tools/bench/.venv) when requirements.txt
 # changed, runs the quality and training-time benchmark (bench.py), the store
-# benchmark (store_bench) and the encoder benchmark (encoder_bench against
-# sentence-transformers), then writes tools/bench/results/<date>.json and every
+# benchmark (store_bench), the encoder benchmark (encoder_bench against
+# sentence-transformers) and search latency during a background retrain
+# (retrain_bench), then writes tools/bench/results/<date>.json and every
 # section of docs/benchmarks.md (report.py). BENCH_START (seconds since the epoch)
 # makes the reported total start earlier, e.g. at `make bench`'s build.
 set -euo pipefail
@@ -19,7 +20,7 @@ work=${BENCH_WORK:-$here/work}
 venv="$here/.venv"
 repeats=${BENCH_REPEATS:-3}
 
-for tool in embedapt store_bench encoder_bench; do
+for tool in embedapt store_bench encoder_bench retrain_bench; do
   [ -x "$build/bin/$tool" ] || { echo "bench: $build/bin/$tool not found: build first (make bench builds it)" >&2; exit 1; }
 done
 for f in train_dataset.json val_dataset.json; do
@@ -68,5 +69,9 @@ for run in $(seq "$repeats"); do
     --no-cache > /dev/null
   echo "{\"seconds\": $(awk "BEGIN { print $(date +%s.%N) - $t0 }")}" >> "$work/encoder-ingest.jsonl"
 done
+
+# Search latency while the store retrains in the background.
+echo "bench: retrain_bench" >&2
+"$build/bin/retrain_bench" --repeats "$repeats" --dir "$work/retrain_store" > "$work/retrain.json"
 
 "$python" "$here/report.py" "$work" --total-seconds "$(($(date +%s) - start))"
