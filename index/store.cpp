@@ -45,6 +45,8 @@ std::string journal_value(char op, uint64_t iid) {
   return value;
 }
 
+constexpr std::string_view kCursorPrefix = "cursor/";
+
 std::string u64_value(uint64_t v) {
   std::string value;
   codec::put_u64(&value, v);
@@ -279,7 +281,15 @@ Status StoreImpl::load_meta(bool create) {
   }
   s = db_->Get(read, cf(kMeta), "embedder", &embedder_);
   if (!s.ok() && !s.IsNotFound()) return from_rocksdb(s, path_ + ": meta embedder");
-  return Status::OK();
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, cf(kMeta)));
+  for (it->Seek(kCursorPrefix); it->Valid() && it->key().starts_with(kCursorPrefix); it->Next()) {
+    std::string_view value(it->value().data(), it->value().size());
+    uint64_t seq = 0;
+    if (!codec::get_u64(&value, &seq))
+      return Status::Corruption(path_ + ": malformed " + it->key().ToString());
+    cursors_[it->key().ToString().substr(kCursorPrefix.size())] = seq;
+  }
+  return from_rocksdb(it->status(), path_ + ": reading cursors");
 }
 
 Status StoreImpl::check_writable(const char* what) const {
@@ -603,8 +613,10 @@ Status StoreImpl::snapshot_locked() {
   }
   EMBEDAPT_RETURN_IF_ERROR(write_snapshot(snapshot_path(), info, payload));
   snapshot_seq_ = info.seq;
+  uint64_t trim_to = info.seq;
+  for (const auto& [name, seq] : cursors_) trim_to = std::min(trim_to, seq);
   return from_rocksdb(
-      db_->DeleteRange(write_options_, cf(kJournal), codec::key_u64(0), codec::key_u64(info.seq + 1)),
+      db_->DeleteRange(write_options_, cf(kJournal), codec::key_u64(0), codec::key_u64(trim_to + 1)),
       path_ + ": trimming the journal");
 }
 
@@ -639,6 +651,7 @@ Status StoreImpl::get(std::string_view id, Record* out) const {
   }
   out->vector.resize(vector.size() / sizeof(float));
   std::memcpy(out->vector.data(), vector.data(), vector.size());
+  codec::parse_key_u64(iid_key, &out->version);
   return Status::OK();
 }
 
@@ -717,12 +730,112 @@ Status StoreImpl::scan(const std::function<bool(const Record&)>& fn) const {
     }
     record.vector.resize(vector.size() / sizeof(float));
     std::memcpy(record.vector.data(), vector.data(), vector.size());
+    codec::parse_key_u64(std::string_view(it->value().data(), it->value().size()), &record.version);
     if (!fn(record)) break;
   }
   if (status.ok()) status = from_rocksdb(it->status(), path_ + ": scanning");
   it.reset();
   db_->ReleaseSnapshot(snapshot);
   return status;
+}
+
+Status StoreImpl::read_journal(uint64_t after_seq, const std::function<bool(const JournalEntry&)>& fn) const {
+  rocksdb::ReadOptions read;
+  const rocksdb::Snapshot* snapshot = db_->GetSnapshot();
+  read.snapshot = snapshot;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, cf(kJournal)));
+  Status status;
+  JournalEntry entry;
+  bool first = true;
+  std::string doc, vector;
+  for (it->Seek(codec::key_u64(after_seq + 1)); it->Valid(); it->Next(), first = false) {
+    std::string_view value(it->value().data(), it->value().size());
+    if (!codec::parse_key_u64(std::string_view(it->key().data(), it->key().size()), &entry.seq) ||
+        value.size() != 9 || (value[0] != 'a' && value[0] != 'r')) {
+      status = Status::Corruption(path_ + ": malformed journal entry");
+      break;
+    }
+    if (first && entry.seq != after_seq + 1) break;  // trimmed: reported below
+    entry.removed = value[0] == 'r';
+    value.remove_prefix(1);
+    codec::get_u64(&value, &entry.version);
+    entry.record = Record();
+    if (!entry.removed) {
+      const std::string key = codec::key_u64(entry.version);
+      rocksdb::Status s = db_->Get(read, cf(kDocs), key, &doc);
+      if (s.ok()) s = db_->Get(read, cf(kVectors), key, &vector);
+      if (s.ok()) {
+        if (!parse_doc_value(doc, &entry.record.id, &entry.record.payload) ||
+            vector.size() % sizeof(float) != 0) {
+          status = Status::Corruption(path_ + ": record version " + std::to_string(entry.version) +
+                                      " is malformed");
+          break;
+        }
+        entry.record.vector.resize(vector.size() / sizeof(float));
+        std::memcpy(entry.record.vector.data(), vector.data(), vector.size());
+        entry.record.version = entry.version;
+      } else if (!s.IsNotFound()) {
+        status = from_rocksdb(s, path_ + ": reading record version " + std::to_string(entry.version));
+        break;
+      }
+    }
+    if (!fn(entry)) break;
+  }
+  if (status.ok()) status = from_rocksdb(it->status(), path_ + ": reading the journal");
+  if (status.ok() && first) {
+    // Nothing read at after_seq + 1: fine only if nothing was journaled after it.
+    uint64_t last = 0;
+    std::string value;
+    rocksdb::Status s = db_->Get(read, cf(kMeta), "journal_seq", &value);
+    std::string_view in(value);
+    if (s.ok() && !codec::get_u64(&in, &last)) s = rocksdb::Status::Corruption("malformed");
+    if (!s.IsNotFound()) status = from_rocksdb(s, path_ + ": meta journal_seq");
+    if (status.ok() && last > after_seq) {
+      status = Status::FailedPrecondition(path_ + ": the journal no longer holds the mutations after seq " +
+                                          std::to_string(after_seq));
+    }
+  }
+  it.reset();
+  db_->ReleaseSnapshot(snapshot);
+  return status;
+}
+
+Status StoreImpl::put_cursor(std::string_view name, const JournalCursor& cursor) {
+  if (name.empty()) return Status::InvalidArgument("put_cursor: empty name");
+  std::lock_guard<std::mutex> lock(write_mu_);
+  if (cursor.seq > journal_seq_) {
+    return Status::InvalidArgument("put_cursor: seq " + std::to_string(cursor.seq) +
+                                   " is past the journal's " + std::to_string(journal_seq_));
+  }
+  std::string value = u64_value(cursor.seq);
+  value.append(cursor.state);
+  EMBEDAPT_RETURN_IF_ERROR(
+      from_rocksdb(db_->Put(write_options_, cf(kMeta), std::string(kCursorPrefix) + std::string(name), value),
+                   path_ + ": writing cursor '" + std::string(name) + "'"));
+  cursors_[std::string(name)] = cursor.seq;
+  return Status::OK();
+}
+
+Status StoreImpl::get_cursor(std::string_view name, JournalCursor* out) const {
+  std::string value;
+  rocksdb::Status s =
+      db_->Get(rocksdb::ReadOptions(), cf(kMeta), std::string(kCursorPrefix) + std::string(name), &value);
+  if (s.IsNotFound()) return Status::NotFound("no journal cursor '" + std::string(name) + "'");
+  EMBEDAPT_RETURN_IF_ERROR(from_rocksdb(s, path_ + ": reading cursor '" + std::string(name) + "'"));
+  std::string_view in(value);
+  if (!codec::get_u64(&in, &out->seq))
+    return Status::Corruption(path_ + ": malformed cursor " + std::string(name));
+  out->state.assign(in);
+  return Status::OK();
+}
+
+Status StoreImpl::remove_cursor(std::string_view name) {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  EMBEDAPT_RETURN_IF_ERROR(
+      from_rocksdb(db_->Delete(write_options_, cf(kMeta), std::string(kCursorPrefix) + std::string(name)),
+                   path_ + ": removing cursor '" + std::string(name) + "'"));
+  cursors_.erase(std::string(name));
+  return Status::OK();
 }
 
 Status StoreImpl::set_embedder(std::string_view identity) {

@@ -10,7 +10,8 @@
 //
 // Column families (integer keys big-endian, see index/codec.h):
 //   default      meta: format, dim, metric, index spec, embedder, counters,
-//                active adapter and activation history
+//                active adapter and activation history, journal cursors
+//                ("cursor/" + name -> seq + state)
 //   vectors      iid -> raw floats
 //   docs         iid -> id string + payload
 //   ids          id string -> iid
@@ -38,6 +39,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
@@ -87,6 +89,10 @@ class StoreImpl final : public Store {
   Status list_adapters(std::vector<AdapterVersion>* out) const override;
   Status activate_adapter(uint64_t version) override;
   Status rollback_adapter() override;
+  Status read_journal(uint64_t after_seq, const std::function<bool(const JournalEntry&)>& fn) const override;
+  Status put_cursor(std::string_view name, const JournalCursor& cursor) override;
+  Status get_cursor(std::string_view name, JournalCursor* out) const override;
+  Status remove_cursor(std::string_view name) override;
   Status set_embedder(std::string_view identity) override;
   Status stats(StoreStats* out) const override;
   Status verify() const override;
@@ -159,7 +165,8 @@ class StoreImpl final : public Store {
   uint64_t next_query_ = 1;
   uint64_t next_hit_ = 1;
   uint64_t hit_count_ = 0;
-  std::vector<uint64_t> adapter_history_;  // previously active versions, oldest first
+  std::vector<uint64_t> adapter_history_;    // previously active versions, oldest first
+  std::map<std::string, uint64_t> cursors_;  // name -> seq; snapshots keep the journal after the lowest
   std::string embedder_;
   std::string recovery_;
 

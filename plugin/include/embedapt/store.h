@@ -94,6 +94,26 @@ struct Record {
   std::string id;
   std::vector<float> vector;  // as given (raw, never normalised or adapted)
   std::string payload;
+  // Set by get() and scan(), ignored by upsert: every upsert gives the record
+  // a fresh version, never reused, and the journal names versions.
+  uint64_t version = 0;
+};
+
+// One journaled mutation: a record version added, or removed (by remove() or
+// by an upsert that replaced it).
+struct JournalEntry {
+  uint64_t seq = 0;
+  bool removed = false;
+  uint64_t version = 0;
+  // For an addition whose version is still stored: the record. Empty id if
+  // that version was removed since.
+  Record record;
+};
+
+// Where a consumer of the journal (a sync to a remote index) has got to.
+struct JournalCursor {
+  uint64_t seq = 0;   // every mutation up to this journal position is consumed
+  std::string state;  // the consumer's own bytes, kept alongside
 };
 
 struct Hit {
@@ -211,6 +231,19 @@ class Store {
   virtual Status activate_adapter(uint64_t version) = 0;
   // Re-activates the version that was active before the current one.
   virtual Status rollback_adapter() = 0;
+
+  // The journal, for consumers that mirror the store elsewhere. read_journal
+  // calls `fn` for each mutation after `after_seq`, oldest first, until it
+  // returns false; Code::kFailedPrecondition if some of them are no longer kept.
+  // Snapshots trim the journal they cover, except what follows the lowest
+  // cursor: a consumer that keeps its position in a cursor can always catch
+  // up from it. A cursor nobody follows any more must be removed, or the
+  // journal grows without bound. A cursor's seq may not pass journal_seq.
+  virtual Status read_journal(uint64_t after_seq,
+                              const std::function<bool(const JournalEntry&)>& fn) const = 0;
+  virtual Status put_cursor(std::string_view name, const JournalCursor& cursor) = 0;
+  virtual Status get_cursor(std::string_view name, JournalCursor* out) const = 0;  // kNotFound if none
+  virtual Status remove_cursor(std::string_view name) = 0;                         // no-op if none
 
   // Identity of the embedder whose vectors this store holds; set once, then
   // adapters trained for another embedder are refused.
