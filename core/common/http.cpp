@@ -152,6 +152,14 @@ Attempt send_once(const HttpRequest& request, const RetryPolicy& policy, HttpRes
   curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, append_header);
   curl_easy_setopt(curl, CURLOPT_HEADERDATA, &response->headers);
   curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
+  if (request.http2) {
+    curl_easy_setopt(curl, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
+    // A connection per request: a second request on a kept prior-knowledge
+    // connection fails (seen with curl 7.88 against Milvus 2.3's gRPC port),
+    // and the callers send few such requests.
+    curl_easy_setopt(curl, CURLOPT_FRESH_CONNECT, 1L);
+    curl_easy_setopt(curl, CURLOPT_FORBID_REUSE, 1L);
+  }
   if (request.method == "GET") {
     curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
   } else {

@@ -21,12 +21,13 @@ struct HttpRequest {
   std::string url;
   std::vector<std::string> headers;  // "Name: value"
   std::string body;
+  bool http2 = false;  // HTTP/2 from the first byte, no upgrade (gRPC over cleartext); not kept alive
 };
 
 struct HttpResponse {
   long status = 0;
   std::string body;
-  std::map<std::string, std::string> headers;  // names lower-cased
+  std::map<std::string, std::string> headers;  // names lower-cased; HTTP/2 trailers too
 };
 
 struct RetryPolicy {
