@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps models build test demo bench sanitize format tidy clean
+.PHONY: all deps models build test demo bench sanitize format tidy clean milvus-venv milvus-check
 
 all: build
 
@@ -19,8 +19,21 @@ $(BUILD)/CMakeCache.txt:
 build: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 
-test: deps models build
+test: deps models build milvus-venv
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+# The embedded Milvus server the Milvus tests start (tools/milvus/serve.py).
+MILVUS_VENV = $(BUILD)/milvus-venv
+milvus-venv: $(MILVUS_VENV)/.installed
+$(MILVUS_VENV)/.installed: tools/milvus/requirements.txt
+	python3 -m venv $(MILVUS_VENV)
+	$(MILVUS_VENV)/bin/pip install -q -r tools/milvus/requirements.txt
+	touch $@
+
+# The Milvus checks on the shared 10-K data (minutes: it embeds ~2400 texts once).
+milvus-check: deps models milvus-venv $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS) --target embedapt_cli
+	tools/milvus/check_10k.sh $(BUILD)
 
 # The demo builds only the CLI it runs; `make test` builds the tests.
 demo:

@@ -153,7 +153,8 @@ Status evaluate(const Store& store, Embedder& embedder, const QaDataset& dataset
   systems.insert(systems.end(), adapters.begin(), adapters.end());
   for (const EvalSystem& system : systems) {
     std::unique_ptr<SearchView> view;
-    EMBEDAPT_RETURN_IF_ERROR(store.view(system.adapter, &view).WithContext("adapter " + system.name));
+    Status made = options.views ? options.views(system.adapter, &view) : store.view(system.adapter, &view);
+    EMBEDAPT_RETURN_IF_ERROR(made.WithContext("adapter " + system.name));
     SystemResult result;
     result.name = system.name;
     result.source = system.source;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -30,6 +31,10 @@ struct EvalOptions {
   int resamples = 10000;       // bootstrap resamples and permutations
   size_t batch_size = 128;     // queries embedded and searched at a time
   bool show_progress = false;  // progress bar on stderr
+  // Where each system's searches go: a view for its adapter (nullptr: none).
+  // Unset: the store's own index (Store::view); e.g. milvus_view() scores a
+  // Milvus collection synced from the store with the same numbers.
+  std::function<Status(std::shared_ptr<const Adapter>, std::unique_ptr<SearchView>*)> views;
 };
 
 struct QueryScore {
@@ -71,7 +76,7 @@ struct EvalReport {
 };
 
 // Embeds every query of `dataset` once (the embedder's query side), then
-// searches the store through Store::view() for the base and for each of
+// searches the store through Store::view() (or options.views) for the base and for each of
 // `adapters` (in order; a nullptr adapter is refused: the base is always
 // results[0]). Fails with Code::kFailedPrecondition if the store's vectors
 // came from another embedder, or the dimensions differ.

@@ -45,5 +45,6 @@ void add_split_command(CLI::App& app);
 void add_retrain_command(CLI::App& app);
 void add_adapters_command(CLI::App& app);
 void add_generate_command(CLI::App& app);
+void add_milvus_command(CLI::App& app);
 
 }  // namespace embedapt::cli

@@ -18,6 +18,7 @@
 #include "core/eval/evaluator.h"
 #include "embedapt/adapter.h"
 #include "embedapt/embedder.h"
+#include "embedapt/milvus.h"
 #include "embedapt/store.h"
 #include "tools/cli/cli.h"
 
@@ -36,6 +37,8 @@ struct EvalArgs {
   std::string cache_dir;
   bool trust_code = false;
   uint64_t seed = 0;
+  std::string milvus_uri;
+  std::string milvus_collection;
 };
 
 bool all_digits(const std::string& s) {
@@ -172,6 +175,15 @@ void run_eval(const EvalArgs& args) {
   options.top_k = args.top_k;
   options.seed = args.seed;
   options.show_progress = isatty(STDERR_FILENO);  // no carriage-return noise in logs
+  if (args.milvus_uri.empty() != args.milvus_collection.empty()) {
+    throw Failure{"--milvus and --collection go together"};
+  }
+  const MilvusCollection collection{args.milvus_uri, args.milvus_collection};
+  if (!args.milvus_uri.empty()) {
+    options.views = [&](std::shared_ptr<const Adapter> adapter, std::unique_ptr<SearchView>* out) {
+      return milvus_view(*store, collection, std::move(adapter), out);
+    };
+  }
   EvalReport report;
   check(evaluate(*store, *embedder, dataset, systems, options, &report));
 
@@ -211,6 +223,9 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--seed", args->seed, "Seed of the bootstrap and the permutation test")
       ->capture_default_str();
   cmd->add_flag("--trust-code", args->trust_code, "Allow TorchScript adapters (they run code from the file)");
+  cmd->add_option("--milvus", args->milvus_uri,
+                  "Search this Milvus server (http://HOST:PORT) instead of the store's index");
+  cmd->add_option("--collection", args->milvus_collection, "The Milvus collection synced from the store");
   cmd->callback([args] { run_eval(*args); });
 }
 

@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   add_retrain_command(app);
   add_adapters_command(app);
   add_generate_command(app);
+  add_milvus_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
