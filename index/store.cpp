@@ -801,6 +801,7 @@ Status StoreImpl::read_journal(uint64_t after_seq, const std::function<bool(cons
 }
 
 Status StoreImpl::put_cursor(std::string_view name, const JournalCursor& cursor) {
+  EMBEDAPT_RETURN_IF_ERROR(check_writable("put_cursor"));
   if (name.empty()) return Status::InvalidArgument("put_cursor: empty name");
   std::lock_guard<std::mutex> lock(write_mu_);
   if (cursor.seq > journal_seq_) {
@@ -830,6 +831,7 @@ Status StoreImpl::get_cursor(std::string_view name, JournalCursor* out) const {
 }
 
 Status StoreImpl::remove_cursor(std::string_view name) {
+  EMBEDAPT_RETURN_IF_ERROR(check_writable("remove_cursor"));
   std::lock_guard<std::mutex> lock(write_mu_);
   EMBEDAPT_RETURN_IF_ERROR(
       from_rocksdb(db_->Delete(write_options_, cf(kMeta), std::string(kCursorPrefix) + std::string(name)),
