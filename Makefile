@@ -55,6 +55,7 @@ SAN ?= address
 SAN_BUILD = build-$(if $(filter thread,$(SAN)),tsan,asan)
 sanitize: deps models
 	cmake -S . -B $(SAN_BUILD) -DEMBEDAPT_SANITIZE=$(SAN) -DCMAKE_BUILD_TYPE=Debug
+	@$(MAKE) --no-print-directory milvus-venv BUILD=$(SAN_BUILD)
 	cmake --build $(SAN_BUILD) -j $(JOBS)
 	cd $(SAN_BUILD) && ctest --output-on-failure -j $(JOBS)
 
