@@ -44,14 +44,14 @@ class AdapterView final : public SearchView {
         own_(std::move(own)),
         live_doc_version_(live_doc_version) {}
 
-  Status search(const float* queries, size_t n, int k,
+  Status search(const float* queries, size_t n, const SearchOptions& options,
                 std::vector<std::vector<Hit>>* results) const override {
     StoreImpl::SearchTarget target;
     target.index = own_.get();
     target.active_adapter = false;
     target.query_adapter = adapter_.get();
     target.live_doc_version = live_doc_version_;
-    return store_->search_with(target, queries, n, k, results);
+    return store_->search_with(target, queries, n, options, results);
   }
 
  private:

@@ -655,21 +655,23 @@ Status StoreImpl::get(std::string_view id, Record* out) const {
   return Status::OK();
 }
 
-Status StoreImpl::search(const float* query, size_t dim, int k, std::vector<Hit>* hits) const {
+Status StoreImpl::search(const float* query, size_t dim, const SearchOptions& options,
+                         std::vector<Hit>* hits) const {
   std::vector<std::vector<Hit>> results;
   if (dim != size_t(options_.dim)) return validate_vector(query, dim, "search");
-  EMBEDAPT_RETURN_IF_ERROR(search_with(SearchTarget(), query, 1, k, &results));
+  EMBEDAPT_RETURN_IF_ERROR(search_with(SearchTarget(), query, 1, options, &results));
   *hits = std::move(results[0]);
   return Status::OK();
 }
 
-Status StoreImpl::search_batch(const float* queries, size_t n, int k,
+Status StoreImpl::search_batch(const float* queries, size_t n, const SearchOptions& options,
                                std::vector<std::vector<Hit>>* results) const {
-  return search_with(SearchTarget(), queries, n, k, results);
+  return search_with(SearchTarget(), queries, n, options, results);
 }
 
-Status StoreImpl::search_with(const SearchTarget& target, const float* queries, size_t n, int k,
-                              std::vector<std::vector<Hit>>* results) const {
+Status StoreImpl::search_with(const SearchTarget& target, const float* queries, size_t n,
+                              const SearchOptions& options, std::vector<std::vector<Hit>>* results) const {
+  const int k = options.k;
   if (k <= 0) return Status::InvalidArgument("search: k must be positive, got " + std::to_string(k));
   for (size_t i = 0; i < n; ++i) {
     EMBEDAPT_RETURN_IF_ERROR(

@@ -75,8 +75,9 @@ class StoreImpl final : public Store {
   Status upsert_batch(const std::vector<Record>& records) override;
   Status remove(std::string_view id) override;
   Status get(std::string_view id, Record* out) const override;
-  Status search(const float* query, size_t dim, int k, std::vector<Hit>* hits) const override;
-  Status search_batch(const float* queries, size_t n, int k,
+  Status search(const float* query, size_t dim, const SearchOptions& options,
+                std::vector<Hit>* hits) const override;
+  Status search_batch(const float* queries, size_t n, const SearchOptions& options,
                       std::vector<std::vector<Hit>>* results) const override;
   Status view(std::shared_ptr<const Adapter> adapter, std::unique_ptr<SearchView>* out) const override;
   Status scan(const std::function<bool(const Record&)>& fn) const override;
@@ -110,8 +111,8 @@ class StoreImpl final : public Store {
     uint64_t live_doc_version = 0;
   };
   // Searches `n` raw queries of the store's dim.
-  Status search_with(const SearchTarget& target, const float* queries, size_t n, int k,
-                     std::vector<std::vector<Hit>>* results) const;
+  Status search_with(const SearchTarget& target, const float* queries, size_t n,
+                     const SearchOptions& options, std::vector<std::vector<Hit>>* results) const;
   // Whether `adapter` maps documents the way the live index was built; if so,
   // *doc_version is the live index's document-side version at that moment.
   bool live_index_serves(const Adapter* adapter, uint64_t* doc_version) const;

@@ -177,7 +177,7 @@ void crash_rounds(const std::string& spec, int rounds, uint32_t seed) {
     replays += stats.recovery.find("replayed") != std::string::npos;
     for (const auto& [id, record] : state) {  // every record is searchable
       std::vector<Hit> hits;
-      REQUIRE(store->search(record.vector.data(), kDim, 3, &hits).ok());
+      REQUIRE(store->search(record.vector.data(), kDim, {3}, &hits).ok());
       bool found_it = false;
       for (const Hit& h : hits) found_it |= h.id == id;
       INFO("round " << round << ": " << id << " not found by its own vector");

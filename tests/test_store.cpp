@@ -135,7 +135,7 @@ TEST_CASE("Flat search equals brute force under every metric", "[store]") {
       insert(store.get(), docs, dim);
       std::vector<float> queries = random_vectors(20, dim, 2);
       std::vector<std::vector<Hit>> results;
-      REQUIRE(store->search_batch(queries.data(), 20, k, &results).ok());
+      REQUIRE(store->search_batch(queries.data(), 20, {k}, &results).ok());
       for (size_t q = 0; q < 20; ++q) {
         std::vector<size_t> expected = brute_force(docs, queries.data() + q * dim, dim, metric, k);
         REQUIRE(results[q].size() == size_t(k));
@@ -149,7 +149,7 @@ TEST_CASE("Flat search equals brute force under every metric", "[store]") {
                                : results[q][0].score >= results[q][k - 1].score));
       }
       std::vector<Hit> single;
-      REQUIRE(store->search(queries.data(), dim, k, &single).ok());
+      REQUIRE(store->search(queries.data(), dim, {k}, &single).ok());
       CHECK(ids_of(single) == ids_of(results[0]));
       REQUIRE(store->verify().ok());
     }
@@ -172,7 +172,7 @@ TEST_CASE("Upsert replaces, remove deletes, get and scan read back", "[store]") 
   CHECK(r.payload == std::string("bin\0ary", 7));
 
   std::vector<Hit> hits;
-  REQUIRE(store->search(a.data(), dim, 5, &hits).ok());
+  REQUIRE(store->search(a.data(), dim, {5}, &hits).ok());
   CHECK(hits.size() == 2);  // the old vector of x is gone
   StoreStats stats;
   REQUIRE(store->stats(&stats).ok());
@@ -181,7 +181,7 @@ TEST_CASE("Upsert replaces, remove deletes, get and scan read back", "[store]") 
   REQUIRE(store->remove("x").ok());
   CHECK(store->get("x", &r).code() == Code::kNotFound);
   CHECK(store->remove("x").code() == Code::kNotFound);
-  REQUIRE(store->search(b.data(), dim, 5, &hits).ok());
+  REQUIRE(store->search(b.data(), dim, {5}, &hits).ok());
   CHECK(ids_of(hits) == std::vector<std::string>{"y"});
 
   std::vector<std::string> scanned;
@@ -254,7 +254,7 @@ TEST_CASE("A store persists: snapshot on close, journal replay after a crash", "
     insert(store.get(), docs, dim);
     REQUIRE(store->remove("doc7").ok());
     std::vector<Hit> hits;
-    REQUIRE(store->search(query.data(), dim, 10, &hits).ok());
+    REQUIRE(store->search(query.data(), dim, {10}, &hits).ok());
     before = ids_of(hits);
   }
   StoreStats stats;
@@ -268,7 +268,7 @@ TEST_CASE("A store persists: snapshot on close, journal replay after a crash", "
     CHECK(stats.snapshot_seq == stats.journal_seq);
     CHECK(stats.recovery.find("snapshot at seq") != std::string::npos);
     std::vector<Hit> hits;
-    REQUIRE(store->search(query.data(), dim, 10, &hits).ok());
+    REQUIRE(store->search(query.data(), dim, {10}, &hits).ok());
     CHECK(ids_of(hits) == before);
   }
   // A child writes after the snapshot and dies without closing: the reopened
@@ -294,7 +294,7 @@ TEST_CASE("A store persists: snapshot on close, journal replay after a crash", "
   CHECK(store->get("doc8", &r).code() == Code::kNotFound);
   REQUIRE(store->get("late3", &r).ok());
   std::vector<Hit> hits;
-  REQUIRE(store->search(r.vector.data(), dim, 1, &hits).ok());
+  REQUIRE(store->search(r.vector.data(), dim, {1}, &hits).ok());
   CHECK(hits.at(0).id == "late3");
   REQUIRE(store->verify().ok());
 }
@@ -317,7 +317,7 @@ TEST_CASE("A corrupt snapshot is detected and the index rebuilt from RocksDB", "
     CHECK(stats.recovery.find("checksum mismatch") != std::string::npos);
     CHECK(stats.count == 200);
     std::vector<Hit> hits;
-    REQUIRE(store->search(docs.data() + 5 * dim, dim, 1, &hits).ok());
+    REQUIRE(store->search(docs.data() + 5 * dim, dim, {1}, &hits).ok());
     CHECK(hits.at(0).id == "doc5");
     REQUIRE(store->verify().ok());
   }
@@ -340,7 +340,7 @@ TEST_CASE("HNSW deletes by tombstone and rebuilds when they pile up", "[store]")
   for (int i = 0; i < 40; ++i) REQUIRE(store->remove("doc" + std::to_string(i)).ok());
   std::vector<Hit> hits;
   for (int i = 0; i < 40; ++i) {
-    REQUIRE(store->search(docs.data() + i * dim, dim, 5, &hits).ok());
+    REQUIRE(store->search(docs.data() + i * dim, dim, {5}, &hits).ok());
     CHECK(hits.size() == 5);
     for (const Hit& h : hits) CHECK(h.id != "doc" + std::to_string(i));
   }
@@ -351,12 +351,12 @@ TEST_CASE("HNSW deletes by tombstone and rebuilds when they pile up", "[store]")
   StoreStats stats;
   REQUIRE(store->stats(&stats).ok());
   CHECK(stats.count == size_t(n - 300));
-  REQUIRE(store->search(docs.data() + 350 * dim, dim, 3, &hits).ok());
+  REQUIRE(store->search(docs.data() + 350 * dim, dim, {3}, &hits).ok());
   CHECK(hits.at(0).id == "doc350");
   store.reset();
   store = open_store(dir.path, Options());
   REQUIRE(store->verify().ok());
-  REQUIRE(store->search(docs.data() + 10 * dim, dim, 100, &hits).ok());
+  REQUIRE(store->search(docs.data() + 10 * dim, dim, {100}, &hits).ok());
   for (const Hit& h : hits) CHECK(h.id != "doc10");
 }
 
@@ -369,7 +369,7 @@ TEST_CASE("IVF indexes stage vectors until there are enough to train", "[store]"
     std::vector<float> first(docs.begin(), docs.begin() + 100 * dim);
     insert(store.get(), first, dim);
     std::vector<Hit> hits;
-    REQUIRE(store->search(docs.data() + 42 * dim, dim, 1, &hits).ok());  // exact while staging
+    REQUIRE(store->search(docs.data() + 42 * dim, dim, {1}, &hits).ok());  // exact while staging
     CHECK(hits.at(0).id == "doc42");
     std::vector<float> rest(docs.begin() + 100 * dim, docs.end());
     insert(store.get(), rest, dim, 100);
@@ -382,11 +382,11 @@ TEST_CASE("IVF indexes stage vectors until there are enough to train", "[store]"
   CHECK(stats.index_spec == "IVF4,Flat");
   std::vector<Hit> hits;
   for (int i : {0, 150, 399}) {  // a vector's own cell is always probed
-    REQUIRE(store->search(docs.data() + i * dim, dim, 1, &hits).ok());
+    REQUIRE(store->search(docs.data() + i * dim, dim, {1}, &hits).ok());
     CHECK(hits.at(0).id == "doc" + std::to_string(i));
   }
   REQUIRE(store->remove("doc150").ok());
-  REQUIRE(store->search(docs.data() + 150 * dim, dim, 1, &hits).ok());
+  REQUIRE(store->search(docs.data() + 150 * dim, dim, {1}, &hits).ok());
   CHECK(hits.at(0).id != "doc150");
   REQUIRE(store->verify().ok());
 }
@@ -412,10 +412,10 @@ TEST_CASE("Bad input gets a typed error, never a crash", "[store]") {
   Record r;
   CHECK(store->get("nope", &r).code() == Code::kNotFound);
   std::vector<Hit> hits;
-  CHECK(store->search(v.data(), 5, 3, &hits).code() == Code::kInvalidArgument);
-  CHECK(store->search(with_nan.data(), dim, 3, &hits).code() == Code::kInvalidArgument);
-  CHECK(store->search(v.data(), dim, 0, &hits).code() == Code::kInvalidArgument);
-  REQUIRE(store->search(v.data(), dim, 1000, &hits).ok());  // k beyond the count
+  CHECK(store->search(v.data(), 5, {3}, &hits).code() == Code::kInvalidArgument);
+  CHECK(store->search(with_nan.data(), dim, {3}, &hits).code() == Code::kInvalidArgument);
+  CHECK(store->search(v.data(), dim, {0}, &hits).code() == Code::kInvalidArgument);
+  REQUIRE(store->search(v.data(), dim, {1000}, &hits).ok());  // k beyond the count
   CHECK(hits.size() == 1);
   store.reset();
 
@@ -574,7 +574,7 @@ TEST_CASE("Adapter versions: activation, document-side rebuild, views and rollba
   CHECK(store->get_adapter(9, &fetched).code() == Code::kNotFound);
 
   std::vector<std::vector<Hit>> raw, adapted, viewed;
-  REQUIRE(store->search_batch(queries.data(), 10, 5, &raw).ok());
+  REQUIRE(store->search_batch(queries.data(), 10, {5}, &raw).ok());
 
   // A view under the document-side adapter needs its own index.
   AdapterVersion stored;
@@ -583,10 +583,10 @@ TEST_CASE("Adapter versions: activation, document-side rebuild, views and rollba
   REQUIRE(load_adapter(stored.config_json, stored.weights, AdapterLoadOptions(), &loaded).ok());
   std::unique_ptr<SearchView> view;
   REQUIRE(store->view(std::shared_ptr<const Adapter>(std::move(loaded)), &view).ok());
-  REQUIRE(view->search(queries.data(), 10, 5, &viewed).ok());
+  REQUIRE(view->search(queries.data(), 10, {5}, &viewed).ok());
 
   REQUIRE(store->activate_adapter(1).ok());
-  REQUIRE(store->search_batch(queries.data(), 10, 5, &adapted).ok());
+  REQUIRE(store->search_batch(queries.data(), 10, {5}, &adapted).ok());
   bool changed = false;
   for (int q = 0; q < 10; ++q) {
     CHECK(ids_of(adapted[q]) == ids_of(viewed[q]));
@@ -599,13 +599,13 @@ TEST_CASE("Adapter versions: activation, document-side rebuild, views and rollba
   std::vector<float> extra = random_vectors(1, dim, 13);
   REQUIRE(store->upsert("extra", extra.data(), dim, "").ok());
   std::vector<Hit> hits;
-  REQUIRE(store->search(extra.data(), dim, 1, &hits).ok());
+  REQUIRE(store->search(extra.data(), dim, {1}, &hits).ok());
   CHECK(hits.at(0).id == "extra");
   REQUIRE(store->remove("extra").ok());
 
   // Query side: the ranking reverses.
   REQUIRE(store->activate_adapter(2).ok());
-  REQUIRE(store->search(docs.data(), dim, 1, &hits).ok());
+  REQUIRE(store->search(docs.data(), dim, {1}, &hits).ok());
   CHECK(hits.at(0).id != "doc0");
   StoreStats stats;
   REQUIRE(store->stats(&stats).ok());
@@ -619,10 +619,10 @@ TEST_CASE("Adapter versions: activation, document-side rebuild, views and rollba
   REQUIRE(store->stats(&stats).ok());
   CHECK(stats.active_adapter == 1);
   CHECK(stats.recovery.find("snapshot") != std::string::npos);
-  REQUIRE(store->search_batch(queries.data(), 10, 5, &viewed).ok());
+  REQUIRE(store->search_batch(queries.data(), 10, {5}, &viewed).ok());
   for (int q = 0; q < 10; ++q) CHECK(ids_of(viewed[q]) == ids_of(adapted[q]));
   REQUIRE(store->rollback_adapter().ok());
-  REQUIRE(store->search_batch(queries.data(), 10, 5, &viewed).ok());
+  REQUIRE(store->search_batch(queries.data(), 10, {5}, &viewed).ok());
   for (int q = 0; q < 10; ++q) CHECK(ids_of(viewed[q]) == ids_of(raw[q]));
   CHECK(store->rollback_adapter().code() == Code::kFailedPrecondition);
   REQUIRE(store->verify().ok());
@@ -651,21 +651,21 @@ TEST_CASE("A view on the live index fails once an activation rebuilds it for ano
   std::unique_ptr<SearchView> plain;
   REQUIRE(store->view(nullptr, &plain).ok());
   std::vector<std::vector<Hit>> results;
-  REQUIRE(plain->search(docs.data(), 1, 3, &results).ok());
+  REQUIRE(plain->search(docs.data(), 1, {3}, &results).ok());
   REQUIRE(store->activate_adapter(query_only.version).ok());
-  REQUIRE(plain->search(docs.data(), 1, 3, &results).ok());
+  REQUIRE(plain->search(docs.data(), 1, {3}, &results).ok());
   CHECK(results.at(0).at(0).id == "doc0");
 
   // Activating the document-side adapter rebuilds the live index under it:
   // the raw view would now send raw queries into transformed documents.
   REQUIRE(store->activate_adapter(both.version).ok());
-  Status stale = plain->search(docs.data(), 1, 3, &results);
+  Status stale = plain->search(docs.data(), 1, {3}, &results);
   CHECK(stale.code() == Code::kFailedPrecondition);
   CHECK(stale.message().find("make a new view") != std::string::npos);
 
   // Back to raw documents: the live index is again the one the view chose.
   REQUIRE(store->activate_adapter(0).ok());
-  REQUIRE(plain->search(docs.data(), 1, 3, &results).ok());
+  REQUIRE(plain->search(docs.data(), 1, {3}, &results).ok());
   CHECK(results.at(0).at(0).id == "doc0");
 }
 

@@ -58,7 +58,7 @@ TEST_CASE("Searches run while one thread writes and swaps adapters", "[store][co
       while (!done) {
         int i = pick() % stable;
         std::vector<Hit> hits;
-        if (!store->search(docs.data() + i * dim, dim, 3, &hits).ok()) {
+        if (!store->search(docs.data() + i * dim, dim, {3}, &hits).ok()) {
           ++errors;
         } else if (hits.empty() || hits[0].id != "stable" + std::to_string(i)) {
           ++misses;

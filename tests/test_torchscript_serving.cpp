@@ -91,7 +91,7 @@ using Results = std::vector<std::vector<Hit>>;
 
 Results search_all(const Store& store, const TrainingSet& task, int k = 5) {
   Results results;
-  REQUIRE(store.search_batch(task.queries.data.data(), task.queries.rows, k, &results).ok());
+  REQUIRE(store.search_batch(task.queries.data.data(), task.queries.rows, {k}, &results).ok());
   return results;
 }
 
@@ -100,7 +100,7 @@ Results search_base(const Store& store, const std::vector<float>& queries, size_
   std::unique_ptr<SearchView> base;
   REQUIRE(store.view(nullptr, &base).ok());
   Results results;
-  REQUIRE(base->search(queries.data(), n, k, &results).ok());
+  REQUIRE(base->search(queries.data(), n, {k}, &results).ok());
   return results;
 }
 
@@ -283,7 +283,7 @@ TEST_CASE("a both-side TorchScript adapter maps the documents and survives a tru
     std::unique_ptr<SearchView> view;  // an index built separately under the same adapter
     REQUIRE(store->view(shared, &view).ok());
     Results expected;
-    REQUIRE(view->search(task.queries.data.data(), task.queries.rows, 5, &expected).ok());
+    REQUIRE(view->search(task.queries.data.data(), task.queries.rows, {5}, &expected).ok());
     check_same(adapted, expected);
     CHECK(store->verify().ok());
   }

@@ -71,7 +71,7 @@ Status score_system(const SearchView& view, const std::vector<float>& query_vect
     const size_t count = std::min(n - start, options.batch_size);
     hits.clear();
     EMBEDAPT_RETURN_IF_ERROR(
-        view.search(query_vectors.data() + start * static_cast<size_t>(dim), count, depth, &hits));
+        view.search(query_vectors.data() + start * static_cast<size_t>(dim), count, {depth}, &hits));
     if (hits.size() != count) {
       return Status::Internal("search returned " + std::to_string(hits.size()) + " result lists for " +
                               std::to_string(count) + " queries");

@@ -89,7 +89,7 @@ nlohmann::json compare_search(const Store& store, const faiss::Index& raw, const
         bool store_turn = (turn == 0) == (q % 2 == 0);
         auto t = Clock::now();
         if (store_turn) {
-          die(store.search(query, dim, k, &hits), "search");
+          die(store.search(query, dim, {k}, &hits), "search");
         } else {
           raw.search(1, query, k, distances.data(), labels.data());
         }

@@ -56,7 +56,7 @@ void run_search(const SearchArgs& args) {
                   std::to_string(stats.dim)};
   }
   std::vector<std::vector<Hit>> results;
-  check(store->search_batch(queries.data.data(), queries.rows, args.k, &results));
+  check(store->search_batch(queries.data.data(), queries.rows, {args.k}, &results));
   if (args.json_out.empty()) {
     print_table(results);
   } else {

@@ -161,12 +161,23 @@ struct LoggedQuery {
   std::vector<std::string> hit_ids;  // the documents chosen, in id order
 };
 
+// How a search runs. search(query, dim, {10}, &hits) asks for 10 hits with
+// the defaults for the rest.
+struct SearchOptions {
+  SearchOptions() = default;
+  SearchOptions(int k_) : k(k_) {}  // implicit, for the {10} shorthand
+
+  // Hits wanted per query; must be positive. A search returns min(k, live
+  // records) hits, fewer only when an approximate index misses some.
+  int k = 10;
+};
+
 // A searchable, read-only view of the store under a chosen adapter.
 class SearchView {
  public:
   virtual ~SearchView() = default;
   // Searches `n` raw query vectors (n * dim floats); results best first.
-  virtual Status search(const float* queries, size_t n, int k,
+  virtual Status search(const float* queries, size_t n, const SearchOptions& options,
                         std::vector<std::vector<Hit>>* results) const = 0;
 };
 
@@ -194,8 +205,9 @@ class Store {
   virtual Status get(std::string_view id, Record* out) const = 0;
 
   // Nearest neighbours of a raw query (the active adapter, if any, is applied).
-  virtual Status search(const float* query, size_t dim, int k, std::vector<Hit>* hits) const = 0;
-  virtual Status search_batch(const float* queries, size_t n, int k,
+  virtual Status search(const float* query, size_t dim, const SearchOptions& options,
+                        std::vector<Hit>* hits) const = 0;
+  virtual Status search_batch(const float* queries, size_t n, const SearchOptions& options,
                               std::vector<std::vector<Hit>>* results) const = 0;
 
   // A view that searches as if `adapter` were active (nullptr: no adapter).
