@@ -10,6 +10,8 @@
 
 #include "core/common/rocksdb_status.h"
 #include "index/codec.h"
+#include "index/filter.h"
+#include "index/metadata.h"
 #include "index/snapshot.h"
 #include "index/store_impl.h"
 
@@ -21,7 +23,8 @@ namespace {
 constexpr std::string_view kFormat = "embedapt-store-1";
 const char* const kColumnFamilyNames[kColumnFamilyCount] = {
     "default",  // rocksdb::kDefaultColumnFamilyName; meta lives there
-    "vectors", "docs", "ids", "journal", "adapters", "queries", "query_hashes", "hits", "hit_pairs"};
+    "vectors",  "docs", "ids", "journal", "adapters", "queries", "query_hashes", "hits", "hit_pairs",
+    "metadata", "metadata_index"};
 
 // Rows per chunk when rebuilding an index from RocksDB.
 constexpr size_t kRebuildChunk = 4096;
@@ -455,6 +458,7 @@ Status StoreImpl::upsert(std::string_view id, const float* vector, size_t dim, s
 
 Status StoreImpl::upsert_batch(const std::vector<Record>& records) {
   EMBEDAPT_RETURN_IF_ERROR(check_writable("upsert"));
+  std::vector<nlohmann::json> metadata(records.size(), nlohmann::json::object());
   for (size_t i = 0; i < records.size(); ++i) {
     const Record& r = records[i];
     std::string what = "record " + std::to_string(i) + " ('" + r.id.substr(0, 64) + "')";
@@ -467,6 +471,7 @@ Status StoreImpl::upsert_batch(const std::vector<Record>& records) {
                                      " bytes exceeds " + std::to_string(kMaxPayloadBytes));
     }
     EMBEDAPT_RETURN_IF_ERROR(validate_vector(r.vector.data(), r.vector.size(), what));
+    if (!r.metadata.empty()) EMBEDAPT_RETURN_IF_ERROR(ParseMetadata(r.metadata, what, &metadata[i]));
   }
   if (records.empty()) return Status::OK();
 
@@ -474,10 +479,12 @@ Status StoreImpl::upsert_batch(const std::vector<Record>& records) {
   rocksdb::WriteBatch batch;
   uint64_t next_iid = next_iid_, seq = journal_seq_;
   std::unordered_map<std::string_view, uint64_t> in_batch;  // id -> iid assigned in this batch
+  std::unordered_map<uint64_t, const nlohmann::json*> batch_metadata;  // iid -> its metadata, this batch
   std::vector<int64_t> add_ids, remove_ids;
   std::vector<float> raw;
   raw.reserve(records.size() * options_.dim);
-  for (const Record& r : records) {
+  for (size_t i = 0; i < records.size(); ++i) {
+    const Record& r = records[i];
     uint64_t old = 0;
     if (auto found = in_batch.find(r.id); found != in_batch.end()) {
       old = found->second;
@@ -490,9 +497,9 @@ Status StoreImpl::upsert_batch(const std::vector<Record>& records) {
       if (!s.ok() && !s.IsNotFound()) return from_rocksdb(s, path_ + ": looking up '" + r.id + "'");
     }
     if (old != 0) {
-      batch.Delete(cf(kVectors), codec::key_u64(old));
-      batch.Delete(cf(kDocs), codec::key_u64(old));
-      batch.Put(cf(kJournal), codec::key_u64(++seq), journal_value('r', old));
+      auto known = batch_metadata.find(old);
+      EMBEDAPT_RETURN_IF_ERROR(
+          delete_record(old, known == batch_metadata.end() ? nullptr : known->second, &batch, &seq));
       remove_ids.push_back(static_cast<int64_t>(old));
     }
     uint64_t iid = next_iid++;
@@ -502,6 +509,11 @@ Status StoreImpl::upsert_batch(const std::vector<Record>& records) {
     batch.Put(cf(kDocs), codec::key_u64(iid), doc_value(r.id, r.payload));
     batch.Put(cf(kIds), r.id, codec::key_u64(iid));
     batch.Put(cf(kJournal), codec::key_u64(++seq), journal_value('a', iid));
+    if (!metadata[i].empty()) {
+      batch.Put(cf(kMetadata), codec::key_u64(iid), metadata[i].dump());
+      for (const std::string& key : metadata_index::keys(metadata[i], iid)) batch.Put(cf(kMetadataIndex), key, "");
+    }
+    batch_metadata[iid] = &metadata[i];
     in_batch[r.id] = iid;
     add_ids.push_back(static_cast<int64_t>(iid));
     raw.insert(raw.end(), r.vector.begin(), r.vector.end());
@@ -555,18 +567,104 @@ Status StoreImpl::remove(std::string_view id) {
     return Status::Corruption(path_ + ": ids entry for '" + std::string(id) + "' is malformed");
   }
   rocksdb::WriteBatch batch;
+  uint64_t seq = journal_seq_;
   batch.Delete(cf(kIds), id);
-  batch.Delete(cf(kVectors), codec::key_u64(iid));
-  batch.Delete(cf(kDocs), codec::key_u64(iid));
-  batch.Put(cf(kJournal), codec::key_u64(journal_seq_ + 1), journal_value('r', iid));
-  batch.Put(cf(kMeta), "journal_seq", u64_value(journal_seq_ + 1));
+  EMBEDAPT_RETURN_IF_ERROR(delete_record(iid, nullptr, &batch, &seq));
+  batch.Put(cf(kMeta), "journal_seq", u64_value(seq));
   EMBEDAPT_RETURN_IF_ERROR(from_rocksdb(db_->Write(write_options_, &batch), path_ + ": writing remove"));
-  ++journal_seq_;
+  journal_seq_ = seq;
   {
     std::unique_lock<std::shared_mutex> exclusive(mu_);
     index_->remove(static_cast<int64_t>(iid));
   }
   return after_mutation_locked();
+}
+
+Status StoreImpl::remove_matching(const Filter& filter, uint64_t* removed) {
+  EMBEDAPT_RETURN_IF_ERROR(check_writable("remove_matching"));
+  std::lock_guard<std::mutex> lock(write_mu_);
+  IdSet matched;
+  EMBEDAPT_RETURN_IF_ERROR(match(filter, rocksdb::ReadOptions(), &matched));
+  std::vector<uint64_t> iids;
+  if (matched.complement) {  // every record but the listed ones
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf(kVectors)));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      uint64_t iid = 0;
+      codec::parse_key_u64({it->key().data(), it->key().size()}, &iid);
+      if (!std::binary_search(matched.ids.begin(), matched.ids.end(), static_cast<int64_t>(iid))) {
+        iids.push_back(iid);
+      }
+    }
+    EMBEDAPT_RETURN_IF_ERROR(from_rocksdb(it->status(), path_ + ": scanning vectors"));
+  } else {
+    iids.assign(matched.ids.begin(), matched.ids.end());
+  }
+  rocksdb::WriteBatch batch;
+  uint64_t seq = journal_seq_;
+  std::string doc, id, payload;
+  for (uint64_t iid : iids) {
+    EMBEDAPT_RETURN_IF_ERROR(
+        from_rocksdb(db_->Get(rocksdb::ReadOptions(), cf(kDocs), codec::key_u64(iid), &doc),
+                     path_ + ": reading record " + std::to_string(iid) + " to remove"));
+    if (!parse_doc_value(doc, &id, &payload)) {
+      return Status::Corruption(path_ + ": docs entry " + std::to_string(iid) + " is malformed");
+    }
+    batch.Delete(cf(kIds), id);
+    EMBEDAPT_RETURN_IF_ERROR(delete_record(iid, nullptr, &batch, &seq));
+  }
+  if (removed != nullptr) *removed = iids.size();
+  if (iids.empty()) return Status::OK();
+  batch.Put(cf(kMeta), "journal_seq", u64_value(seq));
+  EMBEDAPT_RETURN_IF_ERROR(from_rocksdb(db_->Write(write_options_, &batch), path_ + ": writing remove"));
+  journal_seq_ = seq;
+  {
+    std::unique_lock<std::shared_mutex> exclusive(mu_);
+    for (uint64_t iid : iids) index_->remove(static_cast<int64_t>(iid));
+  }
+  return after_mutation_locked();
+}
+
+Status StoreImpl::delete_record(uint64_t iid, const nlohmann::json* metadata, rocksdb::WriteBatch* batch,
+                                uint64_t* seq) const {
+  const std::string key = codec::key_u64(iid);
+  nlohmann::json stored;
+  if (metadata == nullptr) {
+    std::string text;
+    EMBEDAPT_RETURN_IF_ERROR(read_metadata(rocksdb::ReadOptions(), key, &text));
+    if (!text.empty()) {
+      Status s = ParseMetadata(text, "record " + std::to_string(iid), &stored);
+      if (!s.ok()) return Status::Corruption(path_ + ": stored " + s.message());
+    }
+    metadata = &stored;
+  }
+  if (!metadata->empty()) {
+    for (const std::string& index_key : metadata_index::keys(*metadata, iid)) {
+      batch->Delete(cf(kMetadataIndex), index_key);
+    }
+    batch->Delete(cf(kMetadata), key);
+  }
+  batch->Delete(cf(kVectors), key);
+  batch->Delete(cf(kDocs), key);
+  batch->Put(cf(kJournal), codec::key_u64(++*seq), journal_value('r', iid));
+  return Status::OK();
+}
+
+Status StoreImpl::read_metadata(const rocksdb::ReadOptions& read, const std::string& iid_key,
+                                std::string* out) const {
+  rocksdb::Status s = db_->Get(read, cf(kMetadata), iid_key, out);
+  if (s.IsNotFound()) {
+    out->clear();
+    return Status::OK();
+  }
+  return from_rocksdb(s, path_ + ": reading metadata");
+}
+
+Status StoreImpl::match(const Filter& filter, const rocksdb::ReadOptions& read, IdSet* out) const {
+  if (filter.matches_all()) {
+    *out = IdSet{{}, /*complement=*/true};
+    return Status::OK();
+  }
+  return metadata_index::evaluate(*filter.root(), db_.get(), cf(kMetadataIndex), read, out);
 }
 
 // Clears tombstones once they are a quarter of the index (searches over-fetch
@@ -643,7 +741,9 @@ Status StoreImpl::get(std::string_view id, Record* out) const {
   rocksdb::Status s = db_->Get(read, cf(kIds), id, &iid_key);
   if (s.ok()) s = db_->Get(read, cf(kDocs), iid_key, &doc);
   if (s.ok()) s = db_->Get(read, cf(kVectors), iid_key, &vector);
+  Status metadata = s.ok() ? read_metadata(read, iid_key, &out->metadata) : Status::OK();
   db_->ReleaseSnapshot(snapshot);
+  EMBEDAPT_RETURN_IF_ERROR(metadata);
   if (s.IsNotFound()) return Status::NotFound("get: no record with id '" + std::string(id) + "'");
   EMBEDAPT_RETURN_IF_ERROR(from_rocksdb(s, path_ + ": reading '" + std::string(id) + "'"));
   if (!parse_doc_value(doc, &out->id, &out->payload) || vector.size() % sizeof(float) != 0) {
@@ -677,6 +777,9 @@ Status StoreImpl::search_with(const SearchTarget& target, const float* queries, 
     EMBEDAPT_RETURN_IF_ERROR(
         validate_vector(queries + i * options_.dim, options_.dim, "search query " + std::to_string(i)));
   }
+  IdSet allowed;
+  const bool filtered = !options.filter.matches_all();
+  if (filtered) EMBEDAPT_RETURN_IF_ERROR(match(options.filter, rocksdb::ReadOptions(), &allowed));
   std::vector<float> mapped;
   std::vector<std::vector<Neighbor>> neighbors;
   std::shared_lock<std::shared_mutex> read(mu_, std::defer_lock);
@@ -694,18 +797,20 @@ Status StoreImpl::search_with(const SearchTarget& target, const float* queries, 
     query_adapter = active_.get();
   }
   EMBEDAPT_RETURN_IF_ERROR(to_index_space(query_adapter, queries, n, &mapped));
-  EMBEDAPT_RETURN_IF_ERROR(index->search(mapped.data(), n, k, &neighbors));
+  EMBEDAPT_RETURN_IF_ERROR(index->search(mapped.data(), n, k, filtered ? &allowed : nullptr, &neighbors));
   results->assign(n, {});
   std::string doc;
   for (size_t q = 0; q < n; ++q) {
     for (const Neighbor& neighbor : neighbors[q]) {
-      rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf(kDocs), codec::key_u64(neighbor.id), &doc);
+      const std::string key = codec::key_u64(neighbor.id);
+      rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf(kDocs), key, &doc);
       if (s.IsNotFound()) continue;  // removed after the index was searched
       EMBEDAPT_RETURN_IF_ERROR(from_rocksdb(s, path_ + ": reading a search hit"));
       Hit hit;
       if (!parse_doc_value(doc, &hit.id, &hit.payload)) {
         return Status::Corruption(path_ + ": docs entry " + std::to_string(neighbor.id) + " is malformed");
       }
+      EMBEDAPT_RETURN_IF_ERROR(read_metadata(rocksdb::ReadOptions(), key, &hit.metadata));
       hit.score = neighbor.score;
       (*results)[q].push_back(std::move(hit));
     }
@@ -725,6 +830,7 @@ Status StoreImpl::scan(const std::function<bool(const Record&)>& fn) const {
     rocksdb::Status s = db_->Get(read, cf(kDocs), it->value(), &doc);
     if (s.ok()) s = db_->Get(read, cf(kVectors), it->value(), &vector);
     status = from_rocksdb(s, path_ + ": scanning '" + it->key().ToString() + "'");
+    if (status.ok()) status = read_metadata(read, it->value().ToString(), &record.metadata);
     if (!status.ok()) break;
     if (!parse_doc_value(doc, &record.id, &record.payload) || vector.size() % sizeof(float) != 0) {
       status = Status::Corruption(path_ + ": record '" + it->key().ToString() + "' is malformed");
@@ -925,6 +1031,39 @@ Status StoreImpl::verify() const {
   if (ids != stored) {
     return Status::Corruption(path_ + ": " + std::to_string(ids) + " ids for " + std::to_string(stored) +
                               " vectors");
+  }
+  return verify_metadata();
+}
+
+// Every record's metadata has exactly its index keys, and the index holds no
+// other key.
+Status StoreImpl::verify_metadata() const {
+  size_t expected = 0;
+  std::string value;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf(kMetadata)));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    uint64_t iid = 0;
+    codec::parse_key_u64({it->key().data(), it->key().size()}, &iid);
+    const std::string what = "metadata of record " + std::to_string(iid);
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf(kVectors), it->key(), &value);
+    if (!s.ok()) return Status::Corruption(path_ + ": " + what + " has no vector");
+    nlohmann::json metadata;
+    Status parsed = ParseMetadata({it->value().data(), it->value().size()}, what, &metadata);
+    if (!parsed.ok()) return Status::Corruption(path_ + ": stored " + parsed.message());
+    for (const std::string& key : metadata_index::keys(metadata, iid)) {
+      s = db_->Get(rocksdb::ReadOptions(), cf(kMetadataIndex), key, &value);
+      if (!s.ok()) return Status::Corruption(path_ + ": " + what + " is missing from the metadata index");
+      ++expected;
+    }
+  }
+  EMBEDAPT_RETURN_IF_ERROR(from_rocksdb(it->status(), path_ + ": scanning metadata"));
+  size_t indexed = 0;
+  it.reset(db_->NewIterator(rocksdb::ReadOptions(), cf(kMetadataIndex)));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) ++indexed;
+  EMBEDAPT_RETURN_IF_ERROR(from_rocksdb(it->status(), path_ + ": scanning the metadata index"));
+  if (indexed != expected) {
+    return Status::Corruption(path_ + ": the metadata index holds " + std::to_string(indexed) +
+                              " keys, the records' metadata " + std::to_string(expected));
   }
   return Status::OK();
 }

@@ -22,6 +22,10 @@
 //   query_hashes sha256(raw vector) -> query id (dedup)
 //   hits         hit seq -> query id + doc id + time (oldest first)
 //   hit_pairs    query id + doc id -> hit seq (dedup)
+//   metadata     iid -> the record's metadata, normalised JSON (records
+//                without metadata have no entry)
+//   metadata_index  the metadata index (see index/metadata.h), written in the
+//                WriteBatch that writes or deletes the record
 //
 // Every record gets a fresh internal id (iid) on each upsert and iids are
 // never reused, so a journal entry names exactly one version of a record and
@@ -42,6 +46,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <shared_mutex>
 #include <string>
 #include <thread>
@@ -63,6 +68,8 @@ enum ColumnFamily {
   kQueryHashes,
   kHits,
   kHitPairs,
+  kMetadata,
+  kMetadataIndex,
   kColumnFamilyCount
 };
 
@@ -74,6 +81,7 @@ class StoreImpl final : public Store {
   Status upsert(std::string_view id, const float* vector, size_t dim, std::string_view payload) override;
   Status upsert_batch(const std::vector<Record>& records) override;
   Status remove(std::string_view id) override;
+  Status remove_matching(const Filter& filter, uint64_t* removed) override;
   Status get(std::string_view id, Record* out) const override;
   Status search(const float* query, size_t dim, const SearchOptions& options,
                 std::vector<Hit>* hits) const override;
@@ -144,6 +152,17 @@ class StoreImpl final : public Store {
   // hits; the thread retrains once enough arrived and the interval passed.
   void count_new_hit();
   void background_loop();
+
+  // Adds to `batch` the deletion of record `iid` (vector, document,
+  // metadata and its index keys) and its journal entry at ++*seq. The
+  // metadata is `metadata` if the record is in the batch, else read.
+  Status delete_record(uint64_t iid, const nlohmann::json* metadata, rocksdb::WriteBatch* batch,
+                       uint64_t* seq) const;
+  // The iids whose metadata matches `filter`, at the view `read` gives.
+  Status match(const Filter& filter, const rocksdb::ReadOptions& read, IdSet* out) const;
+  // Reads the metadata of `iid` into *out ("" if none).
+  Status read_metadata(const rocksdb::ReadOptions& read, const std::string& iid_key, std::string* out) const;
+  Status verify_metadata() const;
 
   Status validate_vector(const float* v, size_t dim, const std::string& what) const;
   Status get_u64(const std::string& key, uint64_t* v, uint64_t fallback) const;

@@ -2,15 +2,19 @@
 
 #include <faiss/IVFlib.h>
 #include <faiss/IndexFlat.h>
+#include <faiss/IndexHNSW.h>
 #include <faiss/IndexIDMap.h>
+#include <faiss/IndexIVF.h>
 #include <faiss/impl/FaissException.h>
 #include <faiss/impl/IDSelector.h>
 #include <faiss/impl/io.h>
 #include <faiss/index_factory.h>
 #include <faiss/index_io.h>
+#include <faiss/utils/distances.h>
 
 #include <algorithm>
 #include <cstring>
+#include <numeric>
 
 #include "index/codec.h"
 
@@ -27,6 +31,21 @@ faiss::MetricType faiss_metric(Metric metric) {
 // codebooks have 256 centroids per sub-quantizer.
 constexpr size_t kPointsPerCentroid = 39;
 constexpr size_t kPqCentroids = 256;
+
+// A filtered HNSW search scores the allowed vectors exactly, without the
+// graph, when they are at most this fraction of the live ones: below it the
+// graph walk wades through many rejected neighbours per accepted one and the
+// exact pass is cheaper and exact. Chosen by measurement ("filtered search"
+// in docs/benchmarks.md).
+constexpr double kHnswExactFraction = 0.02;
+
+// Positions scored per pass of an exact subset search.
+constexpr size_t kExactChunk = 4096;
+
+// Whether `a` ranks before `b` under `metric`.
+bool better(faiss::MetricType metric, float a, float b) {
+  return metric == faiss::METRIC_L2 ? a < b : a > b;
+}
 
 std::unique_ptr<faiss::IndexIDMap> own_id_map(faiss::Index* inner) {
   auto map = std::make_unique<faiss::IndexIDMap>(inner);
@@ -117,6 +136,13 @@ Status VectorIndex::deserialize(std::string_view bytes, int dim, Metric metric, 
 
 Status VectorIndex::add(size_t n, const float* vectors, const int64_t* ids) {
   if (n == 0) return Status::OK();
+  int64_t last = index_->id_map.empty() ? -1 : index_->id_map.back();
+  for (size_t i = 0; i < n; last = ids[i++]) {
+    if (ids[i] <= last) {
+      return Status::InvalidArgument("adding to the index: id " + std::to_string(ids[i]) + " after " +
+                                     std::to_string(last) + " (ids must ascend)");
+    }
+  }
   try {
     if (staging_ && live_count() + n >= train_threshold_) return train_from_staging(n, vectors, ids);
     index_->add_with_ids(static_cast<idx_t>(n), vectors, ids);
@@ -171,8 +197,13 @@ Status VectorIndex::purge() {
   return Status::OK();
 }
 
-Status VectorIndex::search(const float* queries, size_t n, int k,
+Status VectorIndex::search(const float* queries, size_t n, int k, const IdSet* allowed,
                            std::vector<std::vector<Neighbor>>* out) const {
+  return allowed ? search_subset(queries, n, k, *allowed, out) : search_all(queries, n, k, out);
+}
+
+Status VectorIndex::search_all(const float* queries, size_t n, int k,
+                               std::vector<std::vector<Neighbor>>* out) const {
   out->assign(n, {});
   const size_t total = static_cast<size_t>(index_->ntotal);
   if (n == 0 || k <= 0 || total == 0) return Status::OK();
@@ -210,6 +241,160 @@ Status VectorIndex::search(const float* queries, size_t n, int k,
     if (!crowded_out || fetch == total) return Status::OK();
     fetch = std::min(total, fetch * 4);
   }
+}
+
+int64_t VectorIndex::position(int64_t id) const {
+  const std::vector<idx_t>& ids = index_->id_map;
+  auto it = std::lower_bound(ids.begin(), ids.end(), id);
+  return it != ids.end() && *it == id ? it - ids.begin() : -1;
+}
+
+// The allowed live vectors become a bitmap over FAISS positions (the inner
+// index numbers its vectors 0..ntotal-1; FAISS 1.7.3's IndexIDMap refuses
+// search parameters, so the inner index is searched and positions mapped to
+// ids here).
+Status VectorIndex::search_subset(const float* queries, size_t n, int k, const IdSet& allowed,
+                                  std::vector<std::vector<Neighbor>>* out) const {
+  out->assign(n, {});
+  const size_t total = static_cast<size_t>(index_->ntotal);
+  if (n == 0 || k <= 0 || total == 0) return Status::OK();
+  std::vector<uint8_t> bitmap((total + 7) / 8, allowed.complement ? 0xff : 0);
+  if (total % 8) bitmap.back() &= static_cast<uint8_t>((1u << (total % 8)) - 1);
+  auto clear = [&](int64_t pos) { bitmap[pos >> 3] &= static_cast<uint8_t>(~(1u << (pos & 7))); };
+  for (int64_t id : allowed.ids) {
+    const int64_t pos = position(id);
+    if (pos < 0) continue;  // not (or no longer) indexed
+    if (allowed.complement) {
+      clear(pos);
+    } else if (!tombstones_.count(id)) {
+      bitmap[pos >> 3] |= static_cast<uint8_t>(1u << (pos & 7));
+    }
+  }
+  if (allowed.complement) {
+    for (int64_t id : tombstones_) {
+      const int64_t pos = position(id);
+      if (pos >= 0) clear(pos);
+    }
+  }
+  size_t matches = 0;
+  for (uint8_t byte : bitmap) matches += static_cast<size_t>(__builtin_popcount(byte));
+  const size_t want = std::min<size_t>(k, matches);
+  if (want == 0) return Status::OK();
+
+  std::vector<size_t> all(n);
+  std::iota(all.begin(), all.end(), size_t{0});
+  const faiss::Index* inner = index_->index;
+  const auto* hnsw = dynamic_cast<const faiss::IndexHNSW*>(inner);
+  if (hnsw != nullptr && matches <= kHnswExactFraction * live_count()) {
+    return search_exact(queries, all, want, bitmap, out);
+  }
+  faiss::IDSelectorBitmap selector(bitmap.size(), bitmap.data());
+  std::vector<float> scores, subset;
+  std::vector<idx_t> labels;
+  // Searches the queries `which` with `params`; the ones that came up short
+  // go to *short_queries.
+  auto run = [&](const std::vector<size_t>& which, const faiss::SearchParameters& params,
+                 std::vector<size_t>* short_queries) {
+    const float* x = queries;
+    if (which.size() != n) {
+      subset.resize(which.size() * dim_);
+      for (size_t i = 0; i < which.size(); ++i) {
+        std::copy_n(queries + which[i] * dim_, dim_, subset.begin() + i * dim_);
+      }
+      x = subset.data();
+    }
+    scores.resize(which.size() * want);
+    labels.resize(which.size() * want);
+    inner->search(static_cast<idx_t>(which.size()), x, static_cast<idx_t>(want), scores.data(), labels.data(),
+                  &params);
+    short_queries->clear();
+    for (size_t i = 0; i < which.size(); ++i) {
+      std::vector<Neighbor>& hits = (*out)[which[i]];
+      hits.clear();
+      for (size_t j = 0; j < want && labels[i * want + j] >= 0; ++j) {
+        hits.push_back({index_->id_map[labels[i * want + j]], scores[i * want + j]});
+      }
+      if (hits.size() < want) short_queries->push_back(which[i]);
+    }
+  };
+  std::vector<size_t> short_queries;
+  try {
+    if (hnsw != nullptr) {
+      faiss::SearchParametersHNSW params;
+      params.sel = &selector;
+      params.efSearch = std::max(hnsw->hnsw.efSearch, static_cast<int>(want));
+      run(all, params, &short_queries);
+    } else if (const auto* ivf = dynamic_cast<const faiss::IndexIVF*>(inner)) {
+      // With every list probed, every allowed vector is scored.
+      faiss::SearchParametersIVF params;
+      params.sel = &selector;
+      params.nprobe = ivf->nprobe;
+      std::vector<size_t> pending = all;
+      for (;;) {
+        run(pending, params, &short_queries);
+        if (short_queries.empty() || params.nprobe >= ivf->nlist) break;
+        params.nprobe = std::min(ivf->nlist, params.nprobe * 4);
+        pending.swap(short_queries);
+      }
+    } else {
+      faiss::SearchParameters params;
+      params.sel = &selector;
+      run(all, params, &short_queries);
+    }
+  } catch (const faiss::FaissException& e) {
+    return Status::NotSupported("index '" + spec_ + "' cannot search a filtered subset: " + e.what());
+  }
+  if (short_queries.empty()) return Status::OK();
+  return search_exact(queries, short_queries, want, bitmap, out);
+}
+
+Status VectorIndex::search_exact(const float* queries, const std::vector<size_t>& which, size_t want,
+                                 const std::vector<uint8_t>& bitmap,
+                                 std::vector<std::vector<Neighbor>>* out) const {
+  const faiss::MetricType metric = faiss_metric(metric_);
+  auto worse = [metric](const Neighbor& a, const Neighbor& b) { return better(metric, a.score, b.score); };
+  // Per query a heap whose top is the worst of the best `want` so far.
+  std::vector<std::vector<Neighbor>> heaps(which.size());
+  std::vector<float> vectors;
+  std::vector<idx_t> positions;
+  const idx_t total = index_->ntotal;
+  auto score_chunk = [&]() {
+    vectors.resize(positions.size() * dim_);
+    for (size_t i = 0; i < positions.size(); ++i) index_->index->reconstruct(positions[i], &vectors[i * dim_]);
+    for (size_t q = 0; q < which.size(); ++q) {
+      const float* query = queries + which[q] * dim_;
+      std::vector<Neighbor>& heap = heaps[q];
+      for (size_t i = 0; i < positions.size(); ++i) {
+        const float* v = &vectors[i * dim_];
+        const float score = metric == faiss::METRIC_L2 ? faiss::fvec_L2sqr(query, v, dim_)
+                                                       : faiss::fvec_inner_product(query, v, dim_);
+        if (heap.size() < want) {
+          heap.push_back({index_->id_map[positions[i]], score});
+          std::push_heap(heap.begin(), heap.end(), worse);
+        } else if (better(metric, score, heap.front().score)) {
+          std::pop_heap(heap.begin(), heap.end(), worse);
+          heap.back() = {index_->id_map[positions[i]], score};
+          std::push_heap(heap.begin(), heap.end(), worse);
+        }
+      }
+    }
+    positions.clear();
+  };
+  try {
+    for (idx_t pos = 0; pos < total; ++pos) {
+      if (!((bitmap[pos >> 3] >> (pos & 7)) & 1)) continue;
+      positions.push_back(pos);
+      if (positions.size() == kExactChunk) score_chunk();
+    }
+    if (!positions.empty()) score_chunk();
+  } catch (const faiss::FaissException& e) {
+    return Status::NotSupported("index '" + spec_ + "' cannot score a filtered subset exactly: " + e.what());
+  }
+  for (size_t q = 0; q < which.size(); ++q) {
+    std::sort_heap(heaps[q].begin(), heaps[q].end(), worse);
+    (*out)[which[q]] = std::move(heaps[q]);
+  }
+  return Status::OK();
 }
 
 size_t VectorIndex::live_count() const { return static_cast<size_t>(index_->ntotal) - tombstones_.size(); }

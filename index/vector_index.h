@@ -37,6 +37,13 @@ struct Neighbor {
   float score;
 };
 
+// The ids a filtered search may return: those listed, or with `complement`
+// every id except those listed. `ids` is sorted and holds no duplicates.
+struct IdSet {
+  std::vector<int64_t> ids;
+  bool complement = false;
+};
+
 class VectorIndex {
  public:
   // An empty index of the type `spec` names; kInvalidArgument if FAISS
@@ -53,7 +60,9 @@ class VectorIndex {
 
   Status serialize(std::string* out) const;
 
-  // Adds `n` vectors (n * dim floats) under `ids`, which must not be present.
+  // Adds `n` vectors (n * dim floats) under `ids`, which must ascend and be
+  // greater than every id added before: a filtered search finds a vector by
+  // binary search on its id. kInvalidArgument otherwise.
   Status add(size_t n, const float* vectors, const int64_t* ids);
   // Tombstones `id`, which must be live in the index.
   void remove(int64_t id);
@@ -62,8 +71,13 @@ class VectorIndex {
   // case the owner rebuilds.
   Status purge();
 
-  // The k nearest live vectors of each of the n queries, best first.
-  Status search(const float* queries, size_t n, int k, std::vector<std::vector<Neighbor>>* out) const;
+  // The k nearest live vectors of each of the n queries, best first; with
+  // `allowed`, only among those ids, and then never fewer than min(k, allowed
+  // live vectors): the index is searched with a FAISS IDSelector (IVF probes
+  // more lists while a query comes up short), and HNSW, whose graph walk can
+  // miss a sparse subset, scores a small subset or a short query exactly.
+  Status search(const float* queries, size_t n, int k, const IdSet* allowed,
+                std::vector<std::vector<Neighbor>>* out) const;
 
   int dim() const { return dim_; }
   size_t live_count() const;
@@ -75,6 +89,15 @@ class VectorIndex {
  private:
   VectorIndex(int dim, Metric metric, std::string spec);
   Status train_from_staging(size_t n, const float* vectors, const int64_t* ids);
+  Status search_all(const float* queries, size_t n, int k, std::vector<std::vector<Neighbor>>* out) const;
+  Status search_subset(const float* queries, size_t n, int k, const IdSet& allowed,
+                       std::vector<std::vector<Neighbor>>* out) const;
+  // Scores every position set in `bitmap` against each query (the queries
+  // listed in `which`) and keeps the best `want`.
+  Status search_exact(const float* queries, const std::vector<size_t>& which, size_t want,
+                      const std::vector<uint8_t>& bitmap, std::vector<std::vector<Neighbor>>* out) const;
+  // The position of `id` in the FAISS index, -1 if absent.
+  int64_t position(int64_t id) const;
 
   const int dim_;
   const Metric metric_;

@@ -6,11 +6,14 @@
 // The writer is this test binary re-executed with the hidden tag
 // [.crash_writer] (a fresh process, not a fork of one with threads). It
 // applies a deterministic sequence of operations, op(i) derived from i alone,
-// and acknowledges each over a pipe once the store returned ok.
+// and acknowledges each over a pipe once the store returned ok. Records carry
+// metadata and some operations remove every record of a metadata group
+// (remove_matching), so kills land inside those writes too.
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdlib>
@@ -29,16 +32,25 @@ namespace {
 constexpr int kDim = 8;
 constexpr int kIds = 150;
 
+constexpr int kGroups = 4;
+
 struct Op {
   std::vector<Record> upserts;  // empty: a removal
   std::string remove_id;
+  int remove_group = -1;  // >= 0: remove every record whose metadata has this "g"
 };
+
+std::string group_filter(int group) { return "{\"g\":" + std::to_string(group) + "}"; }
 
 Op make_op(uint64_t i) {
   std::mt19937_64 rng(i * 0x9E3779B97F4A7C15ull + 1);
   Op op;
   if (rng() % 5 == 0) {
     op.remove_id = "k" + std::to_string(rng() % kIds);
+    return op;
+  }
+  if (rng() % 12 == 0) {
+    op.remove_group = static_cast<int>(rng() % kGroups);
     return op;
   }
   std::normal_distribution<float> normal;
@@ -48,6 +60,8 @@ Op make_op(uint64_t i) {
     r.id = "k" + std::to_string(rng() % kIds);
     for (int d = 0; d < kDim; ++d) r.vector.push_back(normal(rng));
     r.payload = "op" + std::to_string(i);
+    // As the store returns it: keys sorted, no spaces.
+    r.metadata = "{\"g\":" + std::to_string(rng() % kGroups) + ",\"tags\":[\"op" + std::to_string(i) + "\"]}";
     op.upserts.push_back(std::move(r));
   }
   return op;
@@ -55,7 +69,15 @@ Op make_op(uint64_t i) {
 
 using State = std::map<std::string, Record>;
 
+int group_of(const Record& r) { return r.metadata[5] - '0'; }  // {"g":N,...
+
 void apply_op(const Op& op, State* state) {
+  if (op.remove_group >= 0) {
+    for (auto it = state->begin(); it != state->end();) {
+      it = group_of(it->second) == op.remove_group ? state->erase(it) : std::next(it);
+    }
+    return;
+  }
   if (op.upserts.empty()) {
     state->erase(op.remove_id);
     return;
@@ -79,7 +101,10 @@ bool same(const State& a, const State& b) {
   if (a.size() != b.size()) return false;
   for (const auto& [id, r] : a) {
     auto it = b.find(id);
-    if (it == b.end() || it->second.vector != r.vector || it->second.payload != r.payload) return false;
+    if (it == b.end() || it->second.vector != r.vector || it->second.payload != r.payload ||
+        it->second.metadata != r.metadata) {
+      return false;
+    }
   }
   return true;
 }
@@ -183,6 +208,21 @@ void crash_rounds(const std::string& spec, int rounds, uint32_t seed) {
       INFO("round " << round << ": " << id << " not found by its own vector");
       REQUIRE(found_it);
     }
+    const std::vector<float> probe(kDim, 0.5f);
+    for (int group = 0; group < kGroups; ++group) {  // the metadata index finds each group exactly
+      SearchOptions options(kIds);
+      REQUIRE(Filter::parse(group_filter(group), &options.filter).ok());
+      std::vector<Hit> hits;
+      REQUIRE(store->search(probe.data(), kDim, options, &hits).ok());
+      std::vector<std::string> expected, got;
+      for (const auto& [id, record] : state) {
+        if (group_of(record) == group) expected.push_back(id);
+      }
+      for (const Hit& hit : hits) got.push_back(hit.id);
+      std::sort(got.begin(), got.end());
+      INFO("round " << round << ": group " << group);
+      REQUIRE(got == expected);
+    }
   }
   CHECK(replays > 0);  // at least some rounds recovered through the journal
   fs::remove_all(dir);
@@ -204,7 +244,14 @@ TEST_CASE("crash writer", "[.crash_writer]") {
   REQUIRE(Store::open(dir, options, &store).ok());
   for (uint64_t i = start; i < start + 100000; ++i) {
     Op op = make_op(i);
-    Status s = op.upserts.empty() ? store->remove(op.remove_id) : store->upsert_batch(op.upserts);
+    Status s;
+    if (op.remove_group >= 0) {
+      Filter filter;
+      REQUIRE(Filter::parse(group_filter(op.remove_group), &filter).ok());
+      s = store->remove_matching(filter, nullptr);
+    } else {
+      s = op.upserts.empty() ? store->remove(op.remove_id) : store->upsert_batch(op.upserts);
+    }
     REQUIRE((s.ok() || s.code() == Code::kNotFound));
     REQUIRE(write(fd, &i, sizeof i) == sizeof i);
   }

@@ -94,6 +94,12 @@ struct Record {
   std::string id;
   std::vector<float> vector;  // as given (raw, never normalised or adapted)
   std::string payload;
+  // A JSON object of fields a Filter can test ("" or "{}": none). Values are
+  // strings, numbers (compared as doubles), bools or lists of strings; at
+  // most 64 KiB of JSON, 256 fields, field names of 1 to 256 bytes not
+  // starting with '$', lists of at most 1024 items. Stored with the record
+  // (atomically), indexed, returned normalised (keys sorted, no spaces).
+  std::string metadata;
   // Set by get() and scan(), ignored by upsert: every upsert gives the record
   // a fresh version, never reused, and the journal names versions.
   uint64_t version = 0;
@@ -120,6 +126,41 @@ struct Hit {
   std::string id;
   float score = 0;
   std::string payload;
+  std::string metadata;  // as get() returns it
+};
+
+// A metadata filter, parsed once and reused by any number of searches.
+//
+// The JSON form is the Mongo-style one: an object whose entries must all
+// hold, each either a field condition or a logical operator:
+//   {"tenant": "acme", "year": {"$gte": 2020},
+//    "$or": [{"lang": "da"}, {"lang": {"$in": ["de", "sv"]}}]}
+// Field conditions: a bare value (equality) or an object of operators, all of
+// which must hold: $eq $ne (a string, number or bool), $gt $gte $lt $lte (a
+// number), $in $nin (a list of those), $contains (a string: the field is a
+// list holding it), $not (an operator object). Logical: $and and $or (a
+// non-empty list of filters), $not (a filter). A record lacking the field
+// fails every condition on it except the negative ones ($ne, $nin, $not),
+// which it passes. Equality compares like with like: the string "1" never
+// equals the number 1, and a list field matches only $contains.
+class Filter {
+ public:
+  Filter() = default;  // matches every record
+
+  // Code::kInvalidArgument, one line naming the operator or field, for
+  // malformed JSON, an unknown operator or an operand of the wrong type.
+  // "{}" matches every record.
+  static Status parse(std::string_view json, Filter* out);
+
+  bool matches_all() const { return root_ == nullptr; }
+  const std::string& json() const { return json_; }  // normalised; "" if matches_all()
+
+  struct Node;  // the parsed tree, internal (index/filter.h)
+  const Node* root() const { return root_.get(); }
+
+ private:
+  std::shared_ptr<const Node> root_;
+  std::string json_;
 };
 
 struct StoreStats {
@@ -170,6 +211,10 @@ struct SearchOptions {
   // Hits wanted per query; must be positive. A search returns min(k, live
   // records) hits, fewer only when an approximate index misses some.
   int k = 10;
+  // Only records whose metadata matches are searched, inside the index
+  // search (not by dropping results afterwards): a filtered search returns
+  // min(k, matching records) hits, whatever the index type.
+  Filter filter;
 };
 
 // A searchable, read-only view of the store under a chosen adapter.
@@ -195,13 +240,17 @@ class Store {
 
   virtual ~Store() = default;
 
-  // Inserts or replaces the record `id`. `dim` must equal the store's dim;
-  // NaN and Inf are refused.
+  // Inserts or replaces the record `id` (without metadata). `dim` must equal
+  // the store's dim; NaN and Inf are refused.
   virtual Status upsert(std::string_view id, const float* vector, size_t dim, std::string_view payload) = 0;
-  // All or nothing: either every record is written or none is.
+  // All or nothing: either every record is written or none is. A record
+  // replaces the whole stored one, metadata included.
   virtual Status upsert_batch(const std::vector<Record>& records) = 0;
   // Code::kNotFound if `id` is not stored.
   virtual Status remove(std::string_view id) = 0;
+  // Removes every record whose metadata matches `filter`, all or nothing
+  // (one atomic write); *removed (if not null) gets how many.
+  virtual Status remove_matching(const Filter& filter, uint64_t* removed) = 0;
   virtual Status get(std::string_view id, Record* out) const = 0;
 
   // Nearest neighbours of a raw query (the active adapter, if any, is applied).
