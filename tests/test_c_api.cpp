@@ -135,6 +135,48 @@ TEST_CASE("An exception inside a C call comes out as EMBEDAPT_INTERNAL with its 
   REQUIRE(embedapt_search(store, q, 3, 1, &results, nullptr) == EMBEDAPT_OK);
   CHECK(embedapt_results_count(results) == 1);
   embedapt_results_free(results);
+TEST_CASE("C ABI: metadata, filtered search and remove_matching", "[c_api]") {
+  std::string dir = temp_path("filter");
+  fs::remove_all(dir);
+  embedapt_store* store = nullptr;
+  char* error = nullptr;
+  REQUIRE(embedapt_open(dir.c_str(), 2, "l2", "Flat", &store, &error) == EMBEDAPT_OK);
+  float a[2] = {0, 0}, b[2] = {1, 0}, c[2] = {2, 0};
+  REQUIRE(embedapt_upsert_metadata(store, "a", a, 2, nullptr, 0, R"({"lang":"da"})", &error) == EMBEDAPT_OK);
+  REQUIRE(embedapt_upsert_metadata(store, "b", b, 2, nullptr, 0, R"({"lang":"de"})", &error) == EMBEDAPT_OK);
+  REQUIRE(embedapt_upsert_metadata(store, "c", c, 2, nullptr, 0, nullptr, &error) == EMBEDAPT_OK);
+
+  embedapt_results* results = nullptr;
+  REQUIRE(embedapt_search_filtered(store, a, 2, 3, R"({"lang": "de"})", &results, &error) == EMBEDAPT_OK);
+  REQUIRE(embedapt_results_count(results) == 1);
+  CHECK(std::string(embedapt_results_id(results, 0)) == "b");
+  CHECK(std::string(embedapt_results_metadata(results, 0)) == R"({"lang":"de"})");
+  embedapt_results_free(results);
+  REQUIRE(embedapt_search_filtered(store, a, 2, 3, nullptr, &results, &error) == EMBEDAPT_OK);
+  CHECK(embedapt_results_count(results) == 3);
+  CHECK(std::string(embedapt_results_metadata(results, 2)).empty());
+  embedapt_results_free(results);
+
+  // A bad filter is an error with a message, never an empty result.
+  CHECK(embedapt_search_filtered(store, a, 2, 3, R"({"lang": {"$like": "d"}})", &results, &error) ==
+        EMBEDAPT_INVALID_ARGUMENT);
+  REQUIRE(error != nullptr);
+  CHECK(std::string(error).find("$like") != std::string::npos);
+  embedapt_free(error);
+  error = nullptr;
+  CHECK(embedapt_upsert_metadata(store, "d", a, 2, nullptr, 0, "[1]", &error) == EMBEDAPT_INVALID_ARGUMENT);
+  embedapt_free(error);
+  error = nullptr;
+
+  char* metadata = nullptr;
+  REQUIRE(embedapt_get_metadata(store, "a", &metadata, &error) == EMBEDAPT_OK);
+  CHECK(std::string(metadata) == R"({"lang":"da"})");
+  embedapt_free(metadata);
+  uint64_t removed = 0;
+  REQUIRE(embedapt_remove_matching(store, R"({"lang": {"$in": ["da", "de"]}})", &removed, &error) == EMBEDAPT_OK);
+  CHECK(removed == 2);
+  CHECK(embedapt_count(store) == 1);
+  CHECK(embedapt_remove_matching(nullptr, "{}", &removed, nullptr) == EMBEDAPT_INVALID_ARGUMENT);
   embedapt_close(store);
   fs::remove_all(dir);
 }

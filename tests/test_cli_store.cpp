@@ -2,6 +2,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cstdio>
 #include <filesystem>
@@ -118,6 +119,64 @@ TEST_CASE("ingest, search, inspect and verify from the command line", "[cli][sto
   CliRun unknown = run_cli("inspect " + db + " get nobody");
   CHECK(unknown.exit_code == 1);
   CHECK(unknown.output.find("nobody") != std::string::npos);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("ingest --metadata, search --filter, inspect get, remove --filter from the command line",
+          "[cli][store][filter]") {
+  std::string dir = (fs::temp_directory_path() / ("embedapt-cli-filter-" + std::to_string(getpid()))).string();
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const std::string db = dir + "/db", vectors = dir + "/v.npy", meta = dir + "/meta.jsonl";
+  Matrix m = random_matrix(40, 6, 3);
+  REQUIRE(write_npy(vectors, m).ok());
+  std::string lines;
+  for (int i = 0; i < 40; ++i) {
+    lines += "{\"id\": \"" + std::to_string(i) + "\", \"metadata\": {\"shard\": " + std::to_string(i % 4) +
+             ", \"lang\": \"" + (i < 10 ? "da" : "en") + "\"}}\n";
+  }
+  REQUIRE(write_file_atomic(meta, lines).ok());
+
+  CliRun ingest = run_cli("ingest " + db + " --npy " + vectors + " --metadata " + meta);
+  INFO(ingest.output);
+  REQUIRE(ingest.exit_code == 0);
+  CliRun search = run_cli("search " + db + " --npy " + vectors + " -k 20 --json " + dir +
+                          "/r.json --filter '{\"lang\": \"da\", \"shard\": {\"$ne\": 0}}'");
+  INFO(search.output);
+  REQUIRE(search.exit_code == 0);
+  std::string text;
+  REQUIRE(read_file(dir + "/r.json", &text).ok());
+  nlohmann::json results = nlohmann::json::parse(text)["results"];
+  REQUIRE(results.size() == 40);
+  for (const auto& r : results) {
+    REQUIRE(r["ids"].size() == 7);  // ids 1, 2, 3, 5, 6, 7, 9
+    for (const auto& metadata : r["metadata"]) {
+      CHECK(metadata["lang"] == "da");
+      CHECK(metadata["shard"] != 0);
+    }
+  }
+  CliRun get = run_cli("inspect " + db + " get 5");
+  REQUIRE(get.exit_code == 0);
+  CHECK(nlohmann::json::parse(get.output)["metadata"] == nlohmann::json({{"lang", "da"}, {"shard", 1}}));
+
+  // Bad filters and metadata: one line naming the flag or file, non-zero exit, nothing written.
+  CliRun bad = run_cli("search " + db + " --npy " + vectors + " --filter '{\"shard\": {\"$gt\": \"x\"}}'");
+  CHECK(bad.exit_code != 0);
+  CHECK(bad.output.find("--filter: $gt on 'shard' needs a number") != std::string::npos);
+  CHECK(std::count(bad.output.begin(), bad.output.end(), '\n') == 1);
+  REQUIRE(write_file_atomic(dir + "/typo.jsonl", "{\"id\": \"400\", \"metadata\": {}}\n").ok());
+  CliRun typo = run_cli("ingest " + db + " --npy " + vectors + " --metadata " + dir + "/typo.jsonl");
+  CHECK(typo.exit_code != 0);
+  CHECK(typo.output.find("typo.jsonl: metadata for id '400'") != std::string::npos);
+
+  CliRun remove = run_cli("remove " + db + " --filter '{\"lang\": \"en\"}'");
+  INFO(remove.output);
+  REQUIRE(remove.exit_code == 0);
+  CHECK(remove.output == "removed 30\n");
+  CliRun verify = run_cli("inspect " + db + " verify");
+  INFO(verify.output);
+  CHECK(verify.exit_code == 0);
+  CHECK(verify.output.find("ok: 10 records") != std::string::npos);
   fs::remove_all(dir);
 }
 

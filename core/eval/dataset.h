@@ -26,6 +26,7 @@ namespace embedapt {
 struct TextEntry {
   std::string id;
   std::string text;
+  std::string metadata;  // a corpus document's metadata, a JSON object ("": none; see Record)
 };
 
 struct Relevance {

@@ -67,11 +67,13 @@ Status score_system(const SearchView& view, const std::vector<float>& query_vect
   const int depth = std::max(options.top_k, 10);  // nDCG@10 and recall@10 look at ten results
   const size_t n = dataset.queries.size();
   std::vector<std::vector<Hit>> hits;
+  SearchOptions search(depth);
+  search.filter = options.filter;
   for (size_t start = 0; start < n; start += options.batch_size) {
     const size_t count = std::min(n - start, options.batch_size);
     hits.clear();
     EMBEDAPT_RETURN_IF_ERROR(
-        view.search(query_vectors.data() + start * static_cast<size_t>(dim), count, {depth}, &hits));
+        view.search(query_vectors.data() + start * static_cast<size_t>(dim), count, search, &hits));
     if (hits.size() != count) {
       return Status::Internal("search returned " + std::to_string(hits.size()) + " result lists for " +
                               std::to_string(count) + " queries");

@@ -35,6 +35,9 @@ struct EvalOptions {
   // Unset: the store's own index (Store::view); e.g. milvus_view() scores a
   // Milvus collection synced from the store with the same numbers.
   std::function<Status(std::shared_ptr<const Adapter>, std::unique_ptr<SearchView>*)> views;
+  // Every search sees only the records whose metadata matches (relevant
+  // documents it excludes count as misses).
+  Filter filter;
 };
 
 struct QueryScore {

@@ -77,7 +77,8 @@ Status ingest_dataset(Store& store, Embedder& embedder, const QaDataset& dataset
         records.clear();
         for (size_t i = 0; i < count; ++i) {
           const TextEntry& doc = dataset.corpus[start + i];
-          records.push_back({doc.id, {vectors.begin() + i * dim, vectors.begin() + (i + 1) * dim}, doc.text});
+          records.push_back(
+              {doc.id, {vectors.begin() + i * dim, vectors.begin() + (i + 1) * dim}, doc.text, doc.metadata});
         }
         EMBEDAPT_RETURN_IF_ERROR(store.upsert_batch(records));
         done.documents += count;

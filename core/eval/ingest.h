@@ -23,7 +23,8 @@ struct IngestCounts {
 
 // Records the embedder's identity in the store (refused if the store holds
 // another embedder's vectors), embeds the corpus on the document side and
-// upserts it in batches (id = doc id, payload = the chunk text); then, with
+// upserts it in batches (id = doc id, payload = the chunk text, metadata =
+// the document's); then, with
 // log_pairs, embeds the queries on the query side and logs each with
 // Store::log_query (no results) and each relevant doc with Store::log_hit.
 // Re-ingesting the same dataset is harmless: upserts replace, and the log

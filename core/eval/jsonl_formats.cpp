@@ -81,6 +81,12 @@ Status read_beir_texts(const std::string& path, bool with_title, std::vector<Tex
       EMBEDAPT_RETURN_IF_ERROR(string_member(object, "title", false, at, &title));
       if (!title.empty()) entry.text = title + " " + entry.text;
     }
+    // BEIR corpora may carry a "metadata" object per document; the store
+    // checks it when the document is ingested.
+    if (auto metadata = object.find("metadata"); metadata != object.end() && metadata->is_object() &&
+                                                  !metadata->empty()) {
+      entry.metadata = metadata->dump();
+    }
     if (!ids.insert(entry.id).second)
       return Status::InvalidArgument(at + ": duplicate _id \"" + entry.id + "\"");
     out->push_back(std::move(entry));
@@ -180,10 +186,10 @@ Status read_jsonl_pairs(const std::string& path, QaDataset* out) {
       return Status::InvalidArgument(at + ": empty doc");
 
     const std::string query_id = text_id('q', query), doc_id = text_id('d', doc);
-    if (doc_ids.insert(doc_id).second) dataset.corpus.push_back({doc_id, doc});
+    if (doc_ids.insert(doc_id).second) dataset.corpus.push_back({doc_id, doc, {}});
     auto [it, inserted] = relevance_of.try_emplace(query_id, dataset.relevant_docs.size());
     if (inserted) {
-      dataset.queries.push_back({query_id, query});
+      dataset.queries.push_back({query_id, query, {}});
       dataset.relevant_docs.push_back({query_id, {}});
     }
     std::vector<std::string>& docs = dataset.relevant_docs[it->second].doc_ids;

@@ -76,7 +76,7 @@ Status read_texts(const ParsedJson& parsed, const char* key, const std::string& 
       return Status::InvalidArgument(source + ": " + key + " \"" + id + "\": text must be a string, not " +
                                      text.type_name());
     }
-    out->push_back({id, text.get<std::string>()});
+    out->push_back({id, text.get<std::string>(), {}});
   }
   return Status::OK();
 }

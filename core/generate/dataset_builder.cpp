@@ -12,12 +12,12 @@ namespace {
 
 void add_chunk(const Chunk& chunk, const std::map<std::string, std::vector<std::string>>& questions,
                QaDataset* dataset) {
-  dataset->corpus.push_back({chunk.id, chunk.text});
+  dataset->corpus.push_back({chunk.id, chunk.text, {}});
   auto it = questions.find(chunk.id);
   if (it == questions.end()) return;
   for (size_t k = 0; k < it->second.size(); ++k) {
     std::string query_id = chunk.id + "-q" + std::to_string(k + 1);
-    dataset->queries.push_back({query_id, it->second[k]});
+    dataset->queries.push_back({query_id, it->second[k], {}});
     dataset->relevant_docs.push_back({query_id, {chunk.id}});
   }
 }

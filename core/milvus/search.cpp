@@ -21,8 +21,12 @@ class MilvusView final : public SearchView {
   MilvusView(MilvusClient client, std::shared_ptr<const Adapter> adapter, Metric metric, int dim)
       : client_(std::move(client)), adapter_(std::move(adapter)), metric_(metric), dim_(dim) {}
 
-  Status search(const float* queries, size_t n, int k,
+  Status search(const float* queries, size_t n, const SearchOptions& options,
                 std::vector<std::vector<Hit>>* results) const override {
+    const int k = options.k;
+    if (!options.filter.matches_all()) {
+      return Status::NotSupported("search: a Milvus view does not apply metadata filters");
+    }
     if (k < 1) return Status::InvalidArgument("search: k must be at least 1, got " + std::to_string(k));
     std::vector<float> mapped;
     EMBEDAPT_RETURN_IF_ERROR(to_collection_space(adapter_.get(), metric_, queries, n, dim_, &mapped));
@@ -35,7 +39,7 @@ class MilvusView final : public SearchView {
       for (size_t q = next++; q < n; q = next++) {
         failures[q] = client_.search(mapped.data() + q * size_t(out_dim), out_dim, k, &hits);
         if (!failures[q].ok()) continue;
-        for (const MilvusHit& hit : hits) (*results)[q].push_back({hit.id, hit.distance, ""});
+        for (const MilvusHit& hit : hits) (*results)[q].push_back({hit.id, hit.distance, "", ""});
       }
     };
     std::vector<std::thread> threads;

@@ -72,6 +72,11 @@ embedapt_code guarded(const char* function, char** error, Body&& body) noexcept 
   }
 }
 
+embedapt_code parse_filter(const char* json, embedapt::Filter* out, char** error) {
+  if (json == nullptr) return EMBEDAPT_OK;
+  return report(embedapt::Filter::parse(json, out), error);
+}
+
 }  // namespace
 
 extern "C" {
@@ -137,6 +142,49 @@ embedapt_code embedapt_upsert(embedapt_store* store, const char* id, const float
   });
 }
 
+embedapt_code embedapt_upsert_metadata(embedapt_store* store, const char* id, const float* vector, size_t dim,
+                                       const void* payload, size_t payload_len, const char* metadata,
+                                       char** error) {
+  return guarded("embedapt_upsert_metadata", error, [&] {
+    if (store == nullptr || id == nullptr || vector == nullptr) {
+      return invalid("embedapt_upsert_metadata: store, id and vector must not be NULL", error);
+    }
+    if (payload == nullptr && payload_len != 0) return invalid("embedapt_upsert_metadata: NULL payload", error);
+    std::vector<embedapt::Record> records(1);
+    records[0].id = id;
+    records[0].vector.assign(vector, vector + dim);
+    records[0].payload.assign(static_cast<const char*>(payload), payload == nullptr ? 0 : payload_len);
+    if (metadata != nullptr) records[0].metadata = metadata;
+    return report(store->store->upsert_batch(records), error);
+  });
+}
+
+embedapt_code embedapt_remove_matching(embedapt_store* store, const char* filter, uint64_t* removed,
+                                       char** error) {
+  return guarded("embedapt_remove_matching", error, [&] {
+    if (store == nullptr || filter == nullptr) {
+      return invalid("embedapt_remove_matching: store and filter must not be NULL", error);
+    }
+    embedapt::Filter parsed;
+    if (embedapt_code code = parse_filter(filter, &parsed, error)) return code;
+    return report(store->store->remove_matching(parsed, removed), error);
+  });
+}
+
+embedapt_code embedapt_get_metadata(const embedapt_store* store, const char* id, char** metadata,
+                                    char** error) {
+  return guarded("embedapt_get_metadata", error, [&] {
+    if (store == nullptr || id == nullptr || metadata == nullptr) {
+      return invalid("embedapt_get_metadata: store, id and metadata must not be NULL", error);
+    }
+    embedapt::Record record;
+    embedapt::Status s = store->store->get(id, &record);
+    if (!s.ok()) return report(s, error);
+    *metadata = copy_bytes(record.metadata);
+    return *metadata ? EMBEDAPT_OK : report(embedapt::Status::Internal("embedapt_get_metadata: out of memory"), error);
+  });
+}
+
 embedapt_code embedapt_remove(embedapt_store* store, const char* id, char** error) {
   return guarded("embedapt_remove", error, [&] {
     if (store == nullptr || id == nullptr)
@@ -183,6 +231,23 @@ embedapt_code embedapt_search(const embedapt_store* store, const float* query, s
   });
 }
 
+embedapt_code embedapt_search_filtered(const embedapt_store* store, const float* query, size_t dim, int k,
+                                       const char* filter, embedapt_results** results, char** error) {
+  return guarded("embedapt_search_filtered", error, [&] {
+    if (store == nullptr || results == nullptr) {
+      return invalid("embedapt_search_filtered: store and results must not be NULL", error);
+    }
+    embedapt::SearchOptions options;
+    options.k = k;
+    if (embedapt_code code = parse_filter(filter, &options.filter, error)) return code;
+    auto out = std::make_unique<embedapt_results>();
+    embedapt::Status s = store->store->search(query, dim, options, &out->hits);
+    if (!s.ok()) return report(s, error);
+    *results = out.release();
+    return EMBEDAPT_OK;
+  });
+}
+
 size_t embedapt_results_count(const embedapt_results* results) {
   return results == nullptr ? 0 : results->hits.size();
 }
@@ -204,6 +269,10 @@ const void* embedapt_results_payload(const embedapt_results* results, size_t i, 
   }
   if (len != nullptr) *len = results->hits[i].payload.size();
   return results->hits[i].payload.data();
+}
+
+const char* embedapt_results_metadata(const embedapt_results* results, size_t i) {
+  return results->hits[i].metadata.c_str();
 }
 
 void embedapt_results_free(embedapt_results* results) { delete results; }

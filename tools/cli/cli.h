@@ -38,6 +38,7 @@ std::unique_ptr<Store> open_store_read_only(const std::string& db, bool trust_co
 // Each subcommand lives in its own file and adds itself to the app.
 void add_ingest_command(CLI::App& app);
 void add_search_command(CLI::App& app);
+void add_remove_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);
 void add_embed_command(CLI::App& app);
 void add_eval_command(CLI::App& app);

@@ -39,6 +39,7 @@ struct EvalArgs {
   uint64_t seed = 0;
   std::string milvus_uri;
   std::string milvus_collection;
+  std::string filter;
 };
 
 bool all_digits(const std::string& s) {
@@ -174,6 +175,10 @@ void run_eval(const EvalArgs& args) {
   EvalOptions options;
   options.top_k = args.top_k;
   options.seed = args.seed;
+  if (!args.filter.empty()) {
+    Status s = Filter::parse(args.filter, &options.filter);
+    if (!s.ok()) throw Failure{"--" + s.message()};  // "--filter: <the problem>"
+  }
   options.show_progress = isatty(STDERR_FILENO);  // no carriage-return noise in logs
   if (args.milvus_uri.empty() != args.milvus_collection.empty()) {
     throw Failure{"--milvus and --collection go together"};
@@ -226,6 +231,7 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--milvus", args->milvus_uri,
                   "Search this Milvus server (http://HOST:PORT) instead of the store's index");
   cmd->add_option("--collection", args->milvus_collection, "The Milvus collection synced from the store");
+  cmd->add_option("--filter", args->filter, "Search only records whose metadata matches this JSON filter");
   cmd->callback([args] { run_eval(*args); });
 }
 

@@ -5,7 +5,9 @@
 
 #include <cstdio>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "core/common/files.h"
@@ -28,6 +30,7 @@ struct IngestArgs {
   std::string cache_dir;
   bool no_cache = false;
   std::string ids_file;
+  std::string metadata_file;
   std::string index_spec;  // empty: "Flat" for a new store, as stored otherwise
   std::string metric;      // empty: cosine for a new store, as stored otherwise
   size_t batch = 1000;
@@ -56,6 +59,48 @@ std::vector<std::string> read_ids(const std::string& path, size_t rows) {
     throw Failure{path + ": " + std::to_string(ids.size()) + " ids for " + std::to_string(rows) + " vectors"};
   }
   return ids;
+}
+
+// `{"id": ID, "metadata": {...}}` lines: id -> the metadata's JSON text.
+std::unordered_map<std::string, std::string> read_metadata_file(const std::string& path) {
+  std::unordered_map<std::string, std::string> out;
+  if (path.empty()) return out;
+  std::string text;
+  check(read_file(path, &text));
+  size_t start = 0, line_number = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    const std::string line = text.substr(start, end - start);
+    const std::string at = path + ":" + std::to_string(++line_number);
+    start = end + 1;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    nlohmann::json object = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (!object.is_object() || !object.contains("id") || !object["id"].is_string() ||
+        !object.contains("metadata") || !object["metadata"].is_object()) {
+      throw Failure{at + ": expected {\"id\": string, \"metadata\": object}"};
+    }
+    if (!out.emplace(object["id"].get<std::string>(), object["metadata"].dump()).second) {
+      throw Failure{at + ": id '" + object["id"].get<std::string>() + "' listed twice"};
+    }
+  }
+  return out;
+}
+
+// Gives each record named in `metadata` its metadata; an id the input does
+// not hold is an error (a typo would otherwise go unnoticed).
+template <typename Entry>
+void attach_metadata(const std::string& path, std::unordered_map<std::string, std::string> metadata,
+                     std::vector<Entry>* entries) {
+  for (Entry& entry : *entries) {
+    auto found = metadata.find(entry.id);
+    if (found == metadata.end()) continue;
+    entry.metadata = std::move(found->second);
+    metadata.erase(found);
+  }
+  if (!metadata.empty()) {
+    throw Failure{path + ": metadata for id '" + metadata.begin()->first + "', which the input does not hold"};
+  }
 }
 
 // Opens the store at args.db, creating it with `dim` if it does not exist.
@@ -91,6 +136,7 @@ void ingest_text_dataset(const IngestArgs& args) {
   }
   QaDataset dataset;
   check(read_dataset(args.dataset, &dataset));
+  attach_metadata(args.metadata_file, read_metadata_file(args.metadata_file), &dataset.corpus);
   EmbedderOptions embedder_options;
   embedder_options.cache_dir = args.cache_dir;
   embedder_options.use_cache = !args.no_cache;
@@ -119,6 +165,7 @@ void run_ingest(const IngestArgs& args) {
     records[i].id = std::move(ids[i]);
     records[i].vector.assign(vectors.row(i), vectors.row(i) + vectors.cols);
   }
+  attach_metadata(args.metadata_file, read_metadata_file(args.metadata_file), &records);
   std::unique_ptr<Store> store = open_store(args, static_cast<int>(vectors.cols));
   write_batches(store.get(), records, args.batch);
   check(store->flush());
@@ -132,6 +179,9 @@ void add_ingest_command(CLI::App& app) {
   cmd->add_option("db", args->db, "Store directory")->required();
   cmd->add_option("--npy", args->npy, "Vectors, a float32 (rows x dim) .npy file");
   cmd->add_option("--ids", args->ids_file, "With --npy: ids, one per line (default: the row numbers)");
+  cmd->add_option("--metadata", args->metadata_file,
+                  "Metadata for filters: JSON lines {\"id\": ..., \"metadata\": {...}} (with --dataset it "
+                  "replaces a document's own)");
   cmd->add_option(
       "--dataset", args->dataset,
       "A dataset (LlamaIndex JSON, BEIR folder or JSONL pairs): its corpus is embedded and stored");

@@ -68,7 +68,11 @@ void run_get(const InspectArgs& args) {
   Record record;
   check(store->get(args.id, &record));
   // Payloads are bytes; JSON needs valid UTF-8, so invalid sequences are replaced.
-  nlohmann::json j = {{"id", record.id}, {"vector", record.vector}, {"payload", record.payload}};
+  nlohmann::json j = {{"id", record.id},
+                      {"vector", record.vector},
+                      {"payload", record.payload},
+                      {"metadata", record.metadata.empty() ? nlohmann::json::object()
+                                                           : nlohmann::json::parse(record.metadata)}};
   std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
 }
 
@@ -81,7 +85,8 @@ void add_inspect_command(CLI::App& app) {
   cmd->add_flag("--json", args->json, "Print the statistics as JSON");
   cmd->add_flag("--trust-code", args->trust_code, "Allow a TorchScript active adapter (it is code)");
   cmd->fallthrough();  // `inspect DB verify --trust-code` too
-  CLI::App* verify = cmd->add_subcommand("verify", "Check that the index and RocksDB agree (exit 1 if not)");
+  CLI::App* verify = cmd->add_subcommand(
+      "verify", "Check that the index, the metadata index and RocksDB agree (exit 1 if not)");
   CLI::App* get = cmd->add_subcommand("get", "Print one record as JSON");
   get->add_option("id", args->id, "Record id")->required();
   cmd->require_subcommand(0, 1);

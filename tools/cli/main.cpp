@@ -10,6 +10,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "embedapt 0.1.0");
   add_ingest_command(app);
   add_search_command(app);
+  add_remove_command(app);
   add_inspect_command(app);
   add_embed_command(app);
   add_eval_command(app);

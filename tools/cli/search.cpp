@@ -18,6 +18,7 @@ struct SearchArgs {
   std::string npy;
   int k = 10;
   std::string json_out;
+  std::string filter;
   bool trust_code = false;
 };
 
@@ -25,12 +26,14 @@ struct SearchArgs {
 std::string results_json(const std::vector<std::vector<Hit>>& results) {
   nlohmann::json out = {{"results", nlohmann::json::array()}};
   for (size_t q = 0; q < results.size(); ++q) {
-    nlohmann::json ids = nlohmann::json::array(), scores = nlohmann::json::array();
+    nlohmann::json ids = nlohmann::json::array(), scores = nlohmann::json::array(),
+                   metadata = nlohmann::json::array();
     for (const Hit& hit : results[q]) {
       ids.push_back(hit.id);
       scores.push_back(hit.score);
+      metadata.push_back(hit.metadata.empty() ? nlohmann::json::object() : nlohmann::json::parse(hit.metadata));
     }
-    out["results"].push_back({{"query", q}, {"ids", ids}, {"scores", scores}});
+    out["results"].push_back({{"query", q}, {"ids", ids}, {"scores", scores}, {"metadata", metadata}});
   }
   return out.dump() + "\n";
 }
@@ -46,6 +49,11 @@ void print_table(const std::vector<std::vector<Hit>>& results) {
 
 void run_search(const SearchArgs& args) {
   if (args.k < 1) throw Failure{"-k must be at least 1"};
+  SearchOptions options(args.k);
+  if (!args.filter.empty()) {
+    Status s = Filter::parse(args.filter, &options.filter);
+    if (!s.ok()) throw Failure{"--" + s.message()};  // "--filter: <the problem>"
+  }
   Matrix queries;
   check(read_npy(args.npy, &queries));
   std::unique_ptr<Store> store = open_store_read_only(args.db, args.trust_code);
@@ -56,7 +64,7 @@ void run_search(const SearchArgs& args) {
                   std::to_string(stats.dim)};
   }
   std::vector<std::vector<Hit>> results;
-  check(store->search_batch(queries.data.data(), queries.rows, {args.k}, &results));
+  check(store->search_batch(queries.data.data(), queries.rows, options, &results));
   if (args.json_out.empty()) {
     print_table(results);
   } else {
@@ -72,7 +80,9 @@ void add_search_command(CLI::App& app) {
   cmd->add_option("db", args->db, "Store directory")->required();
   cmd->add_option("--npy", args->npy, "Queries, a float32 (rows x dim) .npy file")->required();
   cmd->add_option("-k", args->k, "Neighbours per query")->capture_default_str();
-  cmd->add_option("--json", args->json_out, "Write the results as JSON to this file");
+  cmd->add_option("--json", args->json_out, "Write the results (with each hit's metadata) as JSON to this file");
+  cmd->add_option("--filter", args->filter,
+                  "Only records whose metadata matches this JSON filter, e.g. '{\"lang\": {\"$in\": [\"da\", \"sv\"]}}'");
   cmd->add_flag("--trust-code", args->trust_code, "Allow a TorchScript active adapter (it is code)");
   cmd->callback([args] { run_search(*args); });
 }

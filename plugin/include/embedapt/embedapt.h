@@ -73,8 +73,21 @@ uint64_t embedapt_count(const embedapt_store* store);
 
 embedapt_code embedapt_upsert(embedapt_store* store, const char* id, const float* vector, size_t dim,
                               const void* payload, size_t payload_len, char** error);
+/* embedapt_upsert with metadata, a JSON object of strings, numbers, bools
+ * and lists of strings (see embedapt::Record; NULL or "": none). */
+embedapt_code embedapt_upsert_metadata(embedapt_store* store, const char* id, const float* vector, size_t dim,
+                                       const void* payload, size_t payload_len, const char* metadata,
+                                       char** error);
 /* EMBEDAPT_NOT_FOUND if `id` is not stored. */
 embedapt_code embedapt_remove(embedapt_store* store, const char* id, char** error);
+/* Removes every record whose metadata matches the JSON `filter`, atomically;
+ * *removed (if not NULL) gets how many. */
+embedapt_code embedapt_remove_matching(embedapt_store* store, const char* filter, uint64_t* removed,
+                                       char** error);
+/* A malloc'd copy of the metadata of `id` ("" if none; free with
+ * embedapt_free). */
+embedapt_code embedapt_get_metadata(const embedapt_store* store, const char* id, char** metadata,
+                                    char** error);
 /* Copies the stored vector into `vector` (room for `dim` floats) and, if
  * `payload` is not NULL, a malloc'd copy of the payload (free with
  * embedapt_free) into *payload and its length into *payload_len. */
@@ -87,6 +100,11 @@ embedapt_code embedapt_flush(embedapt_store* store, char** error);
  * embedapt_results_free(). */
 embedapt_code embedapt_search(const embedapt_store* store, const float* query, size_t dim, int k,
                               embedapt_results** results, char** error);
+/* embedapt_search among the records whose metadata matches `filter`, a JSON
+ * filter (see embedapt::Filter in embedapt/store.h; NULL: every record).
+ * A malformed filter is EMBEDAPT_INVALID_ARGUMENT, never an empty result. */
+embedapt_code embedapt_search_filtered(const embedapt_store* store, const float* query, size_t dim, int k,
+                                       const char* filter, embedapt_results** results, char** error);
 /* 0 for NULL. */
 size_t embedapt_results_count(const embedapt_results* results);
 /* The i-th hit; pointers stay valid until embedapt_results_free(). A NULL
@@ -95,6 +113,8 @@ size_t embedapt_results_count(const embedapt_results* results);
 const char* embedapt_results_id(const embedapt_results* results, size_t i);
 float embedapt_results_score(const embedapt_results* results, size_t i);
 const void* embedapt_results_payload(const embedapt_results* results, size_t i, size_t* len);
+/* The i-th hit's metadata, a JSON object ("" if it has none). */
+const char* embedapt_results_metadata(const embedapt_results* results, size_t i);
 void embedapt_results_free(embedapt_results* results);
 
 /* ---- The learning loop ---- */
