@@ -355,6 +355,50 @@ def retrain_markdown(r: dict) -> str:
     return "\n".join(lines)
 
 
+def filter_markdown(rows: list) -> str:
+    ingest = next(r["ingest"] for r in rows if "ingest" in r)
+    exact = next(r["hnsw_exact"] for r in rows if "hnsw_exact" in r)
+    searches = [r for r in rows if "selectivity" in r]
+    first = searches[0]
+    lines = [
+        f"filter_bench: {first['n']:,} seeded random unit vectors ({first['dim']}-d, cosine) with metadata"
+        ' `{"bucket": b, "tenant": "t<b % 20>"}`, b uniform in [0, 1000); filters of each selectivity through'
+        " different operators (`$eq`, `$lt`, `$in`, `$not`); k=10, one query at a time, the three ways interleaved"
+        f" query by query, {first['queries']} queries, {first['repeats']} repeats, QPS the median. Over-fetch = an"
+        " unfiltered search of k=100 whose non-matching hits are dropped (what an app does without filters)."
+        " Recall@10 is against the exact top 10 of the matching records (brute force).",
+        "",
+        "| index | selectivity | filtered QPS | unfiltered QPS | over-fetch QPS | filtered recall@10 | filtered hits"
+        " (min) | over-fetch recall@10 | over-fetch hits (mean / min) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in searches:
+        lines.append(
+            f"| {r['spec']} | {r['selectivity']} | {r['filtered_qps']:.0f} | {r['unfiltered_qps']:.0f}"
+            f" | {r['overfetch_qps']:.0f} | {r['filtered_recall_at_10']:.3f} | {r['filtered_min_hits']}"
+            f" | {r['overfetch_recall_at_10']:.3f} | {r['overfetch_mean_hits']:.1f} / {r['overfetch_min_hits']} |"
+        )
+    lines += [
+        "",
+        f"Metadata ingest overhead (Flat, {ingest['n']:,} rows, durable batches of 1000, the two stores fed in turn):"
+        f" {ingest['rows_per_s_without_metadata']:,.0f} rows/s without metadata,"
+        f" {ingest['rows_per_s_with_metadata']:,.0f} rows/s with it ({ingest['overhead'] * 100:+.1f}% time).",
+        "",
+        f"HNSW exact fallback threshold: on a FAISS HNSW32 graph of the same vectors (efSearch {exact['ef_search']}),"
+        " time per query of the graph walk with an IDSelector against an exact scan of the matching subset. The"
+        " store scans exactly at or below the fraction where the scan stops being cheaper (`kHnswExactFraction`).",
+        "",
+        "| matching fraction | matches | graph walk ms | exact scan ms | graph walk recall@10 |",
+        "|---|---|---|---|---|",
+    ]
+    for r in exact["rows"]:
+        lines.append(
+            f"| {r['fraction'] * 100:g}% | {r['matches']:,} | {r['graph_ms']:.3f} | {r['exact_ms']:.3f}"
+            f" | {r['graph_recall_at_10']:.3f} |"
+        )
+    return "\n".join(lines)
+
+
 def replace_section(doc: str, name: str, body: str) -> str:
     begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
     if begin not in doc or end not in doc:
@@ -374,9 +418,12 @@ def main() -> None:
     parser.add_argument("work", help="run.sh's work directory")
     parser.add_argument("--total-seconds", type=float, help="wall time of the whole `make bench` run")
     parser.add_argument(
-        "--only", choices=["retrain"], help="regenerate only this section, from its own step's output in WORK"
+        "--only", choices=["retrain", "filter"], help="regenerate only this section, from its own step's output in WORK"
     )
     args = parser.parse_args()
+    if args.only == "filter":
+        write_sections({"filter": filter_markdown(read_jsonl(os.path.join(args.work, "filter.jsonl")))})
+        return
     retrain = read_retrain(args.work)
     if args.only == "retrain":
         write_sections({"retrain": retrain_markdown(retrain)})
@@ -409,6 +456,7 @@ def main() -> None:
         "total_seconds": args.total_seconds,
         "venv": venv,
         "store": read_jsonl(os.path.join(args.work, "store.jsonl")),
+        "filter": read_jsonl(os.path.join(args.work, "filter.jsonl")),
         "encoder": encoder_summary(
             read_jsonl(os.path.join(args.work, "encoder-cpp.jsonl")),
             read_jsonl(os.path.join(args.work, "encoder-py.jsonl")),
@@ -429,6 +477,7 @@ def main() -> None:
             "store": store_markdown(result),
             "encoder": encoder_markdown(result),
             "retrain": retrain_markdown(retrain),
+            "filter": filter_markdown(result["filter"]),
         }
     )
     print(f"report: wrote {out}", file=sys.stderr)

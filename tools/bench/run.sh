@@ -20,7 +20,7 @@ work=${BENCH_WORK:-$here/work}
 venv="$here/.venv"
 repeats=${BENCH_REPEATS:-3}
 
-for tool in embedapt store_bench encoder_bench retrain_bench; do
+for tool in embedapt store_bench encoder_bench retrain_bench filter_bench; do
   [ -x "$build/bin/$tool" ] || { echo "bench: $build/bin/$tool not found: build first (make bench builds it)" >&2; exit 1; }
 done
 for f in train_dataset.json val_dataset.json; do
@@ -53,6 +53,9 @@ echo "bench: store_bench" >&2
 store() { "$build/bin/store_bench" --dim 384 --repeats "$repeats" --specs Flat --dir "$work/stores" "$@" >> "$work/store.jsonl"; }
 store --n 100000 --queries 200
 [ -z "${FULL:-}" ] || store --n 1000000 --queries 50
+
+# Filtered search (tools/bench/filter.sh, also runnable alone).
+"$here/filter.sh" "$build" "$work"
 
 # Encoder: the C++ encoder, sentence-transformers and `embedapt ingest --dataset` (the same
 # texts through the CLI into a fresh Flat store, no cache: embedding plus durable writes),
