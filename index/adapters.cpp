@@ -244,4 +244,30 @@ Status StoreImpl::view(std::shared_ptr<const Adapter> adapter, std::unique_ptr<S
   return Status::OK();
 }
 
+Status import_adapter_dir(Store* store, const std::string& dir, bool trust_code, uint64_t* version) {
+  StoreStats stats;
+  EMBEDAPT_RETURN_IF_ERROR(store->stats(&stats));
+  AdapterVersion v;
+  EMBEDAPT_RETURN_IF_ERROR(read_adapter_dir(dir, &v.config_json, &v.weights));
+  std::unique_ptr<Adapter> adapter;
+  AdapterLoadOptions load_options;
+  load_options.trust_code = trust_code;
+  EMBEDAPT_RETURN_IF_ERROR(load_adapter(v.config_json, v.weights, load_options, &adapter).WithContext(dir));
+  if (adapter->in_dim() != stats.dim || adapter->out_dim() != stats.dim) {
+    return Status::InvalidArgument(dir + ": the adapter maps " + std::to_string(adapter->in_dim()) + " -> " +
+                                   std::to_string(adapter->out_dim()) + " dimensions; the store holds " +
+                                   std::to_string(stats.dim));
+  }
+  // load_adapter parsed the config, so it is a JSON object.
+  const std::string embedder = nlohmann::json::parse(v.config_json).value("embedder", "");
+  if (embedder != stats.embedder) {
+    return Status::FailedPrecondition(dir + ": the adapter was trained on embedder '" + embedder +
+                                      "', the store holds '" + stats.embedder + "'");
+  }
+  v.metrics_json = nlohmann::json{{"imported_from", dir}}.dump();
+  EMBEDAPT_RETURN_IF_ERROR(store->put_adapter(&v));
+  *version = v.version;
+  return Status::OK();
+}
+
 }  // namespace embedapt

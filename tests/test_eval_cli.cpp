@@ -166,9 +166,10 @@ TEST_CASE("eval prints the table and writes the JSON the library computes", "[cl
   export_identity_adapter(*embedder, dir / "identity");
 
   const std::string json = (dir / "report.json").string(), per_query = (dir / "per_query.jsonl").string();
+  const std::string html = (dir / "report.html").string();
   Run run = run_cli({"eval", (dir / "db").string(), "--dataset", kFixtures + "tiny.json", "--embedder",
                      kModel, "--adapter", (dir / "identity").string(), "--top-k", "2", "--json", json,
-                     "--per-query", per_query, "--cache-dir", (dir / "cli-cache").string()},
+                     "--per-query", per_query, "--html", html, "--cache-dir", (dir / "cli-cache").string()},
                     dir);
   INFO(run.err);
   REQUIRE(run.exit_code == 0);
@@ -217,6 +218,18 @@ TEST_CASE("eval prints the table and writes the JSON the library computes", "[cl
   CHECK(first["name"] == "base");
   CHECK(first["query_id"] == "q1");
   CHECK(first["retrieved"].size() == 5);
+
+  // The page: one chart per system, nothing to fetch (the SVG namespace is its only URL).
+  std::string page;
+  REQUIRE(read_file(html, &page).ok());
+  auto count = [&](const std::string& needle) {
+    size_t n = 0;
+    for (size_t at = page.find(needle); at != std::string::npos; at = page.find(needle, at + 1)) ++n;
+    return n;
+  };
+  CHECK(count("<svg") == 2);
+  CHECK(count("http") == count("xmlns=\"http://www.w3.org/2000/svg\""));
+  CHECK_THAT(page, Catch::Contains("linear identity") && Catch::Contains("paired permutation"));
 }
 
 TEST_CASE("eval names an exported adapter by kind and directory, once when they are the same",

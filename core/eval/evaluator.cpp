@@ -1,6 +1,9 @@
 #include "core/eval/evaluator.h"
 
 #include <algorithm>
+#include <charconv>
+#include <filesystem>
+#include <nlohmann/json.hpp>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -64,7 +67,7 @@ Status score_system(const SearchView& view, const std::vector<float>& query_vect
                     const std::unordered_map<std::string, std::unordered_set<std::string>>& relevant,
                     const EvalOptions& options, SystemResult* result) {
   Progress progress("searching (" + result->name + ")", dataset.queries.size(), options.show_progress);
-  const int depth = std::max(options.top_k, 10);  // nDCG@10 and recall@10 look at ten results
+  const int depth = std::max(options.top_k, kCurveDepth);
   const size_t n = dataset.queries.size();
   std::vector<std::vector<Hit>> hits;
   SearchOptions search(depth);
@@ -81,11 +84,12 @@ Status score_system(const SearchView& view, const std::vector<float>& query_vect
     for (size_t i = 0; i < count; ++i) {
       const TextEntry& query = dataset.queries[start + i];
       const std::unordered_set<std::string>& wanted = relevant.at(query.id);
-      QueryScore score{query.id, {}, {}};
+      QueryScore score{query.id, {}, {}, 0};
       std::vector<bool> is_relevant;
       for (const Hit& hit : hits[i]) {
         score.retrieved.push_back(hit.id);
         is_relevant.push_back(wanted.count(hit.id) > 0);
+        if (is_relevant.back() && score.first_relevant == 0) score.first_relevant = int(is_relevant.size());
       }
       score.metrics = score_ranking(is_relevant, wanted.size(), options.top_k);
       result->queries.push_back(std::move(score));
@@ -176,6 +180,59 @@ Status evaluate(const Store& store, Embedder& embedder, const QaDataset& dataset
     out.comparisons.push_back(mrr);
   }
   *report = std::move(out);
+  return Status::OK();
+}
+
+namespace {
+
+bool all_digits(const std::string& s) {
+  return !s.empty() && s.find_first_not_of("0123456789") == std::string::npos;
+}
+
+}  // namespace
+
+Status load_eval_system(const Store& store, const std::string& spec, const std::string& embedder_identity,
+                        bool trust_code, EvalSystem* out) {
+  std::string config_json, weights, name;
+  if (spec == "active" || all_digits(spec)) {
+    uint64_t version = 0;
+    if (spec == "active") {
+      StoreStats stats;
+      EMBEDAPT_RETURN_IF_ERROR(store.stats(&stats));
+      if (stats.active_adapter == 0) return Status::FailedPrecondition("the store has no active adapter");
+      version = stats.active_adapter;
+    } else {
+      // from_chars, not stoull: a number past 2^64 names no version; it must not throw.
+      auto [end, ec] = std::from_chars(spec.data(), spec.data() + spec.size(), version);
+      if (ec != std::errc() || end != spec.data() + spec.size()) {
+        return Status::NotFound("no adapter version " + spec + " (too large)");
+      }
+    }
+    AdapterVersion stored;
+    EMBEDAPT_RETURN_IF_ERROR(store.get_adapter(version, &stored));
+    config_json = stored.config_json;
+    weights = stored.weights;
+    name = "v" + std::to_string(version) + (spec == "active" ? " (active)" : "");
+  } else {
+    EMBEDAPT_RETURN_IF_ERROR(read_adapter_dir(spec, &config_json, &weights));
+    name = std::filesystem::path(spec).lexically_normal().filename().string();
+    if (name.empty()) name = spec;
+  }
+  nlohmann::json config = nlohmann::json::parse(config_json, nullptr, /*allow_exceptions=*/false);
+  if (config.is_object() && config.contains("embedder") && config["embedder"].is_string() &&
+      config["embedder"] != embedder_identity) {
+    return Status::FailedPrecondition("trained for embedder \"" + config["embedder"].get<std::string>() +
+                                      "\", not \"" + embedder_identity + "\"");
+  }
+  // The kind leads the name, unless the name already is the kind (a directory named "linear").
+  if (config.is_object() && config.contains("kind") && config["kind"].is_string() && config["kind"] != name) {
+    name = config["kind"].get<std::string>() + " " + name;
+  }
+  AdapterLoadOptions load_options;
+  load_options.trust_code = trust_code;
+  std::unique_ptr<Adapter> adapter;
+  EMBEDAPT_RETURN_IF_ERROR(load_adapter(config_json, weights, load_options, &adapter));
+  *out = {name, spec, std::shared_ptr<const Adapter>(std::move(adapter))};
   return Status::OK();
 }
 

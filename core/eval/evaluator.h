@@ -40,10 +40,15 @@ struct EvalOptions {
   Filter filter;
 };
 
+// Every query is searched at least this deep, so hit@k and MRR@k can be drawn
+// for k = 1..kCurveDepth (and nDCG@10, recall@10 computed) from one search.
+constexpr int kCurveDepth = 20;
+
 struct QueryScore {
   std::string query_id;
   RankMetrics metrics;
-  std::vector<std::string> retrieved;  // ids, best first (max(top_k, 10) of them)
+  std::vector<std::string> retrieved;  // ids, best first (max(top_k, kCurveDepth) of them)
+  int first_relevant = 0;              // rank (from 1) of the first relevant id in `retrieved`; 0: none
 };
 
 struct SystemResult {
@@ -85,5 +90,14 @@ struct EvalReport {
 // came from another embedder, or the dimensions differ.
 Status evaluate(const Store& store, Embedder& embedder, const QaDataset& dataset,
                 const std::vector<EvalSystem>& adapters, const EvalOptions& options, EvalReport* report);
+
+// Resolves an adapter to score, named as `embedapt eval --adapter` names it:
+// "active" (the store's active version), a stored version number, or an
+// exported adapter directory (write "./3" for a directory named like a
+// number). Refuses (Code::kFailedPrecondition) an adapter trained for another
+// embedder than `embedder_identity`, whose output on these vectors is noise.
+// The name is the kind then the version or directory ("linear v3 (active)").
+Status load_eval_system(const Store& store, const std::string& spec, const std::string& embedder_identity,
+                        bool trust_code, EvalSystem* out);
 
 }  // namespace embedapt

@@ -73,30 +73,11 @@ void export_version(const AdaptersArgs& args) {
               args.dir.c_str());
 }
 
-// Refuses an adapter the store could not serve: wrong dimension, another
-// embedder, untrusted code, or weights that do not load.
 void import_dir(const AdaptersArgs& args) {
   auto store = open_existing_store(args.db, args.trust_code);
-  StoreStats stats;
-  check(store->stats(&stats));
-  AdapterVersion v;
-  check(read_adapter_dir(args.dir, &v.config_json, &v.weights));
-  std::unique_ptr<Adapter> adapter;
-  Status loaded = load_adapter(v.config_json, v.weights, {args.trust_code}, &adapter);
-  if (!loaded.ok()) throw Failure{args.dir + ": " + loaded.message()};
-  if (adapter->in_dim() != stats.dim || adapter->out_dim() != stats.dim) {
-    throw Failure{args.dir + ": the adapter maps " + std::to_string(adapter->in_dim()) + " -> " +
-                  std::to_string(adapter->out_dim()) + " dimensions; the store holds " +
-                  std::to_string(stats.dim)};
-  }
-  std::string embedder = nlohmann::json::parse(v.config_json).value("embedder", "");
-  if (embedder != stats.embedder) {
-    throw Failure{args.dir + ": the adapter was trained on embedder '" + embedder + "', the store holds '" +
-                  stats.embedder + "'"};
-  }
-  v.metrics_json = nlohmann::json{{"imported_from", args.dir}}.dump();
-  check(store->put_adapter(&v));
-  std::printf("imported %s as version %llu\n", args.dir.c_str(), static_cast<unsigned long long>(v.version));
+  uint64_t version = 0;
+  check(import_adapter_dir(store.get(), args.dir, args.trust_code, &version));
+  std::printf("imported %s as version %llu\n", args.dir.c_str(), static_cast<unsigned long long>(version));
 }
 
 }  // namespace

@@ -5,9 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <charconv>
 #include <cstdio>
-#include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -16,7 +14,7 @@
 #include "core/common/files.h"
 #include "core/eval/dataset.h"
 #include "core/eval/evaluator.h"
-#include "embedapt/adapter.h"
+#include "core/eval/report.h"
 #include "embedapt/embedder.h"
 #include "embedapt/milvus.h"
 #include "embedapt/store.h"
@@ -33,6 +31,7 @@ struct EvalArgs {
   std::vector<std::string> adapters;
   int top_k = 5;
   std::string json_out;
+  std::string html_out;
   std::string per_query_out;
   std::string cache_dir;
   bool trust_code = false;
@@ -41,83 +40,6 @@ struct EvalArgs {
   std::string milvus_collection;
   std::string filter;
 };
-
-bool all_digits(const std::string& s) {
-  return !s.empty() && s.find_first_not_of("0123456789") == std::string::npos;
-}
-
-// Resolves one --adapter: "active", a stored version number, or an exported
-// directory (write "./3" for a directory named like a number).
-EvalSystem load_system(const Store& store, const std::string& spec, const Embedder& embedder,
-                       bool trust_code) {
-  const std::string flag = "--adapter " + spec;
-  std::string config_json, weights, name;
-  if (spec == "active" || all_digits(spec)) {
-    uint64_t version = 0;
-    if (spec == "active") {
-      StoreStats stats;
-      check(store.stats(&stats));
-      if (stats.active_adapter == 0) throw Failure{flag + ": the store has no active adapter"};
-      version = stats.active_adapter;
-    } else {
-      // from_chars, not stoull: a number past 2^64 names no version; it must not throw.
-      auto [end, ec] = std::from_chars(spec.data(), spec.data() + spec.size(), version);
-      if (ec != std::errc() || end != spec.data() + spec.size()) {
-        throw Failure{flag + ": no adapter version " + spec + " (too large)"};
-      }
-    }
-    AdapterVersion stored;
-    Status s = store.get_adapter(version, &stored);
-    if (!s.ok()) throw Failure{flag + ": " + s.message()};
-    config_json = stored.config_json;
-    weights = stored.weights;
-    name = "v" + std::to_string(version) + (spec == "active" ? " (active)" : "");
-  } else {
-    Status s = read_adapter_dir(spec, &config_json, &weights);
-    if (!s.ok()) throw Failure{flag + ": " + s.message()};
-    name = std::filesystem::path(spec).lexically_normal().filename().string();
-    if (name.empty()) name = spec;
-  }
-  // An adapter maps one embedder's vectors; on another's its output is noise.
-  nlohmann::json config = nlohmann::json::parse(config_json, nullptr, /*allow_exceptions=*/false);
-  if (config.is_object() && config.contains("embedder") && config["embedder"].is_string() &&
-      config["embedder"] != embedder.identity()) {
-    throw Failure{flag + ": trained for embedder \"" + config["embedder"].get<std::string>() + "\", not \"" +
-                  embedder.identity() + "\""};
-  }
-  // The kind leads the name, unless the name already is the kind (a directory named "linear").
-  if (config.is_object() && config.contains("kind") && config["kind"].is_string() && config["kind"] != name) {
-    name = config["kind"].get<std::string>() + " " + name;
-  }
-  AdapterLoadOptions load_options;
-  load_options.trust_code = trust_code;
-  std::unique_ptr<Adapter> adapter;
-  Status s = load_adapter(config_json, weights, load_options, &adapter);
-  if (!s.ok()) throw Failure{flag + ": " + s.message()};
-  return {name, spec, std::shared_ptr<const Adapter>(std::move(adapter))};
-}
-
-nlohmann::json report_json(const EvalReport& report) {
-  nlohmann::json results = nlohmann::json::array();
-  for (const SystemResult& r : report.results) {
-    results.push_back({{"name", r.name},
-                       {"adapter", r.source.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.source)},
-                       {"n_queries", r.queries.size()},
-                       {"top_k", r.top_k},
-                       {"hit_rate", r.hit_rate},
-                       {"mrr", r.mrr},
-                       {"ndcg@10", r.ndcg_at_10},
-                       {"recall@10", r.recall_at_10},
-                       {"hit_rate_ci95", {r.hit_rate_ci95.lo, r.hit_rate_ci95.hi}},
-                       {"mrr_ci95", {r.mrr_ci95.lo, r.mrr_ci95.hi}}});
-  }
-  nlohmann::json comparisons = nlohmann::json::array();
-  for (const Comparison& c : report.comparisons) {
-    comparisons.push_back(
-        {{"a", c.a}, {"b", c.b}, {"metric", c.metric}, {"delta", c.delta}, {"p_value", c.p_value}});
-  }
-  return {{"results", results}, {"comparisons", comparisons}};
-}
 
 // One line per (system, query): what was retrieved and how it scored.
 std::string per_query_jsonl(const EvalReport& report) {
@@ -169,8 +91,12 @@ void run_eval(const EvalArgs& args) {
   if (!made.ok()) throw Failure{"--embedder " + args.embedder + ": " + made.message()};
 
   std::vector<EvalSystem> systems;
-  for (const std::string& spec : args.adapters)
-    systems.push_back(load_system(*store, spec, *embedder, args.trust_code));
+  for (const std::string& spec : args.adapters) {
+    EvalSystem system;
+    Status s = load_eval_system(*store, spec, embedder->identity(), args.trust_code, &system);
+    if (!s.ok()) throw Failure{"--adapter " + spec + ": " + s.message()};
+    systems.push_back(std::move(system));
+  }
 
   EvalOptions options;
   options.top_k = args.top_k;
@@ -200,7 +126,11 @@ void run_eval(const EvalArgs& args) {
                  report.unanswerable_queries[0].c_str());
   }
   print_table(report);
-  if (!args.json_out.empty()) check(write_file_atomic(args.json_out, report_json(report).dump(2) + "\n"));
+  if (!args.json_out.empty()) check(write_file_atomic(args.json_out, report_json(report)));
+  if (!args.html_out.empty()) {
+    const std::string title = "embedapt eval: " + args.db + " on " + args.dataset;
+    check(write_file_atomic(args.html_out, report_html(report, title)));
+  }
   if (!args.per_query_out.empty()) check(write_file_atomic(args.per_query_out, per_query_jsonl(report)));
 }
 
@@ -222,6 +152,8 @@ void add_eval_command(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::Range(1, 1000));
   cmd->add_option("--json", args->json_out, "Write the results and comparisons as JSON");
+  cmd->add_option("--html", args->html_out,
+                  "Write a self-contained HTML page: the table, hit@k and MRR@k charts, the comparisons");
   cmd->add_option("--per-query", args->per_query_out, "Write each query's scores and results as JSON lines");
   cmd->add_option("--cache-dir", args->cache_dir,
                   "The embedding cache ($EMBEDAPT_CACHE_DIR, ~/.cache/embedapt)");

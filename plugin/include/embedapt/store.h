@@ -321,4 +321,11 @@ class Store {
   virtual Status sync() = 0;
 };
 
+// Stores the adapter exported to `dir` (write_adapter_dir's layout) as a new
+// version of `store`, not activated, and sets *version to its number. Refuses
+// what the store could not serve: weights that do not load (a TorchScript
+// adapter without `trust_code`), another dimension, another embedder. The
+// version's metrics record the directory it came from.
+Status import_adapter_dir(Store* store, const std::string& dir, bool trust_code, uint64_t* version);
+
 }  // namespace embedapt
