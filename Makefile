@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps models build test demo bench sanitize format tidy clean milvus-venv milvus-check
+.PHONY: all deps models build python test demo bench sanitize format tidy clean milvus-venv milvus-check
 
 all: build
 
@@ -19,8 +19,20 @@ $(BUILD)/CMakeCache.txt:
 build: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 
-test: deps models build milvus-venv
+# `make python`: the project's virtual environment ($(VENV)) with the pinned
+# requirements and the binding (pip install ./plugin/python), which links the
+# libraries of $(BUILD) instead of compiling them a second time.
+VENV ?= .venv
+python: build
+	test -x $(VENV)/bin/python || /usr/bin/python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q -r plugin/python/requirements.txt
+	CMAKE_BUILD_PARALLEL_LEVEL=$(JOBS) $(VENV)/bin/pip install -q --no-build-isolation --no-deps \
+	  --config-settings=cmake.define.EMBEDAPT_BUILD_DIR=$(abspath $(BUILD)) \
+	  --config-settings=build-dir=$(abspath $(BUILD))/python ./plugin/python
+
+test: deps models build milvus-venv python
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	EMBEDAPT_CLI=$(abspath $(BUILD))/bin/embedapt $(VENV)/bin/python -m pytest -q plugin/python/tests
 
 # The embedded Milvus server the Milvus tests start (tools/milvus/serve.py).
 MILVUS_VENV = $(BUILD)/milvus-venv

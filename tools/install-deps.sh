@@ -9,6 +9,7 @@ packages=(
   libfmt-dev catch2 libcli11-dev nlohmann-json3-dev
   libcurl4-openssl-dev libpoppler-cpp-dev libssl-dev
   python3 python3-pip python3-venv unzip
+  chromium  # the Python tests open the HTML eval report in it (headless)
 )
 
 missing=()

@@ -1,0 +1,490 @@
+// embedapt._core: the Python binding, a thin layer over the library's calls.
+//
+// Every call that searches, writes, embeds, trains or evaluates releases the
+// GIL, so Python threads run it in parallel (the Store is thread-safe: many
+// readers and one serialized writer). A Status that is not ok becomes an
+// embedapt.Error carrying its code and message.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstdlib>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "core/common/files.h"
+#include "core/eval/dataset.h"
+#include "core/eval/evaluator.h"
+#include "core/eval/report.h"
+#include "embedapt/adapter.h"
+#include "embedapt/embedder.h"
+#include "embedapt/store.h"
+
+namespace py = pybind11;
+using namespace embedapt;
+
+namespace {
+
+// A not-ok Status on its way to Python.
+struct StatusError {
+  Status status;
+};
+
+void check(const Status& s) {
+  if (!s.ok()) throw StatusError{s};
+}
+
+using FloatArray = py::array_t<float, py::array::c_style | py::array::forcecast>;
+
+// The vector rows of `a` (1-d: one row), checked against `dim`.
+size_t rows_of(const FloatArray& a, int dim, const char* what) {
+  if (a.ndim() != 1 && a.ndim() != 2)
+    throw StatusError{Status::InvalidArgument(std::string(what) + ": expected a 1-d or 2-d array, got " +
+                                              std::to_string(a.ndim()) + "-d")};
+  const size_t cols = static_cast<size_t>(a.shape(a.ndim() - 1));
+  if (dim > 0 && cols != static_cast<size_t>(dim)) {
+    throw StatusError{Status::InvalidArgument(std::string(what) + ": vectors have " + std::to_string(cols) +
+                                              " dimensions; the store holds " + std::to_string(dim))};
+  }
+  return a.ndim() == 1 ? 1 : static_cast<size_t>(a.shape(0));
+}
+
+// Search results of one query: parallel lists, best first.
+struct Results {
+  std::vector<std::string> ids;
+  std::vector<float> scores;
+  std::vector<std::string> payloads;
+};
+
+Results to_results(std::vector<Hit>&& hits) {
+  Results r;
+  for (Hit& h : hits) {
+    r.ids.push_back(std::move(h.id));
+    r.scores.push_back(h.score);
+    r.payloads.push_back(std::move(h.payload));
+  }
+  return r;
+}
+
+py::dict adapter_dict(const AdapterVersion& v) {
+  py::dict d;
+  d["version"] = v.version;
+  d["parent"] = v.parent;
+  d["config"] = v.config_json;
+  d["metrics"] = v.metrics_json;
+  d["data_fingerprint"] = v.data_fingerprint;
+  d["created_unix"] = v.created_unix;
+  return d;
+}
+
+// The Python-side Store: the library's Store, closed explicitly or when collected.
+class PyStore {
+ public:
+  static std::unique_ptr<PyStore> open(const std::string& path, int dim, const std::string& metric,
+                                       const std::string& index, bool create_if_missing, bool sync_writes,
+                                       bool trust_code) {
+    Options options;
+    options.dim = dim;
+    check(ParseMetric(metric, &options.metric));
+    options.index_spec = index;
+    options.create_if_missing = create_if_missing;
+    options.sync_writes = sync_writes;
+    options.trust_code = trust_code;
+    auto out = std::make_unique<PyStore>();
+    out->path_ = path;
+    py::gil_scoped_release release;
+    check(Store::open(path, options, &out->store_));
+    StoreStats stats;
+    check(out->store_->stats(&stats));
+    out->dim_ = stats.dim;
+    return out;
+  }
+
+  Store& store() const {
+    if (!store_) throw StatusError{Status::FailedPrecondition(path_ + ": the store is closed")};
+    return *store_;
+  }
+  const std::string& path() const { return path_; }
+  int dim() const { return dim_; }
+
+  void close() {
+    py::gil_scoped_release release;
+    store_.reset();
+  }
+
+  void upsert(const std::string& id, const FloatArray& vector, const py::bytes& payload) {
+    if (vector.ndim() != 1) throw StatusError{Status::InvalidArgument("upsert: expected a 1-d vector")};
+    std::string data = payload;
+    Store& s = store();
+    py::gil_scoped_release release;
+    check(s.upsert(id, vector.data(), static_cast<size_t>(vector.shape(0)), data));
+  }
+
+  void upsert_batch(const std::vector<std::string>& ids, const FloatArray& vectors,
+                    const std::vector<py::bytes>& payloads) {
+    const size_t n = rows_of(vectors, dim_, "upsert_batch");
+    if (vectors.ndim() != 2 || ids.size() != n || (!payloads.empty() && payloads.size() != n)) {
+      throw StatusError{Status::InvalidArgument(
+          "upsert_batch: expected an (n, dim) array with n ids (and n payloads, if any); got " +
+          std::to_string(ids.size()) + " ids, " + std::to_string(payloads.size()) + " payloads, " +
+          std::to_string(n) + " rows")};
+    }
+    std::vector<Record> records(n);
+    const size_t cols = static_cast<size_t>(vectors.shape(1));
+    for (size_t i = 0; i < n; ++i) {
+      records[i].id = ids[i];
+      if (!payloads.empty()) records[i].payload = payloads[i];
+    }
+    Store& s = store();
+    py::gil_scoped_release release;
+    for (size_t i = 0; i < n; ++i)
+      records[i].vector.assign(vectors.data() + i * cols, vectors.data() + (i + 1) * cols);
+    check(s.upsert_batch(records));
+  }
+
+  void remove(const std::string& id) {
+    Store& s = store();
+    py::gil_scoped_release release;
+    check(s.remove(id));
+  }
+
+  py::tuple get(const std::string& id) const {
+    Record record;
+    {
+      Store& s = store();
+      py::gil_scoped_release release;
+      check(s.get(id, &record));
+    }
+    FloatArray vector(static_cast<py::ssize_t>(record.vector.size()));
+    std::copy(record.vector.begin(), record.vector.end(), vector.mutable_data());
+    return py::make_tuple(vector, py::bytes(record.payload));
+  }
+
+  Results search(const FloatArray& query, int k) const {
+    if (rows_of(query, dim_, "search") != 1 || query.ndim() != 1) {
+      throw StatusError{Status::InvalidArgument("search: expected one 1-d query vector")};
+    }
+    std::vector<Hit> hits;
+    Store& s = store();
+    {
+      py::gil_scoped_release release;
+      check(s.search(query.data(), static_cast<size_t>(query.shape(0)), {k}, &hits));
+    }
+    return to_results(std::move(hits));
+  }
+
+  std::vector<Results> search_batch(const FloatArray& queries, int k) const {
+    const size_t n = rows_of(queries, dim_, "search_batch");
+    std::vector<std::vector<Hit>> hits;
+    Store& s = store();
+    {
+      py::gil_scoped_release release;
+      check(s.search_batch(queries.data(), n, {k}, &hits));
+    }
+    std::vector<Results> out;
+    for (auto& h : hits) out.push_back(to_results(std::move(h)));
+    return out;
+  }
+
+  // Every record's id and payload, in id order (vectors left out: get() has them).
+  py::list records() const {
+    std::vector<std::pair<std::string, std::string>> rows;
+    {
+      Store& s = store();
+      py::gil_scoped_release release;
+      check(s.scan([&](const Record& r) {
+        rows.emplace_back(r.id, r.payload);
+        return true;
+      }));
+    }
+    py::list out;
+    for (auto& [id, payload] : rows) out.append(py::make_tuple(id, py::bytes(payload)));
+    return out;
+  }
+
+  uint64_t log_query(const FloatArray& query, const std::vector<std::string>& result_ids) {
+    if (query.ndim() != 1)
+      throw StatusError{Status::InvalidArgument("log_query: expected a 1-d query vector")};
+    uint64_t id = 0;
+    Store& s = store();
+    py::gil_scoped_release release;
+    check(s.log_query(query.data(), static_cast<size_t>(query.shape(0)), result_ids, &id));
+    return id;
+  }
+
+  void log_hit(uint64_t query_id, const std::string& doc_id) {
+    Store& s = store();
+    py::gil_scoped_release release;
+    check(s.log_hit(query_id, doc_id));
+  }
+
+  py::list adapters() const {
+    std::vector<AdapterVersion> versions;
+    check(store().list_adapters(&versions));
+    py::list out;
+    for (const auto& v : versions) out.append(adapter_dict(v));
+    return out;
+  }
+
+  void activate(uint64_t version) {
+    Store& s = store();
+    py::gil_scoped_release release;
+    check(s.activate_adapter(version));
+  }
+
+  void rollback() {
+    Store& s = store();
+    py::gil_scoped_release release;
+    check(s.rollback_adapter());
+  }
+
+  void export_adapter(uint64_t version, const std::string& dir) const {
+    Store& s = store();
+    py::gil_scoped_release release;
+    AdapterVersion v;
+    check(s.get_adapter(version, &v));
+    check(write_adapter_dir(dir, v.config_json, v.weights));
+  }
+
+  uint64_t import_adapter(const std::string& dir, bool trust_code) {
+    Store& s = store();
+    py::gil_scoped_release release;
+    uint64_t version = 0;
+    check(import_adapter_dir(&s, dir, trust_code, &version));
+    return version;
+  }
+
+  py::dict stats() const {
+    StoreStats st;
+    check(store().stats(&st));
+    py::dict d;
+    d["count"] = st.count;
+    d["dim"] = st.dim;
+    d["metric"] = MetricName(st.metric);
+    d["index"] = st.index_spec;
+    d["journal_seq"] = st.journal_seq;
+    d["snapshot_seq"] = st.snapshot_seq;
+    d["disk_bytes"] = st.disk_bytes;
+    d["active_adapter"] = st.active_adapter;
+    d["adapter_versions"] = st.adapter_versions;
+    d["logged_queries"] = st.logged_queries;
+    d["logged_hits"] = st.logged_hits;
+    d["embedder"] = st.embedder;
+    d["recovery"] = st.recovery;
+    return d;
+  }
+
+  void set_embedder(const std::string& identity) { check(store().set_embedder(identity)); }
+
+  void verify() const {
+    Store& s = store();
+    py::gil_scoped_release release;
+    check(s.verify());
+  }
+
+  void flush() {
+    Store& s = store();
+    py::gil_scoped_release release;
+    check(s.flush());
+  }
+
+ private:
+  std::string path_;
+  int dim_ = 0;
+  std::unique_ptr<Store> store_;
+};
+
+class PyEmbedder {
+ public:
+  PyEmbedder(const std::string& spec, const std::string& cache_dir, bool use_cache,
+             const std::string& models_dir, int threads) {
+    EmbedderOptions options;
+    options.cache_dir = cache_dir;
+    options.use_cache = use_cache;
+    options.models_dir = models_dir;
+    const char* env = std::getenv("EMBEDAPT_MODELS_DIR");
+    if (models_dir.empty() && (env == nullptr || *env == '\0')) options.models_dir = EMBEDAPT_REPO_MODELS;
+    options.threads = threads;
+    py::gil_scoped_release release;
+    check(make_embedder(spec, options, &embedder_));
+  }
+
+  int dim() const { return embedder_->dim(); }
+  const std::string& identity() const { return embedder_->identity(); }
+  Embedder& get() { return *embedder_; }
+
+  FloatArray embed(const std::vector<std::string>& texts, bool query) {
+    std::vector<float> out;
+    {
+      py::gil_scoped_release release;
+      // An embedder is not promised to be thread-safe; Python threads take turns.
+      std::lock_guard<std::mutex> lock(mu_);
+      out.reserve(texts.size() * static_cast<size_t>(embedder_->dim()));
+      check(embedder_->embed(texts, query ? EmbedSide::kQuery : EmbedSide::kDocument, &out));
+    }
+    FloatArray array({static_cast<py::ssize_t>(texts.size()), static_cast<py::ssize_t>(embedder_->dim())});
+    std::copy(out.begin(), out.end(), array.mutable_data());
+    return array;
+  }
+
+  std::mutex& mutex() { return mu_; }
+
+ private:
+  std::mutex mu_;
+  std::unique_ptr<Embedder> embedder_;
+};
+
+py::dict result_dict(const SystemResult& r) {
+  const Curve curve = rank_curve(r);
+  py::dict d;
+  d["name"] = r.name;
+  d["adapter"] = r.source.empty() ? py::object(py::none()) : py::object(py::str(r.source));
+  d["n_queries"] = r.queries.size();
+  d["top_k"] = r.top_k;
+  d["hit_rate"] = r.hit_rate;
+  d["mrr"] = r.mrr;
+  d["ndcg@10"] = r.ndcg_at_10;
+  d["recall@10"] = r.recall_at_10;
+  d["hit_rate_ci95"] = py::make_tuple(r.hit_rate_ci95.lo, r.hit_rate_ci95.hi);
+  d["mrr_ci95"] = py::make_tuple(r.mrr_ci95.lo, r.mrr_ci95.hi);
+  d["hit_at_k"] = curve.hit;
+  d["mrr_at_k"] = curve.mrr;
+  return d;
+}
+
+py::dict evaluate_store(const PyStore& store, const std::string& dataset_path, PyEmbedder& embedder,
+                        const std::vector<std::string>& adapters, int top_k, uint64_t seed, bool trust_code,
+                        const std::string& html, const std::string& json) {
+  EvalReport report;
+  {
+    py::gil_scoped_release release;
+    QaDataset dataset;
+    check(read_dataset(dataset_path, &dataset));
+    std::vector<EvalSystem> systems;
+    for (const std::string& spec : adapters) {
+      EvalSystem system;
+      Status s = load_eval_system(store.store(), spec, embedder.identity(), trust_code, &system);
+      check(s.WithContext("adapter " + spec));
+      systems.push_back(std::move(system));
+    }
+    EvalOptions options;
+    options.top_k = top_k;
+    options.seed = seed;
+    std::lock_guard<std::mutex> lock(embedder.mutex());
+    check(evaluate(store.store(), embedder.get(), dataset, systems, options, &report));
+    if (!html.empty()) {
+      check(write_file_atomic(html,
+                              report_html(report, "embedapt eval: " + store.path() + " on " + dataset_path)));
+    }
+    if (!json.empty()) check(write_file_atomic(json, report_json(report)));
+  }
+  py::list results, comparisons;
+  for (const SystemResult& r : report.results) results.append(result_dict(r));
+  for (const Comparison& c : report.comparisons) {
+    py::dict d;
+    d["a"] = c.a;
+    d["b"] = c.b;
+    d["metric"] = c.metric;
+    d["delta"] = c.delta;
+    d["p_value"] = c.p_value;
+    comparisons.append(d);
+  }
+  py::dict out;
+  out["results"] = results;
+  out["comparisons"] = comparisons;
+  out["unanswerable_queries"] = report.unanswerable_queries;
+  return out;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "embedapt's native core (use the embedapt package, which re-exports it)";
+
+  py::enum_<Code>(m, "Code")
+      .value("OK", Code::kOk)
+      .value("INVALID_ARGUMENT", Code::kInvalidArgument)
+      .value("NOT_FOUND", Code::kNotFound)
+      .value("CORRUPTION", Code::kCorruption)
+      .value("IO_ERROR", Code::kIOError)
+      .value("BUSY", Code::kBusy)
+      .value("NOT_SUPPORTED", Code::kNotSupported)
+      .value("FAILED_PRECONDITION", Code::kFailedPrecondition)
+      .value("UNAVAILABLE", Code::kUnavailable)
+      .value("INTERNAL", Code::kInternal);
+
+  // embedapt.Error(message) with .code (a Code) and .message; str() is "CodeName: message".
+  static PyObject* error = PyErr_NewException("embedapt.Error", PyExc_Exception, nullptr);
+  m.attr("Error") = py::handle(error);
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const StatusError& e) {
+      py::object instance = py::handle(error)(e.status.ToString());
+      instance.attr("code") = py::cast(e.status.code());
+      instance.attr("message") = e.status.message();
+      PyErr_SetObject(error, instance.ptr());
+    }
+  });
+
+  py::class_<Results>(m, "Results")
+      .def_readonly("ids", &Results::ids)
+      .def_property_readonly("scores",
+                             [](const Results& r) {
+                               FloatArray a(static_cast<py::ssize_t>(r.scores.size()));
+                               std::copy(r.scores.begin(), r.scores.end(), a.mutable_data());
+                               return a;
+                             })
+      .def_property_readonly("payloads",
+                             [](const Results& r) {
+                               py::list out;
+                               for (const auto& p : r.payloads) out.append(py::bytes(p));
+                               return out;
+                             })
+      .def("__len__", [](const Results& r) { return r.ids.size(); });
+
+  py::class_<PyStore>(m, "Store")
+      .def_static("open", &PyStore::open, py::arg("path"), py::kw_only(), py::arg("dim") = 0,
+                  py::arg("metric") = "cosine", py::arg("index") = "Flat",
+                  py::arg("create_if_missing") = true, py::arg("sync_writes") = false,
+                  py::arg("trust_code") = false)
+      .def_property_readonly("path", &PyStore::path)
+      .def_property_readonly("dim", &PyStore::dim)
+      .def("close", &PyStore::close)
+      .def(
+          "__enter__", [](PyStore& s) -> PyStore& { return s; }, py::return_value_policy::reference)
+      .def("__exit__", [](PyStore& s, const py::args&) { s.close(); })
+      .def("upsert", &PyStore::upsert, py::arg("id"), py::arg("vector"), py::arg("payload") = py::bytes())
+      .def("upsert_batch", &PyStore::upsert_batch, py::arg("ids"), py::arg("vectors"),
+           py::arg("payloads") = std::vector<py::bytes>())
+      .def("remove", &PyStore::remove, py::arg("id"))
+      .def("get", &PyStore::get, py::arg("id"))
+      .def("search", &PyStore::search, py::arg("query"), py::arg("k") = 10)
+      .def("search_batch", &PyStore::search_batch, py::arg("queries"), py::arg("k") = 10)
+      .def("records", &PyStore::records)
+      .def("log_query", &PyStore::log_query, py::arg("query"), py::arg("result_ids"))
+      .def("log_hit", &PyStore::log_hit, py::arg("query_id"), py::arg("doc_id"))
+      .def("adapters", &PyStore::adapters)
+      .def("activate", &PyStore::activate, py::arg("version"))
+      .def("rollback", &PyStore::rollback)
+      .def("export_adapter", &PyStore::export_adapter, py::arg("version"), py::arg("dir"))
+      .def("import_adapter", &PyStore::import_adapter, py::arg("dir"), py::arg("trust_code") = false)
+      .def("set_embedder", &PyStore::set_embedder, py::arg("identity"))
+      .def("stats", &PyStore::stats)
+      .def("verify", &PyStore::verify)
+      .def("flush", &PyStore::flush);
+
+  py::class_<PyEmbedder>(m, "Embedder")
+      .def(py::init<const std::string&, const std::string&, bool, const std::string&, int>(), py::arg("spec"),
+           py::kw_only(), py::arg("cache_dir") = "", py::arg("use_cache") = true, py::arg("models_dir") = "",
+           py::arg("threads") = 0)
+      .def_property_readonly("dim", &PyEmbedder::dim)
+      .def_property_readonly("identity", &PyEmbedder::identity)
+      .def("embed", &PyEmbedder::embed, py::arg("texts"), py::kw_only(), py::arg("query") = false);
+
+  m.def("evaluate", &evaluate_store, py::arg("store"), py::arg("dataset"), py::arg("embedder"), py::kw_only(),
+        py::arg("adapters") = std::vector<std::string>(), py::arg("top_k") = 5, py::arg("seed") = 0,
+        py::arg("trust_code") = false, py::arg("html") = "", py::arg("json") = "");
+}

@@ -1,0 +1,99 @@
+"""Type stubs of embedapt's native core (embedapt/_core, a pybind11 module)."""
+
+import enum
+import os
+from typing import Any, Dict, List, Sequence, Tuple
+
+import numpy as np
+import numpy.typing as npt
+
+class Code(enum.IntEnum):
+    OK = 0
+    INVALID_ARGUMENT = 1
+    NOT_FOUND = 2
+    CORRUPTION = 3
+    IO_ERROR = 4
+    BUSY = 5
+    NOT_SUPPORTED = 6
+    FAILED_PRECONDITION = 7
+    UNAVAILABLE = 8
+    INTERNAL = 9
+
+class Error(Exception):
+    """A failed call: `code` says what kind of failure, `message` names the input and the problem."""
+
+    code: Code
+    message: str
+
+class Results:
+    """One query's results, best first."""
+
+    ids: List[str]
+    @property
+    def scores(self) -> npt.NDArray[np.float32]: ...
+    @property
+    def payloads(self) -> List[bytes]: ...
+    def __len__(self) -> int: ...
+
+class Store:
+    """A vector store in a directory: a FAISS index persisted in RocksDB.
+
+    Thread-safe: any number of threads search while one writes. One handle per
+    store and process at a time (a second open raises Error with Code.BUSY).
+    """
+
+    @staticmethod
+    def open(path: str, *, dim: int = 0, metric: str = "cosine", index: str = "Flat",
+             create_if_missing: bool = True, sync_writes: bool = False, trust_code: bool = False) -> Store:
+        """Opens or creates the store. dim, metric ("cosine", "ip", "l2") and index (a FAISS factory
+        string) are fixed at creation; on an existing store 0 / the defaults mean "as stored"."""
+    @property
+    def path(self) -> str: ...
+    @property
+    def dim(self) -> int: ...
+    def close(self) -> None:
+        """Persists and releases the store; later calls raise Error(FAILED_PRECONDITION)."""
+    def __enter__(self) -> Store: ...
+    def __exit__(self, *exc: Any) -> None: ...
+    def upsert(self, id: str, vector: npt.ArrayLike, payload: bytes = b"") -> None: ...
+    def upsert_batch(self, ids: Sequence[str], vectors: npt.ArrayLike, payloads: Sequence[bytes] = ()) -> None:
+        """All or nothing. `vectors` is (len(ids), dim)."""
+    def remove(self, id: str) -> None: ...
+    def get(self, id: str) -> Tuple[npt.NDArray[np.float32], bytes]:
+        """The raw vector and payload of `id`; Error(NOT_FOUND) if absent."""
+    def records(self) -> List[Tuple[str, bytes]]:
+        """Every (id, payload), in id order."""
+    def search(self, query: npt.ArrayLike, k: int = 10) -> Results:
+        """Nearest neighbours of a raw query vector, through the active adapter."""
+    def search_batch(self, queries: npt.ArrayLike, k: int = 10) -> List[Results]: ...
+    def log_query(self, query: npt.ArrayLike, result_ids: Sequence[str]) -> int:
+        """Logs a query (its raw vector) and what it returned; the same vector gets the same id."""
+    def log_hit(self, query_id: int, doc_id: str) -> None:
+        """Logs that `doc_id` answered query `query_id`: what retrain learns from."""
+    def adapters(self) -> List[Dict[str, Any]]:
+        """The stored adapter versions (version, parent, config, metrics, data_fingerprint, created_unix)."""
+    def activate(self, version: int) -> None:
+        """Makes `version` the adapter searches apply (0: none), atomically."""
+    def rollback(self) -> None: ...
+    def export_adapter(self, version: int, dir: str) -> None:
+        """Writes config.json + adapter.safetensors."""
+    def import_adapter(self, dir: str, trust_code: bool = False) -> int:
+        """Stores an exported adapter as a new version (not activated); returns its number."""
+    def set_embedder(self, identity: str) -> None: ...
+    def stats(self) -> Dict[str, Any]: ...
+    def verify(self) -> None:
+        """Error(CORRUPTION) naming the first disagreement between the index and RocksDB."""
+    def flush(self) -> None:
+        """Makes everything written durable and snapshots the index."""
+
+class Embedder:
+    def __init__(self, spec: str, *, cache_dir: str = "", use_cache: bool = True, models_dir: str = "",
+                 threads: int = 0) -> None: ...
+    @property
+    def dim(self) -> int: ...
+    @property
+    def identity(self) -> str: ...
+    def embed(self, texts: Sequence[str], *, query: bool = False) -> npt.NDArray[np.float32]: ...
+
+def evaluate(store: Store, dataset: str, embedder: Embedder, *, adapters: Sequence[str] = (), top_k: int = 5,
+             seed: int = 0, trust_code: bool = False, html: str = "", json: str = "") -> Dict[str, Any]: ...

@@ -1,0 +1,186 @@
+"""LlamaIndex on embedapt: a vector store, an embedding model and feedback.
+
+    from embedapt.llama_index import EmbedaptEmbedding, EmbedaptVectorStore
+
+    embed_model = EmbedaptEmbedding()                       # the offline default model
+    store = EmbedaptVectorStore.open("kb.db", embed_model=embed_model)
+    index = VectorStoreIndex(nodes, storage_context=StorageContext.from_defaults(vector_store=store),
+                             embed_model=embed_model)
+    hits = index.as_retriever(similarity_top_k=5).retrieve("what was the revenue?")
+    store.feedback("what was the revenue?", hits[0].node.node_id)   # the user found it relevant
+
+Searches go through the store's active adapter, so a retrained and activated
+adapter changes what LlamaIndex retrieves without re-embedding anything. The
+store keeps each node whole (text, metadata, relationships) in its record's
+payload, so an index reloads from the store directory alone
+(VectorStoreIndex.from_vector_store).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, List, Optional, Sequence, Union
+
+import numpy as np
+from llama_index.core.base.embeddings.base import BaseEmbedding
+from llama_index.core.bridge.pydantic import PrivateAttr
+from llama_index.core.schema import BaseNode
+from llama_index.core.vector_stores.types import (
+    BasePydanticVectorStore,
+    MetadataFilters,
+    VectorStoreQuery,
+    VectorStoreQueryMode,
+    VectorStoreQueryResult,
+)
+from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_metadata_dict
+
+import embedapt
+
+__all__ = ["EmbedaptEmbedding", "EmbedaptVectorStore"]
+
+
+class EmbedaptEmbedding(BaseEmbedding):
+    """A LlamaIndex embedding model over embedapt's embedders ("default", the
+    offline model; "bert:DIR", "openai:MODEL", "command:CMD"), with embedapt's
+    cache: each distinct text is embedded once. Queries and documents are
+    embedded on their own sides, as the store's adapters expect."""
+
+    spec: str = "default"
+    cache_dir: str = ""
+    models_dir: str = ""
+    embed_batch_size: int = 64
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "EmbedaptEmbedding"
+
+    @property
+    def embedder(self) -> embedapt.Embedder:
+        return embedapt.get_embedder(self.spec, self.cache_dir, self.models_dir)
+
+    def _get_query_embedding(self, query: str) -> List[float]:
+        return self.embedder.embed([query], query=True)[0].tolist()
+
+    async def _aget_query_embedding(self, query: str) -> List[float]:
+        return self._get_query_embedding(query)
+
+    def _get_text_embedding(self, text: str) -> List[float]:
+        return self.embedder.embed([text], query=False)[0].tolist()
+
+    def _get_text_embeddings(self, texts: List[str]) -> List[List[float]]:
+        return self.embedder.embed(list(texts), query=False).tolist()
+
+
+class EmbedaptVectorStore(BasePydanticVectorStore):
+    """A LlamaIndex vector store kept in an embedapt store directory.
+
+    Each node is one record: its id is the node id, its vector the node's
+    embedding (raw: the active adapter is applied at search time), its payload
+    the node as LlamaIndex serialises it. Scores are the store's (cosine and ip:
+    higher is better; l2: squared distance, lower is better).
+    """
+
+    stores_text: bool = True
+    flat_metadata: bool = False
+    path: str
+    embed_model: Optional[EmbedaptEmbedding] = None
+
+    _store: embedapt.Store = PrivateAttr()
+
+    @classmethod
+    def open(cls, path: str, *, embed_model: Optional[EmbedaptEmbedding] = None, dim: int = 0,
+             metric: str = "cosine", index: str = "Flat", trust_code: bool = False) -> "EmbedaptVectorStore":
+        """Opens (or creates) the store at `path`. With `embed_model` the store
+        records its embedder (so `embedapt eval` and `retrain` check they match)
+        and `dim` defaults to its dimension."""
+        if embed_model is not None and dim == 0:
+            dim = embed_model.embedder.dim
+        store = embedapt.Store.open(str(path), dim=dim, metric=metric, index=index, trust_code=trust_code)
+        if embed_model is not None:
+            store.set_embedder(embed_model.embedder.identity)
+        out = cls(path=str(path), embed_model=embed_model)
+        out._store = store
+        return out
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "EmbedaptVectorStore"
+
+    @property
+    def client(self) -> embedapt.Store:
+        return self._store
+
+    def add(self, nodes: Sequence[BaseNode], **add_kwargs: Any) -> List[str]:
+        if not nodes:
+            return []
+        ids = [node.node_id for node in nodes]
+        vectors = np.asarray([node.get_embedding() for node in nodes], dtype=np.float32)
+        payloads = [json.dumps(node_to_metadata_dict(node, remove_text=False, flat_metadata=False)).encode()
+                    for node in nodes]
+        self._store.upsert_batch(ids, vectors, payloads)
+        return ids
+
+    def delete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
+        """Removes every node of the source document `ref_doc_id` (a scan of
+        the payloads: the store has no metadata index yet)."""
+        for node_id, payload in self._store.records():
+            if json.loads(payload).get("ref_doc_id") == ref_doc_id:
+                self._store.remove(node_id)
+
+    def get_nodes(self, node_ids: Optional[List[str]] = None,
+                  filters: Optional[MetadataFilters] = None) -> List[BaseNode]:
+        if filters is not None:
+            raise NotImplementedError("EmbedaptVectorStore: metadata filters are not supported yet")
+        if node_ids is None:
+            return [_to_node(payload) for _, payload in self._store.records()]
+        return [_to_node(self._store.get(node_id)[1]) for node_id in node_ids]
+
+    def delete_nodes(self, node_ids: Optional[List[str]] = None, filters: Optional[MetadataFilters] = None,
+                     **delete_kwargs: Any) -> None:
+        if filters is not None:
+            raise NotImplementedError("EmbedaptVectorStore: metadata filters are not supported yet")
+        for node_id in node_ids or []:
+            self._store.remove(node_id)
+
+    def clear(self) -> None:
+        for node_id, _ in self._store.records():
+            self._store.remove(node_id)
+
+    def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
+        if query.mode != VectorStoreQueryMode.DEFAULT:
+            raise NotImplementedError(f"EmbedaptVectorStore: query mode {query.mode} is not supported")
+        if query.filters is not None or query.doc_ids or query.node_ids:
+            raise NotImplementedError("EmbedaptVectorStore: metadata filters are not supported yet")
+        if query.query_embedding is None:
+            raise ValueError("EmbedaptVectorStore: the query has no embedding")
+        hits = self._store.search(np.asarray(query.query_embedding, dtype=np.float32), query.similarity_top_k)
+        nodes = [_to_node(payload) for payload in hits.payloads]
+        return VectorStoreQueryResult(nodes=nodes, similarities=hits.scores.tolist(), ids=list(hits.ids))
+
+    def feedback(self, query: Union[str, Sequence[float]], node_id: str, result_ids: Sequence[str] = ()) -> int:
+        """Records that `node_id` answered `query` (a user's click, a thumbs-up,
+        a labelled question), for retrain to learn from. `query` is the question
+        (embedded by the store's embed_model) or its raw query embedding.
+        `result_ids` is what the user was shown, if known. Returns the logged
+        query's id."""
+        if isinstance(query, str):
+            if self.embed_model is None:
+                raise ValueError("EmbedaptVectorStore.feedback: a text query needs the store's embed_model")
+            vector = self.embed_model.embedder.embed([query], query=True)[0]
+        else:
+            vector = np.asarray(query, dtype=np.float32)
+        query_id = self._store.log_query(vector, list(result_ids) or [node_id])
+        self._store.log_hit(query_id, node_id)
+        return query_id
+
+    def persist(self, persist_path: str, fs: Any = None) -> None:
+        """The store persists itself in its own directory; this makes what was
+        written durable and snapshots the index, whatever `persist_path` says."""
+        self._store.flush()
+
+    def close(self) -> None:
+        self._store.close()
+
+
+def _to_node(payload: bytes) -> BaseNode:
+    return metadata_dict_to_node(json.loads(payload))

@@ -1,0 +1,125 @@
+"""embedapt.llama_index against the real llama-index-core: a query engine
+answering from our store with LlamaIndex's MockLLM, persistence, deletion by
+source document, and feedback that retrains what LlamaIndex retrieves."""
+
+import numpy as np
+import pytest
+from llama_index.core import Document, StorageContext, VectorStoreIndex
+from llama_index.core.llms import MockLLM
+from llama_index.core.schema import TextNode
+from llama_index.core.vector_stores.types import VectorStoreQuery
+
+import embedapt
+from embedapt.llama_index import EmbedaptEmbedding, EmbedaptVectorStore
+
+DOCUMENTS = {
+    "bees": "Honey bees keep their hives warm in winter by clustering and shivering their flight muscles.",
+    "volcano": "Basaltic lava from shield volcanoes flows far because it is hot and has little silica.",
+    "tides": "Ocean tides rise and fall twice a day because the Moon's gravity pulls on the oceans.",
+    "bread": "Sourdough bread rises because wild yeast and lactic acid bacteria ferment the flour.",
+    "chess": "In chess, castling moves the king two squares toward a rook, which jumps over it.",
+    "comets": "A comet's tail points away from the Sun, pushed by the solar wind and sunlight.",
+}
+
+
+def build_index(path, embed_model):
+    store = EmbedaptVectorStore.open(str(path), embed_model=embed_model)
+    documents = [Document(text=text, doc_id=name, metadata={"topic": name, "year": 2026})
+                 for name, text in DOCUMENTS.items()]
+    index = VectorStoreIndex.from_documents(
+        documents, storage_context=StorageContext.from_defaults(vector_store=store), embed_model=embed_model)
+    return store, index
+
+
+@pytest.fixture
+def embed_model(cache_dir):
+    return EmbedaptEmbedding(cache_dir=cache_dir)
+
+
+def test_query_engine_with_mock_llm_answers_from_our_store(tmp_path, embed_model):
+    store, index = build_index(tmp_path / "db", embed_model)
+    assert store.client.stats()["count"] == len(DOCUMENTS)
+    engine = index.as_query_engine(llm=MockLLM(), similarity_top_k=2)
+    response = engine.query("Why does lava from some volcanoes travel a long way?")
+    top = response.source_nodes[0]
+    assert top.node.ref_doc_id == "volcano"
+    assert top.node.metadata == {"topic": "volcano", "year": 2026}
+    # MockLLM answers with the prompt it was given: the context came from our store.
+    assert DOCUMENTS["volcano"] in str(response)
+    store.close()
+
+
+def test_text_metadata_and_embeddings_persist_in_the_store_directory(tmp_path, embed_model):
+    store, index = build_index(tmp_path / "db", embed_model)
+    before = index.as_retriever(similarity_top_k=3).retrieve("How do bees survive the cold?")
+    store.persist("ignored")
+    store.close()
+
+    reopened = EmbedaptVectorStore.open(str(tmp_path / "db"), embed_model=embed_model)
+    index = VectorStoreIndex.from_vector_store(reopened, embed_model=embed_model)
+    after = index.as_retriever(similarity_top_k=3).retrieve("How do bees survive the cold?")
+    assert [n.node.node_id for n in after] == [n.node.node_id for n in before]
+    assert after[0].node.get_content() == DOCUMENTS["bees"]
+    assert after[0].node.metadata["topic"] == "bees"
+    assert [n.score for n in after] == pytest.approx([n.score for n in before])
+    assert reopened.client.stats()["embedder"] == embed_model.embedder.identity
+    reopened.close()
+
+
+def test_delete_by_ref_doc_id(tmp_path, embed_model):
+    store, index = build_index(tmp_path / "db", embed_model)
+    index.delete_ref_doc("tides")
+    assert store.client.stats()["count"] == len(DOCUMENTS) - 1
+    retrieved = index.as_retriever(similarity_top_k=len(DOCUMENTS)).retrieve("Why do the tides change?")
+    assert "tides" not in {n.node.ref_doc_id for n in retrieved}
+    assert len(retrieved) == len(DOCUMENTS) - 1
+    store.close()
+
+
+def test_filters_are_refused_until_the_store_has_them(tmp_path, embed_model):
+    from llama_index.core.vector_stores import MetadataFilters, ExactMatchFilter
+    store, _ = build_index(tmp_path / "db", embed_model)
+    query = VectorStoreQuery(query_embedding=embed_model.get_query_embedding("bees"), similarity_top_k=2,
+                             filters=MetadataFilters(filters=[ExactMatchFilter(key="topic", value="bees")]))
+    with pytest.raises(NotImplementedError):
+        store.query(query)
+    store.close()
+
+
+def test_feedback_then_retrain_changes_what_llama_index_retrieves(tmp_path, run_cli):
+    """A task the base model fails: each question's vector is its answer's,
+    rotated. Feedback through the vector store logs question -> node; the
+    adapter retrained from that log undoes the rotation."""
+    rng = np.random.default_rng(11)
+    dim, n_docs = 32, 120
+    docs = rng.standard_normal((n_docs, dim)).astype(np.float32)
+    rotation, _ = np.linalg.qr(rng.standard_normal((dim, dim)))
+    def question(i):
+        return (rotation @ docs[i] + 0.1 * rng.standard_normal(dim)).astype(np.float32)
+
+    store = EmbedaptVectorStore.open(str(tmp_path / "db"), dim=dim)
+    store.add([TextNode(id_=f"n{i}", text=f"chunk {i}", embedding=docs[i].tolist()) for i in range(n_docs)])
+    for round_ in range(3):
+        for i in range(n_docs):
+            store.feedback(question(i).tolist(), f"n{i}")
+    assert store.client.stats()["logged_hits"] == 3 * n_docs
+
+    held_out = [question(i) for i in range(n_docs)]
+    def top5():
+        return [[n.node_id for n in store.query(VectorStoreQuery(query_embedding=q.tolist(),
+                                                                 similarity_top_k=5)).nodes]
+                for q in held_out]
+    def hits(rankings):
+        return sum(f"n{i}" in ids for i, ids in enumerate(rankings))
+    before = top5()
+    store.close()
+
+    # The library's retrain call is not in the public API yet; the CLI's is the same trainer.
+    run_cli("retrain", tmp_path / "db", "--adapter", "linear", "--activate")
+
+    store = EmbedaptVectorStore.open(str(tmp_path / "db"))
+    assert store.client.stats()["active_adapter"] == 1
+    after = top5()
+    assert after != before
+    assert hits(after) > hits(before) + n_docs // 4, (hits(before), hits(after))
+    store.close()
