@@ -135,6 +135,10 @@ TEST_CASE("An exception inside a C call comes out as EMBEDAPT_INTERNAL with its 
   REQUIRE(embedapt_search(store, q, 3, 1, &results, nullptr) == EMBEDAPT_OK);
   CHECK(embedapt_results_count(results) == 1);
   embedapt_results_free(results);
+  embedapt_close(store);
+  fs::remove_all(dir);
+}
+
 TEST_CASE("C ABI: metadata, filtered search and remove_matching", "[c_api]") {
   std::string dir = temp_path("filter");
   fs::remove_all(dir);
