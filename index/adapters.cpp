@@ -182,6 +182,7 @@ Status StoreImpl::rollback_adapter() {
 // persists the choice, then swaps adapter and index under one exclusive lock.
 Status StoreImpl::set_active_locked(uint64_t version, bool push_history) {
   if (version == active_version_ && active_error_.ok()) return Status::OK();
+  EMBEDAPT_RETURN_IF_ERROR(rebuild_if_stale_locked());
   std::shared_ptr<const Adapter> adapter;
   if (version != 0) {
     EMBEDAPT_RETURN_IF_ERROR(

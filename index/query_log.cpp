@@ -50,11 +50,45 @@ Status StoreImpl::log_query(const float* query, size_t dim, const std::vector<st
   rocksdb::WriteBatch batch;
   batch.Put(cf(kQueries), codec::key_u64(id), value);
   batch.Put(cf(kQueryHashes), hash, u64_value(id));
+  uint64_t queries = query_count_ + 1, hits = hit_count_;
+  if (options_.query_log_max_hits > 0 && queries > options_.query_log_max_hits) {
+    EMBEDAPT_RETURN_IF_ERROR(evict_queries_locked(queries - options_.query_log_max_hits, &batch, &hits));
+    queries = options_.query_log_max_hits;
+  }
   batch.Put(cf(kMeta), "next_query", u64_value(id + 1));
+  batch.Put(cf(kMeta), "query_count", u64_value(queries));
+  batch.Put(cf(kMeta), "hit_count", u64_value(hits));
   EMBEDAPT_RETURN_IF_ERROR(from_rocksdb(db_->Write(write_options_, &batch), path_ + ": logging a query"));
   next_query_ = id + 1;
+  query_count_ = queries;
+  hit_count_ = hits;
   *query_id = id;
   return Status::OK();
+}
+
+// Drops the `n` oldest logged queries with their hashes and hits into
+// `batch`, counting the hits dropped off *hits.
+Status StoreImpl::evict_queries_locked(uint64_t n, rocksdb::WriteBatch* batch, uint64_t* hits) {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf(kQueries)));
+  std::unique_ptr<rocksdb::Iterator> pairs(db_->NewIterator(rocksdb::ReadOptions(), cf(kHitPairs)));
+  for (it->SeekToFirst(); it->Valid() && n > 0; it->Next(), --n) {
+    std::string_view value(it->value().data(), it->value().size());
+    uint64_t time = 0;
+    std::vector<float> vector;
+    if (!codec::get_u64(&value, &time) || !codec::get_floats(&value, &vector)) {
+      return Status::Corruption(path_ + ": a logged query is malformed");
+    }
+    batch->Delete(cf(kQueries), it->key());
+    batch->Delete(cf(kQueryHashes), vector_hash(vector.data(), vector.size()));
+    const std::string prefix = it->key().ToString();  // hit_pairs keys start with the query id
+    for (pairs->Seek(prefix); pairs->Valid() && pairs->key().starts_with(prefix); pairs->Next()) {
+      batch->Delete(cf(kHits), pairs->value());
+      batch->Delete(cf(kHitPairs), pairs->key());
+      if (*hits > 0) --*hits;
+    }
+    EMBEDAPT_RETURN_IF_ERROR(from_rocksdb(pairs->status(), path_ + ": scanning logged hits"));
+  }
+  return from_rocksdb(it->status(), path_ + ": scanning logged queries");
 }
 
 // Appends the hit in time order; past Options::query_log_max_hits, the oldest

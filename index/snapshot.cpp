@@ -10,9 +10,9 @@
 namespace embedapt {
 namespace {
 
-constexpr std::string_view kMagic = "EMBSNAP1";
+constexpr std::string_view kMagic = "EMBSNAP2";
 constexpr size_t kDigestBytes = 32;  // SHA-256
-constexpr size_t kHeaderBytes = 8 + 8 + 8 + 8 + kDigestBytes;
+constexpr size_t kHeaderBytes = 8 + 8 + 8 + kStoreIdBytes + 8 + kDigestBytes;
 
 }  // namespace
 
@@ -22,6 +22,8 @@ Status write_snapshot(const std::string& path, const SnapshotInfo& info, std::st
   file.append(kMagic);
   codec::put_u64(&file, info.seq);
   codec::put_u64(&file, info.doc_adapter);
+  if (info.store_id.size() != kStoreIdBytes) return Status::Internal("snapshot: malformed store id");
+  file.append(info.store_id);
   codec::put_u64(&file, payload.size());
   file.append(sha256(payload));
   file.append(payload);
@@ -33,22 +35,27 @@ Status read_snapshot(const std::string& path, SnapshotInfo* info, std::string* p
   if (!std::filesystem::exists(path, ec)) return Status::NotFound(path + ": no snapshot");
   std::string file;
   EMBEDAPT_RETURN_IF_ERROR(read_file(path, &file));
-  std::string_view in(file);
+  return parse_snapshot(file, /*check_sum=*/true, info, payload).WithContext(path);
+}
+
+Status parse_snapshot(std::string_view in, bool check_sum, SnapshotInfo* info, std::string* payload) {
   uint64_t length = 0;
   if (in.size() < kHeaderBytes || in.substr(0, kMagic.size()) != kMagic) {
-    return Status::Corruption(path + ": not a snapshot (bad magic or short header)");
+    return Status::Corruption("not a snapshot (bad magic or short header)");
   }
   in.remove_prefix(kMagic.size());
   codec::get_u64(&in, &info->seq);
   codec::get_u64(&in, &info->doc_adapter);
+  info->store_id.assign(in.substr(0, kStoreIdBytes));
+  in.remove_prefix(kStoreIdBytes);
   codec::get_u64(&in, &length);
   std::string_view checksum = in.substr(0, kDigestBytes);
   in.remove_prefix(kDigestBytes);
   if (in.size() != length) {
-    return Status::Corruption(path + ": payload is " + std::to_string(in.size()) + " bytes, header says " +
+    return Status::Corruption("payload is " + std::to_string(in.size()) + " bytes, header says " +
                               std::to_string(length));
   }
-  if (sha256(in) != checksum) return Status::Corruption(path + ": checksum mismatch");
+  if (check_sum && sha256(in) != checksum) return Status::Corruption("checksum mismatch");
   payload->assign(in);
   return Status::OK();
 }

@@ -1,6 +1,9 @@
+#include <openssl/rand.h>
 #include <rocksdb/write_batch.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -61,6 +64,23 @@ void normalise(float* v, size_t dim) {
   for (size_t i = 0; i < dim; ++i) norm += double(v[i]) * v[i];
   float scale = static_cast<float>(1.0 / std::sqrt(norm));
   for (size_t i = 0; i < dim; ++i) v[i] *= scale;
+}
+
+// A random identity a store keeps for life, so its snapshots name it.
+std::string new_store_id() {
+  unsigned char bytes[16];
+  if (RAND_bytes(bytes, sizeof bytes) != 1) {  // no entropy: still unique enough per machine
+    uint64_t fallback[2] = {uint64_t(std::chrono::steady_clock::now().time_since_epoch().count()),
+                            uint64_t(::getpid())};
+    std::memcpy(bytes, fallback, sizeof bytes);
+  }
+  static const char kHex[] = "0123456789abcdef";
+  std::string id;
+  for (unsigned char b : bytes) {
+    id.push_back(kHex[b >> 4]);
+    id.push_back(kHex[b & 15]);
+  }
+  return id;
 }
 
 uint64_t directory_bytes(const std::string& path) {
@@ -230,6 +250,8 @@ Status StoreImpl::load_meta(bool create) {
     batch.Put(cf(kMeta), "dim", u64_value(options_.dim));
     batch.Put(cf(kMeta), "metric", MetricName(options_.metric));
     batch.Put(cf(kMeta), "index_spec", options_.index_spec);
+    store_id_ = new_store_id();
+    batch.Put(cf(kMeta), "store_id", store_id_);
     rocksdb::WriteOptions sync;
     sync.sync = true;
     return from_rocksdb(db_->Write(sync, &batch), path_ + ": writing meta");
@@ -275,6 +297,8 @@ Status StoreImpl::load_meta(bool create) {
   EMBEDAPT_RETURN_IF_ERROR(get_u64("next_query", &next_query_, 1));
   EMBEDAPT_RETURN_IF_ERROR(get_u64("next_hit", &next_hit_, 1));
   EMBEDAPT_RETURN_IF_ERROR(get_u64("hit_count", &hit_count_, 0));
+  // Stores from before query eviction never deleted a query.
+  EMBEDAPT_RETURN_IF_ERROR(get_u64("query_count", &query_count_, next_query_ - 1));
   EMBEDAPT_RETURN_IF_ERROR(get_u64("active_adapter", &active_version_, 0));
   std::string history;
   s = db_->Get(read, cf(kMeta), "adapter_history", &history);
@@ -284,6 +308,18 @@ Status StoreImpl::load_meta(bool create) {
   }
   s = db_->Get(read, cf(kMeta), "embedder", &embedder_);
   if (!s.ok() && !s.IsNotFound()) return from_rocksdb(s, path_ + ": meta embedder");
+  s = db_->Get(read, cf(kMeta), "store_id", &store_id_);
+  if (s.IsNotFound()) {  // a store made before snapshots named their store
+    store_id_ = new_store_id();
+    if (!options_.read_only) {  // else it cannot be recorded: this open rebuilds its index
+      rocksdb::WriteOptions sync;
+      sync.sync = true;
+      s = db_->Put(sync, cf(kMeta), "store_id", store_id_);
+    } else {
+      s = rocksdb::Status::OK();
+    }
+  }
+  EMBEDAPT_RETURN_IF_ERROR(from_rocksdb(s, path_ + ": meta store_id"));
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, cf(kMeta)));
   for (it->Seek(kCursorPrefix); it->Valid() && it->key().starts_with(kCursorPrefix); it->Next()) {
     std::string_view value(it->value().data(), it->value().size());
@@ -374,11 +410,26 @@ Status StoreImpl::recover_index() {
   std::string payload;
   Status s = read_snapshot(snapshot_path(), &info, &payload);
   std::unique_ptr<VectorIndex> index;
-  if (s.ok() && info.seq > journal_seq_) {
+  if (s.ok() && info.store_id != store_id_) {
+    s = Status::FailedPrecondition("snapshot belongs to another store");
+  } else if (s.ok() && info.seq > journal_seq_) {
     s = Status::Corruption("snapshot covers seq " + std::to_string(info.seq) + " beyond the journal's " +
                            std::to_string(journal_seq_));
   } else if (s.ok() && info.doc_adapter != doc_adapter) {
     s = Status::FailedPrecondition("snapshot was built under adapter " + std::to_string(info.doc_adapter));
+  }
+  if (s.ok() && info.seq < journal_seq_) {
+    // The journal is trimmed up to each new snapshot, so an older snapshot
+    // (restored from a backup, say) would skip the writes trimmed since.
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf(kJournal)));
+    it->Seek(codec::key_u64(info.seq + 1));
+    uint64_t first = 0;
+    if (!it->Valid() || !codec::parse_key_u64({it->key().data(), it->key().size()}, &first) ||
+        first != info.seq + 1) {
+      s = Status::FailedPrecondition("snapshot at seq " + std::to_string(info.seq) +
+                                     " is older than the journal, which resumes at " +
+                                     (it->Valid() ? std::to_string(first) : "seq " + std::to_string(journal_seq_ + 1)));
+    }
   }
   if (s.ok())
     s = VectorIndex::deserialize(payload, options_.dim, options_.metric, options_.index_spec, &index);
@@ -476,6 +527,7 @@ Status StoreImpl::upsert_batch(const std::vector<Record>& records) {
   if (records.empty()) return Status::OK();
 
   std::lock_guard<std::mutex> lock(write_mu_);
+  EMBEDAPT_RETURN_IF_ERROR(rebuild_if_stale_locked());
   rocksdb::WriteBatch batch;
   uint64_t next_iid = next_iid_, seq = journal_seq_;
   std::unordered_map<std::string_view, uint64_t> in_batch;  // id -> iid assigned in this batch
@@ -545,19 +597,18 @@ Status StoreImpl::upsert_batch(const std::vector<Record>& records) {
     keep_vectors.insert(keep_vectors.end(), mapped.begin() + i * options_.dim,
                         mapped.begin() + (i + 1) * options_.dim);
   }
-  {
-    std::unique_lock<std::shared_mutex> exclusive(mu_);
+  return apply_committed_locked([&](VectorIndex* index) {
     for (int64_t old : remove_ids) {
-      if (!dropped.count(old)) index_->remove(old);
+      if (!dropped.count(old)) index->remove(old);
     }
-    EMBEDAPT_RETURN_IF_ERROR(index_->add(keep_ids.size(), keep_vectors.data(), keep_ids.data()));
-  }
-  return after_mutation_locked();
+    return index->add(keep_ids.size(), keep_vectors.data(), keep_ids.data());
+  });
 }
 
 Status StoreImpl::remove(std::string_view id) {
   EMBEDAPT_RETURN_IF_ERROR(check_writable("remove"));
   std::lock_guard<std::mutex> lock(write_mu_);
+  EMBEDAPT_RETURN_IF_ERROR(rebuild_if_stale_locked());
   std::string value;
   uint64_t iid = 0;
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf(kIds), id, &value);
@@ -573,9 +624,34 @@ Status StoreImpl::remove(std::string_view id) {
   batch.Put(cf(kMeta), "journal_seq", u64_value(seq));
   EMBEDAPT_RETURN_IF_ERROR(from_rocksdb(db_->Write(write_options_, &batch), path_ + ": writing remove"));
   journal_seq_ = seq;
+  return apply_committed_locked([&](VectorIndex* index) {
+    index->remove(static_cast<int64_t>(iid));
+    return Status::OK();
+  });
+}
+
+// Past the commit point RocksDB holds the write, so a failure to mirror it in
+// the index (any exception: FAISS, std::bad_alloc) must not leave the two out
+// of step: the index is marked stale, searches and snapshots refuse it, and it
+// is rebuilt from RocksDB at once or, failing that, before the next write.
+Status StoreImpl::apply_committed_locked(const std::function<Status(VectorIndex*)>& mutate) {
+  Status applied;
   {
     std::unique_lock<std::shared_mutex> exclusive(mu_);
-    index_->remove(static_cast<int64_t>(iid));
+    try {
+      applied = mutate(index_.get());
+    } catch (const std::exception& e) {
+      applied = Status::Internal(std::string("updating the index: ") + e.what());
+    }
+    if (!applied.ok()) index_stale_ = true;
+  }
+  if (!applied.ok()) {
+    Status rebuilt = rebuild_if_stale_locked();
+    if (!rebuilt.ok()) {
+      return Status::Internal(path_ + ": the write is durable in RocksDB, but applying it to the index failed (" +
+                              applied.message() + ") and so did rebuilding the index (" + rebuilt.message() +
+                              "); searches fail until a later write, flush or reopen rebuilds it");
+    }
   }
   return after_mutation_locked();
 }
@@ -583,6 +659,7 @@ Status StoreImpl::remove(std::string_view id) {
 Status StoreImpl::remove_matching(const Filter& filter, uint64_t* removed) {
   EMBEDAPT_RETURN_IF_ERROR(check_writable("remove_matching"));
   std::lock_guard<std::mutex> lock(write_mu_);
+  EMBEDAPT_RETURN_IF_ERROR(rebuild_if_stale_locked());
   IdSet matched;
   EMBEDAPT_RETURN_IF_ERROR(match(filter, rocksdb::ReadOptions(), &matched));
   std::vector<uint64_t> iids;
@@ -617,11 +694,10 @@ Status StoreImpl::remove_matching(const Filter& filter, uint64_t* removed) {
   batch.Put(cf(kMeta), "journal_seq", u64_value(seq));
   EMBEDAPT_RETURN_IF_ERROR(from_rocksdb(db_->Write(write_options_, &batch), path_ + ": writing remove"));
   journal_seq_ = seq;
-  {
-    std::unique_lock<std::shared_mutex> exclusive(mu_);
-    for (uint64_t iid : iids) index_->remove(static_cast<int64_t>(iid));
-  }
-  return after_mutation_locked();
+  return apply_committed_locked([&](VectorIndex* index) {
+    for (uint64_t iid : iids) index->remove(static_cast<int64_t>(iid));
+    return Status::OK();
+  });
 }
 
 Status StoreImpl::delete_record(uint64_t iid, const nlohmann::json* metadata, rocksdb::WriteBatch* batch,
@@ -667,6 +743,25 @@ Status StoreImpl::match(const Filter& filter, const rocksdb::ReadOptions& read, 
   return metadata_index::evaluate(*filter.root(), db_.get(), cf(kMetadataIndex), read, out);
 }
 
+Status StoreImpl::rebuild_if_stale_locked() {
+  {
+    std::shared_lock<std::shared_mutex> read(mu_);
+    if (!index_stale_) return Status::OK();
+  }
+  std::unique_ptr<VectorIndex> rebuilt;
+  Status s;
+  try {
+    s = build_index(doc_adapter_version_ ? active_.get() : nullptr, &rebuilt);
+  } catch (const std::exception& e) {
+    s = Status::Internal(std::string("rebuilding the index: ") + e.what());
+  }
+  EMBEDAPT_RETURN_IF_ERROR(s);
+  std::unique_lock<std::shared_mutex> exclusive(mu_);
+  index_ = std::move(rebuilt);
+  index_stale_ = false;
+  return Status::OK();
+}
+
 // Clears tombstones once they are a quarter of the index (searches over-fetch
 // past them, so they cost time), then snapshots on schedule.
 Status StoreImpl::after_mutation_locked() {
@@ -700,10 +795,12 @@ Status StoreImpl::after_mutation_locked() {
 // Persists the index at journal_seq_, then trims the journal it covers. The
 // WAL is synced first so RocksDB never holds less than the snapshot covers.
 Status StoreImpl::snapshot_locked() {
+  EMBEDAPT_RETURN_IF_ERROR(rebuild_if_stale_locked());  // never snapshot what RocksDB does not hold
   EMBEDAPT_RETURN_IF_ERROR(from_rocksdb(db_->FlushWAL(/*sync=*/true), path_ + ": syncing the log"));
   std::string payload;
   SnapshotInfo info;
   info.seq = journal_seq_;
+  info.store_id = store_id_;
   {
     std::shared_lock<std::shared_mutex> read(mu_);
     info.doc_adapter = doc_adapter_version_;
@@ -790,6 +887,9 @@ Status StoreImpl::search_with(const SearchTarget& target, const float* queries, 
     return Status::FailedPrecondition(
         "search view: an adapter activated since the view was made rebuilt the live index for another "
         "document side; make a new view");
+  }
+  if (index == nullptr && index_stale_) {
+    return Status::Unavailable(path_ + ": the index is being rebuilt from RocksDB after a failed update");
   }
   if (index == nullptr) index = index_.get();
   if (target.active_adapter) {
@@ -979,7 +1079,7 @@ Status StoreImpl::stats(StoreStats* out) const {
   stats.disk_bytes = directory_bytes(path_);
   stats.active_adapter = active_version_;
   stats.adapter_versions = next_adapter_ - 1;
-  stats.logged_queries = next_query_ - 1;
+  stats.logged_queries = query_count_;
   stats.logged_hits = hit_count_;
   stats.embedder = embedder_;
   stats.recovery = recovery_;
@@ -992,6 +1092,7 @@ Status StoreImpl::stats(StoreStats* out) const {
 Status StoreImpl::verify() const {
   std::lock_guard<std::mutex> lock(write_mu_);
   std::shared_lock<std::shared_mutex> read(mu_);
+  if (index_stale_) return Status::Corruption(path_ + ": the index missed a write and is not rebuilt yet");
   std::vector<int64_t> indexed = index_->live_ids();
   std::sort(indexed.begin(), indexed.end());
   if (std::adjacent_find(indexed.begin(), indexed.end()) != indexed.end()) {

@@ -9,7 +9,7 @@
 // close; it never writes in the store directory.
 //
 // Column families (integer keys big-endian, see index/codec.h):
-//   default      meta: format, dim, metric, index spec, embedder, counters,
+//   default      meta: format, store id, dim, metric, index spec, embedder, counters,
 //                active adapter and activation history, journal cursors
 //                ("cursor/" + name -> seq + state)
 //   vectors      iid -> raw floats
@@ -43,6 +43,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -141,9 +142,13 @@ class StoreImpl final : public Store {
 
   // The following require write_mu_.
   Status write_batch_locked(rocksdb::WriteBatch* batch);
+  // Applies a write RocksDB already committed to the index (see store.cpp).
+  Status apply_committed_locked(const std::function<Status(VectorIndex*)>& mutate);
+  Status rebuild_if_stale_locked();
   Status after_mutation_locked();
   Status snapshot_locked();
   Status set_active_locked(uint64_t version, bool push_history);
+  Status evict_queries_locked(uint64_t n, rocksdb::WriteBatch* batch, uint64_t* hits);
 
   // kFailedPrecondition naming `what` when the store was opened read-only.
   Status check_writable(const char* what) const;
@@ -185,9 +190,11 @@ class StoreImpl final : public Store {
   uint64_t next_query_ = 1;
   uint64_t next_hit_ = 1;
   uint64_t hit_count_ = 0;
+  uint64_t query_count_ = 0;
   std::vector<uint64_t> adapter_history_;    // previously active versions, oldest first
   std::map<std::string, uint64_t> cursors_;  // name -> seq; snapshots keep the journal after the lowest
   std::string embedder_;
+  std::string store_id_;  // random, made at creation; snapshots carry it
   std::string recovery_;
 
   mutable std::shared_mutex mu_;
@@ -197,6 +204,7 @@ class StoreImpl final : public Store {
   uint64_t active_version_ = 0;
   Status active_error_;               // why active_version_ is not served (ok: it is, or none)
   uint64_t doc_adapter_version_ = 0;  // the version index_ documents went through (kBoth only)
+  bool index_stale_ = false;          // a committed write failed to reach index_; rebuild before use
 
   // Background retraining; the thread runs only if after_hits > 0.
   std::thread background_;

@@ -5,11 +5,13 @@
 #include <faiss/IndexHNSW.h>
 #include <faiss/IndexIDMap.h>
 #include <faiss/IndexIVF.h>
+#include <faiss/IndexIVFFlat.h>
 #include <faiss/impl/FaissException.h>
 #include <faiss/impl/IDSelector.h>
 #include <faiss/impl/io.h>
 #include <faiss/index_factory.h>
 #include <faiss/index_io.h>
+#include <faiss/invlists/InvertedLists.h>
 #include <faiss/utils/distances.h>
 
 #include <algorithm>
@@ -53,6 +55,88 @@ std::unique_ptr<faiss::IndexIDMap> own_id_map(faiss::Index* inner) {
   return map;
 }
 
+// FAISS trusts the files it reads and indexes by what they say. A snapshot
+// passed its checksum, but one that disagrees with itself (a bug, or a
+// matching checksum over bad bytes) must be refused before a search reads
+// out of bounds. These check the structures of the kinds the store uses;
+// storage of other kinds (e.g. PQ codes) is left to FAISS.
+bool codes_consistent(const faiss::Index* index, int dim) {
+  if (index == nullptr || index->d != dim || index->ntotal < 0) return false;
+  const auto* flat = dynamic_cast<const faiss::IndexFlatCodes*>(index);
+  if (flat == nullptr) return true;
+  if (dynamic_cast<const faiss::IndexFlat*>(index) != nullptr && flat->code_size != dim * sizeof(float)) {
+    return false;
+  }
+  return flat->codes.size() == size_t(flat->ntotal) * flat->code_size;
+}
+
+bool hnsw_consistent(const faiss::IndexHNSW& index, int dim) {
+  const faiss::HNSW& g = index.hnsw;
+  const size_t n = static_cast<size_t>(index.ntotal);
+  if (!codes_consistent(index.storage, dim) || size_t(index.storage->ntotal) != n || g.levels.size() != n ||
+      g.offsets.size() != n + 1 || g.offsets[0] != 0 || g.offsets.back() != g.neighbors.size() ||
+      g.cum_nneighbor_per_level.size() < 2 || g.cum_nneighbor_per_level[0] != 0) {
+    return false;
+  }
+  const int top = static_cast<int>(g.cum_nneighbor_per_level.size()) - 1;
+  for (int l = 0; l < top; ++l) {
+    if (g.cum_nneighbor_per_level[l + 1] < g.cum_nneighbor_per_level[l]) return false;
+  }
+  for (size_t i = 0; i < n; ++i) {
+    if (g.levels[i] < 1 || g.levels[i] > top ||
+        g.offsets[i + 1] - g.offsets[i] != size_t(g.cum_nneighbor_per_level[g.levels[i]])) {
+      return false;
+    }
+  }
+  for (auto neighbor : g.neighbors) {
+    if (neighbor < -1 || neighbor >= static_cast<int64_t>(n)) return false;
+  }
+  if (n == 0) return g.entry_point == -1;
+  return g.entry_point >= 0 && size_t(g.entry_point) < n && g.max_level == g.levels[g.entry_point] - 1;
+}
+
+bool ivf_consistent(const faiss::IndexIVF& index, int dim) {
+  const auto* lists = dynamic_cast<const faiss::ArrayInvertedLists*>(index.invlists);
+  if (!codes_consistent(index.quantizer, dim) || size_t(index.quantizer->ntotal) != index.nlist ||
+      lists == nullptr || lists->nlist != index.nlist || lists->code_size != index.code_size ||
+      lists->codes.size() != index.nlist || lists->ids.size() != index.nlist) {
+    return false;
+  }
+  if (dynamic_cast<const faiss::IndexIVFFlat*>(&index) != nullptr && index.code_size != dim * sizeof(float)) {
+    return false;
+  }
+  size_t total = 0;
+  for (size_t l = 0; l < index.nlist; ++l) {
+    if (lists->codes[l].size() != lists->ids[l].size() * index.code_size) return false;
+    for (auto id : lists->ids[l]) {  // a search returns them, and the id map is indexed by them
+      if (id < 0 || id >= index.ntotal) return false;
+    }
+    total += lists->ids[l].size();
+  }
+  return total == size_t(index.ntotal);
+}
+
+enum class Kind { kFlat, kHnsw, kIvf, kOther };
+
+Kind kind_of(const faiss::Index* index) {
+  if (dynamic_cast<const faiss::IndexFlat*>(index) != nullptr) return Kind::kFlat;
+  if (dynamic_cast<const faiss::IndexHNSW*>(index) != nullptr) return Kind::kHnsw;
+  if (dynamic_cast<const faiss::IndexIVF*>(index) != nullptr) return Kind::kIvf;
+  return Kind::kOther;
+}
+
+// Whether `map` holds an index of the kind `fresh` is, consistent with itself.
+bool loaded_consistent(const faiss::IndexIDMap& map, const faiss::Index& fresh, int dim) {
+  const faiss::Index* inner = map.index;
+  if (inner == nullptr || kind_of(inner) != kind_of(&fresh) || map.ntotal < 0 || inner->ntotal != map.ntotal ||
+      map.id_map.size() != size_t(map.ntotal) || !codes_consistent(inner, dim)) {
+    return false;
+  }
+  if (const auto* hnsw = dynamic_cast<const faiss::IndexHNSW*>(inner)) return hnsw_consistent(*hnsw, dim);
+  if (const auto* ivf = dynamic_cast<const faiss::IndexIVF*>(inner)) return ivf_consistent(*ivf, dim);
+  return true;
+}
+
 }  // namespace
 
 VectorIndex::VectorIndex(int dim, Metric metric, std::string spec)
@@ -92,7 +176,7 @@ Status VectorIndex::serialize(std::string* out) const {
   faiss::VectorIOWriter writer;
   try {
     faiss::write_index(index_.get(), &writer);
-  } catch (const faiss::FaissException& e) {
+  } catch (const std::exception& e) {
     return Status::Internal(std::string("serializing the index: ") + e.what());
   }
   out->append(reinterpret_cast<const char*>(writer.data.data()), writer.data.size());
@@ -118,14 +202,25 @@ Status VectorIndex::deserialize(std::string_view bytes, int dim, Metric metric, 
   std::unique_ptr<faiss::Index> loaded;
   try {
     loaded.reset(faiss::read_index(&reader));
-  } catch (const faiss::FaissException& e) {
+  } catch (const std::exception& e) {
     return Status::Corruption(std::string("index snapshot: FAISS cannot read it: ") + e.what());
   }
   auto* map = dynamic_cast<faiss::IndexIDMap*>(loaded.get());
   // A staged snapshot of a spec that needs no training cannot be ours.
-  if (map == nullptr || map->d != dim || map->metric_type != faiss_metric(metric) ||
+  if (map == nullptr || map->d != dim || map->metric_type != faiss_metric(metric) || staging > 1 ||
       (staging == 1 && !index->staging_)) {
     return Status::Corruption("index snapshot: holds a different kind of index than '" + spec + "'");
+  }
+  // Staged: the flat index create() made; else what the factory makes.
+  std::unique_ptr<faiss::Index> fresh;
+  try {
+    fresh.reset(staging == 1 ? new faiss::IndexFlat(dim, faiss_metric(metric))
+                             : faiss::index_factory(dim, spec.c_str(), faiss_metric(metric)));
+  } catch (const std::exception& e) {
+    return Status::Internal(std::string("index snapshot: ") + e.what());
+  }
+  if (!loaded_consistent(*map, *fresh, dim)) {
+    return Status::Corruption("index snapshot: the index it holds is inconsistent with itself");
   }
   loaded.release();
   index->index_.reset(map);
@@ -133,6 +228,8 @@ Status VectorIndex::deserialize(std::string_view bytes, int dim, Metric metric, 
   *out = std::move(index);
   return Status::OK();
 }
+
+std::atomic<int> VectorIndex::failing_adds_for_testing{0};
 
 Status VectorIndex::add(size_t n, const float* vectors, const int64_t* ids) {
   if (n == 0) return Status::OK();
@@ -144,9 +241,12 @@ Status VectorIndex::add(size_t n, const float* vectors, const int64_t* ids) {
     }
   }
   try {
+    if (failing_adds_for_testing.load() > 0 && failing_adds_for_testing.fetch_sub(1) > 0) {
+      throw std::bad_alloc();
+    }
     if (staging_ && live_count() + n >= train_threshold_) return train_from_staging(n, vectors, ids);
     index_->add_with_ids(static_cast<idx_t>(n), vectors, ids);
-  } catch (const faiss::FaissException& e) {
+  } catch (const std::exception& e) {  // FaissException, std::bad_alloc, ...
     return Status::Internal(std::string("adding to the index: ") + e.what());
   }
   return Status::OK();
@@ -190,7 +290,7 @@ Status VectorIndex::purge() {
   faiss::IDSelectorBatch selector(dead.size(), dead.data());
   try {
     index_->remove_ids(selector);
-  } catch (const faiss::FaissException& e) {
+  } catch (const std::exception& e) {
     return Status::Internal("removing from index '" + spec_ + "': " + e.what());
   }
   tombstones_.clear();
@@ -217,7 +317,7 @@ Status VectorIndex::search_all(const float* queries, size_t n, int k,
     labels.resize(n * fetch);
     try {
       index_->search(static_cast<idx_t>(n), queries, static_cast<idx_t>(fetch), scores.data(), labels.data());
-    } catch (const faiss::FaissException& e) {
+    } catch (const std::exception& e) {
       return Status::Internal(std::string("searching the index: ") + e.what());
     }
     // Widen only when tombstones crowded out live results: approximate

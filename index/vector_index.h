@@ -13,6 +13,7 @@
 // Thread safety: const methods may run concurrently; mutations need exclusion.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -62,8 +63,13 @@ class VectorIndex {
 
   // Adds `n` vectors (n * dim floats) under `ids`, which must ascend and be
   // greater than every id added before: a filtered search finds a vector by
-  // binary search on its id. kInvalidArgument otherwise.
+  // binary search on its id. kInvalidArgument otherwise. Any other failure
+  // (FAISS, std::bad_alloc, ...) comes back as kInternal, after which the
+  // index may hold part of the batch: the owner must rebuild it.
   Status add(size_t n, const float* vectors, const int64_t* ids);
+  // Fault injection for tests: while positive, each add() fails with
+  // std::bad_alloc (thrown inside it, as FAISS would) and decrements it.
+  static std::atomic<int> failing_adds_for_testing;
   // Tombstones `id`, which must be live in the index.
   void remove(int64_t id);
   // Removes tombstoned vectors for good; kNotSupported unless the storage is

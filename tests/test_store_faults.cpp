@@ -1,0 +1,191 @@
+// Store faults found in review, each reproduced on real RocksDB + FAISS: an
+// index update failing after RocksDB committed, snapshots that are not this
+// store's or are older than its journal, and query-log growth.
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <random>
+
+#include "core/common/files.h"
+#include "embedapt/store.h"
+#include "index/vector_index.h"
+#include "tests/support/temp_dir.h"
+
+using namespace embedapt;
+using embedapt::testing::TempDir;
+
+namespace {
+
+constexpr int kDim = 8;
+
+std::vector<Record> records(size_t first, size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal;
+  std::vector<Record> out(n);
+  for (size_t i = 0; i < n; ++i) {
+    out[i].id = "doc" + std::to_string(first + i);
+    for (int j = 0; j < kDim; ++j) out[i].vector.push_back(normal(rng));
+    out[i].payload = "p" + std::to_string(first + i);
+  }
+  return out;
+}
+
+std::unique_ptr<Store> open_store(const std::string& path, const std::string& spec = "Flat") {
+  Options options;
+  options.dim = kDim;
+  options.index_spec = spec;
+  std::unique_ptr<Store> store;
+  Status s = Store::open(path, options, &store);
+  INFO(s.ToString());
+  REQUIRE(s.ok());
+  return store;
+}
+
+// The record is stored and is its own nearest neighbour.
+void require_served(Store* store, const Record& r) {
+  std::vector<Hit> hits;
+  Status s = store->search(r.vector.data(), kDim, 1, &hits);
+  INFO(s.ToString());
+  REQUIRE(s.ok());
+  REQUIRE(hits.size() == 1);
+  CHECK(hits[0].id == r.id);
+}
+
+std::string recovery_of(Store* store) {
+  StoreStats stats;
+  REQUIRE(store->stats(&stats).ok());
+  return stats.recovery;
+}
+
+}  // namespace
+
+TEST_CASE("An index add failing past the commit point leaves the store correct", "[store][fault]") {
+  const std::string spec = GENERATE(std::string("Flat"), std::string("HNSW16"));
+  TempDir dir("store-fault-" + spec);
+  {
+    auto store = open_store(dir.path, spec);
+    REQUIRE(store->upsert_batch(records(0, 40, 1)).ok());
+
+    // One failure: the store rebuilds the index from RocksDB at once and the
+    // durable write succeeds.
+    const std::vector<Record> batch = records(40, 5, 2);
+    VectorIndex::failing_adds_for_testing = 1;
+    Status s = store->upsert_batch(batch);
+    INFO(s.ToString());
+    REQUIRE(s.ok());
+    CHECK(VectorIndex::failing_adds_for_testing == 0);
+    for (const Record& r : batch) require_served(store.get(), r);
+    REQUIRE(store->verify().ok());
+
+    // The rebuild fails too: the write is durable, the call says so, and the
+    // stale index is neither searched nor verified nor snapshotted...
+    const std::vector<Record> late = records(45, 1, 3);
+    VectorIndex::failing_adds_for_testing = 2;
+    s = store->upsert_batch(late);
+    CHECK(s.code() == Code::kInternal);
+    CHECK(s.message().find("durable") != std::string::npos);
+    std::vector<Hit> hits;
+    CHECK(store->search(late[0].vector.data(), kDim, 1, &hits).code() == Code::kUnavailable);
+    CHECK(!store->verify().ok());
+    Record got;
+    REQUIRE(store->get(late[0].id, &got).ok());
+    // ...until the next write rebuilds it first.
+    REQUIRE(store->remove("doc0").ok());
+    REQUIRE(store->verify().ok());
+    require_served(store.get(), late[0]);
+
+    // Failing while the index is rebuilt after the flush of a stale index.
+    VectorIndex::failing_adds_for_testing = 2;
+    CHECK(!store->upsert_batch(records(46, 3, 4)).ok());
+    REQUIRE(store->flush().ok());
+    REQUIRE(store->verify().ok());
+  }
+  auto store = open_store(dir.path, spec);
+  REQUIRE(store->verify().ok());
+  StoreStats stats;
+  REQUIRE(store->stats(&stats).ok());
+  CHECK(stats.count == 48);
+  CHECK(stats.recovery.find("snapshot at seq") != std::string::npos);
+  for (const Record& r : records(46, 3, 4)) require_served(store.get(), r);
+}
+
+TEST_CASE("A snapshot from another store is refused and the index rebuilt from RocksDB", "[store][fault]") {
+  TempDir a("store-a"), b("store-b");
+  { REQUIRE(open_store(a.path)->upsert_batch(records(0, 30, 1)).ok()); }
+  {
+    auto store = open_store(b.path);
+    REQUIRE(store->upsert_batch(records(100, 30, 2)).ok());
+    REQUIRE(store->upsert_batch(records(130, 30, 3)).ok());
+  }
+  std::filesystem::copy_file(a / "index.snap", b / "index.snap",
+                             std::filesystem::copy_options::overwrite_existing);
+  auto store = open_store(b.path);
+  const std::string recovery = recovery_of(store.get());
+  CHECK(recovery.find("rebuilt from RocksDB") != std::string::npos);
+  CHECK(recovery.find("another store") != std::string::npos);
+  REQUIRE(store->verify().ok());
+  require_served(store.get(), records(100, 1, 2)[0]);
+}
+
+TEST_CASE("A snapshot older than the trimmed journal is refused and the index rebuilt", "[store][fault]") {
+  TempDir dir("store-old-snap");
+  const std::string backup = dir / "old.snap";
+  {
+    auto store = open_store(dir.path);
+    REQUIRE(store->upsert_batch(records(0, 20, 1)).ok());
+    REQUIRE(store->flush().ok());
+    std::filesystem::copy_file(dir / "index.snap", backup);
+    REQUIRE(store->upsert_batch(records(20, 20, 2)).ok());
+    REQUIRE(store->flush().ok());  // trims the journal up to here
+    REQUIRE(store->upsert_batch(records(40, 5, 3)).ok());
+  }
+  {
+    // A clean close snapshots and trims, so the journal is empty: replaying
+    // it onto the backup would silently lose records 20..44.
+    std::filesystem::copy_file(backup, dir / "index.snap", std::filesystem::copy_options::overwrite_existing);
+    auto store = open_store(dir.path);
+    CHECK(recovery_of(store.get()).find("older than the journal") != std::string::npos);
+    REQUIRE(store->verify().ok());
+    require_served(store.get(), records(30, 1, 2)[0]);
+  }
+  // Reopened, the store wrote a snapshot of its own.
+  auto store = open_store(dir.path);
+  CHECK(recovery_of(store.get()).find("snapshot at seq 45") != std::string::npos);
+  StoreStats stats;
+  REQUIRE(store->stats(&stats).ok());
+  CHECK(stats.count == 45);
+}
+
+TEST_CASE("The query log's limit evicts the oldest queries with their hits", "[store][fault]") {
+  TempDir dir("store-query-log");
+  Options options;
+  options.dim = kDim;
+  options.query_log_max_hits = 5;
+  const std::vector<Record> queries = records(0, 40, 7);
+  {
+    std::unique_ptr<Store> store;
+    REQUIRE(Store::open(dir.path, options, &store).ok());
+    for (size_t i = 0; i < queries.size(); ++i) {
+      uint64_t id = 0;
+      REQUIRE(store->log_query(queries[i].vector.data(), kDim, {}, &id).ok());
+      if (i % 4 == 0) REQUIRE(store->log_hit(id, "doc" + std::to_string(i)).ok());
+    }
+    StoreStats stats;
+    REQUIRE(store->stats(&stats).ok());
+    CHECK(stats.logged_queries == 5);
+    CHECK(stats.logged_hits == 1);  // query 36's: the others left with their queries (0..34)
+  }
+  std::unique_ptr<Store> store;
+  REQUIRE(Store::open(dir.path, options, &store).ok());
+  std::vector<LoggedPair> pairs;
+  REQUIRE(store->read_pairs(&pairs).ok());
+  REQUIRE(pairs.size() == 1);
+  CHECK(pairs[0].doc_id == "doc36");
+  // The evicted query's hash went with it: logging it again makes a new query.
+  uint64_t again = 0;
+  REQUIRE(store->log_query(queries[0].vector.data(), kDim, {}, &again).ok());
+  CHECK(again == queries.size() + 1);
+  StoreStats stats;
+  REQUIRE(store->stats(&stats).ok());
+  CHECK(stats.logged_queries == 5);
+}
