@@ -172,6 +172,80 @@ def forward(self, x):
   CHECK(load_torchscript_net("not an archive", {true}, &net).code() == Code::kCorruption);
 }
 
+TEST_CASE("a trusted TorchScript adapter that raises fails the call, never the process", "[adapter]") {
+  // TorchScript's `raise` (here a failed assert) reaches C++ as
+  // torch::jit::JITException, a std::runtime_error and not a c10::Error.
+  torch::jit::Module module("Refuser");
+  module.register_parameter("weight", torch::eye(kDim).requires_grad_(), /*is_buffer=*/false);
+  module.define(R"(
+def forward(self, x):
+    assert bool(x.size(0) == 0), "this adapter refuses every input"
+    return torch.matmul(x, self.weight)
+)");
+  std::string path = temp_dir("torchscript-raises") + "/refuser.pt";
+  module.save(path);
+  std::string archive;
+  REQUIRE(read_file(path, &archive).ok());
+  std::shared_ptr<AdapterNet> net;
+  REQUIRE(load_torchscript_net(archive, {/*trust_code=*/true}, &net).ok());
+  std::string weights;
+  REQUIRE(save_adapter_weights(*net, &weights).ok());
+  std::unique_ptr<Adapter> adapter;
+  REQUIRE(load_adapter(config("torchscript", kDim, kDim), weights, {true}, &adapter).ok());
+  std::vector<float> in = random_vectors(2, kDim, 9), out(in.size());
+  Status applied = adapter->apply(in.data(), 2, out.data());
+  CHECK(applied.code() == Code::kInvalidArgument);
+  CHECK_THAT(applied.message(), Catch::Contains("refuses every input"));
+
+  TrainOptions o;
+  o.kind = "torchscript";
+  o.torchscript_archive = archive;
+  o.trust_code = true;
+  o.epochs = 1;
+  o.threads = 1;
+  o.embedder = "synthetic";
+  TrainResult result;
+  Status trained = train_adapter(distorted_task(false), o, &result);
+  CHECK(trained.code() == Code::kInvalidArgument);
+  CHECK_THAT(trained.message(), Catch::Contains("refuses every input"));
+}
+
+TEST_CASE("an adapter whose output is not finite fails the call", "[adapter]") {
+  torch::jit::Module module("NaNMaker");
+  module.register_parameter("weight", torch::eye(kDim).requires_grad_(), /*is_buffer=*/false);
+  module.define(R"(
+def forward(self, x):
+    return torch.log(torch.matmul(x, self.weight) * 0.0 - 1.0)
+)");
+  std::string path = temp_dir("torchscript-nan") + "/nan.pt";
+  module.save(path);
+  std::string archive, weights;
+  REQUIRE(read_file(path, &archive).ok());
+  std::shared_ptr<AdapterNet> net;
+  REQUIRE(load_torchscript_net(archive, {/*trust_code=*/true}, &net).ok());
+  REQUIRE(save_adapter_weights(*net, &weights).ok());
+  std::unique_ptr<Adapter> adapter;
+  REQUIRE(load_adapter(config("torchscript", kDim, kDim), weights, {true}, &adapter).ok());
+  std::vector<float> in = random_vectors(3, kDim, 5), out(in.size());
+  Status applied = adapter->apply(in.data(), 3, out.data());
+  CHECK(applied.code() == Code::kInvalidArgument);
+  CHECK_THAT(applied.message(), Catch::Contains("non-finite value for input row 0"));
+}
+
+TEST_CASE("a config with huge dims is refused by its weights before anything is allocated", "[adapter]") {
+  TensorMap tensors;
+  tensors["linear.weight"] = floats_to_tensor(std::vector<float>(16, 1.0f), {4, 4});
+  const std::string weights = serialize_safetensors(tensors);
+  std::unique_ptr<Adapter> adapter;
+  // 65536 x 65536 floats would be 16 GiB (twice, with the identity it starts from).
+  Status s = load_adapter(config("linear", 65536, 65536), weights, {}, &adapter);
+  CHECK(s.code() == Code::kInvalidArgument);
+  CHECK_THAT(s.message(), Catch::Contains("describes 4294967296 parameters"));
+  s = load_adapter(config("two-layer", 65536, 65536, {{"hidden", 65536}}), weights, {}, &adapter);
+  CHECK(s.code() == Code::kInvalidArgument);
+  REQUIRE(load_adapter(config("linear", 4, 4), weights, {}, &adapter).ok());
+}
+
 namespace {
 
 // A registered kind: y = s * x with one learned scalar.

@@ -1,4 +1,5 @@
 // Adapter configs, the registry of kinds, weights (de)serialisation and serving.
+#include <cmath>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -108,6 +109,8 @@ Status new_adapter_net(const AdapterConfig& config, std::shared_ptr<AdapterNet>*
   } catch (const c10::Error& e) {
     return Status::InvalidArgument("adapter kind \"" + config.kind +
                                    "\" failed to build: " + e.what_without_backtrace());
+  } catch (const std::exception& e) {  // a registered factory's own failure
+    return Status::InvalidArgument("adapter kind \"" + config.kind + "\" failed to build: " + e.what());
   }
 }
 
@@ -176,6 +179,16 @@ Status load_adapter_net(const std::string& config_json, const std::string& weigh
     }
     return load_torchscript_net(it->second.data, options, out);
   }
+  // A config naming huge dims must not allocate before the weights refute
+  // it (fill_net names the tensor whose shape is off once the net exists).
+  int64_t needed = 0, supplied = 0;
+  for (const auto& [name, tensor] : stored) supplied += tensor.numel();
+  if (builtin_parameter_count(*config, &needed) && needed > supplied) {
+    return Status::InvalidArgument(config->kind + " adapter: the config describes " + std::to_string(needed) +
+                                   " parameters (in_dim " + std::to_string(config->in_dim) + ", out_dim " +
+                                   std::to_string(config->out_dim) + "), the weights hold " +
+                                   std::to_string(supplied));
+  }
   EMBEDAPT_RETURN_IF_ERROR(new_adapter_net(*config, out));
   return fill_net(stored, **out, config->kind);
 }
@@ -207,8 +220,18 @@ class NetAdapter : public Adapter {
       }
       y = y.contiguous();
       std::memcpy(out, y.data_ptr<float>(), n * config_.out_dim * sizeof(float));
+      // A NaN or Inf would be indexed, or ruin every score of a query.
+      const size_t values = n * config_.out_dim;
+      for (size_t i = 0; i < values; ++i) {
+        if (!std::isfinite(out[i])) {
+          return Status::InvalidArgument(config_.kind + " adapter returned a non-finite value for input row " +
+                                         std::to_string(i / config_.out_dim));
+        }
+      }
     } catch (const c10::Error& e) {
       return Status::InvalidArgument(config_.kind + " adapter failed: " + e.what_without_backtrace());
+    } catch (const std::exception& e) {  // TorchScript's `raise` arrives as a std::runtime_error subclass
+      return Status::InvalidArgument(config_.kind + " adapter failed: " + e.what());
     }
     return Status::OK();
   }

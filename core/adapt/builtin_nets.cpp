@@ -80,6 +80,23 @@ Status optional_key(const AdapterConfig& config, const char* key, T* value) {
 
 }  // namespace
 
+bool builtin_parameter_count(const AdapterConfig& config, int64_t* count) {
+  const int64_t in = config.in_dim, out = config.out_dim;
+  if (config.kind == "linear") {
+    bool bias = false;
+    optional_key(config, "bias", &bias).ok();  // a bad key fails the factory later
+    *count = in * out + (bias ? out : 0);
+    return true;
+  }
+  if (config.kind == "two-layer") {
+    int hidden = 1024;
+    optional_key(config, "hidden", &hidden).ok();
+    *count = in * hidden + hidden + int64_t(hidden) * out + out + 1;
+    return true;
+  }
+  return false;
+}
+
 Status new_linear_net(const AdapterConfig& config, std::shared_ptr<AdapterNet>* out) {
   bool bias = false;
   EMBEDAPT_RETURN_IF_ERROR(optional_key(config, "bias", &bias));

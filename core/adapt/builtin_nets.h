@@ -20,4 +20,9 @@ constexpr int kMaxHidden = 65536;
 Status new_linear_net(const AdapterConfig& config, std::shared_ptr<AdapterNet>* out);
 Status new_two_layer_net(const AdapterConfig& config, std::shared_ptr<AdapterNet>* out);
 
+// How many parameters the built-in net `config` describes, without making it
+// (a config is checked against its weights before anything is allocated);
+// false if config.kind is not built in.
+bool builtin_parameter_count(const AdapterConfig& config, int64_t* count);
+
 }  // namespace embedapt

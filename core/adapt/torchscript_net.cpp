@@ -45,6 +45,8 @@ Status load_torchscript_net(const std::string& archive, const AdapterLoadOptions
   } catch (const c10::Error& e) {
     return Status::Corruption(std::string("torchscript archive cannot be loaded: ") +
                               e.what_without_backtrace());
+  } catch (const std::exception& e) {  // the JIT's own errors are std::runtime_error subclasses
+    return Status::Corruption(std::string("torchscript archive cannot be loaded: ") + e.what());
   }
   return Status::OK();
 }
@@ -57,6 +59,8 @@ Status save_torchscript_archive(AdapterNet& net, std::string* archive) {
   } catch (const c10::Error& e) {
     return Status::Internal(std::string("torchscript archive cannot be saved: ") +
                             e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    return Status::Internal(std::string("torchscript archive cannot be saved: ") + e.what());
   }
   return Status::OK();
 }

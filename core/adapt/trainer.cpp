@@ -393,6 +393,8 @@ Status load_checkpoint(const TrainOptions& o, std::vector<Member>* members, Trai
     archive.load_from(path);
   } catch (const c10::Error& e) {
     return Status::Corruption(path + ": unreadable checkpoint: " + e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    return Status::Corruption(path + ": unreadable checkpoint: " + e.what());
   }
   torch::Tensor stored_shape, counters, scores, history;
   archive.read("shape", stored_shape, true);
@@ -562,6 +564,8 @@ Status train_adapter(const TrainingSet& data, const TrainOptions& options, Train
     return train(data, options, result);
   } catch (const c10::Error& e) {
     return Status::InvalidArgument(options.kind + " adapter training failed: " + e.what_without_backtrace());
+  } catch (const std::exception& e) {  // a TorchScript `raise`, std::bad_alloc, ...
+    return Status::InvalidArgument(options.kind + " adapter training failed: " + e.what());
   }
 }
 

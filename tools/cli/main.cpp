@@ -26,6 +26,9 @@ int main(int argc, char** argv) {
   } catch (const Failure& f) {
     std::fprintf(stderr, "embedapt: %s\n", f.message.c_str());
     return kExitFailure;
+  } catch (const std::exception& e) {  // a library bug or a user's code that threw: fail, never abort
+    std::fprintf(stderr, "embedapt: internal error: %s\n", e.what());
+    return kExitFailure;
   }
   return 0;
 }
