@@ -154,3 +154,20 @@ TEST_CASE("command embedder times out on a child that never reads its input", "[
   CHECK(s.message().find("timed out after 0.5s waiting for it to read its input") != std::string::npos);
   CHECK(out.empty());
 }
+
+TEST_CASE("command embedder refuses a reply line past its limit and numbers no float holds", "[command]") {
+  CommandOptions options = fake("--flood-on FLOOD --huge-on HUGE");
+  options.max_reply_bytes = 1 << 20;
+  std::unique_ptr<Embedder> embedder;
+  REQUIRE(open_command_embedder(options, &embedder).ok());
+  std::vector<float> out;
+  Status flood = embedder->embed({"FLOOD"}, EmbedSide::kQuery, &out);
+  CHECK(flood.code() == Code::kCorruption);
+  CHECK(flood.message().find("longer than the limit of 1048576 bytes") != std::string::npos);
+  Status huge = embedder->embed({"fine", "HUGE"}, EmbedSide::kQuery, &out);
+  CHECK(huge.code() == Code::kCorruption);
+  CHECK(huge.message().find("non-finite") != std::string::npos);
+  CHECK(out.empty());
+  REQUIRE(embedder->embed({"fine"}, EmbedSide::kQuery, &out).ok());  // a fresh child
+  CHECK(out == expected("fine", EmbedSide::kQuery));
+}

@@ -23,6 +23,7 @@
 
 #include "core/embed/tokenizer.h"
 #include "core/eval/dataset.h"
+#include "core/generate/chat.h"
 #include "core/generate/dataset_builder.h"
 #include "core/generate/generator.h"
 #include "core/generate/journal.h"
@@ -281,6 +282,35 @@ TEST_CASE("a client error (bad key) stops the run instead of failing every chunk
   CHECK(server.requests() <= 2);
   CHECK(result.failures[0].code() == Code::kInvalidArgument);
   CHECK(result.failures[0].message().find("HTTP 401: Incorrect API key provided") != std::string::npos);
+}
+
+TEST_CASE("replies of any JSON shape fail their chunk, never the run", "[generate]") {
+  // Each once threw from json's operator[] inside a worker thread, which
+  // terminated the process.
+  const std::vector<std::string> bodies = {R"({"choices":[1]})", R"({"choices":[{"message":1}]})",
+                                           R"({"choices":[{"message":{"content":7}}]})", R"({"choices":"x"})",
+                                           R"([1])", R"("text")", R"({"choices":[],"usage":3})"};
+  TempDir dir("odd_json");
+  std::atomic<size_t> served{0};
+  ChatServer server([&](const std::string&, int) -> std::optional<HttpReply> {
+    return HttpReply::json(200, bodies[served++ % bodies.size()]);
+  });
+  GenerateResult result;
+  REQUIRE(generate_questions(synthetic_chunks(bodies.size()), options_for(server, 2), dir / "j", &result).ok());
+  CHECK(result.asked == 0);
+  REQUIRE(result.failures.size() == bodies.size());
+  for (const Status& failure : result.failures) {
+    CHECK(failure.code() == Code::kCorruption);
+    CHECK(failure.message().find("not a chat completion") != std::string::npos);
+  }
+  ChatUsage usage;
+  std::string reply;
+  REQUIRE(parse_chat_completion(R"({"choices":[{"message":{"content":"Q?"}}],"usage":{"prompt_tokens":"x"}})",
+                                &reply, &usage)
+              .ok());
+  CHECK(reply == "Q?");
+  CHECK(usage.input_tokens == 0);
+  CHECK(parse_chat_completion(R"({"error":{"message":1}})", &reply, &usage).code() == Code::kCorruption);
 }
 
 TEST_CASE("the journal refuses other arguments and survives a torn last line", "[generate]") {

@@ -12,6 +12,7 @@ using embedapt::http_send;
 using embedapt::HttpRequest;
 using embedapt::HttpResponse;
 using embedapt::RetryPolicy;
+using embedapt::Status;
 using embedapt::testing::HttpExchange;
 using embedapt::testing::HttpReply;
 using embedapt::testing::HttpTestServer;
@@ -193,4 +194,18 @@ TEST_CASE("http_send refuses a malformed URL without retrying", "[http]") {
   HttpResponse response;
   embedapt::Status s = http_send(request, fast_policy(), &response);
   CHECK(s.code() == Code::kInvalidArgument);
+}
+
+TEST_CASE("http_send refuses a response body past the request's limit, without retrying", "[http]") {
+  HttpTestServer server([](const HttpExchange&) { return HttpReply::json(200, std::string(5000, ' ') + "{}"); });
+  HttpRequest request = post(server);
+  request.max_response_bytes = 4096;
+  HttpResponse response;
+  Status s = http_send(request, fast_policy(), &response);
+  CHECK(s.code() == Code::kCorruption);
+  CHECK(s.message().find("exceeds the limit of 4096 bytes") != std::string::npos);
+  CHECK(server.requests() == 1);
+  request.max_response_bytes = 8192;
+  REQUIRE(http_send(request, fast_policy(), &response).ok());
+  CHECK(response.body.size() == 5002);
 }

@@ -215,3 +215,19 @@ TEST_CASE("openai embedder refuses empty texts and malformed responses", "[opena
   CHECK(wrong_dim.message().find("2 dimensions, expected 12") != std::string::npos);
   CHECK(out.empty());
 }
+
+TEST_CASE("openai embedder refuses a number no float holds", "[openai]") {
+  HttpTestServer server([&](const HttpExchange& request) {
+    if (request.body.find("HUGE") != std::string::npos) {
+      return HttpReply::json(200, R"({"data":[{"index":0,"embedding":[1e300,0,0,0,0,0,0,0,0,0,0,1]}]})");
+    }
+    return fake_embeddings_reply(request, kDim);
+  });
+  std::unique_ptr<Embedder> embedder;
+  REQUIRE(open_openai_embedder(options_for(server), &embedder).ok());
+  std::vector<float> out;
+  Status huge = embedder->embed({"HUGE"}, EmbedSide::kQuery, &out);
+  CHECK(huge.code() == Code::kCorruption);
+  CHECK(huge.message().find("non-finite") != std::string::npos);
+  CHECK(out.empty());
+}

@@ -24,9 +24,21 @@ void global_init_once() {
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 }
 
+struct BodySink {
+  std::string* body;
+  size_t limit;
+  bool overflowed = false;
+};
+
 size_t append_body(char* data, size_t size, size_t count, void* user) {
-  static_cast<std::string*>(user)->append(data, size * count);
-  return size * count;
+  auto* sink = static_cast<BodySink*>(user);
+  const size_t n = size * count;
+  if (n > sink->limit - sink->body->size()) {
+    sink->overflowed = true;
+    return 0;  // curl stops the transfer with CURLE_WRITE_ERROR
+  }
+  sink->body->append(data, n);
+  return n;
 }
 
 std::string trim(std::string s) {
@@ -105,6 +117,7 @@ double backoff_seconds(const RetryPolicy& policy, int attempt) {
 struct Attempt {
   CURLcode curl = CURLE_OK;
   std::string curl_error;
+  bool body_too_large = false;
 };
 
 // This thread's easy handle, reset for a new request. A handle keeps its
@@ -148,7 +161,8 @@ Attempt send_once(const HttpRequest& request, const RetryPolicy& policy, HttpRes
   curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error);
   curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(policy.timeout_seconds * 1000));
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, append_body);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &response->body);
+  BodySink sink{&response->body, request.max_response_bytes};
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sink);
   curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, append_header);
   curl_easy_setopt(curl, CURLOPT_HEADERDATA, &response->headers);
   curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
@@ -169,6 +183,7 @@ Attempt send_once(const HttpRequest& request, const RetryPolicy& policy, HttpRes
   }
 
   result.curl = curl_easy_perform(curl);
+  result.body_too_large = sink.overflowed;
   if (result.curl == CURLE_OK) {
     curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &response->status);
   } else {
@@ -191,6 +206,10 @@ Status http_send(const HttpRequest& request, const RetryPolicy& policy, HttpResp
   for (int attempt = 0; attempt < attempts; ++attempt) {
     Attempt result = send_once(request, policy, response);
     double wait = -1;
+    if (result.body_too_large) {
+      return Status::Corruption(where + ": the response body exceeds the limit of " +
+                                std::to_string(request.max_response_bytes) + " bytes");
+    }
     if (result.curl != CURLE_OK) {
       last_failure = result.curl_error;
       if (permanent(result.curl)) return Status::InvalidArgument(where + ": " + last_failure);

@@ -22,6 +22,10 @@ struct HttpRequest {
   std::vector<std::string> headers;  // "Name: value"
   std::string body;
   bool http2 = false;  // HTTP/2 from the first byte, no upgrade (gRPC over cleartext); not kept alive
+  // A longer response body fails the call with kCorruption, without retrying:
+  // a reply that large is no embedding or chat reply, and it must not exhaust
+  // memory.
+  size_t max_response_bytes = size_t{64} << 20;
 };
 
 struct HttpResponse {

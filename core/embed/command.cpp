@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <mutex>
@@ -175,6 +176,10 @@ class CommandEmbedder : public Embedder {
       if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) continue;
       if (n <= 0) return fail(Code::kIOError, exit_story("closed its output without answering"));
       buffer_.append(chunk, static_cast<size_t>(n));
+      if (buffer_.size() > options_.max_reply_bytes) {
+        return fail(Code::kCorruption, "answered a line longer than the limit of " +
+                                           std::to_string(options_.max_reply_bytes) + " bytes");
+      }
     }
     *line = buffer_.substr(0, newline);
     buffer_.erase(0, newline + 1);
@@ -200,40 +205,10 @@ class CommandEmbedder : public Embedder {
     EMBEDAPT_RETURN_IF_ERROR(write_line(message.dump(-1, ' ', false, json::error_handler_t::replace) + "\n"));
     std::string line;
     EMBEDAPT_RETURN_IF_ERROR(read_line(&line));
-    json reply = json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (!reply.is_object())
-      return fail(Code::kCorruption, "answered a line that is not JSON: " + line.substr(0, 200));
-    if (reply.contains("error")) {
-      std::string error =
-          reply["error"].is_string() ? reply["error"].get<std::string>() : reply["error"].dump();
-      return fail(Code::kIOError, "reported an error: " + error);
-    }
-    if (!reply.contains("embeddings") || !reply["embeddings"].is_array()) {
-      return fail(Code::kCorruption, "answered without an \"embeddings\" array: " + line.substr(0, 200));
-    }
-    const json& rows = reply["embeddings"];
-    if (rows.size() != texts.size()) {
-      return fail(Code::kCorruption, "answered " + std::to_string(rows.size()) + " embeddings for " +
-                                         std::to_string(texts.size()) + " texts");
-    }
     const size_t base = out->size();
-    for (const json& row : rows) {
-      size_t expected = dim_ > 0 ? static_cast<size_t>(dim_) : rows[0].size();
-      if (!row.is_array() || row.empty() || row.size() != expected) {
-        out->resize(base);
-        return fail(Code::kCorruption, "answered a row of " +
-                                           std::to_string(row.is_array() ? row.size() : 0) +
-                                           " numbers, expected " + std::to_string(expected));
-      }
-      for (const json& v : row) {
-        if (!v.is_number()) {
-          out->resize(base);
-          return fail(Code::kCorruption, "answered a row holding a non-number");
-        }
-        out->push_back(v.get<float>());
-      }
-    }
-    if (dim_ == 0) dim_ = static_cast<int>(rows[0].size());
+    Status parsed = parse_command_reply(line, texts.size(), static_cast<size_t>(dim_), out);
+    if (!parsed.ok()) return fail(parsed.code(), parsed.message());
+    if (dim_ == 0 && !texts.empty()) dim_ = static_cast<int>((out->size() - base) / texts.size());
     return Status::OK();
   }
 
@@ -251,6 +226,44 @@ class CommandEmbedder : public Embedder {
 }  // namespace
 
 std::string command_identity(const std::string& command) { return "command:" + command; }
+
+Status parse_command_reply(const std::string& line, size_t n, size_t dim, std::vector<float>* out) {
+  const json reply = json::parse(line, nullptr, /*allow_exceptions=*/false);
+  if (!reply.is_object()) return Status::Corruption("answered a line that is not JSON: " + line.substr(0, 200));
+  if (auto error = reply.find("error"); error != reply.end()) {
+    return Status::IOError("reported an error: " +
+                           (error->is_string() ? error->get<std::string>() : error->dump()));
+  }
+  auto rows = reply.find("embeddings");
+  if (rows == reply.end() || !rows->is_array()) {
+    return Status::Corruption("answered without an \"embeddings\" array: " + line.substr(0, 200));
+  }
+  if (rows->size() != n) {
+    return Status::Corruption("answered " + std::to_string(rows->size()) + " embeddings for " +
+                              std::to_string(n) + " texts");
+  }
+  const size_t base = out->size();
+  for (const json& row : *rows) {
+    const size_t expected = dim > 0 ? dim : rows->front().size();
+    if (!row.is_array() || row.empty() || row.size() != expected) {
+      out->resize(base);
+      return Status::Corruption("answered a row of " + std::to_string(row.is_array() ? row.size() : 0) +
+                                " numbers, expected " + std::to_string(expected));
+    }
+    for (const json& v : row) {
+      if (!v.is_number()) {
+        out->resize(base);
+        return Status::Corruption("answered a row holding a non-number");
+      }
+      out->push_back(v.get<float>());
+      if (!std::isfinite(out->back())) {  // 1e999, or 1e300 narrowed to float
+        out->resize(base);
+        return Status::Corruption("answered a row holding a non-finite number");
+      }
+    }
+  }
+  return Status::OK();
+}
 
 Status open_command_embedder(const CommandOptions& options, std::unique_ptr<Embedder>* out) {
   if (options.command.empty()) return Status::InvalidArgument("command: no command given (use command:CMD)");

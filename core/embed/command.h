@@ -18,8 +18,10 @@
 // lingers.
 #pragma once
 
+#include <cstddef>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "embedapt/embedder.h"
 #include "embedapt/status.h"
@@ -33,6 +35,9 @@ struct CommandOptions {
   // Longest wait for one request line to be sent and its reply read; <= 0
   // waits forever. A request of batch_size texts must fit in it.
   double read_timeout_seconds = 300;
+  // A longer reply line fails the request (kCorruption) instead of filling
+  // memory.
+  size_t max_reply_bytes = size_t{64} << 20;
   bool show_progress = false;
 };
 
@@ -42,5 +47,10 @@ std::string command_identity(const std::string& command);
 // Opens the embedder. Unless options.known_dim says it, the dimension is
 // learned by embedding one short text, so a broken command fails here.
 Status open_command_embedder(const CommandOptions& options, std::unique_ptr<Embedder>* out);
+
+// Reads one reply line for `n` texts of dimension `dim` (0: the first row
+// decides) and appends the n rows to *out. kIOError for an error the command
+// reported, kCorruption for anything malformed; *out is unchanged then.
+Status parse_command_reply(const std::string& line, size_t n, size_t dim, std::vector<float>* out);
 
 }  // namespace embedapt

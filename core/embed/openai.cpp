@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdlib>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -167,46 +168,9 @@ class OpenAIEmbedder : public Embedder {
     return parse(response.body, texts.size(), rows);
   }
 
-  // Reads {"data": [{"index": i, "embedding": [...]}, ...]} for n texts.
   Status parse(const std::string& body, size_t n, std::vector<std::vector<float>>* rows) const {
-    json parsed = json::parse(body, nullptr, /*allow_exceptions=*/false);
-    if (!parsed.is_object() || !parsed.contains("data") || !parsed["data"].is_array()) {
-      return fail(Code::kCorruption, "response has no \"data\" array: " + body.substr(0, 200));
-    }
-    const json& data = parsed["data"];
-    if (data.size() != n) {
-      return fail(Code::kCorruption,
-                  "sent " + std::to_string(n) + " texts, got " + std::to_string(data.size()) + " embeddings");
-    }
-    rows->assign(n, {});
-    size_t expected = static_cast<size_t>(dim_);  // 0 while probing: the first row decides
-    for (size_t i = 0; i < n; ++i) {
-      const json& item = data[i];
-      if (!item.is_object() || !item.contains("embedding") || !item["embedding"].is_array()) {
-        return fail(Code::kCorruption, "data[" + std::to_string(i) + "] has no \"embedding\" array");
-      }
-      size_t index = i;
-      if (item.contains("index")) {
-        if (!item["index"].is_number_unsigned() || item["index"].get<size_t>() >= n) {
-          return fail(Code::kCorruption, "data[" + std::to_string(i) + "] has a bad \"index\"");
-        }
-        index = item["index"].get<size_t>();
-      }
-      std::vector<float>& row = (*rows)[index];
-      if (!row.empty()) {
-        return fail(Code::kCorruption, "index " + std::to_string(index) + " appears twice");
-      }
-      for (const json& v : item["embedding"]) {
-        if (!v.is_number()) return fail(Code::kCorruption, "embedding holds a non-number");
-        row.push_back(v.get<float>());
-      }
-      if (expected == 0) expected = row.size();
-      if (row.empty() || row.size() != expected) {
-        return fail(Code::kCorruption, "an embedding has " + std::to_string(row.size()) +
-                                           " dimensions, expected " + std::to_string(expected));
-      }
-    }
-    return Status::OK();
+    Status parsed = parse_openai_embeddings(body, n, static_cast<size_t>(dim_), rows);
+    return parsed.ok() ? parsed : fail(parsed.code(), parsed.message());
   }
 
   const OpenAIOptions options_;
@@ -216,6 +180,49 @@ class OpenAIEmbedder : public Embedder {
 };
 
 }  // namespace
+
+Status parse_openai_embeddings(const std::string& body, size_t n, size_t dim,
+                               std::vector<std::vector<float>>* rows) {
+  const json parsed = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  const auto data = parsed.is_object() ? parsed.find("data") : parsed.end();
+  if (!parsed.is_object() || data == parsed.end() || !data->is_array()) {
+    return Status::Corruption("response has no \"data\" array: " + body.substr(0, 200));
+  }
+  if (data->size() != n) {
+    return Status::Corruption("sent " + std::to_string(n) + " texts, got " + std::to_string(data->size()) +
+                              " embeddings");
+  }
+  rows->assign(n, {});
+  size_t expected = dim;  // 0 while probing: the first row decides
+  for (size_t i = 0; i < n; ++i) {
+    const json& item = (*data)[i];
+    const auto embedding = item.is_object() ? item.find("embedding") : item.end();
+    if (!item.is_object() || embedding == item.end() || !embedding->is_array()) {
+      return Status::Corruption("data[" + std::to_string(i) + "] has no \"embedding\" array");
+    }
+    size_t index = i;
+    if (auto given = item.find("index"); given != item.end()) {
+      if (!given->is_number_unsigned() || given->get<size_t>() >= n) {
+        return Status::Corruption("data[" + std::to_string(i) + "] has a bad \"index\"");
+      }
+      index = given->get<size_t>();
+    }
+    std::vector<float>& row = (*rows)[index];
+    if (!row.empty()) return Status::Corruption("index " + std::to_string(index) + " appears twice");
+    for (const json& v : *embedding) {
+      if (!v.is_number()) return Status::Corruption("embedding holds a non-number");
+      row.push_back(v.get<float>());
+      // 1e999, or 1e300 narrowed to float: never cached or indexed.
+      if (!std::isfinite(row.back())) return Status::Corruption("embedding holds a non-finite number");
+    }
+    if (expected == 0) expected = row.size();
+    if (row.empty() || row.size() != expected) {
+      return Status::Corruption("an embedding has " + std::to_string(row.size()) + " dimensions, expected " +
+                                std::to_string(expected));
+    }
+  }
+  return Status::OK();
+}
 
 OpenAIOptions openai_options(const std::string& model, const EmbedderOptions& options) {
   OpenAIOptions result;

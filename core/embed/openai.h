@@ -10,6 +10,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/common/http.h"
 #include "embedapt/embedder.h"
@@ -42,5 +43,11 @@ std::string openai_identity(const OpenAIOptions& options);
 // it, the dimension is learned by embedding one short text, so a wrong URL,
 // model or key fails here. An empty text is refused (the API rejects it).
 Status open_openai_embedder(const OpenAIOptions& options, std::unique_ptr<Embedder>* out);
+
+// Reads an embeddings response {"data": [{"index": i, "embedding": [...]}]}
+// for `n` texts of dimension `dim` (0: the first row decides) into *rows, in
+// input order; kCorruption for anything else.
+Status parse_openai_embeddings(const std::string& body, size_t n, size_t dim,
+                               std::vector<std::vector<float>>* rows);
 
 }  // namespace embedapt

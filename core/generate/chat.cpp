@@ -18,14 +18,21 @@ std::string quote(const std::string& body) {
   return body.size() > kMaxQuoted ? s + "..." : s;
 }
 
+// obj[key] if obj is an object holding key, else nullptr. Replies are read
+// through const lookups only: json's operator[] throws on a non-object.
+const json* member(const json& obj, const char* key) {
+  if (!obj.is_object()) return nullptr;
+  auto it = obj.find(key);
+  return it == obj.end() ? nullptr : &*it;
+}
+
 // The server's own explanation of an error ({"error": {"message": ...}}),
 // else the body itself.
 std::string error_message(const std::string& body) {
-  json parsed = json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (parsed.is_object() && parsed["error"].is_object() && parsed["error"]["message"].is_string()) {
-    return quote(parsed["error"]["message"].get<std::string>());
-  }
-  return quote(body);
+  const json parsed = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  const json* message = member(parsed, "error");
+  if (message != nullptr) message = member(*message, "message");
+  return quote(message != nullptr && message->is_string() ? message->get<std::string>() : body);
 }
 
 // obj[key] when it is an integer, else 0.
@@ -59,23 +66,26 @@ Status chat_complete(const ChatOptions& options, const std::string& prompt, std:
     return Status::InvalidArgument(request.url + ": HTTP " + std::to_string(response.status) + ": " +
                                    error_message(response.body));
   }
-  json parsed = json::parse(response.body, nullptr, /*allow_exceptions=*/false);
+  return parse_chat_completion(response.body, reply, usage).WithContext(request.url);
+}
+
+Status parse_chat_completion(const std::string& body, std::string* reply, ChatUsage* usage) {
+  const json parsed = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  const json* choices = member(parsed, "choices");
   const json* content = nullptr;
-  if (parsed.is_object() && parsed["choices"].is_array() && !parsed["choices"].empty()) {
-    const json& message = parsed["choices"][0]["message"];
-    if (message.is_object() && message.contains("content") && message["content"].is_string()) {
-      content = &message["content"];
-    }
+  if (choices != nullptr && choices->is_array() && !choices->empty()) {
+    const json* message = member(choices->front(), "message");
+    if (message != nullptr) content = member(*message, "content");
   }
-  if (content == nullptr) {
-    return Status::Corruption(request.url + ": not a chat completion: " + quote(response.body));
+  if (content == nullptr || !content->is_string()) {
+    return Status::Corruption("not a chat completion: " + quote(body));
   }
   *reply = content->get<std::string>();
   *usage = ChatUsage{};
-  const json& counts = parsed["usage"];
-  if (counts.is_object()) {
-    usage->input_tokens = integer_field(counts, "prompt_tokens");
-    usage->output_tokens = integer_field(counts, "completion_tokens");
+  const json* counts = member(parsed, "usage");
+  if (counts != nullptr && counts->is_object()) {
+    usage->input_tokens = integer_field(*counts, "prompt_tokens");
+    usage->output_tokens = integer_field(*counts, "completion_tokens");
   }
   return Status::OK();
 }

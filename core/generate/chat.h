@@ -31,4 +31,8 @@ struct ChatUsage {
 Status chat_complete(const ChatOptions& options, const std::string& prompt, std::string* reply,
                      ChatUsage* usage);
 
+// The reply and usage of a 2xx chat completion body; Corruption for anything
+// else, whatever its JSON shape.
+Status parse_chat_completion(const std::string& body, std::string* reply, ChatUsage* usage);
+
 }  // namespace embedapt
