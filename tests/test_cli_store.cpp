@@ -13,6 +13,7 @@
 
 #include "core/common/files.h"
 #include "core/common/npy.h"
+#include "embedapt/store.h"
 #include "tests/support/cli_run.h"
 
 namespace fs = std::filesystem;
@@ -195,4 +196,63 @@ TEST_CASE("read_npy refuses a shape too large to represent, without throwing", "
   CHECK(s.code() == Code::kInvalidArgument);
   CHECK_THAT(s.message(), Catch::Contains("99999999999999999999999 is too large"));
   fs::remove(path);
+}
+
+TEST_CASE("a .npy with a zero dimension and a huge other one is refused", "[npy]") {
+  auto npy = [](const std::string& shape) {
+    std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': " + shape + ", }";
+    header.append((64 - (10 + header.size() + 1) % 64) % 64, ' ');
+    header.push_back('\n');
+    std::string bytes("\x93NUMPY\x01\x00", 8);
+    bytes.push_back(static_cast<char>(header.size() & 0xff));
+    bytes.push_back(static_cast<char>(header.size() >> 8));
+    return bytes + header;
+  };
+  Matrix m;
+  // No bytes vouch for the huge dimension; callers sized loops by it.
+  CHECK(parse_npy(npy("(1000000000000000000, 0)"), &m).code() == Code::kInvalidArgument);
+  CHECK(parse_npy(npy("(0, 1000000000000000000)"), &m).code() == Code::kInvalidArgument);
+  CHECK(parse_npy(npy("(0,)"), &m).code() == Code::kInvalidArgument);
+  REQUIRE(parse_npy(npy("(0, 384)"), &m).ok());  // fuzz_npy: was a memcpy to null (UBSan)
+  CHECK(m.rows == 0);
+  CHECK(m.cols == 384);
+}
+
+TEST_CASE("search --json writes an id that is not UTF-8, replacing its bad bytes", "[cli][store]") {
+  const std::string dir =
+      (fs::temp_directory_path() / ("embedapt-cli-utf8-" + std::to_string(getpid()))).string();
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  {
+    Options options;
+    options.dim = 4;
+    std::unique_ptr<Store> store;
+    REQUIRE(Store::open(dir + "/db", options, &store).ok());
+    REQUIRE(store->upsert("bad\xff\xfe-id", std::vector<float>{1, 0, 0, 0}.data(), 4, "").ok());
+  }
+  Matrix q;
+  q.rows = 1;
+  q.cols = 4;
+  q.data = {1, 0, 0, 0};
+  REQUIRE(write_npy(dir + "/q.npy", q).ok());
+  CliRun search = run_cli("search " + dir + "/db --npy " + dir + "/q.npy -k 1 --json " + dir + "/r.json");
+  INFO(search.output);
+  REQUIRE(search.exit_code == 0);
+  std::string text;
+  REQUIRE(read_file(dir + "/r.json", &text).ok());
+  CHECK(nlohmann::json::parse(text)["results"][0]["ids"][0] == "bad\xEF\xBF\xBD\xEF\xBF\xBD-id");
+  CliRun inspect = run_cli("inspect " + dir + "/db --json");
+  CHECK(inspect.exit_code == 0);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("retrain refuses --epochs and --lr that are not positive", "[cli][retrain]") {
+  for (const char* flag : {"--epochs 0", "--epochs -1", "--lr 0", "--lr -0.5"}) {
+    CliRun run = run_cli(std::string("retrain /nonexistent-store ") + flag);
+    INFO(run.output);
+    CHECK(run.exit_code != 0);
+    CHECK(run.output.find(std::string(flag).substr(0, std::string(flag).find(' ')) + ": must be positive") !=
+          std::string::npos);
+    CHECK(run.output.find("nonexistent-store") == std::string::npos);  // refused before anything ran
+  }
 }

@@ -49,7 +49,11 @@ Status parse_header(const std::string& header, std::string* descr, bool* fortran
 Status read_npy(const std::string& path, Matrix* out) {
   std::string bytes;
   EMBEDAPT_RETURN_IF_ERROR(read_file(path, &bytes));
-  auto bad = [&](const std::string& why) { return Status::InvalidArgument(path + ": not a valid .npy file: " + why); };
+  return parse_npy(bytes, out).WithContext(path);
+}
+
+Status parse_npy(std::string_view bytes, Matrix* out) {
+  auto bad = [&](const std::string& why) { return Status::InvalidArgument("not a valid .npy file: " + why); };
   if (bytes.size() < 10 || bytes.compare(0, 6, kMagic, 6) != 0) return bad("missing NUMPY magic");
   uint8_t major = static_cast<uint8_t>(bytes[6]);
   size_t header_len = 0;
@@ -70,7 +74,7 @@ Status read_npy(const std::string& path, Matrix* out) {
   std::string descr;
   bool fortran = false;
   std::vector<size_t> shape;
-  Status s = parse_header(bytes.substr(header_start, header_len), &descr, &fortran, &shape);
+  Status s = parse_header(std::string(bytes.substr(header_start, header_len)), &descr, &fortran, &shape);
   if (!s.ok()) return bad(s.message());
   if (fortran) return bad("Fortran order is not supported (save with np.ascontiguousarray)");
   if (shape.empty() || shape.size() > 2) return bad("expected a 1-D or 2-D array");
@@ -80,7 +84,11 @@ Status read_npy(const std::string& path, Matrix* out) {
   if (descr == "<f4") item = 4;
   else if (descr == "<f8") item = 8;
   else return bad("dtype '" + descr + "' is not float32 or float64");
-  if (cols != 0 && rows > (SIZE_MAX / item) / cols) return bad("shape too large");
+  // An empty array has no bytes to vouch for its other dimension, which
+  // callers would otherwise size loops and buffers by.
+  if (cols == 0) return bad("rows of zero length");
+  if (rows == 0 && cols > kMaxNpyCols) return bad("an empty array with " + std::to_string(cols) + " columns");
+  if (rows > (SIZE_MAX / item) / cols) return bad("shape too large");
   size_t payload = rows * cols * item;
   size_t data_start = header_start + header_len;
   if (bytes.size() - data_start != payload) {
@@ -92,7 +100,7 @@ Status read_npy(const std::string& path, Matrix* out) {
   out->data.resize(rows * cols);
   const char* src = bytes.data() + data_start;
   if (item == 4) {
-    std::memcpy(out->data.data(), src, payload);
+    if (payload > 0) std::memcpy(out->data.data(), src, payload);  // an empty vector's data() may be null
   } else {
     for (size_t i = 0; i < rows * cols; ++i) {
       double v;

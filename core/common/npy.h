@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "embedapt/status.h"
@@ -20,6 +21,11 @@ struct Matrix {
 // Reads a C-order 2-D array of float32 or float64 (converted to float32),
 // little-endian. A 1-D array reads as one row. Errors name the file.
 Status read_npy(const std::string& path, Matrix* out);
+// The same for the file's bytes (errors do not name a file).
+Status parse_npy(std::string_view bytes, Matrix* out);
+
+// Widest row an empty (0-row) array may declare.
+constexpr size_t kMaxNpyCols = 65536;
 
 // Writes `m` as a float32 .npy file, atomically.
 Status write_npy(const std::string& path, const Matrix& m);

@@ -50,7 +50,7 @@ std::string per_query_jsonl(const EvalReport& report) {
           {"name", r.name},          {"query_id", q.query_id},          {"hit", q.metrics.hit},
           {"mrr", q.metrics.mrr},    {"ndcg@10", q.metrics.ndcg_at_10}, {"recall@10", q.metrics.recall_at_10},
           {"retrieved", q.retrieved}};
-      out += line.dump() + "\n";
+      out += line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
     }
   }
   return out;

@@ -46,7 +46,7 @@ void run_stats(const InspectArgs& args) {
   check(store->list_adapters(&adapters));
   nlohmann::json j = stats_json(stats, adapters);
   if (args.json) {
-    std::printf("%s\n", j.dump(2).c_str());
+    std::printf("%s\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     return;
   }
   for (auto& [key, value] : j.items()) {

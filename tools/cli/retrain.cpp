@@ -1,6 +1,7 @@
 // `embedapt retrain`: embedapt::retrain() (embedapt/learn.h) with the options
 // from the command line, its report printed, the new version optionally exported.
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <string>
 
@@ -115,8 +116,17 @@ void add_retrain_command(CLI::App& app) {
       ->check(CLI::IsMember({"query", "both"}))
       ->capture_default_str();
   cmd->add_option("--hidden", args->hidden, "Hidden size of the two-layer adapter")->capture_default_str();
-  cmd->add_option("--epochs", args->epochs, "Maximum epochs (default: the trainer's)");
-  cmd->add_option("--lr", args->lr, "Learning rate (default: the trainer's)");
+  // Left out, these keep their sentinel 0 ("the trainer's default"); given,
+  // they must be positive, so 0 or -1 is refused rather than read as that.
+  const CLI::Validator positive(
+      [](std::string& value) {
+        char* end = nullptr;
+        const double v = std::strtod(value.c_str(), &end);
+        return end != value.c_str() && *end == '\0' && v > 0 ? std::string() : "must be positive, got " + value;
+      },
+      "POSITIVE");
+  cmd->add_option("--epochs", args->epochs, "Maximum epochs (default: the trainer's)")->check(positive);
+  cmd->add_option("--lr", args->lr, "Learning rate (default: the trainer's)")->check(positive);
   cmd->add_option("--loss", args->loss, "corpus, in-batch or hard (default: the trainer's)")
       ->check(CLI::IsMember({"corpus", "in-batch", "hard"}));
   cmd->add_option("--val-fraction", args->val_fraction,

@@ -23,6 +23,8 @@ struct SearchArgs {
 };
 
 // {"results": [{"query": row, "ids": [...], "scores": [...]}]}, best first.
+// Ids are bytes to the store; one that is not UTF-8 is written with U+FFFD
+// in place of its bad bytes (JSON cannot carry them).
 std::string results_json(const std::vector<std::vector<Hit>>& results) {
   nlohmann::json out = {{"results", nlohmann::json::array()}};
   for (size_t q = 0; q < results.size(); ++q) {
@@ -35,7 +37,7 @@ std::string results_json(const std::vector<std::vector<Hit>>& results) {
     }
     out["results"].push_back({{"query", q}, {"ids", ids}, {"scores", scores}, {"metadata", metadata}});
   }
-  return out.dump() + "\n";
+  return out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
 void print_table(const std::vector<std::vector<Hit>>& results) {
