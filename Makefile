@@ -3,7 +3,8 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps models build python test demo bench sanitize format tidy clean milvus-venv milvus-check
+.PHONY: all deps models build python test demo bench sanitize fuzz-build fuzz crashtest format tidy clean milvus-venv \
+  milvus-check
 
 all: build
 
@@ -30,8 +31,9 @@ python: build
 	  --config-settings=cmake.define.EMBEDAPT_BUILD_DIR=$(abspath $(BUILD)) \
 	  --config-settings=build-dir=$(abspath $(BUILD))/python ./plugin/python
 
-test: deps models build milvus-venv python
+test: deps models build milvus-venv python fuzz-build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SLICE_SECONDS)
 	EMBEDAPT_CLI=$(abspath $(BUILD))/bin/embedapt $(VENV)/bin/python -m pytest -q plugin/python/tests
 
 # The embedded Milvus server the Milvus tests start (tools/milvus/serve.py).
@@ -71,6 +73,25 @@ sanitize: deps models
 	cmake --build $(SAN_BUILD) -j $(JOBS)
 	cd $(SAN_BUILD) && ctest --output-on-failure -j $(JOBS)
 
+# libFuzzer harnesses (tests/fuzz/), built by clang with ASan+UBSan in
+# build-fuzz. `make fuzz` runs each for FUZZ_SECONDS (9 harnesses x 70 s:
+# over 10 minutes); `make test` runs each for FUZZ_SLICE_SECONDS.
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 70
+FUZZ_SLICE_SECONDS ?= 3
+fuzz-build: deps build
+	cmake -S tests/fuzz -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+	  -DEMBEDAPT_BUILD_DIR=$(abspath $(BUILD))
+	cmake --build $(FUZZ_BUILD) -j $(JOBS)
+
+fuzz: fuzz-build
+	tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+# The crash test at 8x the kills of its `make test` slice (over 200 writer
+# kills across Flat, HNSW and IVF stores, plus kills during recovery).
+crashtest: deps build
+	EMBEDAPT_CRASH_SCALE=8 $(BUILD)/bin/test_crash "[crash]"
+
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.h')
 
@@ -78,4 +99,4 @@ tidy: build
 	run-clang-tidy -quiet -p $(BUILD) $$(git ls-files '*.cpp')
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) $(FUZZ_BUILD)

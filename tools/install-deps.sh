@@ -10,6 +10,7 @@ packages=(
   libcurl4-openssl-dev libpoppler-cpp-dev libssl-dev
   python3 python3-pip python3-venv unzip
   chromium  # the Python tests open the HTML eval report in it (headless)
+  clang libclang-rt-14-dev  # libFuzzer and the sanitizer runtimes for tests/fuzz
 )
 
 missing=()
