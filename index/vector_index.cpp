@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <numeric>
 
 #include "index/codec.h"
@@ -130,6 +131,11 @@ bool loaded_consistent(const faiss::IndexIDMap& map, const faiss::Index& fresh, 
   const faiss::Index* inner = map.index;
   if (inner == nullptr || kind_of(inner) != kind_of(&fresh) || map.ntotal < 0 || inner->ntotal != map.ntotal ||
       map.id_map.size() != size_t(map.ntotal) || !codes_consistent(inner, dim)) {
+    return false;
+  }
+  // Ids ascend (add() keeps them so): a filtered search binary-searches them.
+  if (std::adjacent_find(map.id_map.begin(), map.id_map.end(), std::greater_equal<int64_t>()) !=
+      map.id_map.end()) {
     return false;
   }
   if (const auto* hnsw = dynamic_cast<const faiss::IndexHNSW*>(inner)) return hnsw_consistent(*hnsw, dim);

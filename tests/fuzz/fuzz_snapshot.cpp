@@ -28,7 +28,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!VectorIndex::deserialize(payload, kDim, metric, spec, &index).ok()) return 0;
   std::vector<float> query = {0.5f, -0.5f, 0.5f, 0.5f};
   std::vector<std::vector<Neighbor>> hits;
-  index->search(query.data(), 1, 3, &hits);
+  index->search(query.data(), 1, 3, /*allowed=*/nullptr, &hits);
   std::string again;
   index->serialize(&again);
   return 0;
