@@ -198,9 +198,12 @@ State read_state(Store* store) {
                 return true;
               })
               .ok());
-  std::vector<LoggedPair> pairs;
-  REQUIRE(store->read_pairs(&pairs).ok());
-  for (const LoggedPair& pair : pairs) state.hits.insert(pair.doc_id);
+  REQUIRE(store
+              ->scan_log([&](const LoggedQuery& q) {
+                state.hits.insert(q.hit_ids.begin(), q.hit_ids.end());
+                return true;
+              })
+              .ok());
   // The activation history, newest last, as op indices (from each version's metrics).
   StoreStats stats;
   REQUIRE(store->stats(&stats).ok());

@@ -177,10 +177,15 @@ TEST_CASE("The query log's limit evicts the oldest queries with their hits", "[s
   }
   std::unique_ptr<Store> store;
   REQUIRE(Store::open(dir.path, options, &store).ok());
-  std::vector<LoggedPair> pairs;
-  REQUIRE(store->read_pairs(&pairs).ok());
-  REQUIRE(pairs.size() == 1);
-  CHECK(pairs[0].doc_id == "doc36");
+  std::vector<std::string> hit_ids;  // of every logged query, in order
+  REQUIRE(store
+              ->scan_log([&](const LoggedQuery& q) {
+                hit_ids.insert(hit_ids.end(), q.hit_ids.begin(), q.hit_ids.end());
+                return true;
+              })
+              .ok());
+  REQUIRE(hit_ids.size() == 1);
+  CHECK(hit_ids[0] == "doc36");
   // The evicted query's hash went with it: logging it again makes a new query.
   uint64_t again = 0;
   REQUIRE(store->log_query(queries[0].vector.data(), kDim, {}, &again).ok());
