@@ -2,7 +2,6 @@
 // and registered kinds.
 #include <torch/script.h>
 
-#include <catch2/catch.hpp>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -11,6 +10,7 @@
 #include "core/common/files.h"
 #include "core/common/safetensors.h"
 #include "embedapt/adapter_plugin.h"
+#include "tests/support/catch.h"
 #include "tests/test_trainer_task.h"
 
 using namespace embedapt;

@@ -2,7 +2,6 @@
 // an adapter without an explicit call while other threads search and write;
 // closing it mid-training cancels and stores nothing. Run under TSan too.
 #include <atomic>
-#include <catch2/catch.hpp>
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
@@ -15,6 +14,7 @@
 
 #include "embedapt/learn.h"
 #include "embedapt/store.h"
+#include "tests/support/catch.h"
 #include "tests/support/temp_dir.h"
 #include "tests/test_trainer_task.h"
 

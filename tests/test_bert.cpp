@@ -4,7 +4,6 @@
 // setting that changes the vectors.
 #include <ATen/Parallel.h>
 
-#include <catch2/catch.hpp>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -14,6 +13,7 @@
 #include "core/common/files.h"
 #include "core/common/npy.h"
 #include "core/embed/bert.h"
+#include "tests/support/catch.h"
 
 namespace embedapt {
 namespace {

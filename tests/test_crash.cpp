@@ -25,7 +25,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <catch2/catch.hpp>
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -38,6 +37,7 @@
 
 #include "core/common/safetensors.h"
 #include "embedapt/store.h"
+#include "tests/support/catch.h"
 
 namespace fs = std::filesystem;
 using namespace embedapt;
@@ -55,11 +55,11 @@ enum class OpKind { kUpsert, kRemove, kRemoveGroup, kLogHit, kActivate, kRollbac
 struct Op {
   OpKind kind = OpKind::kUpsert;
   std::vector<Record> upserts;
-  std::string id;                  // kRemove: the record; kLogHit: the hit's doc id
-  int group = -1;                  // kRemoveGroup: every record whose metadata has this "g"
-  std::vector<float> query;        // kLogHit
-  bool both_sides = false;         // kActivate
-  std::vector<float> scale;        // kActivate: a diagonal linear adapter
+  std::string id;            // kRemove: the record; kLogHit: the hit's doc id
+  int group = -1;            // kRemoveGroup: every record whose metadata has this "g"
+  std::vector<float> query;  // kLogHit
+  bool both_sides = false;   // kActivate
+  std::vector<float> scale;  // kActivate: a diagonal linear adapter
 };
 
 std::string group_filter(int group) { return "{\"g\":" + std::to_string(group) + "}"; }
@@ -95,7 +95,8 @@ Op make_op(uint64_t i) {
       for (int d = 0; d < kDim; ++d) r.vector.push_back(normal(rng));
       r.payload = "op" + std::to_string(i);
       // As the store returns it: keys sorted, no spaces.
-      r.metadata = "{\"g\":" + std::to_string(rng() % kGroups) + ",\"tags\":[\"op" + std::to_string(i) + "\"]}";
+      r.metadata =
+          "{\"g\":" + std::to_string(rng() % kGroups) + ",\"tags\":[\"op" + std::to_string(i) + "\"]}";
       op.upserts.push_back(std::move(r));
     }
   }
@@ -105,8 +106,8 @@ Op make_op(uint64_t i) {
 // What the store must hold after a sequence of ops.
 struct State {
   std::map<std::string, Record> records;
-  std::set<std::string> hits;             // doc ids of logged hits (each op logs a distinct one)
-  std::vector<uint64_t> active = {0};     // ops whose adapter was activated, in history order; 0: none
+  std::set<std::string> hits;          // doc ids of logged hits (each op logs a distinct one)
+  std::vector<uint64_t> active = {0};  // ops whose adapter was activated, in history order; 0: none
 };
 
 int group_of(const Record& r) { return r.metadata[5] - '0'; }  // {"g":N,...
@@ -388,8 +389,9 @@ void crash_rounds(const std::string& spec, int rounds, uint32_t seed) {
   }
   CHECK(replays > 0);  // at least some rounds recovered through the journal
   // The figures `make crashtest` reports (a failed check above stops before).
-  std::printf("crashtest %s: %d writer kills, %zu recovery kills, %zu acknowledged ops, 0 lost, 0 failed verifies\n",
-              spec.c_str(), rounds, recovery_kills, acked_ops);
+  std::printf(
+      "crashtest %s: %d writer kills, %zu recovery kills, %zu acknowledged ops, 0 lost, 0 failed verifies\n",
+      spec.c_str(), rounds, recovery_kills, acked_ops);
   fs::remove_all(dir);
 }
 

@@ -5,7 +5,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <catch2/catch.hpp>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -20,6 +19,7 @@
 #include "embedapt/adapter.h"
 #include "embedapt/embedder.h"
 #include "embedapt/store.h"
+#include "tests/support/catch.h"
 
 extern char** environ;
 

@@ -1,13 +1,13 @@
 // retrain() (embedapt/learn.h) on real stores: the report, the activation
 // policies, a log without signal, cancellation, and the same adapter bytes
 // from C++, the C ABI and the CLI.
-#include <catch2/catch.hpp>
 #include <memory>
 #include <string>
 
 #include "embedapt/embedapt.h"
 #include "embedapt/learn.h"
 #include "embedapt/store.h"
+#include "tests/support/catch.h"
 #include "tests/support/cli_run.h"
 #include "tests/support/temp_dir.h"
 #include "tests/test_trainer_task.h"

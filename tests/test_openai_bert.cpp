@@ -1,13 +1,13 @@
 // A real model behind a real HTTP server: the test server serves the default
 // model (the C++ BERT encoder) over the OpenAI embeddings API, and the
 // openai: embedder's vectors must equal the local encoder's.
-#include <catch2/catch.hpp>
 #include <cmath>
 #include <mutex>
 #include <nlohmann/json.hpp>
 
 #include "core/embed/bert.h"
 #include "embedapt/embedder.h"
+#include "tests/support/catch.h"
 #include "tests/support/http_server.h"
 
 using embedapt::Embedder;

@@ -2,13 +2,13 @@
 #include <sys/wait.h>
 
 #include <array>
-#include <catch2/catch.hpp>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
 #include <string>
 
 #include "embedapt/store.h"
+#include "tests/support/catch.h"
 #include "tests/support/cli_run.h"
 #include "tests/test_trainer_task.h"
 

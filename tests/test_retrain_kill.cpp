@@ -14,7 +14,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <catch2/catch.hpp>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -28,6 +27,7 @@
 #include "core/adapt/trainer.h"
 #include "core/common/files.h"
 #include "embedapt/store.h"
+#include "tests/support/catch.h"
 #include "tests/support/temp_dir.h"
 
 extern char** environ;

@@ -8,7 +8,6 @@
 #include <torch/script.h>
 
 #include <array>
-#include <catch2/catch.hpp>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -21,6 +20,7 @@
 #include "core/common/npy.h"
 #include "embedapt/embedapt.h"
 #include "embedapt/store.h"
+#include "tests/support/catch.h"
 #include "tests/support/cli_run.h"
 #include "tests/support/temp_dir.h"
 #include "tests/test_trainer_task.h"

@@ -1,10 +1,10 @@
 // The trainer on synthetic data whose answer is known: it learns a linear
 // distortion, refuses to ship on random labels, is deterministic by seed, and
 // a run interrupted and resumed from its checkpoint ends bit-identical.
-#include <catch2/catch.hpp>
 #include <filesystem>
 
 #include "core/adapt/trainer.h"
+#include "tests/support/catch.h"
 #include "tests/test_trainer_task.h"
 
 using namespace embedapt;

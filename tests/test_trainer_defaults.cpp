@@ -9,7 +9,6 @@
 #include <faiss/IndexFlat.h>
 
 #include <algorithm>
-#include <catch2/catch.hpp>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -24,6 +23,7 @@
 #include "core/common/metrics.h"
 #include "core/common/npy.h"
 #include "core/common/safetensors.h"
+#include "tests/support/catch.h"
 
 using namespace embedapt;
 

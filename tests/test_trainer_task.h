@@ -2,13 +2,13 @@
 // adapter tests.
 #pragma once
 
-#include <catch2/catch.hpp>
 #include <cmath>
 #include <random>
 #include <string>
 
 #include "core/adapt/trainer.h"
 #include "embedapt/store.h"
+#include "tests/support/catch.h"
 
 namespace embedapt::test {
 
