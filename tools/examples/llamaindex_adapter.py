@@ -12,9 +12,6 @@ the same store: the two must agree (hit@5 and MRR within 0.002).
 
     .venv/bin/python tools/examples/llamaindex_adapter.py [--data ../shared/data/10k] [--work DIR]
 
-The retraining step runs `embedapt retrain` (the library's retrain call is not
-in the public API yet, so the binding cannot offer it): --cli names the binary.
-
 Runs offline. Exit status 1 if the two scorings disagree.
 """
 
@@ -23,7 +20,6 @@ import json
 import os
 import pathlib
 import shutil
-import subprocess
 import sys
 import time
 
@@ -66,7 +62,6 @@ def main():
                         help="the 10-K folder (train_dataset.json, val_dataset.json)")
     parser.add_argument("--work", default="build/llamaindex_example", help="where the two stores go (replaced)")
     parser.add_argument("--adapter", default="linear", help="linear or two-layer")
-    parser.add_argument("--cli", default="build/bin/embedapt", help="the embedapt CLI (for retrain)")
     args = parser.parse_args()
 
     data = pathlib.Path(args.data)
@@ -88,13 +83,16 @@ def main():
             lyft.feedback(question, doc_id)
     print(f"lyft: {len(train['corpus'])} chunks, {len(train['queries'])} questions logged as feedback")
 
-    # 2. Retrain from the log (the store is closed meanwhile: one process holds it at a time).
+    # 2. Retrain from the log (what `embedapt retrain` runs), and export the new version.
+    report = lyft.client.retrain(kind=args.adapter, activate="never")
+    print(f"retrain: {report.queries} logged queries, {report.folds}-fold validation hit@{report.top_k} / "
+          f"MRR@{report.top_k}: base {report.base.hit:.4f} / {report.base.mrr:.4f}, adapter "
+          f"{report.adapter.hit:.4f} / {report.adapter.mrr:.4f} (gain {report.gain:+.4f}, 95% CI "
+          f"[{report.gain_ci95[0]:+.4f}, {report.gain_ci95[1]:+.4f}]); {report.train_seconds:.1f} s training")
+    if report.decision == "no-gain":
+        sys.exit("llamaindex_adapter: retrain stored no adapter: nothing beat the base on validation")
+    lyft.client.export_adapter(report.version, str(work / "adapter"))
     lyft.close()
-    done = subprocess.run([args.cli, "retrain", str(work / "lyft"), "--adapter", args.adapter,
-                           "--out", str(work / "adapter")], capture_output=True, text=True)
-    print(done.stdout, end="")
-    if done.returncode != 0 or not (work / "adapter").is_dir():
-        sys.exit(f"llamaindex_adapter: retrain stored no adapter: {done.stderr.strip()}")
 
     # 3. Uber: the base, then the adapter, through LlamaIndex's retriever.
     uber, uber_index = build_index(work / "uber", val, embed_model)

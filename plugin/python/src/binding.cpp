@@ -20,6 +20,7 @@
 #include "core/eval/report.h"
 #include "embedapt/adapter.h"
 #include "embedapt/embedder.h"
+#include "embedapt/learn.h"
 #include "embedapt/store.h"
 
 namespace py = pybind11;
@@ -276,6 +277,47 @@ class PyStore {
     return d;
   }
 
+  RetrainReport retrain(const std::string& kind, const std::string& side, int hidden, int epochs, double lr,
+                        const std::string& loss, double val_fraction, uint64_t seed, int threads,
+                        const std::string& checkpoint_dir, int checkpoint_every, bool resume,
+                        const std::string& activate, const py::bytes& torchscript_archive, bool trust_code) {
+    RetrainOptions options;
+    options.kind = kind;
+    if (side == "query" || side == "both") {
+      options.side = side == "both" ? AdapterSide::kBoth : AdapterSide::kQuery;
+    } else {
+      throw StatusError{
+          Status::InvalidArgument("retrain: side must be \"query\" or \"both\", got \"" + side + "\"")};
+    }
+    if (activate == "never") {
+      options.activate = ActivationPolicy::kNever;
+    } else if (activate == "if-better") {
+      options.activate = ActivationPolicy::kIfBetter;
+    } else if (activate == "always") {
+      options.activate = ActivationPolicy::kAlways;
+    } else {
+      throw StatusError{Status::InvalidArgument(
+          "retrain: activate must be \"never\", \"if-better\" or \"always\", got \"" + activate + "\"")};
+    }
+    options.hidden = hidden;
+    options.epochs = epochs;
+    options.lr = lr;
+    options.loss = loss;
+    options.val_fraction = val_fraction;
+    options.seed = seed;
+    options.threads = threads;
+    options.checkpoint_dir = checkpoint_dir;
+    options.checkpoint_every = checkpoint_every;
+    options.resume = resume;
+    options.torchscript_archive = torchscript_archive;
+    options.trust_code = trust_code;
+    RetrainReport report;
+    Store& s = store();
+    py::gil_scoped_release release;
+    check(embedapt::retrain(&s, options, &report));
+    return report;
+  }
+
   void set_embedder(const std::string& identity) { check(store().set_embedder(identity)); }
 
   void verify() const {
@@ -445,6 +487,39 @@ PYBIND11_MODULE(_core, m) {
                              })
       .def("__len__", [](const Results& r) { return r.ids.size(); });
 
+  const RetrainOptions retrain_defaults;
+  py::class_<RetrainScore>(m, "RetrainScore")
+      .def_readonly("hit", &RetrainScore::hit)
+      .def_readonly("mrr", &RetrainScore::mrr)
+      .def("__repr__", [](const RetrainScore& s) {
+        return "RetrainScore(hit=" + std::to_string(s.hit) + ", mrr=" + std::to_string(s.mrr) + ")";
+      });
+
+  py::class_<RetrainReport>(m, "RetrainReport")
+      .def_property_readonly("decision", [](const RetrainReport& r) { return DecisionName(r.decision); })
+      .def_readonly("version", &RetrainReport::version)
+      .def_readonly("previous_active", &RetrainReport::previous_active)
+      .def_readonly("queries", &RetrainReport::queries)
+      .def_readonly("pairs", &RetrainReport::pairs)
+      .def_readonly("dropped_hits", &RetrainReport::dropped_hits)
+      .def_readonly("folds", &RetrainReport::folds)
+      .def_readonly("top_k", &RetrainReport::top_k)
+      .def_readonly("base", &RetrainReport::base)
+      .def_readonly("adapter", &RetrainReport::adapter)
+      .def_readonly("incumbent", &RetrainReport::incumbent)
+      .def_readonly("gain", &RetrainReport::gain)
+      .def_property_readonly("gain_ci95",
+                             [](const RetrainReport& r) { return py::make_tuple(r.gain_low, r.gain_high); })
+      .def_readonly("best_epoch", &RetrainReport::best_epoch)
+      .def_readonly("epochs_run", &RetrainReport::epochs_run)
+      .def_readonly("read_seconds", &RetrainReport::read_seconds)
+      .def_readonly("train_seconds", &RetrainReport::train_seconds)
+      .def_readonly("store_seconds", &RetrainReport::store_seconds)
+      .def("__repr__", [](const RetrainReport& r) {
+        return std::string("RetrainReport(decision=") + DecisionName(r.decision) +
+               ", version=" + std::to_string(r.version) + ", gain=" + std::to_string(r.gain) + ")";
+      });
+
   py::class_<PyStore>(m, "Store")
       .def_static("open", &PyStore::open, py::arg("path"), py::kw_only(), py::arg("dim") = 0,
                   py::arg("metric") = "cosine", py::arg("index") = "Flat",
@@ -471,6 +546,16 @@ PYBIND11_MODULE(_core, m) {
       .def("rollback", &PyStore::rollback)
       .def("export_adapter", &PyStore::export_adapter, py::arg("version"), py::arg("dir"))
       .def("import_adapter", &PyStore::import_adapter, py::arg("dir"), py::arg("trust_code") = false)
+      // The library's defaults (RetrainOptions), except `activate`, spelled as in the CLI.
+      .def("retrain", &PyStore::retrain, py::kw_only(), py::arg("kind") = retrain_defaults.kind,
+           py::arg("side") = "query", py::arg("hidden") = retrain_defaults.hidden,
+           py::arg("epochs") = retrain_defaults.epochs, py::arg("lr") = retrain_defaults.lr,
+           py::arg("loss") = retrain_defaults.loss, py::arg("val_fraction") = retrain_defaults.val_fraction,
+           py::arg("seed") = retrain_defaults.seed, py::arg("threads") = retrain_defaults.threads,
+           py::arg("checkpoint_dir") = retrain_defaults.checkpoint_dir,
+           py::arg("checkpoint_every") = retrain_defaults.checkpoint_every,
+           py::arg("resume") = retrain_defaults.resume, py::arg("activate") = "if-better",
+           py::arg("torchscript_archive") = py::bytes(), py::arg("trust_code") = retrain_defaults.trust_code)
       .def("set_embedder", &PyStore::set_embedder, py::arg("identity"))
       .def("stats", &PyStore::stats)
       .def("verify", &PyStore::verify)

@@ -41,6 +41,19 @@ def random_vectors(n: int, dim: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32)
 
 
+def log_rotated_feedback(store, n_docs: int = 120, dim: int = 32, rounds: int = 2, seed: int = 11):
+    """Documents, and logged questions the base model answers badly: each
+    question is its answer's vector rotated (plus noise), its hit the answer."""
+    rng = np.random.default_rng(seed)
+    docs = rng.standard_normal((n_docs, dim)).astype(np.float32)
+    rotation, _ = np.linalg.qr(rng.standard_normal((dim, dim)))
+    store.upsert_batch([f"d{i}" for i in range(n_docs)], docs)
+    for _ in range(rounds):
+        for i in range(n_docs):
+            question = (rotation @ docs[i] + 0.1 * rng.standard_normal(dim)).astype(np.float32)
+            store.log_hit(store.log_query(question, [f"d{i}"]), f"d{i}")
+
+
 def write_linear_adapter(directory, matrix: np.ndarray, embedder_identity: str, side: str = "query") -> None:
     """An exported linear adapter (config.json + adapter.safetensors) holding `matrix`."""
     directory.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""The GIL is released inside calls that search, write and embed.
+"""The GIL is released inside calls that search, write, embed and train.
 
 Proof by counters, not by clocks: with the interpreter's switch interval set
 long, a Python thread spinning on a counter can run while another thread is
@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import embedapt
-from conftest import random_vectors
+from conftest import log_rotated_feedback, random_vectors
 
 DIM = 256
 
@@ -63,6 +63,12 @@ def test_search_upsert_and_embed_release_the_gil(store, cache_dir):
     texts = [f"sentence number {i} about the release of the lock" for i in range(64)]
     model = embedapt.Embedder("default", cache_dir=cache_dir)
     assert progress_during(lambda: model.embed(texts, query=False)) > 0
+
+
+def test_retrain_releases_the_gil(tmp_path):
+    with embedapt.Store.open(str(tmp_path / "small"), dim=32) as small:
+        log_rotated_feedback(small)
+        assert progress_during(lambda: small.retrain(epochs=2, activate="never")) > 0
 
 
 def test_two_searchers_and_an_upserter_overlap(store):

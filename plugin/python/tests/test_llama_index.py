@@ -86,7 +86,7 @@ def test_filters_are_refused_until_the_store_has_them(tmp_path, embed_model):
     store.close()
 
 
-def test_feedback_then_retrain_changes_what_llama_index_retrieves(tmp_path, run_cli):
+def test_feedback_then_retrain_changes_what_llama_index_retrieves(tmp_path):
     """A task the base model fails: each question's vector is its answer's,
     rotated. Feedback through the vector store logs question -> node; the
     adapter retrained from that log undoes the rotation."""
@@ -112,13 +112,9 @@ def test_feedback_then_retrain_changes_what_llama_index_retrieves(tmp_path, run_
     def hits(rankings):
         return sum(f"n{i}" in ids for i, ids in enumerate(rankings))
     before = top5()
-    store.close()
 
-    # The library's retrain call is not in the public API yet; the CLI's is the same trainer.
-    run_cli("retrain", tmp_path / "db", "--adapter", "linear", "--activate")
-
-    store = EmbedaptVectorStore.open(str(tmp_path / "db"))
-    assert store.client.stats()["active_adapter"] == 1
+    report = store.client.retrain(kind="linear", activate="always")
+    assert report.decision == "activated" and store.client.stats()["active_adapter"] == report.version
     after = top5()
     assert after != before
     assert hits(after) > hits(before) + n_docs // 4, (hits(before), hits(after))

@@ -1,13 +1,13 @@
 """The Store binding: round trips, search against the CLI, adapters, errors."""
 
 import json
-import subprocess
+import shutil
 
 import numpy as np
 import pytest
 
 import embedapt
-from conftest import random_vectors
+from conftest import log_rotated_feedback, random_vectors
 
 
 def test_round_trip_vectors_and_payloads_across_reopen(tmp_path):
@@ -94,3 +94,53 @@ def test_float64_and_strided_input_are_converted(tmp_path):
         store.upsert_batch([str(i) for i in range(10)], wide)
         assert np.allclose(store.get("4")[0], wide[4])
         assert store.search(wide[4], k=1).ids == ["4"]
+
+
+def test_retrain_stores_the_adapter_bytes_the_cli_stores(tmp_path, run_cli):
+    with embedapt.Store.open(str(tmp_path / "py"), dim=32) as store:
+        log_rotated_feedback(store)
+    shutil.copytree(tmp_path / "py", tmp_path / "cli")
+
+    with embedapt.Store.open(str(tmp_path / "py")) as store:
+        report = store.retrain(kind="linear", seed=7, activate="never")
+        assert isinstance(report, embedapt.RetrainReport)
+        assert (report.decision, report.version, report.previous_active) == ("stored", 1, 0)
+        assert report.queries == 240 and report.pairs == 240 and report.dropped_hits == 0
+        assert report.adapter.hit > report.base.hit and report.best_epoch >= 1
+        low, high = report.gain_ci95
+        assert 0 < low <= report.gain <= high
+        assert report.epochs_run >= report.best_epoch and report.train_seconds > 0
+        assert store.stats()["active_adapter"] == 0  # activate="never"
+        store.export_adapter(report.version, str(tmp_path / "py-adapter"))
+    printed = run_cli("retrain", tmp_path / "cli", "--adapter", "linear", "--seed", 7,
+                      "--out", tmp_path / "cli-adapter")
+    assert f"gain {report.gain:+.4f}" in printed
+    assert ((tmp_path / "py-adapter" / "adapter.safetensors").read_bytes() ==
+            (tmp_path / "cli-adapter" / "adapter.safetensors").read_bytes())
+
+
+def test_retrain_activates_per_policy_and_refuses_bad_options(tmp_path):
+    with embedapt.Store.open(str(tmp_path / "db"), dim=32) as store:
+        with pytest.raises(embedapt.Error) as empty_log:
+            store.retrain()
+        assert empty_log.value.code == embedapt.Code.INVALID_ARGUMENT
+        log_rotated_feedback(store)
+        with pytest.raises(embedapt.Error) as bad_policy:
+            store.retrain(activate="sometimes")
+        assert bad_policy.value.code == embedapt.Code.INVALID_ARGUMENT
+        assert "sometimes" in bad_policy.value.message
+        with pytest.raises(embedapt.Error) as script:
+            store.retrain(kind="torchscript", torchscript_archive=b"not a module")
+        assert script.value.code == embedapt.Code.FAILED_PRECONDITION
+        assert store.stats()["adapter_versions"] == 0  # refused calls stored nothing
+
+        first = store.retrain()  # the default policy: activate if better
+        assert (first.decision, store.stats()["active_adapter"]) == ("activated", first.version)
+        # if-better scores the active version too, on the same logged queries.
+        second = store.retrain(seed=8)
+        assert second.previous_active == first.version and second.incumbent.hit > second.base.hit
+        better = second.adapter.hit + second.adapter.mrr > second.incumbent.hit + second.incumbent.mrr
+        assert second.decision == ("activated" if better else "not-better")
+        third = store.retrain(seed=9, activate="always")
+        assert third.decision == "activated"
+        assert store.stats()["active_adapter"] == third.version == 3

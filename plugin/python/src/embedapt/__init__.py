@@ -1,9 +1,10 @@
 """embedapt: an embedded vector store that learns, from Python.
 
-A thin layer over the C++ library (embedapt._core): the store, the embedders
-and the evaluator. Calls that search, write, embed, train or evaluate release
-the GIL. Failures raise embedapt.Error, whose .code is an embedapt.Code and
-whose .message names the input and the problem.
+A thin layer over the C++ library (embedapt._core): the store (with its
+retraining), the embedders and the evaluator. Calls that search, write,
+embed, train or evaluate release the GIL. Failures raise embedapt.Error,
+whose .code is an embedapt.Code and whose .message names the input and the
+problem.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from typing import Optional, Sequence, Union
 import numpy as np
 
 from embedapt import _core
-from embedapt._core import Code, Embedder, Error, Results, Store
+from embedapt._core import Code, Embedder, Error, Results, RetrainReport, RetrainScore, Store
 
-__all__ = ["Code", "Embedder", "Error", "Results", "Store", "embed", "evaluate", "get_embedder"]
+__all__ = ["Code", "Embedder", "Error", "Results", "RetrainReport", "RetrainScore", "Store", "embed", "evaluate",
+           "get_embedder"]
 
 
 @functools.lru_cache(maxsize=8)

@@ -35,6 +35,45 @@ class Results:
     def payloads(self) -> List[bytes]: ...
     def __len__(self) -> int: ...
 
+class RetrainScore:
+    """Validation hit@top_k and MRR@top_k over the logged queries."""
+
+    hit: float
+    mrr: float
+
+class RetrainReport:
+    """What Store.retrain did (embedapt::RetrainReport, embedapt/learn.h)."""
+
+    decision: str
+    """"no-gain" (nothing stored, the store is unchanged), "stored" (not activated: activate="never"),
+    "not-better" (stored, not activated: the active version scores at least as well) or "activated"."""
+    version: int
+    """The stored version (0: none)."""
+    previous_active: int
+    """The version active when retrain began (0: none)."""
+    queries: int
+    pairs: int
+    dropped_hits: int
+    """Logged hits whose document is no longer stored (skipped)."""
+    folds: int
+    top_k: int
+    base: RetrainScore
+    """The base model (no adapter)."""
+    adapter: RetrainScore
+    """The best epoch, each query scored by a fold net that never saw it."""
+    incumbent: RetrainScore
+    """The previously active version, if any."""
+    gain: float
+    """Mean per-query gain of (hit + mrr) / 2 over the base."""
+    gain_ci95: Tuple[float, float]
+    """Its 95% confidence interval (paired, normal approximation)."""
+    best_epoch: int
+    """0: no epoch beat the base."""
+    epochs_run: int
+    read_seconds: float
+    train_seconds: float
+    store_seconds: float
+
 class Store:
     """A vector store in a directory: a FAISS index persisted in RocksDB.
 
@@ -79,6 +118,17 @@ class Store:
         """Writes config.json + adapter.safetensors."""
     def import_adapter(self, dir: str, trust_code: bool = False) -> int:
         """Stores an exported adapter as a new version (not activated); returns its number."""
+    def retrain(self, *, kind: str = "linear", side: str = "query", hidden: int = 1024, epochs: int = 0,
+                lr: float = 0.0, loss: str = "", val_fraction: float = 0.0, seed: int = 42, threads: int = 1,
+                checkpoint_dir: str = "", checkpoint_every: int = 50, resume: bool = False,
+                activate: str = "if-better", torchscript_archive: bytes = b"",
+                trust_code: bool = False) -> RetrainReport:
+        """Trains an adapter from the query log (embedapt::retrain, what `embedapt retrain` runs: the
+        same options and store contents give the same adapter bytes) and stores it as a new version
+        unless nothing beat the base clearly; activate is "never", "if-better" or "always".
+        kind is "linear", "two-layer", a registered kind, or "torchscript" (torchscript_archive: the
+        scripted module file's bytes; needs trust_code). 0 / "" mean the trainer's default. A log
+        without signal is not an error: decision "no-gain"."""
     def set_embedder(self, identity: str) -> None: ...
     def stats(self) -> Dict[str, Any]: ...
     def verify(self) -> None:
