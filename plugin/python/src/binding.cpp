@@ -39,17 +39,48 @@ void check(const Status& s) {
 
 using FloatArray = py::array_t<float, py::array::c_style | py::array::forcecast>;
 
-// The vector rows of `a` (1-d: one row), checked against `dim`.
-size_t rows_of(const FloatArray& a, int dim, const char* what) {
-  if (a.ndim() != 1 && a.ndim() != 2)
-    throw StatusError{Status::InvalidArgument(std::string(what) + ": expected a 1-d or 2-d array, got " +
-                                              std::to_string(a.ndim()) + "-d")};
-  const size_t cols = static_cast<size_t>(a.shape(a.ndim() - 1));
-  if (dim > 0 && cols != static_cast<size_t>(dim)) {
-    throw StatusError{Status::InvalidArgument(std::string(what) + ": vectors have " + std::to_string(cols) +
-                                              " dimensions; the store holds " + std::to_string(dim))};
+// A Python array of vectors as float32 rows: `rows` vectors of `dim` floats
+// at `data` (FloatArray converted any other dtype or layout, copying only then).
+struct Vectors {
+  const float* data = nullptr;
+  size_t rows = 0;
+  size_t dim = 0;
+};
+
+// Every call that takes vectors checks them here: a `single` one takes one
+// 1-d vector, the others an (n, dim) array, and their dimension must be the
+// store's.
+Vectors vectors_of(const FloatArray& a, bool single, int store_dim, const char* what) {
+  if (a.ndim() != (single ? 1 : 2)) {
+    throw StatusError{Status::InvalidArgument(std::string(what) + ": expected " +
+                                              (single ? "a 1-d vector" : "an (n, dim) array") + ", got a " +
+                                              std::to_string(a.ndim()) + "-d array")};
   }
-  return a.ndim() == 1 ? 1 : static_cast<size_t>(a.shape(0));
+  const size_t dim = static_cast<size_t>(a.shape(a.ndim() - 1));
+  if (store_dim > 0 && dim != static_cast<size_t>(store_dim)) {
+    throw StatusError{Status::InvalidArgument(std::string(what) + ": vectors have " + std::to_string(dim) +
+                                              " dimensions; the store holds " + std::to_string(store_dim))};
+  }
+  return {a.data(), single ? 1 : static_cast<size_t>(a.shape(0)), dim};
+}
+
+// What an upsert writes: row i of `vectors` as record ids[i], with
+// payloads[i] (no payloads: empty ones).
+std::vector<Record> to_records(const std::vector<std::string>& ids, const Vectors& vectors,
+                               const std::vector<std::string>& payloads) {
+  if (ids.size() != vectors.rows || (!payloads.empty() && payloads.size() != vectors.rows)) {
+    throw StatusError{
+        Status::InvalidArgument("upsert: expected as many ids (and payloads, if any) as vectors; got " +
+                                std::to_string(ids.size()) + " ids, " + std::to_string(payloads.size()) +
+                                " payloads, " + std::to_string(vectors.rows) + " vectors")};
+  }
+  std::vector<Record> records(vectors.rows);
+  for (size_t i = 0; i < vectors.rows; ++i) {
+    records[i].id = ids[i];
+    records[i].vector.assign(vectors.data + i * vectors.dim, vectors.data + (i + 1) * vectors.dim);
+    if (!payloads.empty()) records[i].payload = payloads[i];
+  }
+  return records;
 }
 
 // Search results of one query: parallel lists, best first.
@@ -116,33 +147,13 @@ class PyStore {
   }
 
   void upsert(const std::string& id, const FloatArray& vector, const py::bytes& payload) {
-    if (vector.ndim() != 1) throw StatusError{Status::InvalidArgument("upsert: expected a 1-d vector")};
-    std::string data = payload;
-    Store& s = store();
-    py::gil_scoped_release release;
-    check(s.upsert(id, vector.data(), static_cast<size_t>(vector.shape(0)), data));
+    write(to_records({id}, vectors_of(vector, true, dim_, "upsert"), {payload}));
   }
 
   void upsert_batch(const std::vector<std::string>& ids, const FloatArray& vectors,
                     const std::vector<py::bytes>& payloads) {
-    const size_t n = rows_of(vectors, dim_, "upsert_batch");
-    if (vectors.ndim() != 2 || ids.size() != n || (!payloads.empty() && payloads.size() != n)) {
-      throw StatusError{Status::InvalidArgument(
-          "upsert_batch: expected an (n, dim) array with n ids (and n payloads, if any); got " +
-          std::to_string(ids.size()) + " ids, " + std::to_string(payloads.size()) + " payloads, " +
-          std::to_string(n) + " rows")};
-    }
-    std::vector<Record> records(n);
-    const size_t cols = static_cast<size_t>(vectors.shape(1));
-    for (size_t i = 0; i < n; ++i) {
-      records[i].id = ids[i];
-      if (!payloads.empty()) records[i].payload = payloads[i];
-    }
-    Store& s = store();
-    py::gil_scoped_release release;
-    for (size_t i = 0; i < n; ++i)
-      records[i].vector.assign(vectors.data() + i * cols, vectors.data() + (i + 1) * cols);
-    check(s.upsert_batch(records));
+    write(to_records(ids, vectors_of(vectors, false, dim_, "upsert_batch"),
+                     std::vector<std::string>(payloads.begin(), payloads.end())));
   }
 
   void remove(const std::string& id) {
@@ -164,25 +175,23 @@ class PyStore {
   }
 
   Results search(const FloatArray& query, int k) const {
-    if (rows_of(query, dim_, "search") != 1 || query.ndim() != 1) {
-      throw StatusError{Status::InvalidArgument("search: expected one 1-d query vector")};
-    }
+    const Vectors q = vectors_of(query, true, dim_, "search");
     std::vector<Hit> hits;
     Store& s = store();
     {
       py::gil_scoped_release release;
-      check(s.search(query.data(), static_cast<size_t>(query.shape(0)), {k}, &hits));
+      check(s.search(q.data, q.dim, {k}, &hits));
     }
     return to_results(std::move(hits));
   }
 
   std::vector<Results> search_batch(const FloatArray& queries, int k) const {
-    const size_t n = rows_of(queries, dim_, "search_batch");
+    const Vectors q = vectors_of(queries, false, dim_, "search_batch");
     std::vector<std::vector<Hit>> hits;
     Store& s = store();
     {
       py::gil_scoped_release release;
-      check(s.search_batch(queries.data(), n, {k}, &hits));
+      check(s.search_batch(q.data, q.rows, {k}, &hits));
     }
     std::vector<Results> out;
     for (auto& h : hits) out.push_back(to_results(std::move(h)));
@@ -206,12 +215,11 @@ class PyStore {
   }
 
   uint64_t log_query(const FloatArray& query, const std::vector<std::string>& result_ids) {
-    if (query.ndim() != 1)
-      throw StatusError{Status::InvalidArgument("log_query: expected a 1-d query vector")};
+    const Vectors q = vectors_of(query, true, dim_, "log_query");
     uint64_t id = 0;
     Store& s = store();
     py::gil_scoped_release release;
-    check(s.log_query(query.data(), static_cast<size_t>(query.shape(0)), result_ids, &id));
+    check(s.log_query(q.data, q.dim, result_ids, &id));
     return id;
   }
 
@@ -333,6 +341,12 @@ class PyStore {
   }
 
  private:
+  void write(const std::vector<Record>& records) {
+    Store& s = store();
+    py::gil_scoped_release release;
+    check(s.upsert_batch(records));
+  }
+
   std::string path_;
   int dim_ = 0;
   std::unique_ptr<Store> store_;

@@ -72,6 +72,12 @@ def test_errors_carry_the_status_code_and_message(tmp_path):
         store.upsert("a", np.ones(5, dtype=np.float32))
     assert wrong_dim.value.code == embedapt.Code.INVALID_ARGUMENT
     assert str(wrong_dim.value).startswith("InvalidArgument: ")
+    with pytest.raises(embedapt.Error) as ids_and_rows:
+        store.upsert_batch(["a", "b"], np.ones((3, 4), dtype=np.float32))
+    assert ids_and_rows.value.code == embedapt.Code.INVALID_ARGUMENT and "2 ids" in ids_and_rows.value.message
+    with pytest.raises(embedapt.Error) as one_query:
+        store.search_batch(np.ones(4, dtype=np.float32))
+    assert "(n, dim)" in one_query.value.message
     with pytest.raises(embedapt.Error) as nan:
         store.upsert("a", np.array([1, np.nan, 0, 0], dtype=np.float32))
     assert nan.value.code == embedapt.Code.INVALID_ARGUMENT
