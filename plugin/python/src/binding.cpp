@@ -64,21 +64,47 @@ Vectors vectors_of(const FloatArray& a, bool single, int store_dim, const char* 
   return {a.data(), single ? 1 : static_cast<size_t>(a.shape(0)), dim};
 }
 
+// Metadata and filters cross as Python dicts and reach the library as the
+// JSON text it parses and checks (Record::metadata, Filter::parse): Python's
+// json module writes it, so whatever it cannot write is refused here.
+std::string to_json(const py::handle& value, const std::string& what) {
+  try {
+    return py::module_::import("json").attr("dumps")(value, py::arg("allow_nan") = false).cast<std::string>();
+  } catch (py::error_already_set& e) {
+    throw StatusError{Status::InvalidArgument(what + ": not JSON: " + e.what())};
+  }
+}
+
+// A record's metadata as a dict ({} if it has none).
+py::object metadata_dict(const std::string& json) {
+  return json.empty() ? py::object(py::dict()) : py::module_::import("json").attr("loads")(json);
+}
+
+SearchOptions search_options(int k, const py::object& filter) {
+  SearchOptions options(k);
+  if (!filter.is_none()) check(Filter::parse(to_json(filter, "filter"), &options.filter));
+  return options;
+}
+
 // What an upsert writes: row i of `vectors` as record ids[i], with
-// payloads[i] (no payloads: empty ones).
+// payloads[i] and metadata[i] (none given: empty ones; a None metadata: none).
 std::vector<Record> to_records(const std::vector<std::string>& ids, const Vectors& vectors,
-                               const std::vector<std::string>& payloads) {
-  if (ids.size() != vectors.rows || (!payloads.empty() && payloads.size() != vectors.rows)) {
-    throw StatusError{
-        Status::InvalidArgument("upsert: expected as many ids (and payloads, if any) as vectors; got " +
-                                std::to_string(ids.size()) + " ids, " + std::to_string(payloads.size()) +
-                                " payloads, " + std::to_string(vectors.rows) + " vectors")};
+                               const std::vector<std::string>& payloads,
+                               const std::vector<py::object>& metadata) {
+  if (ids.size() != vectors.rows || (!payloads.empty() && payloads.size() != vectors.rows) ||
+      (!metadata.empty() && metadata.size() != vectors.rows)) {
+    throw StatusError{Status::InvalidArgument(
+        "upsert: expected as many ids (and payloads and metadata, if any) as vectors; got " +
+        std::to_string(ids.size()) + " ids, " + std::to_string(payloads.size()) + " payloads, " +
+        std::to_string(metadata.size()) + " metadata, " + std::to_string(vectors.rows) + " vectors")};
   }
   std::vector<Record> records(vectors.rows);
   for (size_t i = 0; i < vectors.rows; ++i) {
     records[i].id = ids[i];
     records[i].vector.assign(vectors.data + i * vectors.dim, vectors.data + (i + 1) * vectors.dim);
     if (!payloads.empty()) records[i].payload = payloads[i];
+    if (!metadata.empty() && !metadata[i].is_none())
+      records[i].metadata = to_json(metadata[i], "metadata of " + ids[i]);
   }
   return records;
 }
@@ -88,6 +114,7 @@ struct Results {
   std::vector<std::string> ids;
   std::vector<float> scores;
   std::vector<std::string> payloads;
+  std::vector<std::string> metadata;
 };
 
 Results to_results(std::vector<Hit>&& hits) {
@@ -96,6 +123,7 @@ Results to_results(std::vector<Hit>&& hits) {
     r.ids.push_back(std::move(h.id));
     r.scores.push_back(h.score);
     r.payloads.push_back(std::move(h.payload));
+    r.metadata.push_back(std::move(h.metadata));
   }
   return r;
 }
@@ -146,14 +174,25 @@ class PyStore {
     store_.reset();
   }
 
-  void upsert(const std::string& id, const FloatArray& vector, const py::bytes& payload) {
-    write(to_records({id}, vectors_of(vector, true, dim_, "upsert"), {payload}));
+  void upsert(const std::string& id, const FloatArray& vector, const py::bytes& payload,
+              const py::object& metadata) {
+    write(to_records({id}, vectors_of(vector, true, dim_, "upsert"), {payload}, {metadata}));
   }
 
   void upsert_batch(const std::vector<std::string>& ids, const FloatArray& vectors,
-                    const std::vector<py::bytes>& payloads) {
+                    const std::vector<py::bytes>& payloads, const std::vector<py::object>& metadata) {
     write(to_records(ids, vectors_of(vectors, false, dim_, "upsert_batch"),
-                     std::vector<std::string>(payloads.begin(), payloads.end())));
+                     std::vector<std::string>(payloads.begin(), payloads.end()), metadata));
+  }
+
+  uint64_t remove_matching(const py::object& filter) {
+    Filter parsed;
+    check(Filter::parse(to_json(filter, "filter"), &parsed));
+    Store& s = store();
+    py::gil_scoped_release release;
+    uint64_t removed = 0;
+    check(s.remove_matching(parsed, &removed));
+    return removed;
   }
 
   void remove(const std::string& id) {
@@ -171,46 +210,49 @@ class PyStore {
     }
     FloatArray vector(static_cast<py::ssize_t>(record.vector.size()));
     std::copy(record.vector.begin(), record.vector.end(), vector.mutable_data());
-    return py::make_tuple(vector, py::bytes(record.payload));
+    return py::make_tuple(vector, py::bytes(record.payload), metadata_dict(record.metadata));
   }
 
-  Results search(const FloatArray& query, int k) const {
+  Results search(const FloatArray& query, int k, const py::object& filter) const {
     const Vectors q = vectors_of(query, true, dim_, "search");
+    const SearchOptions options = search_options(k, filter);
     std::vector<Hit> hits;
     Store& s = store();
     {
       py::gil_scoped_release release;
-      check(s.search(q.data, q.dim, {k}, &hits));
+      check(s.search(q.data, q.dim, options, &hits));
     }
     return to_results(std::move(hits));
   }
 
-  std::vector<Results> search_batch(const FloatArray& queries, int k) const {
+  std::vector<Results> search_batch(const FloatArray& queries, int k, const py::object& filter) const {
     const Vectors q = vectors_of(queries, false, dim_, "search_batch");
+    const SearchOptions options = search_options(k, filter);
     std::vector<std::vector<Hit>> hits;
     Store& s = store();
     {
       py::gil_scoped_release release;
-      check(s.search_batch(q.data, q.rows, {k}, &hits));
+      check(s.search_batch(q.data, q.rows, options, &hits));
     }
     std::vector<Results> out;
     for (auto& h : hits) out.push_back(to_results(std::move(h)));
     return out;
   }
 
-  // Every record's id and payload, in id order (vectors left out: get() has them).
+  // Every record's id, payload and metadata, in id order (vectors left out: get() has them).
   py::list records() const {
-    std::vector<std::pair<std::string, std::string>> rows;
+    std::vector<Record> rows;
     {
       Store& s = store();
       py::gil_scoped_release release;
       check(s.scan([&](const Record& r) {
-        rows.emplace_back(r.id, r.payload);
+        rows.push_back({r.id, {}, r.payload, r.metadata});
         return true;
       }));
     }
     py::list out;
-    for (auto& [id, payload] : rows) out.append(py::make_tuple(id, py::bytes(payload)));
+    for (const Record& r : rows)
+      out.append(py::make_tuple(r.id, py::bytes(r.payload), metadata_dict(r.metadata)));
     return out;
   }
 
@@ -499,6 +541,12 @@ PYBIND11_MODULE(_core, m) {
                                for (const auto& p : r.payloads) out.append(py::bytes(p));
                                return out;
                              })
+      .def_property_readonly("metadata",
+                             [](const Results& r) {
+                               py::list out;
+                               for (const auto& m : r.metadata) out.append(metadata_dict(m));
+                               return out;
+                             })
       .def("__len__", [](const Results& r) { return r.ids.size(); });
 
   const RetrainOptions retrain_defaults;
@@ -545,13 +593,16 @@ PYBIND11_MODULE(_core, m) {
       .def(
           "__enter__", [](PyStore& s) -> PyStore& { return s; }, py::return_value_policy::reference)
       .def("__exit__", [](PyStore& s, const py::args&) { s.close(); })
-      .def("upsert", &PyStore::upsert, py::arg("id"), py::arg("vector"), py::arg("payload") = py::bytes())
+      .def("upsert", &PyStore::upsert, py::arg("id"), py::arg("vector"), py::arg("payload") = py::bytes(),
+           py::arg("metadata") = py::none())
       .def("upsert_batch", &PyStore::upsert_batch, py::arg("ids"), py::arg("vectors"),
-           py::arg("payloads") = std::vector<py::bytes>())
+           py::arg("payloads") = std::vector<py::bytes>(), py::arg("metadata") = std::vector<py::object>())
       .def("remove", &PyStore::remove, py::arg("id"))
+      .def("remove_matching", &PyStore::remove_matching, py::arg("filter"))
       .def("get", &PyStore::get, py::arg("id"))
-      .def("search", &PyStore::search, py::arg("query"), py::arg("k") = 10)
-      .def("search_batch", &PyStore::search_batch, py::arg("queries"), py::arg("k") = 10)
+      .def("search", &PyStore::search, py::arg("query"), py::arg("k") = 10, py::arg("filter") = py::none())
+      .def("search_batch", &PyStore::search_batch, py::arg("queries"), py::arg("k") = 10,
+           py::arg("filter") = py::none())
       .def("records", &PyStore::records)
       .def("log_query", &PyStore::log_query, py::arg("query"), py::arg("result_ids"))
       .def("log_hit", &PyStore::log_hit, py::arg("query_id"), py::arg("doc_id"))

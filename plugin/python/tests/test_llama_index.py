@@ -7,7 +7,14 @@ import pytest
 from llama_index.core import Document, StorageContext, VectorStoreIndex
 from llama_index.core.llms import MockLLM
 from llama_index.core.schema import TextNode
-from llama_index.core.vector_stores.types import VectorStoreQuery
+from llama_index.core.vector_stores.types import (
+    ExactMatchFilter,
+    FilterCondition,
+    FilterOperator,
+    MetadataFilter,
+    MetadataFilters,
+    VectorStoreQuery,
+)
 
 import embedapt
 from embedapt.llama_index import EmbedaptEmbedding, EmbedaptVectorStore
@@ -20,12 +27,15 @@ DOCUMENTS = {
     "chess": "In chess, castling moves the king two squares toward a rook, which jumps over it.",
     "comets": "A comet's tail points away from the Sun, pushed by the solar wind and sunlight.",
 }
+TAGS = {"bees": ["nature", "insects"], "volcano": ["nature", "geology"], "tides": ["nature", "ocean"],
+        "bread": ["food"], "chess": ["games"], "comets": ["space"]}
 
 
 def build_index(path, embed_model):
     store = EmbedaptVectorStore.open(str(path), embed_model=embed_model)
-    documents = [Document(text=text, doc_id=name, metadata={"topic": name, "year": 2026})
-                 for name, text in DOCUMENTS.items()]
+    documents = [Document(text=text, doc_id=name,
+                          metadata={"topic": name, "year": 2020 + i, "tags": TAGS[name], "source": {"page": i}})
+                 for i, (name, text) in enumerate(DOCUMENTS.items())]
     index = VectorStoreIndex.from_documents(
         documents, storage_context=StorageContext.from_defaults(vector_store=store), embed_model=embed_model)
     return store, index
@@ -43,7 +53,8 @@ def test_query_engine_with_mock_llm_answers_from_our_store(tmp_path, embed_model
     response = engine.query("Why does lava from some volcanoes travel a long way?")
     top = response.source_nodes[0]
     assert top.node.ref_doc_id == "volcano"
-    assert top.node.metadata == {"topic": "volcano", "year": 2026}
+    assert top.node.metadata == {"topic": "volcano", "year": 2021, "tags": ["nature", "geology"],
+                                 "source": {"page": 1}}
     # MockLLM answers with the prompt it was given: the context came from our store.
     assert DOCUMENTS["volcano"] in str(response)
     store.close()
@@ -76,13 +87,68 @@ def test_delete_by_ref_doc_id(tmp_path, embed_model):
     store.close()
 
 
-def test_filters_are_refused_until_the_store_has_them(tmp_path, embed_model):
-    from llama_index.core.vector_stores import MetadataFilters, ExactMatchFilter
+def test_retriever_with_metadata_filters_returns_only_matching_nodes(tmp_path, embed_model):
+    store, index = build_index(tmp_path / "db", embed_model)
+    # What a filter can test is in the record's metadata (the nested "source" only in the payload).
+    _, _, indexed = store.client.get(index.as_retriever(similarity_top_k=1).retrieve("bees")[0].node.node_id)
+    assert indexed["topic"] == "bees" and indexed["ref_doc_id"] == "bees" and "source" not in indexed
+
+    def topics(filters, question="Which natural things move?"):
+        retrieved = index.as_retriever(similarity_top_k=len(DOCUMENTS), filters=filters).retrieve(question)
+        return {n.node.metadata["topic"] for n in retrieved}
+
+    def where(*filters, condition=FilterCondition.AND):
+        return MetadataFilters(filters=list(filters), condition=condition)
+
+    assert topics(where(MetadataFilter(key="year", value=2023, operator=FilterOperator.GTE))) == \
+        {"bread", "chess", "comets"}
+    assert topics(where(ExactMatchFilter(key="topic", value="bees"), MetadataFilter(key="topic", value="chess"),
+                        condition=FilterCondition.OR)) == {"bees", "chess"}
+    assert topics(where(MetadataFilter(key="tags", value=["ocean", "space"], operator=FilterOperator.ANY))) == \
+        {"tides", "comets"}
+    assert topics(where(MetadataFilter(key="tags", value=["nature", "geology"], operator=FilterOperator.ALL))) == \
+        {"volcano"}
+    assert topics(where(MetadataFilter(key="tags", value="nature", operator=FilterOperator.CONTAINS),
+                        MetadataFilter(key="year", value=2021, operator=FilterOperator.NE))) == {"bees", "tides"}
+    assert topics(where(MetadataFilter(key="topic", value=["bees", "volcano"], operator=FilterOperator.IN),
+                        MetadataFilter(key="year", value=2024, operator=FilterOperator.GT),
+                        condition=FilterCondition.NOT)) == {"tides", "bread", "chess"}
+    nested = where(where(MetadataFilter(key="topic", value=["bread", "chess"], operator=FilterOperator.NIN),
+                         MetadataFilter(key="year", value=2020, operator=FilterOperator.LTE),
+                         condition=FilterCondition.OR),
+                   MetadataFilter(key="year", value=2024, operator=FilterOperator.LT))
+    assert topics(nested) == {"bees", "volcano", "tides"}
+    assert topics(where(ExactMatchFilter(key="topic", value="none of them"))) == set()
+
+    # A query engine with MockLLM answers from the matching nodes only.
+    engine = index.as_query_engine(llm=MockLLM(), similarity_top_k=2,
+                                   filters=where(MetadataFilter(key="tags", value="food",
+                                                                operator=FilterOperator.CONTAINS)))
+    response = engine.query("Why does lava from some volcanoes travel a long way?")
+    assert [n.node.ref_doc_id for n in response.source_nodes] == ["bread"]
+    # Source documents, as LlamaIndex's doc_ids.
+    query = VectorStoreQuery(query_embedding=embed_model.get_query_embedding("tides"), similarity_top_k=6,
+                             doc_ids=["chess", "tides"])
+    assert {node.ref_doc_id for node in store.query(query).nodes} == {"chess", "tides"}
+
+    for operator in (FilterOperator.TEXT_MATCH, FilterOperator.TEXT_MATCH_INSENSITIVE, FilterOperator.IS_EMPTY):
+        with pytest.raises(embedapt.Error) as unsupported:
+            topics(where(MetadataFilter(key="topic", value="be", operator=operator)))
+        assert unsupported.value.code == embedapt.Code.NOT_SUPPORTED
+        assert operator.value in unsupported.value.message and "topic" in unsupported.value.message
+    with pytest.raises(embedapt.Error) as not_a_number:  # embedapt compares numbers only with > >= < <=
+        topics(where(MetadataFilter(key="topic", value="m", operator=FilterOperator.GT)))
+    assert not_a_number.value.code == embedapt.Code.INVALID_ARGUMENT and "$gt" in not_a_number.value.message
+    store.close()
+
+
+def test_delete_nodes_by_filter_and_clear(tmp_path, embed_model):
     store, _ = build_index(tmp_path / "db", embed_model)
-    query = VectorStoreQuery(query_embedding=embed_model.get_query_embedding("bees"), similarity_top_k=2,
-                             filters=MetadataFilters(filters=[ExactMatchFilter(key="topic", value="bees")]))
-    with pytest.raises(NotImplementedError):
-        store.query(query)
+    store.delete_nodes(filters=MetadataFilters(filters=[MetadataFilter(key="tags", value="nature",
+                                                                       operator=FilterOperator.CONTAINS)]))
+    assert {node.metadata["topic"] for node in store.get_nodes()} == {"bread", "chess", "comets"}
+    store.clear()
+    assert store.client.stats()["count"] == 0
     store.close()
 
 

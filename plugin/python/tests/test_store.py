@@ -26,11 +26,11 @@ def test_round_trip_vectors_and_payloads_across_reopen(tmp_path):
         stats = store.stats()
         assert (stats["count"], stats["dim"], stats["metric"], stats["index"]) == (49, 16, "l2", "Flat")
         for i in (0, 17, 45):
-            vector, payload = store.get(ids[i])
+            vector, payload, metadata = store.get(ids[i])
             assert vector.dtype == np.float32 and np.array_equal(vector, vectors[i])
-            assert json.loads(payload) == {"n": i, "text": f"é {i}"}
+            assert json.loads(payload) == {"n": i, "text": f"é {i}"} and metadata == {}
         assert store.get("doc4")[1] == b"replaced"
-        assert dict(store.records())["doc7"] == payloads[7]
+        assert {id: (payload, meta) for id, payload, meta in store.records()}["doc7"] == (payloads[7], {})
         with pytest.raises(embedapt.Error) as missing:
             store.get("doc3")
         assert missing.value.code == embedapt.Code.NOT_FOUND
@@ -150,3 +150,73 @@ def test_retrain_activates_per_policy_and_refuses_bad_options(tmp_path):
         third = store.retrain(seed=9, activate="always")
         assert third.decision == "activated"
         assert store.stats()["active_adapter"] == third.version == 3
+
+
+def test_metadata_round_trip_and_remove_matching(tmp_path):
+    path = str(tmp_path / "db")
+    vectors = random_vectors(6, 8)
+    metadata = [{"lang": "da", "year": 2021, "score": 0.5, "draft": False, "tags": ["a", "b"]},
+                {"lang": "sv", "year": 2019}, None, {}, {"lang": "da", "name": "é ☾"}]
+    with embedapt.Store.open(path, dim=8) as store:
+        store.upsert_batch([f"r{i}" for i in range(5)], vectors[:5], [b"p"] * 5, metadata)
+        store.upsert("r5", vectors[5], b"q", metadata={"lang": "de"})
+        with pytest.raises(embedapt.Error) as nested:
+            store.upsert("bad", vectors[0], metadata={"lang": {"code": "da"}})
+        assert nested.value.code == embedapt.Code.INVALID_ARGUMENT and "lang" in nested.value.message
+        with pytest.raises(embedapt.Error) as nan:
+            store.upsert("bad", vectors[0], metadata={"x": float("nan")})
+        assert nan.value.code == embedapt.Code.INVALID_ARGUMENT and "bad" in nan.value.message
+        with pytest.raises(embedapt.Error):  # all or nothing: one bad record, none written
+            store.upsert_batch(["ok", "bad"], vectors[:2], metadata=[{"a": "b"}, {"$x": 1}])
+    with embedapt.Store.open(path) as store:
+        assert store.stats()["count"] == 6
+        for i, expected in enumerate(metadata):
+            assert store.get(f"r{i}")[2] == (expected or {})
+        assert store.get("r5")[1:] == (b"q", {"lang": "de"})
+        assert [m for _, _, m in store.records()] == [m or {} for m in metadata] + [{"lang": "de"}]
+        hits = store.search(vectors[0], k=1)
+        assert hits.ids == ["r0"] and hits.metadata == [metadata[0]]
+        store.upsert("r0", vectors[0])  # an upsert replaces the record whole, metadata too
+        assert store.get("r0")[2] == {}
+        assert store.remove_matching({"lang": "da"}) == 1  # r4 (r0 has none any more)
+        assert store.remove_matching({"year": {"$lt": 2000}}) == 0
+        assert sorted(id for id, _, _ in store.records()) == ["r0", "r1", "r2", "r3", "r5"]
+        with pytest.raises(embedapt.Error) as bad_filter:
+            store.remove_matching({"year": {"$near": 2020}})
+        assert bad_filter.value.code == embedapt.Code.INVALID_ARGUMENT and "$near" in bad_filter.value.message
+        store.verify()
+
+
+def test_filtered_search_equals_the_cli(tmp_path, run_cli):
+    path = str(tmp_path / "db")
+    n = 400
+    vectors, queries = random_vectors(n, 24, seed=4), random_vectors(12, 24, seed=5)
+    colors = ["red", "green", "blue"]
+    metadata = [{"tenant": ["acme", "globex"][i % 2], "year": 2000 + i % 30, "lang": ["da", "sv", "de", "en"][i % 4],
+                 "tags": [colors[i % 3], colors[(i // 3) % 3]]} for i in range(n)]
+    where = {"tenant": "acme", "year": {"$gte": 2015},
+             "$or": [{"tags": {"$contains": "red"}}, {"lang": {"$in": ["da", "sv"]}}]}
+    def matches(m):
+        return (m["tenant"] == "acme" and m["year"] >= 2015 and
+                ("red" in m["tags"] or m["lang"] in ("da", "sv")))
+    n_matching = sum(map(matches, metadata))
+    with embedapt.Store.open(path, dim=24, index="HNSW16") as store:
+        store.upsert_batch([f"d{i}" for i in range(n)], vectors, metadata=metadata)
+        ours = store.search_batch(queries, k=100, filter=where)
+        single = store.search(queries[0], k=100, filter=where)
+        with pytest.raises(embedapt.Error) as bad:
+            store.search(queries[0], filter={"year": {"$gte": "2015"}})
+        assert bad.value.code == embedapt.Code.INVALID_ARGUMENT and "$gte" in bad.value.message
+    assert 0 < n_matching < 100
+    for result in ours:
+        assert len(result) == n_matching  # min(k, matches), inside the HNSW search
+        assert all(matches(m) for m in result.metadata)
+    assert single.ids == ours[0].ids
+
+    np.save(tmp_path / "q.npy", queries)
+    run_cli("search", path, "--npy", tmp_path / "q.npy", "-k", 100, "--filter", json.dumps(where),
+            "--json", tmp_path / "out.json")
+    theirs = json.loads((tmp_path / "out.json").read_text())["results"]
+    for mine, cli_result in zip(ours, theirs, strict=True):
+        assert mine.ids == cli_result["ids"] and mine.metadata == cli_result["metadata"]
+        np.testing.assert_allclose(mine.scores, cli_result["scores"], rtol=1e-6, atol=1e-6)

@@ -2,7 +2,7 @@
 
 import enum
 import os
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import numpy.typing as npt
@@ -33,6 +33,9 @@ class Results:
     def scores(self) -> npt.NDArray[np.float32]: ...
     @property
     def payloads(self) -> List[bytes]: ...
+    @property
+    def metadata(self) -> List[Dict[str, Any]]:
+        """Each hit's metadata ({} if it has none)."""
     def __len__(self) -> int: ...
 
 class RetrainScore:
@@ -94,17 +97,29 @@ class Store:
         """Persists and releases the store; later calls raise Error(FAILED_PRECONDITION)."""
     def __enter__(self) -> Store: ...
     def __exit__(self, *exc: Any) -> None: ...
-    def upsert(self, id: str, vector: npt.ArrayLike, payload: bytes = b"") -> None: ...
-    def upsert_batch(self, ids: Sequence[str], vectors: npt.ArrayLike, payloads: Sequence[bytes] = ()) -> None:
-        """All or nothing. `vectors` is (len(ids), dim)."""
+    def upsert(self, id: str, vector: npt.ArrayLike, payload: bytes = b"",
+               metadata: Optional[Mapping[str, Any]] = None) -> None:
+        """Inserts or replaces the record `id`, metadata included. Metadata is a dict of fields a filter
+        can test: strings, numbers, bools or lists of strings (limits in embedapt/store.h, Record)."""
+    def upsert_batch(self, ids: Sequence[str], vectors: npt.ArrayLike, payloads: Sequence[bytes] = (),
+                     metadata: Sequence[Optional[Mapping[str, Any]]] = ()) -> None:
+        """All or nothing. `vectors` is (len(ids), dim); payloads and metadata, if given, one per id."""
     def remove(self, id: str) -> None: ...
-    def get(self, id: str) -> Tuple[npt.NDArray[np.float32], bytes]:
-        """The raw vector and payload of `id`; Error(NOT_FOUND) if absent."""
-    def records(self) -> List[Tuple[str, bytes]]:
-        """Every (id, payload), in id order."""
-    def search(self, query: npt.ArrayLike, k: int = 10) -> Results:
-        """Nearest neighbours of a raw query vector, through the active adapter."""
-    def search_batch(self, queries: npt.ArrayLike, k: int = 10) -> List[Results]: ...
+    def remove_matching(self, filter: Mapping[str, Any]) -> int:
+        """Removes every record whose metadata matches `filter`, atomically; returns how many."""
+    def get(self, id: str) -> Tuple[npt.NDArray[np.float32], bytes, Dict[str, Any]]:
+        """The raw vector, payload and metadata of `id`; Error(NOT_FOUND) if absent."""
+    def records(self) -> List[Tuple[str, bytes, Dict[str, Any]]]:
+        """Every (id, payload, metadata), in id order."""
+    def search(self, query: npt.ArrayLike, k: int = 10, filter: Optional[Mapping[str, Any]] = None) -> Results:
+        """Nearest neighbours of a raw query vector, through the active adapter. With `filter`, only
+        records whose metadata matches are searched (inside the index search: min(k, matches) hits).
+        A filter is the Mongo-style dict of embedapt/store.h (Filter), e.g.
+        {"tenant": "acme", "year": {"$gte": 2020}, "$or": [{"lang": "da"}, {"lang": {"$in": ["de", "sv"]}}]}
+        with $eq $ne $gt $gte $lt $lte $in $nin $contains $not $and $or; a bad one raises
+        Error(INVALID_ARGUMENT) naming the operator or field."""
+    def search_batch(self, queries: npt.ArrayLike, k: int = 10,
+                     filter: Optional[Mapping[str, Any]] = None) -> List[Results]: ...
     def log_query(self, query: npt.ArrayLike, result_ids: Sequence[str]) -> int:
         """Logs a query (its raw vector) and what it returned; the same vector gets the same id."""
     def log_hit(self, query_id: int, doc_id: str) -> None:

@@ -13,13 +13,17 @@ Searches go through the store's active adapter, so a retrained and activated
 adapter changes what LlamaIndex retrieves without re-embedding anything. The
 store keeps each node whole (text, metadata, relationships) in its record's
 payload, so an index reloads from the store directory alone
-(VectorStoreIndex.from_vector_store).
+(VectorStoreIndex.from_vector_store). The node's metadata fields that
+embedapt can index (strings, numbers, bools, lists of strings) and its
+ref_doc_id also go into the record's metadata, so LlamaIndex's MetadataFilters
+run inside the store's search (to_filter says which operators translate).
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any, List, Optional, Sequence, Union
+import math
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 from llama_index.core.base.embeddings.base import BaseEmbedding
@@ -27,6 +31,10 @@ from llama_index.core.bridge.pydantic import PrivateAttr
 from llama_index.core.schema import BaseNode
 from llama_index.core.vector_stores.types import (
     BasePydanticVectorStore,
+    ExactMatchFilter,
+    FilterCondition,
+    FilterOperator,
+    MetadataFilter,
     MetadataFilters,
     VectorStoreQuery,
     VectorStoreQueryMode,
@@ -36,7 +44,87 @@ from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_
 
 import embedapt
 
-__all__ = ["EmbedaptEmbedding", "EmbedaptVectorStore"]
+__all__ = ["EmbedaptEmbedding", "EmbedaptVectorStore", "to_filter"]
+
+# LlamaIndex's operators that are one embedapt operator on the field.
+_FIELD_OPERATORS = {
+    FilterOperator.EQ: "$eq",
+    FilterOperator.NE: "$ne",
+    FilterOperator.GT: "$gt",
+    FilterOperator.GTE: "$gte",
+    FilterOperator.LT: "$lt",
+    FilterOperator.LTE: "$lte",
+    FilterOperator.IN: "$in",
+    FilterOperator.NIN: "$nin",
+    FilterOperator.CONTAINS: "$contains",
+}
+# Those that hold a list field against a list of values: any / all of the values are in it.
+_LIST_OPERATORS = {FilterOperator.ANY: "$or", FilterOperator.ALL: "$and"}
+
+
+def to_filter(filters: MetadataFilters) -> Dict[str, Any]:
+    """LlamaIndex's MetadataFilters as an embedapt filter (the dict
+    Store.search takes). Translated: == != > >= < <= in nin contains, any and
+    all (a list field holding any / all of the values), the conditions and /
+    or / not (none of the filters holds, as LlamaIndex defines it) and nested
+    MetadataFilters. text_match, text_match_insensitive and is_empty have no
+    embedapt form: they raise embedapt.Error(NOT_SUPPORTED) naming the operator
+    and key. Comparisons follow embedapt's rules: > >= < <= take numbers, and
+    a value never equals one of another type ("1" != 1)."""
+    parts = [_condition(f) for f in filters.filters]
+    if not parts:
+        return {}
+    condition = filters.condition or FilterCondition.AND
+    if condition == FilterCondition.AND:
+        return {"$and": parts}
+    if condition == FilterCondition.OR:
+        return {"$or": parts}
+    if condition == FilterCondition.NOT:
+        return {"$not": {"$or": parts}}
+    raise _error(embedapt.Code.NOT_SUPPORTED, f"MetadataFilters condition {condition!r}: embedapt has no form of it")
+
+
+def _condition(f: Union[MetadataFilter, ExactMatchFilter, MetadataFilters]) -> Dict[str, Any]:
+    if isinstance(f, MetadataFilters):
+        return to_filter(f)
+    operator = getattr(f, "operator", FilterOperator.EQ)
+    if operator in _FIELD_OPERATORS:
+        return {f.key: {_FIELD_OPERATORS[operator]: f.value}}
+    if operator in _LIST_OPERATORS and isinstance(f.value, list) and f.value:
+        return {_LIST_OPERATORS[operator]: [{f.key: {"$contains": v}} for v in f.value]}
+    if operator in _LIST_OPERATORS:
+        raise _error(embedapt.Code.INVALID_ARGUMENT,
+                     f"MetadataFilter {operator.value!r} on {f.key!r}: expected a non-empty list of values")
+    raise _error(embedapt.Code.NOT_SUPPORTED,
+                 f"MetadataFilter operator {operator.value!r} (key {f.key!r}): embedapt filters cannot express it; "
+                 f"they have {', '.join(o.value for o in [*_FIELD_OPERATORS, *_LIST_OPERATORS])}")
+
+
+def _error(code: embedapt.Code, message: str) -> embedapt.Error:
+    """An embedapt.Error as the binding raises them (str: "CodeName: message")."""
+    name = "".join(word.capitalize() for word in code.name.split("_"))
+    error = embedapt.Error(f"{name}: {message}")
+    error.code, error.message = code, message
+    return error
+
+
+def _indexed_metadata(node_dict: Dict[str, Any]) -> Dict[str, Any]:
+    """The fields of a node a filter can test, as LlamaIndex's vector stores
+    expose them (node_to_metadata_dict's: the node's metadata and its
+    document ids, less the serialised node) and embedapt can index. Others
+    (nested objects, lists of numbers, None, names embedapt refuses) stay in
+    the payload only."""
+    return {key: value for key, value in node_dict.items()
+            if key not in ("_node_content", "_node_type") and 0 < len(key.encode()) <= 256
+            and not key.startswith("$") and _indexable(value)}
+
+
+def _indexable(value: Any) -> bool:
+    if isinstance(value, (str, bool, int)):
+        return True
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 
 class EmbedaptEmbedding(BaseEmbedding):
@@ -115,45 +203,52 @@ class EmbedaptVectorStore(BasePydanticVectorStore):
             return []
         ids = [node.node_id for node in nodes]
         vectors = np.asarray([node.get_embedding() for node in nodes], dtype=np.float32)
-        payloads = [json.dumps(node_to_metadata_dict(node, remove_text=False, flat_metadata=False)).encode()
-                    for node in nodes]
-        self._store.upsert_batch(ids, vectors, payloads)
+        node_dicts = [node_to_metadata_dict(node, remove_text=False, flat_metadata=False) for node in nodes]
+        self._store.upsert_batch(ids, vectors, [json.dumps(d).encode() for d in node_dicts],
+                                 [_indexed_metadata(d) for d in node_dicts])
         return ids
 
     def delete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
-        """Removes every node of the source document `ref_doc_id` (a scan of
-        the payloads: the store has no metadata index yet)."""
-        for node_id, payload in self._store.records():
-            if json.loads(payload).get("ref_doc_id") == ref_doc_id:
-                self._store.remove(node_id)
+        """Removes every node of the source document `ref_doc_id`, atomically."""
+        self._store.remove_matching({"ref_doc_id": ref_doc_id})
 
     def get_nodes(self, node_ids: Optional[List[str]] = None,
                   filters: Optional[MetadataFilters] = None) -> List[BaseNode]:
         if filters is not None:
-            raise NotImplementedError("EmbedaptVectorStore: metadata filters are not supported yet")
+            # The store filters inside a search, and has no filtered scan to offer here.
+            raise _error(embedapt.Code.NOT_SUPPORTED, "EmbedaptVectorStore.get_nodes: filters (query with them)")
         if node_ids is None:
-            return [_to_node(payload) for _, payload in self._store.records()]
+            return [_to_node(payload) for _, payload, _ in self._store.records()]
         return [_to_node(self._store.get(node_id)[1]) for node_id in node_ids]
 
     def delete_nodes(self, node_ids: Optional[List[str]] = None, filters: Optional[MetadataFilters] = None,
                      **delete_kwargs: Any) -> None:
+        """Removes the nodes `node_ids`, or every node `filters` match (atomically), not both at once."""
+        if filters is not None and node_ids is not None:
+            raise _error(embedapt.Code.NOT_SUPPORTED,
+                         "EmbedaptVectorStore.delete_nodes: node_ids and filters together")
         if filters is not None:
-            raise NotImplementedError("EmbedaptVectorStore: metadata filters are not supported yet")
+            self._store.remove_matching(to_filter(filters))
         for node_id in node_ids or []:
             self._store.remove(node_id)
 
     def clear(self) -> None:
-        for node_id, _ in self._store.records():
-            self._store.remove(node_id)
+        self._store.remove_matching({})
 
     def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
+        """Searches through the active adapter among the nodes `query.filters`
+        (to_filter) and `query.doc_ids` (source documents) allow."""
         if query.mode != VectorStoreQueryMode.DEFAULT:
             raise NotImplementedError(f"EmbedaptVectorStore: query mode {query.mode} is not supported")
-        if query.filters is not None or query.doc_ids or query.node_ids:
-            raise NotImplementedError("EmbedaptVectorStore: metadata filters are not supported yet")
+        if query.node_ids:
+            raise _error(embedapt.Code.NOT_SUPPORTED, "EmbedaptVectorStore.query: node_ids (filter by metadata)")
         if query.query_embedding is None:
             raise ValueError("EmbedaptVectorStore: the query has no embedding")
-        hits = self._store.search(np.asarray(query.query_embedding, dtype=np.float32), query.similarity_top_k)
+        parts = [to_filter(query.filters)] if query.filters is not None else []
+        if query.doc_ids:
+            parts.append({"ref_doc_id": {"$in": list(query.doc_ids)}})
+        hits = self._store.search(np.asarray(query.query_embedding, dtype=np.float32), query.similarity_top_k,
+                                  filter={"$and": parts} if parts else None)
         nodes = [_to_node(payload) for payload in hits.payloads]
         return VectorStoreQueryResult(nodes=nodes, similarities=hits.scores.tolist(), ids=list(hits.ids))
 
