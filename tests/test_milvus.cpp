@@ -4,7 +4,6 @@
 // without a re-upload, and an incremental sync sends only what changed.
 // One test case, so the suite starts one server (it takes tens of seconds).
 #include <algorithm>
-#include <catch2/catch.hpp>
 #include <cmath>
 #include <map>
 #include <random>
@@ -14,6 +13,7 @@
 #include "core/milvus/client.h"
 #include "embedapt/milvus.h"
 #include "embedapt/store.h"
+#include "tests/support/catch.h"
 #include "tests/support/cli_run.h"
 #include "tests/support/milvus_server.h"
 #include "tests/support/temp_dir.h"
