@@ -70,11 +70,10 @@ Status load_stored_adapter(const StoreImpl& store, const std::string& path, int 
   AdapterVersion stored;
   EMBEDAPT_RETURN_IF_ERROR(store.get_adapter(version, &stored));
   const std::string what = path + ": adapter version " + std::to_string(version);
-  nlohmann::json config = nlohmann::json::parse(stored.config_json, nullptr, /*allow_exceptions=*/false);
-  const std::string kind = config.is_object() && config.contains("kind") && config["kind"].is_string()
-                               ? config["kind"].get<std::string>()
-                               : "";
-  if (kind == "torchscript" && !trust_code) {
+  AdapterConfig config;
+  EMBEDAPT_RETURN_IF_ERROR(parse_adapter_config(stored.config_json, &config).WithContext(what));
+  EMBEDAPT_RETURN_IF_ERROR(check_adapter_fits(config, dim, embedder).WithContext(what));
+  if (config.kind == "torchscript" && !trust_code) {
     return Status::FailedPrecondition(what +
                                       " is a TorchScript adapter, which is code: it loads only when trusted "
                                       "(Options::trust_code; --trust-code on the command line)");
@@ -84,16 +83,6 @@ Status load_stored_adapter(const StoreImpl& store, const std::string& path, int 
   load_options.trust_code = trust_code;
   EMBEDAPT_RETURN_IF_ERROR(
       load_adapter(stored.config_json, stored.weights, load_options, &adapter).WithContext(what));
-  if (adapter->in_dim() != dim || adapter->out_dim() != dim) {
-    return Status::InvalidArgument(what + " maps " + std::to_string(adapter->in_dim()) + " -> " +
-                                   std::to_string(adapter->out_dim()) + " dims; the store's vectors have " +
-                                   std::to_string(dim));
-  }
-  std::string trained_on = config.is_object() ? config.value("embedder", "") : "";
-  if (!embedder.empty() && !trained_on.empty() && trained_on != embedder) {
-    return Status::FailedPrecondition(what + " was trained on embedder '" + trained_on +
-                                      "', the store holds vectors of '" + embedder + "'");
-  }
   *out = std::move(adapter);
   return Status::OK();
 }
@@ -230,10 +219,11 @@ bool StoreImpl::live_index_serves(const Adapter* adapter, uint64_t* doc_version)
 }
 
 Status StoreImpl::view(std::shared_ptr<const Adapter> adapter, std::unique_ptr<SearchView>* out) const {
-  if (adapter && (adapter->in_dim() != options_.dim || adapter->out_dim() != options_.dim)) {
-    return Status::InvalidArgument("view: adapter maps " + std::to_string(adapter->in_dim()) + " -> " +
-                                   std::to_string(adapter->out_dim()) + " dims; the store's vectors have " +
-                                   std::to_string(options_.dim));
+  if (adapter) {  // a caller's adapter: its shape is known, the embedder it was trained on is not
+    AdapterConfig shape;
+    shape.in_dim = adapter->in_dim();
+    shape.out_dim = adapter->out_dim();
+    EMBEDAPT_RETURN_IF_ERROR(check_adapter_fits(shape, options_.dim, "").WithContext("view"));
   }
   std::unique_ptr<VectorIndex> own;
   uint64_t live_doc_version = 0;
@@ -250,21 +240,13 @@ Status import_adapter_dir(Store* store, const std::string& dir, bool trust_code,
   EMBEDAPT_RETURN_IF_ERROR(store->stats(&stats));
   AdapterVersion v;
   EMBEDAPT_RETURN_IF_ERROR(read_adapter_dir(dir, &v.config_json, &v.weights));
-  std::unique_ptr<Adapter> adapter;
+  AdapterConfig config;
+  EMBEDAPT_RETURN_IF_ERROR(parse_adapter_config(v.config_json, &config).WithContext(dir));
+  EMBEDAPT_RETURN_IF_ERROR(check_adapter_fits(config, stats.dim, stats.embedder).WithContext(dir));
+  std::unique_ptr<Adapter> adapter;  // the weights must load too
   AdapterLoadOptions load_options;
   load_options.trust_code = trust_code;
   EMBEDAPT_RETURN_IF_ERROR(load_adapter(v.config_json, v.weights, load_options, &adapter).WithContext(dir));
-  if (adapter->in_dim() != stats.dim || adapter->out_dim() != stats.dim) {
-    return Status::InvalidArgument(dir + ": the adapter maps " + std::to_string(adapter->in_dim()) + " -> " +
-                                   std::to_string(adapter->out_dim()) + " dimensions; the store holds " +
-                                   std::to_string(stats.dim));
-  }
-  // load_adapter parsed the config, so it is a JSON object.
-  const std::string embedder = nlohmann::json::parse(v.config_json).value("embedder", "");
-  if (embedder != stats.embedder) {
-    return Status::FailedPrecondition(dir + ": the adapter was trained on embedder '" + embedder +
-                                      "', the store holds '" + stats.embedder + "'");
-  }
   v.metrics_json = nlohmann::json{{"imported_from", dir}}.dump();
   EMBEDAPT_RETURN_IF_ERROR(store->put_adapter(&v));
   *version = v.version;

@@ -62,6 +62,19 @@ Status parse_adapter_config(const std::string& config_json, AdapterConfig* out) 
   return Status::OK();
 }
 
+Status check_adapter_fits(const AdapterConfig& config, int dim, const std::string& embedder) {
+  if (config.in_dim != dim || config.out_dim != dim) {
+    return Status::InvalidArgument("the adapter maps " + std::to_string(config.in_dim) + " -> " +
+                                   std::to_string(config.out_dim) + " dims; the store's vectors have " +
+                                   std::to_string(dim));
+  }
+  if (!embedder.empty() && !config.embedder.empty() && config.embedder != embedder) {
+    return Status::FailedPrecondition("the adapter was trained on embedder '" + config.embedder +
+                                      "', the vectors are from '" + embedder + "'");
+  }
+  return Status::OK();
+}
+
 namespace {
 
 struct Registry {

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <charconv>
 #include <filesystem>
-#include <nlohmann/json.hpp>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -193,12 +192,12 @@ bool all_digits(const std::string& s) {
 
 Status load_eval_system(const Store& store, const std::string& spec, const std::string& embedder_identity,
                         bool trust_code, EvalSystem* out) {
+  StoreStats stats;
+  EMBEDAPT_RETURN_IF_ERROR(store.stats(&stats));
   std::string config_json, weights, name;
   if (spec == "active" || all_digits(spec)) {
     uint64_t version = 0;
     if (spec == "active") {
-      StoreStats stats;
-      EMBEDAPT_RETURN_IF_ERROR(store.stats(&stats));
       if (stats.active_adapter == 0) return Status::FailedPrecondition("the store has no active adapter");
       version = stats.active_adapter;
     } else {
@@ -218,16 +217,11 @@ Status load_eval_system(const Store& store, const std::string& spec, const std::
     name = std::filesystem::path(spec).lexically_normal().filename().string();
     if (name.empty()) name = spec;
   }
-  nlohmann::json config = nlohmann::json::parse(config_json, nullptr, /*allow_exceptions=*/false);
-  if (config.is_object() && config.contains("embedder") && config["embedder"].is_string() &&
-      config["embedder"] != embedder_identity) {
-    return Status::FailedPrecondition("trained for embedder \"" + config["embedder"].get<std::string>() +
-                                      "\", not \"" + embedder_identity + "\"");
-  }
+  AdapterConfig config;
+  EMBEDAPT_RETURN_IF_ERROR(parse_adapter_config(config_json, &config));
+  EMBEDAPT_RETURN_IF_ERROR(check_adapter_fits(config, stats.dim, embedder_identity));
   // The kind leads the name, unless the name already is the kind (a directory named "linear").
-  if (config.is_object() && config.contains("kind") && config["kind"].is_string() && config["kind"] != name) {
-    name = config["kind"].get<std::string>() + " " + name;
-  }
+  if (config.kind != name) name = config.kind + " " + name;
   AdapterLoadOptions load_options;
   load_options.trust_code = trust_code;
   std::unique_ptr<Adapter> adapter;

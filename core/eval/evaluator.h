@@ -94,8 +94,10 @@ Status evaluate(const Store& store, Embedder& embedder, const QaDataset& dataset
 // Resolves an adapter to score, named as `embedapt eval --adapter` names it:
 // "active" (the store's active version), a stored version number, or an
 // exported adapter directory (write "./3" for a directory named like a
-// number). Refuses (Code::kFailedPrecondition) an adapter trained for another
-// embedder than `embedder_identity`, whose output on these vectors is noise.
+// number). Refuses what check_adapter_fits refuses: an adapter that does not
+// map the store's dimension to itself, or one trained for another embedder
+// than `embedder_identity` (Code::kFailedPrecondition), whose output on these
+// vectors is noise.
 // The name is the kind then the version or directory ("linear v3 (active)").
 Status load_eval_system(const Store& store, const std::string& spec, const std::string& embedder_identity,
                         bool trust_code, EvalSystem* out);

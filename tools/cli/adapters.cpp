@@ -21,9 +21,11 @@ struct AdaptersArgs {
 };
 
 std::string describe(const AdapterVersion& v) {
-  nlohmann::json config = nlohmann::json::parse(v.config_json, nullptr, false);
+  AdapterConfig config;
   nlohmann::json metrics = nlohmann::json::parse(v.metrics_json, nullptr, false);
-  std::string out = config.is_object() ? config.value("kind", "?") + " " + config.value("side", "?") : "?";
+  std::string out = parse_adapter_config(v.config_json, &config).ok()
+                        ? config.kind + " " + AdapterSideName(config.side)
+                        : "?";
   if (metrics.is_object() && metrics.contains("adapter") && metrics.contains("base")) {
     char buffer[128];
     std::snprintf(buffer, sizeof(buffer), "  val hit@%d %.4f -> %.4f", metrics.value("top_k", 5),

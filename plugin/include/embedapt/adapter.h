@@ -40,6 +40,28 @@ class Adapter {
   virtual Status apply(const float* in, size_t n, float* out) const = 0;
 };
 
+// The shape and identity every adapter config carries (listed above); `config_json` is the whole config, so a
+// kind can read its own keys.
+struct AdapterConfig {
+  std::string kind;
+  int in_dim = 0;
+  int out_dim = 0;
+  AdapterSide side = AdapterSide::kQuery;
+  std::string embedder;
+  std::string config_json;
+};
+
+// Parses and checks the keys every config has (the adapter code owns them:
+// read a config through this, never by its JSON keys).
+Status parse_adapter_config(const std::string& config_json, AdapterConfig* out);
+
+// Whether an adapter with `config` can serve vectors of `dim` floats made by
+// the embedder `embedder` ("": unknown, not checked): kInvalidArgument unless
+// it maps dim -> dim, kFailedPrecondition if it was trained on another
+// embedder (its output would be noise). Every place that puts an adapter in
+// front of a store's vectors asks this.
+Status check_adapter_fits(const AdapterConfig& config, int dim, const std::string& embedder);
+
 struct AdapterLoadOptions {
   // TorchScript adapters execute code from the file; they load only if true.
   bool trust_code = false;

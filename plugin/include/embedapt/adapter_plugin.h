@@ -22,17 +22,6 @@
 
 namespace embedapt {
 
-// The shape and identity every adapter config carries (adapter.h lists the
-// keys); `config_json` is the whole config, so a kind can read its own keys.
-struct AdapterConfig {
-  std::string kind;
-  int in_dim = 0;
-  int out_dim = 0;
-  AdapterSide side = AdapterSide::kQuery;
-  std::string embedder;
-  std::string config_json;
-};
-
 class AdapterNet {
  public:
   virtual ~AdapterNet() = default;
@@ -54,9 +43,6 @@ using AdapterFactory = std::function<Status(const AdapterConfig& config, std::sh
 // Makes `kind` loadable and trainable in this process. kInvalidArgument if the
 // kind is already taken (the built-ins and "torchscript" are reserved).
 Status register_adapter(const std::string& kind, AdapterFactory factory);
-
-// Parses and checks the keys every config has.
-Status parse_adapter_config(const std::string& config_json, AdapterConfig* out);
 
 // A fresh (identity-initialised) net of a registered or built-in kind.
 Status new_adapter_net(const AdapterConfig& config, std::shared_ptr<AdapterNet>* out);
