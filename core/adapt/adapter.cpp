@@ -9,7 +9,6 @@
 #include "core/adapt/torchscript_net.h"
 #include "core/common/safetensors.h"
 #include "embedapt/adapter_plugin.h"
-#include "embedapt/store.h"
 
 namespace embedapt {
 

@@ -22,6 +22,9 @@
 
 namespace embedapt {
 
+// The largest vector dimension a store or an adapter accepts.
+constexpr int kMaxDim = 65536;
+
 enum class AdapterSide { kQuery, kBoth };
 
 const char* AdapterSideName(AdapterSide side);  // "query" / "both"

@@ -85,10 +85,9 @@ struct Options {
   BackgroundRetrain background_retrain;
 };
 
-// Limits on what a store accepts.
+// Limits on what a store accepts (the dimension: kMaxDim, in adapter.h).
 constexpr size_t kMaxIdBytes = 1024;
 constexpr size_t kMaxPayloadBytes = 64u << 20;
-constexpr int kMaxDim = 65536;
 
 struct Record {
   std::string id;
