@@ -337,7 +337,8 @@ def retrain_markdown(r: dict) -> str:
         f"Run of {r['date']}: a store of {r['n']:,} random unit vectors ({r['dim']}-d, cosine, Flat) opened with"
         " background retraining; one thread searches (k=10, one query at a time) while nothing else runs (idle),"
         f" then, after {r['log_per_repeat']:,} new logged queries with a hit each, while the background retrain"
-        " they start trains (one LibTorch thread), stores and (if better) activates its adapter (during). "
+        " they start trains (one LibTorch intra-op thread; its matrix products run in OpenBLAS, whose own thread"
+        " count that does not limit), stores and (if better) activates its adapter (during). "
         f"{r['repeats']} repeats, each with a new log batch (so later retrains see a longer log); percentiles over"
         " all repeats' searches; the p99 ratio (during / idle) per repeat, then its median.",
         "",
@@ -350,7 +351,8 @@ def retrain_markdown(r: dict) -> str:
         f" {', '.join(f'{x:.2f}' for x in r['p99_ratios'])}). Training took"
         f" {', '.join(f'{x:.1f}' for x in r['train_seconds'])} s; decisions: {', '.join(r['decisions'])}."
         " On a 2-core machine the retrain's thread competes with the search thread for a core, so this measures"
-        " contention for the CPU as well as for the store's locks.",
+        " contention for the CPU as well as for the store's locks; other processes add noise (1-min load average"
+        f" when the timed phases began: {r['load_1min']:.1f}).",
     ]
     return "\n".join(lines)
 

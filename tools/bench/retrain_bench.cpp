@@ -16,6 +16,7 @@
 #include <cmath>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <mutex>
@@ -118,6 +119,9 @@ int main(int argc, char** argv) {
     }
   }
 
+  // The machine may be shared: the load before the timed phases says how quiet it was.
+  double load_1min = -1;
+  getloadavg(&load_1min, 1);
   std::vector<double> idle, during, ratios, train_seconds;
   std::vector<std::string> decisions;
   std::uniform_int_distribution<size_t> any_doc(0, args.n - 1);
@@ -156,6 +160,7 @@ int main(int argc, char** argv) {
                         {"dim", args.dim},
                         {"log_per_repeat", args.log},
                         {"repeats", args.repeats},
+                        {"load_1min", load_1min},
                         {"idle_searches", idle.size()},
                         {"idle_p50_ms", percentile(idle, 0.5)},
                         {"idle_p99_ms", percentile(idle, 0.99)},

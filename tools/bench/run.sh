@@ -73,8 +73,7 @@ for run in $(seq "$repeats"); do
   echo "{\"seconds\": $(awk "BEGIN { print $(date +%s.%N) - $t0 }")}" >> "$work/encoder-ingest.jsonl"
 done
 
-# Search latency while the store retrains in the background.
-echo "bench: retrain_bench" >&2
-"$build/bin/retrain_bench" --repeats "$repeats" --dir "$work/retrain_store" > "$work/retrain.json"
+# Search latency while the store retrains in the background (tools/bench/retrain.sh, also runnable alone).
+"$here/retrain.sh" "$build" "$work"
 
 "$python" "$here/report.py" "$work" --total-seconds "$(($(date +%s) - start))"
