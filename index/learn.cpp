@@ -72,10 +72,11 @@ Status to_train_options(const RetrainOptions& in, const std::string& embedder, T
     return Status::FailedPrecondition(
         "retrain: a TorchScript adapter is code; it trains only with trust_code");
   }
-  if (in.epochs < 0 || in.lr < 0 || in.val_fraction < 0 || in.threads < 1 || in.checkpoint_every < 0) {
+  if (in.epochs < 0 || in.lr < 0 || in.folds < 0 || in.folds == 1 || in.threads < 1 ||
+      in.checkpoint_every < 0) {
     return Status::InvalidArgument(
-        "retrain: epochs, lr and val_fraction must be >= 0 (0: the default), threads >= 1, checkpoint_every "
-        ">= 0");
+        "retrain: epochs and lr must be >= 0 (0: the default), folds 0 (the default) or at least 2, threads >= "
+        "1, checkpoint_every >= 0");
   }
   TrainOptions o;
   o.kind = in.kind;
@@ -86,8 +87,8 @@ Status to_train_options(const RetrainOptions& in, const std::string& embedder, T
   o.embedder = embedder;
   if (in.epochs > 0) o.epochs = in.epochs;
   if (in.lr > 0) o.lr = in.lr;
-  if (!in.loss.empty()) o.loss = in.loss;
-  if (in.val_fraction > 0) o.val_fraction = in.val_fraction;
+  if (!in.loss.empty()) EMBEDAPT_RETURN_IF_ERROR(ParseLoss(in.loss, &o.loss).WithContext("retrain"));
+  if (in.folds > 0) o.folds = in.folds;
   o.seed = in.seed;
   o.threads = in.threads;
   o.checkpoint_dir = in.checkpoint_dir;
@@ -98,7 +99,8 @@ Status to_train_options(const RetrainOptions& in, const std::string& embedder, T
   return Status::OK();
 }
 
-RetrainScore score_of(const ValidationScore& v) { return {v.hit, v.mrr}; }
+RetrainScore score_of(const ValidationScore& v) { return {v.hit, v.mrr, v.rr}; }
+RetrainGain gain_of(const Gain& g) { return {g.mean, g.low, g.high}; }
 
 }  // namespace
 
@@ -149,16 +151,14 @@ Status retrain(Store* store, const RetrainOptions& options, RetrainReport* repor
   report->folds = result.folds;
   report->top_k = train.top_k;
   report->base = score_of(result.base);
-  report->adapter = score_of(result.best);
+  report->adapter = score_of(result.cross_validated);
   report->incumbent = score_of(result.incumbent);
-  report->best_epoch = result.best_epoch;
+  report->hit_gain = gain_of(result.hit_gain);
+  report->rr_gain = gain_of(result.rr_gain);
+  report->gain_z = result.gain_z;
+  report->min_gain_z = train.min_gain_z;
   report->epochs_run = static_cast<int>(result.epochs.size());
-  if (result.best_epoch > 0) {
-    report->gain = result.best.score() - result.base.score();
-    const double se = std::isfinite(result.gain_z) && result.gain_z > 0 ? report->gain / result.gain_z : 0;
-    report->gain_low = report->gain - 1.96 * se;
-    report->gain_high = report->gain + 1.96 * se;
-  }
+  report->summary = result.summary(train);
   if (!result.improved) return Status::OK();
 
   const auto store_start = Clock::now();
@@ -175,7 +175,7 @@ Status retrain(Store* store, const RetrainOptions& options, RetrainReport* repor
       report->decision = RetrainReport::Decision::kStored;
       break;
     case ActivationPolicy::kIfBetter:
-      report->decision = !train.incumbent || result.best.score() > result.incumbent.score()
+      report->decision = !train.incumbent || result.cross_validated.rr > result.incumbent.rr
                              ? RetrainReport::Decision::kActivated
                              : RetrainReport::Decision::kNotBetter;
       break;

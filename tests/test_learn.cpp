@@ -71,14 +71,16 @@ TEST_CASE("retrain stores and activates an adapter that beats the base, with its
   CHECK(report.queries == 360);
   CHECK(report.pairs == 360);
   CHECK(report.dropped_hits == 0);
-  CHECK(report.folds == 5);
+  CHECK(report.folds == 10);
   CHECK(report.adapter.hit > report.base.hit);
-  CHECK(report.gain > 0);
-  CHECK(report.gain_low > 0);  // shipped: at least two standard errors above the base
-  CHECK(report.gain_low < report.gain);
-  CHECK(report.gain_high > report.gain);
-  CHECK(report.best_epoch >= 1);
-  CHECK(report.epochs_run >= report.best_epoch);
+  CHECK(report.adapter.rr > report.base.rr);
+  CHECK(report.hit_gain.mean > 0);
+  CHECK(report.hit_gain.low < report.hit_gain.mean);
+  CHECK(report.hit_gain.high > report.hit_gain.mean);
+  CHECK(report.rr_gain.low > 0);  // shipped: more than 2.3 standard errors above the base
+  CHECK(report.gain_z >= report.min_gain_z);
+  CHECK(report.epochs_run == 12);
+  CHECK_THAT(report.summary, Catch::Contains("shipped") && Catch::Contains("rule"));
   CHECK(report.train_seconds > 0);
 
   StoreStats stats;
@@ -89,6 +91,7 @@ TEST_CASE("retrain stores and activates an adapter that beats the base, with its
   REQUIRE(store->get_adapter(1, &stored).ok());
   CHECK(stored.data_fingerprint.rfind("sha256:", 0) == 0);
   CHECK(stored.metrics_json.find("\"improved\":true") != std::string::npos);
+  CHECK(stored.metrics_json.find(report.summary) != std::string::npos);
 
   // If-better against an equal incumbent (same data and seed): stored, not activated.
   report = RetrainReport();
@@ -127,13 +130,15 @@ TEST_CASE("retrain on a log without signal stores nothing; bad options and cance
   TempDir dir("learn_noise");
   auto store = task_store(dir / "db", true);
   RetrainOptions o = quick();
-  o.val_fraction = 0.5;
   RetrainReport report;
   REQUIRE(retrain(store.get(), o, &report).ok());
   CHECK(report.decision == RetrainReport::Decision::kNoGain);
   CHECK(report.version == 0);
 
   o.loss = "hinge";
+  CHECK(retrain(store.get(), o, &report).code() == Code::kInvalidArgument);
+  o = quick();
+  o.folds = 1;
   CHECK(retrain(store.get(), o, &report).code() == Code::kInvalidArgument);
   o = quick();
   o.threads = 0;

@@ -110,8 +110,7 @@ TEST_CASE("retrain on a log with no signal stores nothing", "[retrain]") {
   if (!have_binary()) return;
   std::string db = temp_dir("noise");
   make_store(db, test::distorted_task(/*random_labels=*/true), "synthetic");
-  CliRun trained =
-      run_cli("retrain " + db + " --epochs 12 --lr 0.01 --val-fraction 0.5 --threads 1 --activate");
+  CliRun trained = run_cli("retrain " + db + " --epochs 12 --lr 0.01 --threads 1 --activate");
   INFO(trained.output);
   CHECK(trained.exit_code == 0);
   CHECK_THAT(trained.output, Catch::Contains("no adapter"));

@@ -136,9 +136,9 @@ TEST_CASE("retrain killed with SIGKILL mid-run resumes to the adapter of an unin
   const std::string db = dir / "db", checkpoints = dir / "checkpoints";
   const std::string checkpoint = checkpoints + "/checkpoint.pt";
   make_store(db);
-  // An epoch of the six nets (five folds and the final one) is ~280 steps;
-  // the first checkpoint comes a third of the way into the first of up to 30.
-  const std::vector<std::string> options = {"--epochs", "30", "--lr",      "0.001",
+  // An epoch of the eleven nets (ten folds and the final one) is 567 steps;
+  // the first checkpoint comes a sixth of the way into the first of 10.
+  const std::vector<std::string> options = {"--epochs", "10", "--lr",      "0.001",
                                             "--seed",   "7",  "--threads", "1"};
   auto with = [&](std::vector<std::string> args) {
     args.insert(args.begin(), {"retrain", db});

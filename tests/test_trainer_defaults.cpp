@@ -111,7 +111,7 @@ Outcome run(const TrainingSet& train, const Matrix& eval_docs, const Matrix& eva
   auto start = std::chrono::steady_clock::now();
   REQUIRE(train_adapter(train, options, &result).ok());
   o.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  o.val_gain = result.best_epoch ? result.best.score() - result.base.score() : 0;
+  o.val_gain = result.cross_validated.rr - result.base.rr;
   o.shipped = result.improved;
   std::unique_ptr<Adapter> adapter;
   if (result.improved) REQUIRE(load_adapter(result.config_json, result.weights, {}, &adapter).ok());
@@ -126,10 +126,10 @@ Outcome run(const TrainingSet& train, const Matrix& eval_docs, const Matrix& eva
   }
   o.p_hit = paired_p(diff);
   std::printf(
-      "  %-9s %-9s %-5s lr %-7g pull %-6g | val gain %+.4f epoch %2d z %5.2f %s | eval hit@5 %.4f %+.4f "
+      "  %-9s %-9s %-5s lr %-7g pull %-6g | val gain %+.4f epochs %2zu z %5.2f %s | eval hit@5 %.4f %+.4f "
       "(p %.4f) mrr %+.4f | %.1fs\n",
-      options.kind.c_str(), options.loss.c_str(), AdapterSideName(options.side), options.lr,
-      options.identity_pull, o.val_gain, result.best_epoch, result.gain_z, o.shipped ? "ship" : "none",
+      options.kind.c_str(), LossName(options.loss), AdapterSideName(options.side), options.lr,
+      options.identity_pull, o.val_gain, result.epochs.size(), result.gain_z, o.shipped ? "ship" : "none",
       o.base_hit, o.hit_gain, o.p_hit, o.mrr_gain, o.seconds);
   std::fflush(stdout);
   return o;
@@ -197,7 +197,7 @@ TEST_CASE("choose the trainer's defaults on the 10-K data", "[.experiment]") {
     std::getline(fields, side, ',');
     TrainOptions o = defaults;
     o.kind = kind;
-    o.loss = loss;
+    REQUIRE(ParseLoss(loss, &o.loss).ok());
     o.lr = std::stod(lr);
     o.identity_pull = std::stod(pull);
     o.side = side == "both" ? AdapterSide::kBoth : AdapterSide::kQuery;

@@ -2,6 +2,7 @@
 //
 // Every entry point runs its body inside guarded() (or catches by hand when it
 // returns a value rather than a code): no C++ exception reaches a C caller.
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -331,7 +332,7 @@ embedapt_code embedapt_retrain(embedapt_store* store, const embedapt_retrain_opt
     o.epochs = given.epochs;
     o.lr = given.lr;
     if (given.loss != nullptr) o.loss = given.loss;
-    o.val_fraction = given.val_fraction;
+    o.folds = given.folds;
     o.seed = given.seed;
     o.threads = given.threads;
     o.trust_code = store->trust_code;
@@ -360,10 +361,12 @@ embedapt_code embedapt_retrain(embedapt_store* store, const embedapt_retrain_opt
       report_out->base_mrr = r.base.mrr;
       report_out->adapter_hit = r.adapter.hit;
       report_out->adapter_mrr = r.adapter.mrr;
-      report_out->gain = r.gain;
-      report_out->gain_low = r.gain_low;
-      report_out->gain_high = r.gain_high;
-      report_out->best_epoch = r.best_epoch;
+      report_out->gain = r.hit_gain.mean;
+      report_out->gain_low = r.hit_gain.low;
+      report_out->gain_high = r.hit_gain.high;
+      report_out->rr_gain = r.rr_gain.mean;
+      report_out->z = std::isfinite(r.gain_z) ? r.gain_z : 1e9;
+      report_out->min_z = r.min_gain_z;
       report_out->epochs_run = r.epochs_run;
       report_out->seconds = r.read_seconds + r.train_seconds + r.store_seconds;
     }

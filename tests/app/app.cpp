@@ -82,9 +82,9 @@ int main(int argc, char** argv) {
   embedapt::RetrainReport report;
   if (!(s = embedapt::retrain(store.get(), retrain_options, &report)).ok()) return fail("retrain", s);
   if (!(s = run_queries(/*log=*/false, &after)).ok()) return fail("searching", s);
-  std::printf("retrain: %s version %llu, gain %.4f [%.4f, %.4f]; hit@1 %d -> %d of %d\n",
-              embedapt::DecisionName(report.decision), static_cast<unsigned long long>(report.version),
-              report.gain, report.gain_low, report.gain_high, before, after, kDocs * kPerDoc);
+  std::printf("retrain: %s version %llu; %s; hit@1 %d -> %d of %d\n", embedapt::DecisionName(report.decision),
+              static_cast<unsigned long long>(report.version), report.summary.c_str(), before, after,
+              kDocs * kPerDoc);
   const bool ok = report.decision == embedapt::RetrainReport::Decision::kActivated && after > before;
   return ok ? 0 : 1;
 }

@@ -23,7 +23,7 @@ struct RetrainArgs {
   int epochs = 0;  // 0: the trainer's default
   double lr = 0;
   std::string loss;
-  double val_fraction = 0;
+  int folds = 0;
   uint64_t seed = 42;
   int threads = 1;
   std::string checkpoint_dir;
@@ -53,7 +53,7 @@ void run_retrain(const RetrainArgs& args) {
   options.epochs = args.epochs;
   options.lr = args.lr;
   options.loss = args.loss;
-  options.val_fraction = args.val_fraction;
+  options.folds = args.folds;
   options.seed = args.seed;
   options.threads = args.threads;
   options.checkpoint_dir = args.checkpoint_dir;
@@ -74,15 +74,13 @@ void run_retrain(const RetrainArgs& args) {
   std::printf("validation: %d-fold cross-validation over %zu logged queries, hit@%d / MRR@%d\n", report.folds,
               report.queries, report.top_k, report.top_k);
   std::printf("  base     %.4f / %.4f\n", report.base.hit, report.base.mrr);
-  if (report.best_epoch > 0) {
-    std::printf("  adapter  %.4f / %.4f  (epoch %d of %d, gain %+.4f, 95%% CI [%+.4f, %+.4f])\n",
-                report.adapter.hit, report.adapter.mrr, report.best_epoch, report.epochs_run, report.gain,
-                report.gain_low, report.gain_high);
-  }
+  std::printf("  adapter  %.4f / %.4f  (%d epochs, each query scored by the fold net that never saw it)\n",
+              report.adapter.hit, report.adapter.mrr, report.epochs_run);
+  std::printf("%s\n", report.summary.c_str());
   std::printf("time: %.2f s reading, %.2f s training, %.2f s storing\n", report.read_seconds,
               report.train_seconds, report.store_seconds);
   if (report.decision == RetrainReport::Decision::kNoGain) {
-    std::printf("no adapter: nothing beat the base on validation clearly enough; the store is unchanged\n");
+    std::printf("no adapter: the store is unchanged\n");
     return;
   }
   std::printf("adapter version %llu (%s, %s side)\n", static_cast<unsigned long long>(report.version),
@@ -125,13 +123,12 @@ void add_retrain_command(CLI::App& app) {
         return end != value.c_str() && *end == '\0' && v > 0 ? std::string() : "must be positive, got " + value;
       },
       "POSITIVE");
-  cmd->add_option("--epochs", args->epochs, "Maximum epochs (default: the trainer's)")->check(positive);
+  cmd->add_option("--epochs", args->epochs, "Epochs (default: the trainer's)")->check(positive);
   cmd->add_option("--lr", args->lr, "Learning rate (default: the trainer's)")->check(positive);
   cmd->add_option("--loss", args->loss, "corpus, in-batch or hard (default: the trainer's)")
       ->check(CLI::IsMember({"corpus", "in-batch", "hard"}));
-  cmd->add_option("--val-fraction", args->val_fraction,
-                  "Share of the log each cross-validation fold holds out (round(1/F) folds)")
-      ->check(CLI::Range(0.01, 0.5));
+  cmd->add_option("--folds", args->folds, "Cross-validation folds (default: the trainer's)")
+      ->check(CLI::Range(2, 1000));
   cmd->add_option("--seed", args->seed, "Seed of the split, shuffling and initial weights")
       ->capture_default_str();
   cmd->add_option("--threads", args->threads, "LibTorch threads while training")

@@ -87,8 +87,8 @@ def main():
     report = lyft.client.retrain(kind=args.adapter, activate="never")
     print(f"retrain: {report.queries} logged queries, {report.folds}-fold validation hit@{report.top_k} / "
           f"MRR@{report.top_k}: base {report.base.hit:.4f} / {report.base.mrr:.4f}, adapter "
-          f"{report.adapter.hit:.4f} / {report.adapter.mrr:.4f} (gain {report.gain:+.4f}, 95% CI "
-          f"[{report.gain_ci95[0]:+.4f}, {report.gain_ci95[1]:+.4f}]); {report.train_seconds:.1f} s training")
+          f"{report.adapter.hit:.4f} / {report.adapter.mrr:.4f}; {report.train_seconds:.1f} s training")
+    print(report.summary)
     if report.decision == "no-gain":
         sys.exit("llamaindex_adapter: retrain stored no adapter: nothing beat the base on validation")
     lyft.client.export_adapter(report.version, str(work / "adapter"))

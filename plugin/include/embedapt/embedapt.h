@@ -146,7 +146,7 @@ typedef struct {
   int epochs;
   double lr;
   const char* loss; /* "corpus", "in-batch" or "hard" */
-  double val_fraction;
+  int folds;        /* cross-validation folds over the logged queries */
   uint64_t seed;
   int threads;
   embedapt_activation activate;
@@ -163,8 +163,9 @@ typedef enum {
 } embedapt_decision;
 
 /* The key numbers of embedapt::RetrainReport (scores are cross-validated
- * hit@5 / MRR@5 over the logged queries; gain is that of (hit + mrr) / 2 over
- * the base, with its 95% interval). */
+ * hit@5 / MRR@5 over the logged queries; gain is the estimated hit@5 gain over
+ * the base with its 95% interval; the decision tests the reciprocal-rank gain
+ * rr_gain, which ships at z >= min_z). */
 typedef struct {
   embedapt_decision decision;
   uint64_t version; /* the stored version, 0 if none */
@@ -172,7 +173,7 @@ typedef struct {
   double base_hit, base_mrr;
   double adapter_hit, adapter_mrr;
   double gain, gain_low, gain_high;
-  int best_epoch;
+  double rr_gain, z, min_z;
   int epochs_run;
   double seconds; /* reading, training and storing */
 } embedapt_retrain_report;

@@ -9,10 +9,12 @@
 //
 // retrain() reads the logged queries with their hits and every stored
 // document's raw vector through the store (it never calls the embedder),
-// trains by K-fold cross-validation over the logged queries, and stores a
-// version only if it beats the base model clearly on queries it never saw (so
-// it never ships a regression). Nothing is written before training ends: a
-// crash or cancellation mid-training leaves the store as it was.
+// trains K fold nets and a final net for a number of epochs fixed in advance,
+// ranks every logged query by the fold net that never saw it, and stores the
+// final net only if that honest estimate beats the base model by a one-sided
+// test (so a log without signal ships nothing, and small logs with a real
+// gain do ship). Nothing is written before training ends: a crash or
+// cancellation mid-training leaves the store as it was.
 //
 // The same call with the same options and the same store contents stores the
 // same adapter bytes, whether it comes from C++, the C ABI (embedapt_retrain)
@@ -47,10 +49,10 @@ struct RetrainOptions {
   int hidden = 1024;  // two-layer only
 
   // Training; 0 or "" mean the trainer's default.
-  int epochs = 0;
+  int epochs = 0;    // every net trains exactly this many epochs, fixed in advance
   double lr = 0;
-  std::string loss;         // "corpus", "in-batch" or "hard"
-  double val_fraction = 0;  // share of the logged queries each cross-validation fold holds out
+  std::string loss;  // "corpus", "in-batch" or "hard"
+  int folds = 0;     // cross-validation folds over the logged queries (at least 2)
   uint64_t seed = 42;       // same seed, store contents and threads -> same adapter bytes
   int threads = 1;          // LibTorch threads while training
 
@@ -70,17 +72,25 @@ struct RetrainOptions {
   const std::atomic<bool>* cancel = nullptr;
 };
 
-// Validation scores over the logged queries: hit@top_k and MRR@top_k, each
-// query scored by a fold net that never saw it (the base and the incumbent
-// are scored on every query).
+// Scores over the logged queries: hit@top_k, MRR@top_k and the reciprocal
+// rank of the first relevant document at any depth. The adapter's are
+// cross-validated: each query ranked by a fold net that never saw it (the
+// base and the incumbent are scored on every query).
 struct RetrainScore {
   double hit = 0;
   double mrr = 0;
+  double rr = 0;
+};
+
+// A mean per-query gain over the base with its 95% interval (paired, normal
+// approximation).
+struct RetrainGain {
+  double mean = 0, low = 0, high = 0;
 };
 
 struct RetrainReport {
   enum class Decision {
-    kNoGain,     // nothing beat the base clearly enough: nothing stored, the store is unchanged
+    kNoGain,     // the estimate did not clear the test: nothing stored, the store is unchanged
     kStored,     // stored as `version`, not activated (policy kNever)
     kNotBetter,  // stored as `version`, not activated: the active version scores at least as well
     kActivated,  // stored as `version` and activated
@@ -95,13 +105,19 @@ struct RetrainReport {
   int folds = 0;
   int top_k = 0;
   RetrainScore base;       // the base model (no adapter)
-  RetrainScore adapter;    // the best epoch, cross-validated
+  RetrainScore adapter;    // cross-validated
   RetrainScore incumbent;  // the previously active version (if any)
-  // Mean per-query gain of the selection score ((hit + mrr) / 2) over the
-  // base, with its 95% confidence interval (paired, normal approximation).
-  double gain = 0, gain_low = 0, gain_high = 0;
-  int best_epoch = 0;  // 0: no epoch beat the base
+  // The estimate the decision rests on: the adapter's per-query gains over
+  // the base. The tested statistic is the reciprocal rank; it ships when
+  // gain_z >= min_gain_z (a one-sided test at 1%).
+  RetrainGain hit_gain;  // hit@top_k
+  RetrainGain rr_gain;   // reciprocal rank
+  double gain_z = 0;     // rr_gain's mean in standard errors
+  double min_gain_z = 0;
   int epochs_run = 0;
+  // One line: the estimated gain with its interval, the rule and whether the
+  // adapter passed it (also in the stored version's metrics_json).
+  std::string summary;
 
   double read_seconds = 0;   // reading the log and the documents
   double train_seconds = 0;  // training and validation

@@ -328,7 +328,7 @@ class PyStore {
   }
 
   RetrainReport retrain(const std::string& kind, const std::string& side, int hidden, int epochs, double lr,
-                        const std::string& loss, double val_fraction, uint64_t seed, int threads,
+                        const std::string& loss, int folds, uint64_t seed, int threads,
                         const std::string& checkpoint_dir, int checkpoint_every, bool resume,
                         const std::string& activate, const py::bytes& torchscript_archive, bool trust_code) {
     RetrainOptions options;
@@ -353,7 +353,7 @@ class PyStore {
     options.epochs = epochs;
     options.lr = lr;
     options.loss = loss;
-    options.val_fraction = val_fraction;
+    options.folds = folds;
     options.seed = seed;
     options.threads = threads;
     options.checkpoint_dir = checkpoint_dir;
@@ -553,8 +553,10 @@ PYBIND11_MODULE(_core, m) {
   py::class_<RetrainScore>(m, "RetrainScore")
       .def_readonly("hit", &RetrainScore::hit)
       .def_readonly("mrr", &RetrainScore::mrr)
+      .def_readonly("rr", &RetrainScore::rr)
       .def("__repr__", [](const RetrainScore& s) {
-        return "RetrainScore(hit=" + std::to_string(s.hit) + ", mrr=" + std::to_string(s.mrr) + ")";
+        return "RetrainScore(hit=" + std::to_string(s.hit) + ", mrr=" + std::to_string(s.mrr) +
+               ", rr=" + std::to_string(s.rr) + ")";
       });
 
   py::class_<RetrainReport>(m, "RetrainReport")
@@ -569,17 +571,22 @@ PYBIND11_MODULE(_core, m) {
       .def_readonly("base", &RetrainReport::base)
       .def_readonly("adapter", &RetrainReport::adapter)
       .def_readonly("incumbent", &RetrainReport::incumbent)
-      .def_readonly("gain", &RetrainReport::gain)
-      .def_property_readonly("gain_ci95",
-                             [](const RetrainReport& r) { return py::make_tuple(r.gain_low, r.gain_high); })
-      .def_readonly("best_epoch", &RetrainReport::best_epoch)
+      .def_property_readonly("hit_gain", [](const RetrainReport& r) { return r.hit_gain.mean; })
+      .def_property_readonly("hit_gain_ci95",
+                             [](const RetrainReport& r) { return py::make_tuple(r.hit_gain.low, r.hit_gain.high); })
+      .def_property_readonly("rr_gain", [](const RetrainReport& r) { return r.rr_gain.mean; })
+      .def_property_readonly("rr_gain_ci95",
+                             [](const RetrainReport& r) { return py::make_tuple(r.rr_gain.low, r.rr_gain.high); })
+      .def_readonly("gain_z", &RetrainReport::gain_z)
+      .def_readonly("min_gain_z", &RetrainReport::min_gain_z)
+      .def_readonly("summary", &RetrainReport::summary)
       .def_readonly("epochs_run", &RetrainReport::epochs_run)
       .def_readonly("read_seconds", &RetrainReport::read_seconds)
       .def_readonly("train_seconds", &RetrainReport::train_seconds)
       .def_readonly("store_seconds", &RetrainReport::store_seconds)
       .def("__repr__", [](const RetrainReport& r) {
         return std::string("RetrainReport(decision=") + DecisionName(r.decision) +
-               ", version=" + std::to_string(r.version) + ", gain=" + std::to_string(r.gain) + ")";
+               ", version=" + std::to_string(r.version) + ", hit_gain=" + std::to_string(r.hit_gain.mean) + ")";
       });
 
   py::class_<PyStore>(m, "Store")
@@ -615,7 +622,7 @@ PYBIND11_MODULE(_core, m) {
       .def("retrain", &PyStore::retrain, py::kw_only(), py::arg("kind") = retrain_defaults.kind,
            py::arg("side") = "query", py::arg("hidden") = retrain_defaults.hidden,
            py::arg("epochs") = retrain_defaults.epochs, py::arg("lr") = retrain_defaults.lr,
-           py::arg("loss") = retrain_defaults.loss, py::arg("val_fraction") = retrain_defaults.val_fraction,
+           py::arg("loss") = retrain_defaults.loss, py::arg("folds") = retrain_defaults.folds,
            py::arg("seed") = retrain_defaults.seed, py::arg("threads") = retrain_defaults.threads,
            py::arg("checkpoint_dir") = retrain_defaults.checkpoint_dir,
            py::arg("checkpoint_every") = retrain_defaults.checkpoint_every,

@@ -112,15 +112,17 @@ def test_retrain_stores_the_adapter_bytes_the_cli_stores(tmp_path, run_cli):
         assert isinstance(report, embedapt.RetrainReport)
         assert (report.decision, report.version, report.previous_active) == ("stored", 1, 0)
         assert report.queries == 240 and report.pairs == 240 and report.dropped_hits == 0
-        assert report.adapter.hit > report.base.hit and report.best_epoch >= 1
-        low, high = report.gain_ci95
-        assert 0 < low <= report.gain <= high
-        assert report.epochs_run >= report.best_epoch and report.train_seconds > 0
+        assert report.adapter.hit > report.base.hit and report.adapter.rr > report.base.rr
+        low, high = report.rr_gain_ci95
+        assert 0 < low <= report.rr_gain <= high and report.gain_z >= report.min_gain_z
+        low, high = report.hit_gain_ci95
+        assert low <= report.hit_gain <= high
+        assert report.epochs_run == 20 and report.train_seconds > 0
         assert store.stats()["active_adapter"] == 0  # activate="never"
         store.export_adapter(report.version, str(tmp_path / "py-adapter"))
     printed = run_cli("retrain", tmp_path / "cli", "--adapter", "linear", "--seed", 7,
                       "--out", tmp_path / "cli-adapter")
-    assert f"gain {report.gain:+.4f}" in printed
+    assert report.summary in printed
     assert ((tmp_path / "py-adapter" / "adapter.safetensors").read_bytes() ==
             (tmp_path / "cli-adapter" / "adapter.safetensors").read_bytes())
 
@@ -145,7 +147,7 @@ def test_retrain_activates_per_policy_and_refuses_bad_options(tmp_path):
         # if-better scores the active version too, on the same logged queries.
         second = store.retrain(seed=8)
         assert second.previous_active == first.version and second.incumbent.hit > second.base.hit
-        better = second.adapter.hit + second.adapter.mrr > second.incumbent.hit + second.incumbent.mrr
+        better = second.adapter.rr > second.incumbent.rr
         assert second.decision == ("activated" if better else "not-better")
         third = store.retrain(seed=9, activate="always")
         assert third.decision == "activated"

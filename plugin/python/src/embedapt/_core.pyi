@@ -39,10 +39,11 @@ class Results:
     def __len__(self) -> int: ...
 
 class RetrainScore:
-    """Validation hit@top_k and MRR@top_k over the logged queries."""
+    """Validation hit@top_k, MRR@top_k and the reciprocal rank at any depth over the logged queries."""
 
     hit: float
     mrr: float
+    rr: float
 
 class RetrainReport:
     """What Store.retrain did (embedapt::RetrainReport, embedapt/learn.h)."""
@@ -63,15 +64,21 @@ class RetrainReport:
     base: RetrainScore
     """The base model (no adapter)."""
     adapter: RetrainScore
-    """The best epoch, each query scored by a fold net that never saw it."""
+    """Each query scored by a fold net that never saw it."""
     incumbent: RetrainScore
     """The previously active version, if any."""
-    gain: float
-    """Mean per-query gain of (hit + mrr) / 2 over the base."""
-    gain_ci95: Tuple[float, float]
+    hit_gain: float
+    """Mean per-query hit@top_k gain of `adapter` over the base."""
+    hit_gain_ci95: Tuple[float, float]
     """Its 95% confidence interval (paired, normal approximation)."""
-    best_epoch: int
-    """0: no epoch beat the base."""
+    rr_gain: float
+    """Mean per-query reciprocal-rank gain over the base: the tested statistic."""
+    rr_gain_ci95: Tuple[float, float]
+    gain_z: float
+    """rr_gain in standard errors; the adapter ships when gain_z >= min_gain_z."""
+    min_gain_z: float
+    summary: str
+    """One line: the estimated gain with its interval, the rule and the outcome (what `retrain` prints)."""
     epochs_run: int
     read_seconds: float
     train_seconds: float
@@ -134,7 +141,7 @@ class Store:
     def import_adapter(self, dir: str, trust_code: bool = False) -> int:
         """Stores an exported adapter as a new version (not activated); returns its number."""
     def retrain(self, *, kind: str = "linear", side: str = "query", hidden: int = 1024, epochs: int = 0,
-                lr: float = 0.0, loss: str = "", val_fraction: float = 0.0, seed: int = 42, threads: int = 1,
+                lr: float = 0.0, loss: str = "", folds: int = 0, seed: int = 42, threads: int = 1,
                 checkpoint_dir: str = "", checkpoint_every: int = 50, resume: bool = False,
                 activate: str = "if-better", torchscript_archive: bytes = b"",
                 trust_code: bool = False) -> RetrainReport:
