@@ -1,13 +1,14 @@
 """Turns a `make bench` work directory into tools/bench/results/<date>.json and the
 sections of docs/benchmarks.md between their <!-- NAME:begin --> / <!-- NAME:end -->
-markers (quality, store, encoder, retrain).
+markers (quality, store, encoder, retrain, filter, smalllogs).
 
   report.py WORK [--total-seconds S]
 
 WORK holds run.sh's outputs: quality.json (bench.py), store.jsonl (store_bench),
 encoder-cpp.jsonl, encoder-py.jsonl (encoder_bench) and encoder-ingest.jsonl (the
-CLI's ingest of the same texts), retrain.json (retrain_bench), venv.json.
-`--only retrain` regenerates that one section from retrain.json alone. Adds what the
+CLI's ingest of the same texts), retrain.json (retrain_bench), filter.jsonl
+(filter_bench), smalllogs.jsonl (smalllogs_bench), venv.json.
+`--only NAME` regenerates that one section from its own step's output alone. Adds what the
 raw runs do not compute: medians of the repeated timings, speed ratios, a 95%
 bootstrap interval for nDCG@10 (embedapt eval gives hit and MRR intervals), paired
 permutation p-values of each adapter against LlamaIndex's, the evaluator
@@ -401,6 +402,75 @@ def filter_markdown(rows: list) -> str:
     return "\n".join(lines)
 
 
+def smalllogs_summary(rows: list) -> dict:
+    """Per dataset and log size: ships, mean held-out gain of the defaults and of the
+    best fixed-epoch plain adapter (the ceiling); null-log ships; training times."""
+    logs, nulls = {}, {}
+    for r in rows:
+        if r["section"] == "log":
+            logs.setdefault((r["dataset"], r["size"]), []).append(r)
+        elif r["section"] == "null":
+            nulls.setdefault((r["dataset"], r["size"], r["kind"]), []).append(r)
+    out = {"logs": [], "nulls": [], "times": [r for r in rows if r["section"] == "time"]}
+    for (dataset, size), runs in logs.items():
+        epochs = runs[0]["ceiling"].keys()
+        ceiling = {e: statistics.mean(r["ceiling"][e] for r in runs) for e in epochs}
+        best = max(ceiling, key=ceiling.get)
+        gain = statistics.mean(r["gain"] for r in runs)
+        out["logs"].append({
+            "dataset": dataset, "size": size, "queries": runs[0]["queries"], "held_out": runs[0]["held_out"],
+            "seeds": len(runs), "shipped": sum(r["shipped"] for r in runs),
+            "base_hit": statistics.mean(r["base_hit"] for r in runs),
+            "gain": gain, "ceiling": ceiling[best], "ceiling_epochs": int(best),
+            "share": gain / ceiling[best] if ceiling[best] > 0 else None,
+            "seconds": median(runs, "seconds"),
+        })
+    for (dataset, size, kind), runs in nulls.items():
+        shipped = [r["gain"] for r in runs if r["shipped"]]
+        out["nulls"].append({
+            "dataset": dataset, "size": size, "kind": kind, "queries": runs[0]["queries"], "seeds": len(runs),
+            "shipped": len(shipped), "worst": min(shipped) if shipped else None,
+        })
+    return out
+
+
+def smalllogs_markdown(s: dict) -> str:
+    lines = [
+        f"Run of {s['date']} (commit {s['commit']}). Each dataset's queries are halved by a seed; logs of"
+        " 40, 100, 150 and 300 queries (as many as the half holds) are the first queries of one half, the other"
+        " half is held out; 3 seeds. `retrain`'s defaults (linear) on each log; held-out hit@5 by exact search"
+        " against every document (what `embedapt eval` computes on a Flat store), an adapter that did not ship"
+        " counting as the base. The ceiling: plain linear adapters (no selection, whole log) trained for each of"
+        " a few fixed epoch counts, the count with the best mean held-out gain, chosen by looking at the held-out"
+        " half: what the data allows, not a procedure.",
+        "",
+        "| dataset | log | held out | base hit@5 | shipped | gain (defaults) | ceiling (epochs) | share | retrain s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in s["logs"]:
+        share = f"{100 * r['share']:.0f}%" if r["share"] is not None else "-"
+        lines.append(
+            f"| {r['dataset']} | {r['queries']} | {r['held_out']} | {r['base_hit']:.3f} | {r['shipped']}/{r['seeds']}"
+            f" | {r['gain']:+.3f} | {r['ceiling']:+.3f} ({r['ceiling_epochs']}) | {share} | {r['seconds']:.2f} |"
+        )
+    lines += [
+        "",
+        "Null logs (no signal): each logged query paired with a random document, or the real pairs with the query"
+        " vectors shuffled among them; the held-out half keeps its real labels.",
+        "",
+        "| dataset | log | null kind | seeds | shipped | worst held-out hit@5 change of a shipped one |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in s["nulls"]:
+        worst = f"{r['worst']:+.3f}" if r["worst"] is not None else "-"
+        lines.append(f"| {r['dataset']} | {r['queries']} | {r['kind']} | {r['seeds']} | {r['shipped']} | {worst} |")
+    lines += ["", "| retrain time (defaults, linear) | median s | runs (s) | epochs run |", "| --- | --- | --- | --- |"]
+    for t in s["times"]:
+        runs = ", ".join(f"{x:.2f}" for x in t["seconds"])
+        lines.append(f"| {t['queries']} queries ({t['dataset']}) | {t['median_seconds']:.2f} | {runs} | {t['epochs_run']} |")
+    return "\n".join(lines)
+
+
 def replace_section(doc: str, name: str, body: str) -> str:
     begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
     if begin not in doc or end not in doc:
@@ -420,11 +490,16 @@ def main() -> None:
     parser.add_argument("work", help="run.sh's work directory")
     parser.add_argument("--total-seconds", type=float, help="wall time of the whole `make bench` run")
     parser.add_argument(
-        "--only", choices=["retrain", "filter"], help="regenerate only this section, from its own step's output in WORK"
+        "--only",
+        choices=["retrain", "filter", "smalllogs"],
+        help="regenerate only this section, from its own step's output in WORK",
     )
     args = parser.parse_args()
     if args.only == "filter":
         write_sections({"filter": filter_markdown(read_jsonl(os.path.join(args.work, "filter.jsonl")))})
+        return
+    if args.only == "smalllogs":
+        write_sections({"smalllogs": smalllogs_markdown(read_smalllogs(args.work))})
         return
     retrain = read_retrain(args.work)
     if args.only == "retrain":
@@ -467,6 +542,7 @@ def main() -> None:
         "timings": raw["timings"],
         # Per-query scores stay in the work directory; the p-values above use them.
         "quality": strip_per_query(raw["quality"]),
+        "smalllogs": read_smalllogs(args.work),
     }
     result["retrain"] = retrain
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
@@ -480,9 +556,16 @@ def main() -> None:
             "encoder": encoder_markdown(result),
             "retrain": retrain_markdown(retrain),
             "filter": filter_markdown(result["filter"]),
+            "smalllogs": smalllogs_markdown(result["smalllogs"]),
         }
     )
     print(f"report: wrote {out}", file=sys.stderr)
+
+
+def read_smalllogs(work: str) -> dict:
+    commit = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    rows = read_jsonl(os.path.join(work, "smalllogs.jsonl"))
+    return {"date": datetime.date.today().isoformat(), "commit": commit.stdout.strip(), **smalllogs_summary(rows)}
 
 
 def read_retrain(work: str) -> dict:

@@ -5,8 +5,9 @@
 # Creates the peers' virtual environment (tools/bench/.venv) when requirements.txt
 # changed, runs the quality and training-time benchmark (bench.py), the store
 # benchmark (store_bench), the encoder benchmark (encoder_bench against
-# sentence-transformers) and search latency during a background retrain
-# (retrain_bench), then writes tools/bench/results/<date>.json and every
+# sentence-transformers), search latency during a background retrain
+# (retrain_bench) and the small-logs benchmark (smalllogs.sh, on every dataset
+# of ../shared/data), then writes tools/bench/results/<date>.json and every
 # section of docs/benchmarks.md (report.py). BENCH_START (seconds since the epoch)
 # makes the reported total start earlier, e.g. at `make bench`'s build.
 set -euo pipefail
@@ -20,7 +21,7 @@ work=${BENCH_WORK:-$here/work}
 venv="$here/.venv"
 repeats=${BENCH_REPEATS:-3}
 
-for tool in embedapt store_bench encoder_bench retrain_bench filter_bench; do
+for tool in embedapt store_bench encoder_bench retrain_bench filter_bench smalllogs_bench; do
   [ -x "$build/bin/$tool" ] || { echo "bench: $build/bin/$tool not found: build first (make bench builds it)" >&2; exit 1; }
 done
 for f in train_dataset.json val_dataset.json; do
@@ -75,5 +76,7 @@ done
 
 # Search latency while the store retrains in the background (tools/bench/retrain.sh, also runnable alone).
 "$here/retrain.sh" "$build" "$work"
+
+"$here/smalllogs.sh" "$build" "$work"
 
 "$python" "$here/report.py" "$work" --total-seconds "$(($(date +%s) - start))"

@@ -1,0 +1,369 @@
+// smalllogs_bench: what retrain's default procedure gains from small logs,
+// how close that is to the best plain adapter, and how rarely it ships on
+// logs without signal.
+//
+//   smalllogs_bench --dataset NAME=PATH [--dataset ...] [--sizes 40,100,150,300] [--seeds 3]
+//                   [--null-seeds 20] [--ceiling-epochs 5,10,20,40] [--folds 10]
+//                   [--time-sizes 100,1000] [--time-dataset NAME] [--repeats 3] [--min-z Z]
+//                   [--kind linear] [--epochs N] [--lr X]
+//
+// Per dataset (any format `embedapt ingest --dataset` reads): the texts are
+// embedded once by the default embedder through the embedding cache. For each
+// seed the queries are split in halves; logs of each size are the first
+// queries of half A, half B is held out. On each log:
+//  - "log": the trainer with its defaults (what `retrain` runs) and the
+//    held-out hit@5 gain of what it ships (0 when it ships nothing);
+//  - "ceiling": plain linear adapters (no selection, trained on the whole log
+//    for each fixed epoch count) and their held-out gains: the best count,
+//    chosen by looking at the held-out half, is what the data allows;
+//  - "null": for --null-seeds seeds, the log with no signal, two ways: each
+//    query paired with a random document, and the real pairs with the query
+//    vectors shuffled among them; whether the defaults ship, and what a
+//    shipped adapter does to the held-out half (real labels).
+// Then "time": the defaults' training time on logs of --time-sizes queries
+// drawn from one dataset (all its queries, with repetition past its size),
+// the median of --repeats.
+// --kind, --epochs and --lr change the trainer's options for every run (the
+// plain adapters too): how the per-kind schedule was chosen, on the training
+// files (tools/bench/smalllogs.sh has the command).
+// Held-out scores are exact cosine search against every document: what
+// `embedapt eval` computes on a Flat store. One JSON object per line on stdout.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <numeric>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "core/adapt/trainer.h"
+#include "core/eval/dataset.h"
+#include "embedapt/embedder.h"
+
+using namespace embedapt;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+struct Args {
+  std::vector<std::pair<std::string, std::string>> datasets;  // name, path
+  std::vector<size_t> sizes = {40, 100, 150, 300};
+  int seeds = 3;
+  int null_seeds = 20;
+  std::vector<int> ceiling_epochs = {5, 10, 20, 40};
+  int folds = 0;  // 0: the trainer's default
+  // Set: ship whenever an epoch was chosen, with the z of each run printed, to
+  // calibrate the bar after the fact (NaN: the trainer's default bar).
+  double min_z = NAN;
+  std::vector<size_t> time_sizes = {100, 1000};
+  std::string time_dataset;
+  int repeats = 3;
+  std::string kind = "linear";
+  int epochs = 0;  // 0: the trainer's default for the kind
+  double lr = 0;   // 0: the trainer's default
+};
+
+struct Data {
+  Matrix docs, queries;
+  std::vector<std::vector<size_t>> relevant;
+};
+
+void fail(const std::string& message) {
+  std::fprintf(stderr, "smalllogs_bench: %s\n", message.c_str());
+  std::exit(1);
+}
+
+void check(const Status& s) {
+  if (!s.ok()) fail(s.message());
+}
+
+Data load(const std::string& path, Embedder* embedder) {
+  QaDataset ds;
+  check(read_dataset(path, &ds));
+  Data out;
+  std::map<std::string, size_t> doc_row;
+  std::vector<std::string> texts;
+  for (const auto& d : ds.corpus) {
+    doc_row[d.id] = texts.size();
+    texts.push_back(d.text);
+  }
+  const auto dim = static_cast<size_t>(embedder->dim());
+  out.docs = {texts.size(), dim, {}};
+  check(embedder->embed(texts, EmbedSide::kDocument, &out.docs.data));
+  std::map<std::string, const Relevance*> relevance;
+  for (const auto& r : ds.relevant_docs) relevance[r.query_id] = &r;
+  texts.clear();
+  for (const auto& q : ds.queries) {
+    texts.push_back(q.text);
+    out.relevant.emplace_back();
+    for (const auto& id : relevance.at(q.id)->doc_ids) out.relevant.back().push_back(doc_row.at(id));
+  }
+  out.queries = {texts.size(), dim, {}};
+  check(embedder->embed(texts, EmbedSide::kQuery, &out.queries.data));
+  return out;
+}
+
+TrainingSet take(const Data& data, const std::vector<size_t>& rows) {
+  TrainingSet t{data.docs, {rows.size(), data.queries.cols, {}}, {}};
+  for (size_t r : rows) {
+    t.queries.data.insert(t.queries.data.end(), data.queries.row(r), data.queries.row(r) + data.queries.cols);
+    t.relevant.push_back(data.relevant[r]);
+  }
+  return t;
+}
+
+// Mean hit@5 of exact cosine search (documents are unit vectors already).
+double hit_at_5(const Adapter* adapter, const TrainingSet& held) {
+  Matrix q = held.queries, d = held.docs;
+  if (adapter != nullptr) {
+    q.data.assign(q.rows * q.cols, 0);
+    check(adapter->apply(held.queries.data.data(), q.rows, q.data.data()));
+    if (adapter->side() == AdapterSide::kBoth) {
+      d.data.assign(d.rows * d.cols, 0);
+      check(adapter->apply(held.docs.data.data(), d.rows, d.data.data()));
+    }
+  }
+  std::vector<double> doc_norm(d.rows);
+  for (size_t j = 0; j < d.rows; ++j) {
+    double s = 0;
+    for (size_t c = 0; c < d.cols; ++c) s += double(d.row(j)[c]) * d.row(j)[c];
+    doc_norm[j] = std::sqrt(s) + 1e-12;
+  }
+  double hits = 0;
+  for (size_t i = 0; i < q.rows; ++i) {
+    std::vector<std::pair<double, size_t>> scored(d.rows);
+    for (size_t j = 0; j < d.rows; ++j) {
+      double dot = 0;
+      for (size_t c = 0; c < d.cols; ++c) dot += double(q.row(i)[c]) * d.row(j)[c];
+      scored[j] = {-dot / doc_norm[j], j};
+    }
+    const size_t k = std::min<size_t>(5, d.rows);
+    std::partial_sort(scored.begin(), scored.begin() + k, scored.end());
+    const auto& rel = held.relevant[i];
+    for (size_t r = 0; r < k; ++r) {
+      if (std::find(rel.begin(), rel.end(), scored[r].second) != rel.end()) {
+        hits += 1;
+        break;
+      }
+    }
+  }
+  return hits / static_cast<double>(q.rows);
+}
+
+struct Run {
+  TrainResult result;
+  double seconds = 0;
+  double held_gain = 0;  // held-out hit@5 gain of what shipped (0: nothing)
+};
+
+Run train_and_score(const TrainingSet& log, const TrainingSet& held, double base_hit, const TrainOptions& o) {
+  Run run;
+  auto start = Clock::now();
+  check(train_adapter(log, o, &run.result));
+  run.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  if (run.result.improved) {
+    std::unique_ptr<Adapter> adapter;
+    check(load_adapter(run.result.config_json, run.result.weights, {}, &adapter));
+    run.held_gain = hit_at_5(adapter.get(), held) - base_hit;
+  }
+  return run;
+}
+
+void print(const nlohmann::json& row) {
+  std::printf("%s\n", row.dump().c_str());
+  std::fflush(stdout);
+}
+
+std::vector<size_t> shuffled(size_t n, uint64_t seed) {
+  std::vector<size_t> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  std::mt19937_64 rng(seed);
+  std::shuffle(order.begin(), order.end(), rng);
+  return order;
+}
+
+// What `retrain` runs, with the bench's overrides.
+TrainOptions retrain_options(const Args& args) {
+  TrainOptions o;
+  o.embedder = "default";
+  o.kind = args.kind;
+  if (args.epochs > 0) o.epochs = args.epochs;
+  if (args.lr > 0) o.lr = args.lr;
+  if (args.folds > 0) o.folds = args.folds;
+  if (!std::isnan(args.min_z)) o.min_gain_z = args.min_z;
+  return o;
+}
+
+void bench_dataset(const std::string& name, const Data& data, const Args& args) {
+  const TrainOptions defaults = retrain_options(args);
+  for (int seed = 1; seed <= args.seeds; ++seed) {
+    std::vector<size_t> order = shuffled(data.queries.rows, static_cast<uint64_t>(seed));
+    const size_t half = order.size() / 2;
+    const TrainingSet held = take(data, {order.begin() + half, order.end()});
+    const double base_hit = hit_at_5(nullptr, held);
+    for (size_t size : args.sizes) {
+      const size_t n = std::min(size, half);
+      const TrainingSet log = take(data, {order.begin(), order.begin() + n});
+      Run run = train_and_score(log, held, base_hit, defaults);
+      nlohmann::json ceiling;
+      for (int epochs : args.ceiling_epochs) {
+        TrainOptions plain = defaults;
+        plain.folds = 0;
+        plain.epochs = epochs;
+        ceiling[std::to_string(epochs)] = train_and_score(log, held, base_hit, plain).held_gain;
+      }
+      print({{"section", "log"},
+             {"dataset", name},
+             {"kind", defaults.kind},
+             {"seed", seed},
+             {"size", size},
+             {"queries", n},
+             {"held_out", held.queries.rows},
+             {"base_hit", base_hit},
+             {"shipped", run.result.improved},
+             {"gain", run.held_gain},
+             {"estimate", run.result.hit_gain.mean},
+             {"z", std::isfinite(run.result.gain_z) ? run.result.gain_z : 99.0},
+             {"epochs", run.result.epochs.size()},
+             {"seconds", run.seconds},
+             {"ceiling", ceiling}});
+      if (n < size) break;  // the half holds no more
+    }
+  }
+  // Null logs: half A's queries (as many as the size asks) without their signal.
+  for (int seed = 1; seed <= args.null_seeds; ++seed) {
+    std::vector<size_t> order = shuffled(data.queries.rows, 1000 + static_cast<uint64_t>(seed));
+    const size_t half = order.size() / 2;
+    const TrainingSet held = take(data, {order.begin() + half, order.end()});
+    const double base_hit = hit_at_5(nullptr, held);
+    std::mt19937_64 rng(2000 + static_cast<uint64_t>(seed));
+    for (size_t size : args.sizes) {
+      const size_t n = std::min(size, half);
+      for (const char* kind : {"random-documents", "shuffled-queries"}) {
+        TrainingSet log = take(data, {order.begin(), order.begin() + n});
+        if (std::string(kind) == "random-documents") {
+          std::uniform_int_distribution<size_t> any(0, data.docs.rows - 1);
+          for (auto& rel : log.relevant) rel = {any(rng)};
+        } else {
+          std::vector<size_t> perm = shuffled(n, rng());
+          TrainingSet real = log;
+          for (size_t i = 0; i < n; ++i) {
+            std::copy(real.queries.row(perm[i]), real.queries.row(perm[i]) + real.queries.cols,
+                      log.queries.data.begin() + static_cast<std::ptrdiff_t>(i * log.queries.cols));
+          }
+        }
+        Run run = train_and_score(log, held, base_hit, defaults);
+        print({{"section", "null"},
+               {"dataset", name},
+               {"kind", kind},
+               {"seed", seed},
+               {"size", size},
+               {"queries", n},
+               {"shipped", run.result.improved},
+               {"gain", run.held_gain},
+               {"z", std::isfinite(run.result.gain_z) ? run.result.gain_z : 99.0},
+               {"seconds", run.seconds}});
+      }
+      if (n < size) break;
+    }
+  }
+}
+
+void bench_time(const std::string& name, const Data& data, const Args& args) {
+  const TrainOptions defaults = retrain_options(args);
+  for (size_t size : args.time_sizes) {
+    std::vector<size_t> rows;
+    for (size_t i = 0; i < size; ++i) rows.push_back(i % data.queries.rows);
+    const TrainingSet log = take(data, rows);
+    std::vector<double> seconds;
+    TrainResult result;
+    for (int r = 0; r < args.repeats; ++r) {
+      auto start = Clock::now();
+      check(train_adapter(log, defaults, &result));
+      seconds.push_back(std::chrono::duration<double>(Clock::now() - start).count());
+    }
+    std::sort(seconds.begin(), seconds.end());
+    print({{"section", "time"},
+           {"dataset", name},
+           {"queries", size},
+           {"median_seconds", seconds[seconds.size() / 2]},
+           {"seconds", seconds},
+           {"epochs_run", result.epochs.size()}});
+  }
+}
+
+template <typename T>
+std::vector<T> parse_list(const std::string& value) {
+  std::vector<T> out;
+  std::stringstream list(value);
+  for (std::string item; std::getline(list, item, ',');) out.push_back(static_cast<T>(std::stoll(item)));
+  return out;
+}
+
+Args parse_args(int argc, char** argv) {
+  Args args;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    std::string flag = argv[i], value = argv[i + 1];
+    if (flag == "--dataset") {
+      auto eq = value.find('=');
+      if (eq == std::string::npos) fail("--dataset " + value + ": expected NAME=PATH");
+      args.datasets.emplace_back(value.substr(0, eq), value.substr(eq + 1));
+    } else if (flag == "--sizes") {
+      args.sizes = parse_list<size_t>(value);
+    } else if (flag == "--seeds") {
+      args.seeds = std::stoi(value);
+    } else if (flag == "--null-seeds") {
+      args.null_seeds = std::stoi(value);
+    } else if (flag == "--ceiling-epochs") {
+      args.ceiling_epochs = parse_list<int>(value);
+    } else if (flag == "--folds") {
+      args.folds = std::stoi(value);
+    } else if (flag == "--min-z") {
+      args.min_z = std::stod(value);
+    } else if (flag == "--time-sizes") {
+      args.time_sizes = parse_list<size_t>(value);
+    } else if (flag == "--time-dataset") {
+      args.time_dataset = value;
+    } else if (flag == "--repeats") {
+      args.repeats = std::stoi(value);
+    } else if (flag == "--kind") {
+      args.kind = value;
+    } else if (flag == "--epochs") {
+      args.epochs = std::stoi(value);
+    } else if (flag == "--lr") {
+      args.lr = std::stod(value);
+    } else {
+      fail("unknown flag " + flag);
+    }
+  }
+  if (args.datasets.empty()) fail("no --dataset NAME=PATH");
+  return args;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args args = parse_args(argc, argv);
+  // Every text embedded first, then the embedder (and its cache, which one
+  // process at a time may hold) released for the long part.
+  std::vector<Data> data;
+  std::unique_ptr<Embedder> embedder;
+  check(make_embedder("default", {}, &embedder));
+  for (const auto& [name, path] : args.datasets) {
+    data.push_back(load(path, embedder.get()));
+    std::fprintf(stderr, "smalllogs_bench: %s: %zu documents, %zu queries\n", name.c_str(),
+                 data.back().docs.rows, data.back().queries.rows);
+  }
+  embedder.reset();
+  for (size_t i = 0; i < data.size(); ++i) {
+    bench_dataset(args.datasets[i].first, data[i], args);
+    if (args.datasets[i].first == args.time_dataset) bench_time(args.datasets[i].first, data[i], args);
+  }
+  return 0;
+}
