@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The "small logs" benchmark (called by run.sh; runnable alone):
-#   tools/bench/smalllogs.sh BUILD_DIR WORK_DIR
+#   tools/bench/smalllogs.sh BUILD_DIR WORK_DIR [smalllogs_bench flags...]
 # On each shared dataset (10-K Uber: val_dataset.json; Swahili: val_dataset.json;
 # Chinese: train_dataset.json, its val file being too small to halve into logs of
 # 100+), logs of 40/100/150/300 queries from one half, tested on the other half,
 # 3 seeds; null logs, 20 seeds; retrain time at 100 and 1000 queries (Swahili).
 # Writes WORK_DIR/smalllogs.jsonl (smalllogs_bench's rows); report.py renders it.
+# Extra flags go to smalllogs_bench after these (e.g. --null-seeds 5 for a shorter run).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -21,4 +22,4 @@ echo "bench: smalllogs_bench" >&2
   --dataset "10k-uber=$shared/10k/val_dataset.json" \
   --dataset "swahili=$shared/swahili/val_dataset.json" \
   --dataset "chinese=$shared/journey-west/train_dataset.json" \
-  --time-dataset swahili > "$work/smalllogs.jsonl"
+  --time-dataset swahili "${@:3}" > "$work/smalllogs.jsonl"
