@@ -75,8 +75,8 @@ Status to_train_options(const RetrainOptions& in, const std::string& embedder, T
   if (in.epochs < 0 || in.lr < 0 || in.folds < 0 || in.folds == 1 || in.threads < 1 ||
       in.checkpoint_every < 0) {
     return Status::InvalidArgument(
-        "retrain: epochs and lr must be >= 0 (0: the default), folds 0 (the default) or at least 2, threads >= "
-        "1, checkpoint_every >= 0");
+        "retrain: epochs and lr must be >= 0 (0: the default), folds 0 (the default) or at least 2, "
+        "threads >= 1, checkpoint_every >= 0");
   }
   TrainOptions o;
   o.kind = in.kind;

@@ -48,8 +48,8 @@ Status check_input(const TrainingSet& data, const TrainOptions& o) {
       o.hard_negatives < 1 || o.identity_pull < 0 || o.weight_decay < 0 || o.warmup_steps < 0 ||
       o.clip_norm < 0 || o.top_k < 1 || o.folds < 0 || o.folds == 1) {
     return Status::InvalidArgument(
-        "training: epochs, batch size, threads, lr, scale, hard negatives and top-k must be positive, folds 0 "
-        "or at least 2; pull, weight decay, warm-up and clipping non-negative");
+        "training: epochs, batch size, threads, lr, scale, hard negatives and top-k must be positive, "
+        "folds 0 or at least 2; pull, weight decay, warm-up and clipping non-negative");
   }
   if (o.resume && o.checkpoint_dir.empty()) {
     return Status::InvalidArgument("training: resume needs a checkpoint directory");

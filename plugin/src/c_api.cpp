@@ -150,7 +150,8 @@ embedapt_code embedapt_upsert_metadata(embedapt_store* store, const char* id, co
     if (store == nullptr || id == nullptr || vector == nullptr) {
       return invalid("embedapt_upsert_metadata: store, id and vector must not be NULL", error);
     }
-    if (payload == nullptr && payload_len != 0) return invalid("embedapt_upsert_metadata: NULL payload", error);
+    if (payload == nullptr && payload_len != 0)
+      return invalid("embedapt_upsert_metadata: NULL payload", error);
     std::vector<embedapt::Record> records(1);
     records[0].id = id;
     records[0].vector.assign(vector, vector + dim);
@@ -182,7 +183,8 @@ embedapt_code embedapt_get_metadata(const embedapt_store* store, const char* id,
     embedapt::Status s = store->store->get(id, &record);
     if (!s.ok()) return report(s, error);
     *metadata = copy_bytes(record.metadata);
-    return *metadata ? EMBEDAPT_OK : report(embedapt::Status::Internal("embedapt_get_metadata: out of memory"), error);
+    return *metadata ? EMBEDAPT_OK
+                     : report(embedapt::Status::Internal("embedapt_get_metadata: out of memory"), error);
   });
 }
 

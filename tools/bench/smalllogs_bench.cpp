@@ -278,7 +278,7 @@ void bench_dataset(const std::string& name, const Data& data, const Args& args) 
                {"gain", run.held_gain},
                {"final_gain", run.final_gain},
                {"z", std::isfinite(run.result.gain_z) ? run.result.gain_z : 99.0},
-                 {"seconds", run.seconds}});
+               {"seconds", run.seconds}});
       }
       if (n < size) break;
     }

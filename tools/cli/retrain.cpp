@@ -120,7 +120,8 @@ void add_retrain_command(CLI::App& app) {
       [](std::string& value) {
         char* end = nullptr;
         const double v = std::strtod(value.c_str(), &end);
-        return end != value.c_str() && *end == '\0' && v > 0 ? std::string() : "must be positive, got " + value;
+        return end != value.c_str() && *end == '\0' && v > 0 ? std::string()
+                                                             : "must be positive, got " + value;
       },
       "POSITIVE");
   cmd->add_option("--epochs", args->epochs, "Epochs (default: the trainer's)")->check(positive);

@@ -49,12 +49,12 @@ struct RetrainOptions {
   int hidden = 1024;  // two-layer only
 
   // Training; 0 or "" mean the trainer's default.
-  int epochs = 0;    // every net trains exactly this many epochs, fixed in advance
+  int epochs = 0;  // every net trains exactly this many epochs, fixed in advance
   double lr = 0;
-  std::string loss;  // "corpus", "in-batch" or "hard"
-  int folds = 0;     // cross-validation folds over the logged queries (at least 2)
-  uint64_t seed = 42;       // same seed, store contents and threads -> same adapter bytes
-  int threads = 1;          // LibTorch threads while training
+  std::string loss;    // "corpus", "in-batch" or "hard"
+  int folds = 0;       // cross-validation folds over the logged queries (at least 2)
+  uint64_t seed = 42;  // same seed, store contents and threads -> same adapter bytes
+  int threads = 1;     // LibTorch threads while training
 
   // Checkpoints every `checkpoint_every` optimiser steps to `checkpoint_dir`
   // ("" : none); with `resume`, continue from the checkpoint there.

@@ -572,11 +572,13 @@ PYBIND11_MODULE(_core, m) {
       .def_readonly("adapter", &RetrainReport::adapter)
       .def_readonly("incumbent", &RetrainReport::incumbent)
       .def_property_readonly("hit_gain", [](const RetrainReport& r) { return r.hit_gain.mean; })
-      .def_property_readonly("hit_gain_ci95",
-                             [](const RetrainReport& r) { return py::make_tuple(r.hit_gain.low, r.hit_gain.high); })
+      .def_property_readonly(
+          "hit_gain_ci95",
+          [](const RetrainReport& r) { return py::make_tuple(r.hit_gain.low, r.hit_gain.high); })
       .def_property_readonly("rr_gain", [](const RetrainReport& r) { return r.rr_gain.mean; })
-      .def_property_readonly("rr_gain_ci95",
-                             [](const RetrainReport& r) { return py::make_tuple(r.rr_gain.low, r.rr_gain.high); })
+      .def_property_readonly(
+          "rr_gain_ci95",
+          [](const RetrainReport& r) { return py::make_tuple(r.rr_gain.low, r.rr_gain.high); })
       .def_readonly("gain_z", &RetrainReport::gain_z)
       .def_readonly("min_gain_z", &RetrainReport::min_gain_z)
       .def_readonly("summary", &RetrainReport::summary)
@@ -586,7 +588,8 @@ PYBIND11_MODULE(_core, m) {
       .def_readonly("store_seconds", &RetrainReport::store_seconds)
       .def("__repr__", [](const RetrainReport& r) {
         return std::string("RetrainReport(decision=") + DecisionName(r.decision) +
-               ", version=" + std::to_string(r.version) + ", hit_gain=" + std::to_string(r.hit_gain.mean) + ")";
+               ", version=" + std::to_string(r.version) + ", hit_gain=" + std::to_string(r.hit_gain.mean) +
+               ")";
       });
 
   py::class_<PyStore>(m, "Store")
