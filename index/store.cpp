@@ -897,7 +897,8 @@ Status StoreImpl::search_with(const SearchTarget& target, const float* queries, 
     query_adapter = active_.get();
   }
   EMBEDAPT_RETURN_IF_ERROR(to_index_space(query_adapter, queries, n, &mapped));
-  EMBEDAPT_RETURN_IF_ERROR(index->search(mapped.data(), n, k, filtered ? &allowed : nullptr, &neighbors));
+  EMBEDAPT_RETURN_IF_ERROR(
+      index->search(mapped.data(), n, options, filtered ? &allowed : nullptr, &neighbors));
   results->assign(n, {});
   std::string doc;
   for (size_t q = 0; q < n; ++q) {

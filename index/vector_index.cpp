@@ -13,6 +13,7 @@
 #include <faiss/index_io.h>
 #include <faiss/invlists/InvertedLists.h>
 #include <faiss/utils/distances.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cstring>
@@ -42,8 +43,40 @@ constexpr size_t kPqCentroids = 256;
 // in docs/benchmarks.md).
 constexpr double kHnswExactFraction = 0.02;
 
+// A filtered IVF search probes nprobe / (the matching fraction) lists, and
+// while a query comes up short of k hits searches again with this many times
+// the lists. Measured by filter_bench ("ivf_probe", 100k x 384, IVF256,Flat,
+// nprobe 1; docs/benchmarks.md, "Filtered search"): starting at nprobe, the
+// filtered recall@10 fell with the matching fraction (0.30 at 0.1%, 0.04 at
+// 1%, 0.009 at 10%) while the scaled start kept it (1.0, 0.56, 0.11) at 1.2x
+// to 3.6x the time, about 1 ms a query; from nprobe, growing 4x took 0.47x
+// to 0.78x the time of growing 2x. With the scaled start a query rarely
+// comes up short (1.0 rounds at every selectivity there).
+constexpr size_t kFilteredProbeGrowth = 4;
+
 // Positions scored per pass of an exact subset search.
 constexpr size_t kExactChunk = 4096;
+
+// FAISS parallelises a search over its queries with OpenMP. For one query
+// the other threads have nothing to do but meet at the region's barrier,
+// which on a busy machine waits for them to be scheduled: store_bench saw
+// HNSW single-query p99s of ~100 ms against 0.2 ms medians. One query runs
+// on the calling thread alone (the setting is the calling thread's own).
+class OneThreadFor {
+ public:
+  explicit OneThreadFor(size_t queries) : threads_(omp_get_max_threads()), active_(queries == 1) {
+    if (active_) omp_set_num_threads(1);
+  }
+  ~OneThreadFor() {
+    if (active_) omp_set_num_threads(threads_);
+  }
+  OneThreadFor(const OneThreadFor&) = delete;
+  OneThreadFor& operator=(const OneThreadFor&) = delete;
+
+ private:
+  const int threads_;
+  const bool active_;
+};
 
 // Whether `a` ranks before `b` under `metric`.
 bool better(faiss::MetricType metric, float a, float b) {
@@ -162,6 +195,8 @@ Status VectorIndex::create(int dim, Metric metric, const std::string& spec,
     return Status::InvalidArgument("index spec '" + spec + "' is not a FAISS factory string: " + e.what());
   }
   std::unique_ptr<VectorIndex> index(new VectorIndex(dim, metric, spec));
+  index->hnsw_ = dynamic_cast<const faiss::IndexHNSW*>(probe.get()) != nullptr;
+  if (const auto* ivf = dynamic_cast<const faiss::IndexIVF*>(probe.get())) index->nlist_ = ivf->nlist;
   if (probe->is_trained) {
     index->index_ = own_id_map(probe.release());
   } else {
@@ -303,26 +338,83 @@ Status VectorIndex::purge() {
   return Status::OK();
 }
 
-Status VectorIndex::search(const float* queries, size_t n, int k, const IdSet* allowed,
+Status VectorIndex::search(const float* queries, size_t n, const SearchOptions& options, const IdSet* allowed,
                            std::vector<std::vector<Neighbor>>* out) const {
-  return allowed ? search_subset(queries, n, k, *allowed, out) : search_all(queries, n, k, out);
+  EMBEDAPT_RETURN_IF_ERROR(check_knobs(options));
+  const OneThreadFor one_thread(n);
+  return allowed ? search_subset(queries, n, options, *allowed, out) : search_all(queries, n, options, out);
 }
 
-Status VectorIndex::search_all(const float* queries, size_t n, int k,
+Status VectorIndex::check_knobs(const SearchOptions& options) const {
+  if (options.ef_search != 0) {
+    if (!hnsw_) {
+      return Status::InvalidArgument("ef_search: applies to HNSW indexes; this store's index is '" + spec_ +
+                                     "'");
+    }
+    if (options.ef_search < 0 || options.ef_search > kMaxEfSearch) {
+      return Status::InvalidArgument("ef_search: must be in 1.." + std::to_string(kMaxEfSearch) + ", got " +
+                                     std::to_string(options.ef_search));
+    }
+  }
+  if (options.nprobe != 0) {
+    if (nlist_ == 0) {
+      return Status::InvalidArgument("nprobe: applies to IVF indexes; this store's index is '" + spec_ + "'");
+    }
+    if (options.nprobe < 0 || static_cast<size_t>(options.nprobe) > nlist_) {
+      return Status::InvalidArgument("nprobe: must be in 1.." + std::to_string(nlist_) +
+                                     " (the index's lists), got " + std::to_string(options.nprobe));
+    }
+  }
+  return Status::OK();
+}
+
+std::unique_ptr<faiss::SearchParameters> VectorIndex::search_parameters(const SearchOptions& options,
+                                                                        size_t want) const {
+  const faiss::Index* inner = index_->index;
+  if (dynamic_cast<const faiss::IndexHNSW*>(inner)) {
+    auto params = std::make_unique<faiss::SearchParametersHNSW>();
+    params->efSearch = std::max(hnsw_fetch(options), static_cast<int>(want));
+    return params;
+  }
+  if (const auto* ivf = dynamic_cast<const faiss::IndexIVF*>(inner)) {
+    auto params = std::make_unique<faiss::SearchParametersIVF>();
+    params->nprobe = options.nprobe ? static_cast<size_t>(options.nprobe) : ivf->nprobe;
+    return params;
+  }
+  return nullptr;  // Flat (also an IVF index still staging) and the rest: no knobs
+}
+
+// FAISS 1.7.3 sizes an HNSW search's candidate list by the index's efSearch
+// or k, whichever is larger, and ignores SearchParametersHNSW::efSearch there
+// (fixed in later FAISS, PR 3233): asking for ef_search results is what gives
+// a search that list. The caller keeps the best k of them.
+int VectorIndex::hnsw_fetch(const SearchOptions& options) const {
+  const auto* hnsw = dynamic_cast<const faiss::IndexHNSW*>(index_->index);
+  if (hnsw == nullptr) return 0;
+  return std::max(options.ef_search ? options.ef_search : hnsw->hnsw.efSearch, options.k);
+}
+
+// The inner index is searched and its positions mapped to ids here: FAISS
+// 1.7.3's IndexIDMap refuses search parameters.
+Status VectorIndex::search_all(const float* queries, size_t n, const SearchOptions& options,
                                std::vector<std::vector<Neighbor>>* out) const {
   out->assign(n, {});
   const size_t total = static_cast<size_t>(index_->ntotal);
-  if (n == 0 || k <= 0 || total == 0) return Status::OK();
-  const size_t want = std::min<size_t>(k, live_count());
+  const size_t k = static_cast<size_t>(options.k);
+  if (n == 0 || k == 0 || total == 0) return Status::OK();
+  const size_t want = std::min(k, live_count());
   // Over-fetch past tombstones; widen only when a query came up short.
-  size_t fetch = std::min(total, static_cast<size_t>(k) + std::min(tombstones_.size(), size_t{4} * k + 16));
+  size_t fetch = std::min(total, std::max(k + std::min(tombstones_.size(), size_t{4} * k + 16),
+                                          static_cast<size_t>(hnsw_fetch(options))));
   std::vector<float> scores;
   std::vector<idx_t> labels;
   for (;;) {
     scores.resize(n * fetch);
     labels.resize(n * fetch);
     try {
-      index_->search(static_cast<idx_t>(n), queries, static_cast<idx_t>(fetch), scores.data(), labels.data());
+      const auto params = search_parameters(options, fetch);
+      index_->index->search(static_cast<idx_t>(n), queries, static_cast<idx_t>(fetch), scores.data(),
+                            labels.data(), params.get());
     } catch (const std::exception& e) {
       return Status::Internal(std::string("searching the index: ") + e.what());
     }
@@ -334,13 +426,14 @@ Status VectorIndex::search_all(const float* queries, size_t n, int k,
       hits.clear();
       bool skipped = false;
       for (size_t j = 0; j < fetch && hits.size() < want; ++j) {
-        idx_t label = labels[q * fetch + j];
+        const idx_t label = labels[q * fetch + j];
         if (label < 0) break;
-        if (tombstones_.count(label)) {
+        const int64_t id = index_->id_map[label];
+        if (tombstones_.count(id)) {
           skipped = true;
           continue;
         }
-        hits.push_back({label, scores[q * fetch + j]});
+        hits.push_back({id, scores[q * fetch + j]});
       }
       crowded_out |= skipped && hits.size() < want;
     }
@@ -359,10 +452,11 @@ int64_t VectorIndex::position(int64_t id) const {
 // index numbers its vectors 0..ntotal-1; FAISS 1.7.3's IndexIDMap refuses
 // search parameters, so the inner index is searched and positions mapped to
 // ids here).
-Status VectorIndex::search_subset(const float* queries, size_t n, int k, const IdSet& allowed,
-                                  std::vector<std::vector<Neighbor>>* out) const {
+Status VectorIndex::search_subset(const float* queries, size_t n, const SearchOptions& options,
+                                  const IdSet& allowed, std::vector<std::vector<Neighbor>>* out) const {
   out->assign(n, {});
   const size_t total = static_cast<size_t>(index_->ntotal);
+  const int k = options.k;
   if (n == 0 || k <= 0 || total == 0) return Status::OK();
   std::vector<uint8_t> bitmap((total + 7) / 8, allowed.complement ? 0xff : 0);
   if (total % 8) bitmap.back() &= static_cast<uint8_t>((1u << (total % 8)) - 1);
@@ -395,6 +489,8 @@ Status VectorIndex::search_subset(const float* queries, size_t n, int k, const I
     return search_exact(queries, all, want, bitmap, out);
   }
   faiss::IDSelectorBitmap selector(bitmap.size(), bitmap.data());
+  // HNSW asks for ef_search results (see hnsw_fetch) and keeps the best.
+  const size_t fetch = std::max(want, std::min(static_cast<size_t>(hnsw_fetch(options)), matches));
   std::vector<float> scores, subset;
   std::vector<idx_t> labels;
   // Searches the queries `which` with `params`; the ones that came up short
@@ -409,43 +505,40 @@ Status VectorIndex::search_subset(const float* queries, size_t n, int k, const I
       }
       x = subset.data();
     }
-    scores.resize(which.size() * want);
-    labels.resize(which.size() * want);
-    inner->search(static_cast<idx_t>(which.size()), x, static_cast<idx_t>(want), scores.data(), labels.data(),
-                  &params);
+    scores.resize(which.size() * fetch);
+    labels.resize(which.size() * fetch);
+    inner->search(static_cast<idx_t>(which.size()), x, static_cast<idx_t>(fetch), scores.data(),
+                  labels.data(), &params);
     short_queries->clear();
     for (size_t i = 0; i < which.size(); ++i) {
       std::vector<Neighbor>& hits = (*out)[which[i]];
       hits.clear();
-      for (size_t j = 0; j < want && labels[i * want + j] >= 0; ++j) {
-        hits.push_back({index_->id_map[labels[i * want + j]], scores[i * want + j]});
+      for (size_t j = 0; j < fetch && hits.size() < want && labels[i * fetch + j] >= 0; ++j) {
+        hits.push_back({index_->id_map[labels[i * fetch + j]], scores[i * fetch + j]});
       }
       if (hits.size() < want) short_queries->push_back(which[i]);
     }
   };
   std::vector<size_t> short_queries;
   try {
-    if (hnsw != nullptr) {
-      faiss::SearchParametersHNSW params;
-      params.sel = &selector;
-      params.efSearch = std::max(hnsw->hnsw.efSearch, static_cast<int>(want));
-      run(all, params, &short_queries);
-    } else if (const auto* ivf = dynamic_cast<const faiss::IndexIVF*>(inner)) {
-      // With every list probed, every allowed vector is scored.
-      faiss::SearchParametersIVF params;
-      params.sel = &selector;
-      params.nprobe = ivf->nprobe;
+    std::unique_ptr<faiss::SearchParameters> params = search_parameters(options, want);
+    if (!params) params = std::make_unique<faiss::SearchParameters>();
+    params->sel = &selector;
+    if (auto* ivf = dynamic_cast<faiss::SearchParametersIVF*>(params.get())) {
+      // Probing nprobe / (the matching fraction) lists scores about as many
+      // matching vectors as an unfiltered search scores vectors; with every
+      // list probed, every allowed vector is scored.
+      const size_t nlist = static_cast<const faiss::IndexIVF*>(inner)->nlist;
+      ivf->nprobe = std::min(nlist, (ivf->nprobe * live_count() + matches - 1) / matches);
       std::vector<size_t> pending = all;
       for (;;) {
-        run(pending, params, &short_queries);
-        if (short_queries.empty() || params.nprobe >= ivf->nlist) break;
-        params.nprobe = std::min(ivf->nlist, params.nprobe * 4);
+        run(pending, *params, &short_queries);
+        if (short_queries.empty() || ivf->nprobe >= nlist) break;
+        ivf->nprobe = std::min(nlist, ivf->nprobe * kFilteredProbeGrowth);
         pending.swap(short_queries);
       }
     } else {
-      faiss::SearchParameters params;
-      params.sel = &selector;
-      run(all, params, &short_queries);
+      run(all, *params, &short_queries);
     }
   } catch (const faiss::FaissException& e) {
     return Status::NotSupported("index '" + spec_ + "' cannot search a filtered subset: " + e.what());

@@ -26,6 +26,7 @@
 
 namespace faiss {
 struct Index;
+struct SearchParameters;
 template <typename IndexT>
 struct IndexIDMapTemplate;
 using IndexIDMap = IndexIDMapTemplate<Index>;
@@ -82,7 +83,10 @@ class VectorIndex {
   // live vectors): the index is searched with a FAISS IDSelector (IVF probes
   // more lists while a query comes up short), and HNSW, whose graph walk can
   // miss a sparse subset, scores a small subset or a short query exactly.
-  Status search(const float* queries, size_t n, int k, const IdSet* allowed,
+  // options.ef_search and options.nprobe apply as SearchOptions documents;
+  // kInvalidArgument if the index has no such knob or the value is out of
+  // range. options.filter is not looked at: `allowed` is its answer.
+  Status search(const float* queries, size_t n, const SearchOptions& options, const IdSet* allowed,
                 std::vector<std::vector<Neighbor>>* out) const;
 
   int dim() const { return dim_; }
@@ -95,8 +99,16 @@ class VectorIndex {
  private:
   VectorIndex(int dim, Metric metric, std::string spec);
   Status train_from_staging(size_t n, const float* vectors, const int64_t* ids);
-  Status search_all(const float* queries, size_t n, int k, std::vector<std::vector<Neighbor>>* out) const;
-  Status search_subset(const float* queries, size_t n, int k, const IdSet& allowed,
+  Status check_knobs(const SearchOptions& options) const;
+  // The results to ask an HNSW index for so that it searches with
+  // options.ef_search (or its own efSearch) candidates; 0 for other indexes.
+  int hnsw_fetch(const SearchOptions& options) const;
+  // FAISS search parameters for the inner index carrying the knobs (efSearch
+  // at least `want`); nullptr for index types that take none.
+  std::unique_ptr<faiss::SearchParameters> search_parameters(const SearchOptions& options, size_t want) const;
+  Status search_all(const float* queries, size_t n, const SearchOptions& options,
+                    std::vector<std::vector<Neighbor>>* out) const;
+  Status search_subset(const float* queries, size_t n, const SearchOptions& options, const IdSet& allowed,
                        std::vector<std::vector<Neighbor>>* out) const;
   // Scores every position set in `bitmap` against each query (the queries
   // listed in `which`) and keeps the best `want`.
@@ -108,6 +120,10 @@ class VectorIndex {
   const int dim_;
   const Metric metric_;
   const std::string spec_;
+  // What the spec builds, known before training: an HNSW graph, or an IVF
+  // index with this many lists (0: not IVF).
+  bool hnsw_ = false;
+  size_t nlist_ = 0;
   size_t train_threshold_ = 0;  // staged vectors needed to train; 0 if no training
   bool staging_ = false;
   std::unique_ptr<faiss::IndexIDMap> index_;

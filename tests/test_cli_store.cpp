@@ -111,6 +111,14 @@ TEST_CASE("ingest, search, inspect and verify from the command line", "[cli][sto
   CHECK(narrow.exit_code == 1);
   CHECK(narrow.output.find("5 dims") != std::string::npos);
   CHECK_FALSE(fs::exists(dir + "/narrow.json"));
+  CliRun ef =
+      run_cli("search " + db + " --npy " + queries + " -k 2 --ef-search 32 --json " + dir + "/ef.json");
+  CHECK(ef.exit_code == 1);
+  CHECK(ef.output == "embedapt: --ef-search: applies to HNSW indexes; this store's index is 'Flat'\n");
+  CHECK_FALSE(fs::exists(dir + "/ef.json"));
+  CliRun nprobe = run_cli("search " + db + " --npy " + queries + " -k 2 --nprobe 4");
+  CHECK(nprobe.exit_code == 1);
+  CHECK(nprobe.output.rfind("embedapt: --nprobe: applies to IVF indexes", 0) == 0);
   CliRun ids_mismatch = run_cli("ingest " + db + " --npy " + vectors + " --ids " + dir + "/ids.txt");
   CHECK(ids_mismatch.exit_code == 1);
   CHECK(ids_mismatch.output.find("2 ids for 250 vectors") != std::string::npos);

@@ -391,6 +391,76 @@ TEST_CASE("IVF indexes stage vectors until there are enough to train", "[store]"
   REQUIRE(store->verify().ok());
 }
 
+TEST_CASE("ef_search and nprobe reach the index and are checked against it", "[store]") {
+  const int dim = 16, k = 10;
+  const std::vector<float> docs = random_vectors(4000, dim, 30), queries = random_vectors(20, dim, 31);
+  // The fraction of the exact top k found, over the queries.
+  auto recall = [&](const Store& store, SearchOptions options) {
+    options.k = k;
+    std::vector<std::vector<Hit>> results;
+    Status s = store.search_batch(queries.data(), 20, options, &results);
+    INFO(s.ToString());
+    REQUIRE(s.ok());
+    double found = 0;
+    for (size_t q = 0; q < 20; ++q) {
+      for (size_t i : brute_force(docs, &queries[q * dim], dim, Metric::kCosine, k)) {
+        for (const Hit& hit : results[q]) found += hit.id == "doc" + std::to_string(i);
+      }
+    }
+    return found / (20.0 * k);
+  };
+  auto refused = [](const Store& store, const SearchOptions& options, const std::string& says) {
+    std::vector<Hit> hits;
+    std::vector<float> query(dim, 1.0f);
+    Status s = store.search(query.data(), dim, options, &hits);
+    INFO(s.ToString());
+    CHECK(s.code() == Code::kInvalidArgument);
+    CHECK(s.message().find(says) != std::string::npos);
+  };
+  SearchOptions ef, probes;
+
+  TempDir flat_dir, hnsw_dir, ivf_dir;
+  auto flat = open_store(flat_dir.path, options_for(dim));
+  insert(flat.get(), docs, dim);
+  ef.ef_search = 64;
+  probes.nprobe = 4;
+  refused(*flat, ef, "ef_search: applies to HNSW indexes; this store's index is 'Flat'");
+  refused(*flat, probes, "nprobe: applies to IVF indexes");
+
+  auto hnsw = open_store(hnsw_dir.path, options_for(dim, Metric::kCosine, "HNSW32"));
+  insert(hnsw.get(), docs, dim);
+  refused(*hnsw, probes, "nprobe: applies to IVF indexes; this store's index is 'HNSW32'");
+  ef.ef_search = -1;
+  refused(*hnsw, ef, "ef_search: must be in 1..65536, got -1");
+  ef.ef_search = kMaxEfSearch + 1;
+  refused(*hnsw, ef, "ef_search: must be in 1..65536");
+  // A list of 1000 candidates over 4000 vectors finds nearly all true neighbours.
+  ef.ef_search = 1000;
+  CHECK(recall(*hnsw, ef) >= 0.98);
+  CHECK(recall(*hnsw, ef) >= recall(*hnsw, {}));
+
+  // IVF64 trains at 64 * 39 = 2496 vectors; before that it is staging, and
+  // the knob is accepted all the same.
+  auto ivf = open_store(ivf_dir.path, options_for(dim, Metric::kCosine, "IVF64,Flat"));
+  insert(ivf.get(), std::vector<float>(docs.begin(), docs.begin() + 100 * dim), dim);
+  probes.nprobe = 8;
+  probes.k = k;
+  std::vector<Hit> staged;
+  REQUIRE(ivf->search(queries.data(), dim, probes, &staged).ok());
+  CHECK(staged.size() == size_t(k));
+  insert(ivf.get(), std::vector<float>(docs.begin() + 100 * dim, docs.end()), dim, 100);
+  refused(*ivf, ef, "ef_search: applies to HNSW indexes; this store's index is 'IVF64,Flat'");
+  probes.nprobe = 65;
+  refused(*ivf, probes, "nprobe: must be in 1..64 (the index's lists), got 65");
+  probes.nprobe = -2;
+  refused(*ivf, probes, "nprobe: must be in 1..64");
+  // Every list probed: every vector scored, the exact answer. One list (the
+  // default) misses some.
+  probes.nprobe = 64;
+  CHECK(recall(*ivf, probes) == 1.0);
+  CHECK(recall(*ivf, {}) < 1.0);
+}
+
 TEST_CASE("Bad input gets a typed error, never a crash", "[store]") {
   const int dim = 4;
   TempDir dir;

@@ -71,6 +71,8 @@ Status score_system(const SearchView& view, const std::vector<float>& query_vect
   std::vector<std::vector<Hit>> hits;
   SearchOptions search(depth);
   search.filter = options.filter;
+  search.ef_search = options.ef_search;
+  search.nprobe = options.nprobe;
   for (size_t start = 0; start < n; start += options.batch_size) {
     const size_t count = std::min(n - start, options.batch_size);
     hits.clear();

@@ -38,6 +38,9 @@ struct EvalOptions {
   // Every search sees only the records whose metadata matches (relevant
   // documents it excludes count as misses).
   Filter filter;
+  // The index knobs of every search (SearchOptions::ef_search, ::nprobe).
+  int ef_search = 0;
+  int nprobe = 0;
 };
 
 // Every query is searched at least this deep, so hit@k and MRR@k can be drawn

@@ -27,6 +27,9 @@ class MilvusView final : public SearchView {
     if (!options.filter.matches_all()) {
       return Status::NotSupported("search: a Milvus view does not apply metadata filters");
     }
+    if (options.ef_search != 0 || options.nprobe != 0) {
+      return Status::NotSupported("search: a Milvus view searches with the server's ef_search and nprobe");
+    }
     if (k < 1) return Status::InvalidArgument("search: k must be at least 1, got " + std::to_string(k));
     std::vector<float> mapped;
     EMBEDAPT_RETURN_IF_ERROR(to_collection_space(adapter_.get(), metric_, queries, n, dim_, &mapped));

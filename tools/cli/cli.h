@@ -3,6 +3,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <memory>
 #include <string>
 
@@ -22,6 +23,32 @@ struct Failure {
 // Throws Failure with `s` as the message when `s` is not ok.
 inline void check(const Status& s) {
   if (!s.ok()) throw Failure{s.message()};
+}
+
+// check() for a search given --ef-search and --nprobe: the store's errors
+// about those knobs ("ef_search: ...", "nprobe: ...") name the flag instead.
+inline void check_search(const Status& s) {
+  if (s.code() == Code::kInvalidArgument) {
+    for (const char* knob : {"ef_search", "nprobe"}) {
+      const std::string prefix = std::string(knob) + ": ";
+      if (s.message().rfind(prefix, 0) != 0) continue;
+      std::string flag = knob;
+      std::replace(flag.begin(), flag.end(), '_', '-');
+      throw Failure{"--" + flag + s.message().substr(prefix.size() - 2)};
+    }
+  }
+  check(s);
+}
+
+// --ef-search and --nprobe (SearchOptions::ef_search, ::nprobe), for the
+// commands that search.
+inline void add_index_knobs(CLI::App* cmd, int* ef_search, int* nprobe) {
+  cmd->add_option("--ef-search", *ef_search,
+                  "HNSW: candidates a search keeps (FAISS efSearch); more is slower and finds more. "
+                  "Default: the index's (16)");
+  cmd->add_option(
+      "--nprobe", *nprobe,
+      "IVF: lists a search probes (FAISS nprobe); more is slower and finds more. Default: the index's (1)");
 }
 
 // Opens the store at `db`, which must exist (options as stored), for writing.

@@ -39,6 +39,8 @@ struct EvalArgs {
   std::string milvus_uri;
   std::string milvus_collection;
   std::string filter;
+  int ef_search = 0;
+  int nprobe = 0;
 };
 
 // One line per (system, query): what was retrieved and how it scored.
@@ -105,6 +107,8 @@ void run_eval(const EvalArgs& args) {
     Status s = Filter::parse(args.filter, &options.filter);
     if (!s.ok()) throw Failure{"--" + s.message()};  // "--filter: <the problem>"
   }
+  options.ef_search = args.ef_search;
+  options.nprobe = args.nprobe;
   options.show_progress = isatty(STDERR_FILENO);  // no carriage-return noise in logs
   if (args.milvus_uri.empty() != args.milvus_collection.empty()) {
     throw Failure{"--milvus and --collection go together"};
@@ -116,7 +120,7 @@ void run_eval(const EvalArgs& args) {
     };
   }
   EvalReport report;
-  check(evaluate(*store, *embedder, dataset, systems, options, &report));
+  check_search(evaluate(*store, *embedder, dataset, systems, options, &report));
 
   if (!report.unanswerable_queries.empty()) {
     std::fprintf(stderr,
@@ -164,6 +168,7 @@ void add_eval_command(CLI::App& app) {
                   "Search this Milvus server (http://HOST:PORT) instead of the store's index");
   cmd->add_option("--collection", args->milvus_collection, "The Milvus collection synced from the store");
   cmd->add_option("--filter", args->filter, "Search only records whose metadata matches this JSON filter");
+  add_index_knobs(cmd, &args->ef_search, &args->nprobe);
   cmd->callback([args] { run_eval(*args); });
 }
 

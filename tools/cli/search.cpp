@@ -19,6 +19,8 @@ struct SearchArgs {
   int k = 10;
   std::string json_out;
   std::string filter;
+  int ef_search = 0;
+  int nprobe = 0;
   bool trust_code = false;
 };
 
@@ -52,6 +54,8 @@ void print_table(const std::vector<std::vector<Hit>>& results) {
 void run_search(const SearchArgs& args) {
   if (args.k < 1) throw Failure{"-k must be at least 1"};
   SearchOptions options(args.k);
+  options.ef_search = args.ef_search;
+  options.nprobe = args.nprobe;
   if (!args.filter.empty()) {
     Status s = Filter::parse(args.filter, &options.filter);
     if (!s.ok()) throw Failure{"--" + s.message()};  // "--filter: <the problem>"
@@ -66,7 +70,7 @@ void run_search(const SearchArgs& args) {
                   std::to_string(stats.dim)};
   }
   std::vector<std::vector<Hit>> results;
-  check(store->search_batch(queries.data.data(), queries.rows, options, &results));
+  check_search(store->search_batch(queries.data.data(), queries.rows, options, &results));
   if (args.json_out.empty()) {
     print_table(results);
   } else {
@@ -85,6 +89,7 @@ void add_search_command(CLI::App& app) {
   cmd->add_option("--json", args->json_out, "Write the results (with each hit's metadata) as JSON to this file");
   cmd->add_option("--filter", args->filter,
                   "Only records whose metadata matches this JSON filter, e.g. '{\"lang\": {\"$in\": [\"da\", \"sv\"]}}'");
+  add_index_knobs(cmd, &args->ef_search, &args->nprobe);
   cmd->add_flag("--trust-code", args->trust_code, "Allow a TorchScript active adapter (it is code)");
   cmd->callback([args] { run_search(*args); });
 }

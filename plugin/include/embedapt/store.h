@@ -214,7 +214,23 @@ struct SearchOptions {
   // search (not by dropping results afterwards): a filtered search returns
   // min(k, matching records) hits, whatever the index type.
   Filter filter;
+
+  // The approximate indexes' search-time knobs: more finds more of the true
+  // neighbours and costs more time. 0 keeps the index's own default. Setting
+  // one the store's index has not (ef_search on a Flat or IVF index, nprobe
+  // on anything but IVF), or out of its range, fails with kInvalidArgument.
+  //
+  // HNSW: the candidate list a search keeps (FAISS efSearch), in
+  // 1..kMaxEfSearch; never below k. Default 16.
+  int ef_search = 0;
+  // IVF: the lists a search probes (FAISS nprobe), in 1..nlist. Default 1.
+  // A filtered search probes more lists the fewer records match, and more
+  // again while a query comes up short of k hits.
+  int nprobe = 0;
 };
+
+// Larger candidate lists than this only cost memory and time.
+constexpr int kMaxEfSearch = 1 << 16;
 
 // A searchable, read-only view of the store under a chosen adapter.
 class SearchView {
