@@ -27,7 +27,12 @@ int fail(const std::string& message) {
 
 int main(int argc, char** argv) {
   using namespace embedapt;
-  if (argc < 5) return fail("usage: encoder_bench MODEL_DIR DATASET.json THREADS REPEATS [OUT.npy]");
+  const char* usage = "usage: encoder_bench MODEL_DIR DATASET.json THREADS REPEATS [OUT.npy]";
+  if (argc == 2 && (std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h")) {
+    std::puts(usage);
+    return 0;
+  }
+  if (argc < 5) return fail(usage);
   const std::string model_dir = argv[1], dataset_path = argv[2];
   const int threads = std::atoi(argv[3]), repeats = std::atoi(argv[4]);
   if (threads <= 0 || repeats <= 0) return fail("THREADS and REPEATS must be positive");

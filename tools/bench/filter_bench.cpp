@@ -18,9 +18,15 @@
 // - "hnsw_exact": for the HNSW store's own FAISS graph, the time per query of
 //   the graph walk with an IDSelector and of an exact scan of the matching
 //   subset at several selectivities: where the exact scan wins is the
-//   threshold the store uses (kHnswExactFraction in index/vector_index.cpp).
+//   threshold the store uses (kHnswExactFraction in index/vector_index.cpp);
+// - "ivf_probe": for a FAISS IVF256,Flat of the same vectors with an
+//   IDSelector, time per query and recall@10 of the ways to choose how many
+//   lists a filtered search probes (kFilteredProbeGrowth and the scaled start
+//   in index/vector_index.cpp).
 #include <faiss/IndexHNSW.h>
+#include <faiss/IndexIVF.h>
 #include <faiss/impl/IDSelector.h>
+#include <faiss/index_factory.h>
 #include <faiss/utils/distances.h>
 
 #include <algorithm>
@@ -35,9 +41,10 @@
 #include <vector>
 
 #include "embedapt/store.h"
+#include "tools/bench/bench_common.h"
 
 using namespace embedapt;
-using Clock = std::chrono::steady_clock;
+using namespace embedapt::bench;
 
 namespace {
 
@@ -48,35 +55,13 @@ struct Args {
   int repeats = 3;
   std::vector<std::string> specs = {"Flat", "HNSW32", "IVF256,Flat"};
   std::string dir = "/tmp/filter_bench";
+  bool thresholds = true;  // measure "ivf_probe" and "hnsw_exact"
 };
 
 constexpr int kK = 10;
 constexpr int kOverFetch = 10;  // the drop strategy searches kOverFetch * k
 
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
-void die(const Status& s, const char* what) {
-  if (s.ok()) return;
-  std::fprintf(stderr, "filter_bench: %s: %s\n", what, s.ToString().c_str());
-  std::exit(1);
-}
-
-std::vector<float> unit_vectors(size_t n, int dim, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal;
-  std::vector<float> v(n * dim);
-  for (size_t i = 0; i < n; ++i) {
-    double norm = 0;
-    for (int j = 0; j < dim; ++j) norm += std::pow(v[i * dim + j] = normal(rng), 2);
-    for (int j = 0; j < dim; ++j) v[i * dim + j] /= std::sqrt(norm);
-  }
-  return v;
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
+void die(const Status& s, const char* what) { bench::die("filter_bench", s, what); }
 
 struct Selectivity {
   const char* name;
@@ -99,15 +84,9 @@ struct Data {
   std::vector<int> bucket;
 };
 
-Record record(const Data& data, size_t i, bool with_metadata) {
-  Record r;
-  r.id = std::to_string(i);
-  r.vector.assign(data.docs.begin() + i * data.dim, data.docs.begin() + (i + 1) * data.dim);
-  if (with_metadata) {
-    r.metadata = nlohmann::json{{"bucket", data.bucket[i]}, {"tenant", "t" + std::to_string(data.bucket[i] % 20)}}
-                     .dump();
-  }
-  return r;
+std::string metadata(const Data& data, size_t i) {
+  return nlohmann::json{{"bucket", data.bucket[i]}, {"tenant", "t" + std::to_string(data.bucket[i] % 20)}}
+      .dump();
 }
 
 std::unique_ptr<Store> create(const std::string& path, int dim, const std::string& spec) {
@@ -126,18 +105,15 @@ nlohmann::json bench_ingest(const Args& args, const Data& data, std::unique_ptr<
   auto plain = create(args.dir + "/plain", args.dim, "Flat");
   *with_metadata = create(args.dir + "/Flat", args.dim, "Flat");
   double plain_s = 0, meta_s = 0;
-  std::vector<Record> batch;
   for (size_t begin = 0; begin < args.n; begin += 1000) {
     const size_t end = std::min(args.n, begin + 1000);
     for (int pass = 0; pass < 2; ++pass) {
-      const bool meta = (pass == 0) == (begin / 1000 % 2 == 0);
-      batch.clear();
-      for (size_t i = begin; i < end; ++i) batch.push_back(record(data, i, meta));
-      Store* store = meta ? with_metadata->get() : plain.get();
-      auto t = Clock::now();
-      die(store->upsert_batch(batch), "upsert_batch");
-      die(store->sync(), "sync");
-      (meta ? meta_s : plain_s) += seconds_since(t);
+      if ((pass == 0) == (begin / 1000 % 2 == 0)) {
+        meta_s += fill("filter_bench", with_metadata->get(), data.docs, args.dim, begin, end, 1000, true,
+                       [&](size_t i) { return metadata(data, i); });
+      } else {
+        plain_s += fill("filter_bench", plain.get(), data.docs, args.dim, begin, end, 1000, true);
+      }
     }
   }
   plain.reset();
@@ -229,6 +205,127 @@ nlohmann::json bench_selectivity(const Args& args, const Data& data, const Store
           {"overfetch_min_hits", dropped_min}};
 }
 
+// The records whose bucket lies below fraction * 1000, as a bitmap over
+// positions and as a list.
+void subset_below(const Data& data, double fraction, std::vector<uint8_t>* bitmap,
+                  std::vector<size_t>* subset) {
+  const int below = static_cast<int>(std::lround(fraction * 1000));
+  bitmap->assign((data.bucket.size() + 7) / 8, 0);
+  subset->clear();
+  for (size_t i = 0; i < data.bucket.size(); ++i) {
+    if (data.bucket[i] >= below) continue;
+    (*bitmap)[i >> 3] |= static_cast<uint8_t>(1u << (i & 7));
+    subset->push_back(i);
+  }
+}
+
+// The fraction of the exact top `top` (best first in `exact`) found in `labels`.
+double overlap(const std::vector<std::pair<float, size_t>>& exact, size_t top,
+               const std::vector<faiss::Index::idx_t>& labels) {
+  size_t found = 0;
+  for (size_t i = 0; i < top; ++i) {
+    found += std::count(labels.begin(), labels.end(), static_cast<faiss::Index::idx_t>(exact[i].second));
+  }
+  return double(found) / std::max<size_t>(top, 1);
+}
+
+// The exact top k of `subset` for `query`, best first.
+std::vector<std::pair<float, size_t>> exact_subset(const Data& data, const float* query,
+                                                   const std::vector<size_t>& subset) {
+  std::vector<std::pair<float, size_t>> scored;
+  scored.reserve(subset.size());
+  for (size_t i : subset)
+    scored.push_back({faiss::fvec_inner_product(query, &data.docs[i * data.dim], data.dim), i});
+  const size_t top = std::min<size_t>(kK, scored.size());
+  std::partial_sort(scored.begin(), scored.begin() + top, scored.end(),
+                    [](const auto& a, const auto& b) { return a.first > b.first; });
+  scored.resize(top);
+  return scored;
+}
+
+// How a filtered IVF search picks its lists: probe `start(matches)` lists,
+// and while a query comes up short of k hits search again with `growth`
+// times as many. The store trains IVF on its first 39 * nlist vectors; so
+// does this index.
+nlohmann::json bench_ivf_probe(const Args& args, const Data& data) {
+  std::unique_ptr<faiss::Index> made(
+      faiss::index_factory(args.dim, "IVF256,Flat", faiss::METRIC_INNER_PRODUCT));
+  auto* ivf = dynamic_cast<faiss::IndexIVF*>(made.get());
+  const size_t nlist = ivf->nlist, train = std::min(args.n, 39 * nlist);
+  ivf->train(static_cast<faiss::Index::idx_t>(train), data.docs.data());
+  ivf->add(static_cast<faiss::Index::idx_t>(args.n), data.docs.data());
+  struct Policy {
+    const char* name;
+    bool scaled;  // start at nprobe * n / matches instead of nprobe
+    size_t growth;
+  };
+  const std::vector<Policy> policies = {
+      {"nprobe, x2", false, 2}, {"nprobe, x4", false, 4}, {"scaled, x4", true, 4}};
+  const size_t nprobe = ivf->nprobe;
+  nlohmann::json rows = nlohmann::json::array();
+  const size_t nq = data.queries.size() / args.dim;
+  std::vector<float> scores(kK);
+  std::vector<faiss::Index::idx_t> labels(kK);
+  for (double fraction : {0.001, 0.01, 0.1, 0.5}) {
+    std::vector<uint8_t> bitmap;
+    std::vector<size_t> subset;
+    subset_below(data, fraction, &bitmap, &subset);
+    faiss::IDSelectorBitmap selector(bitmap.size(), bitmap.data());
+    std::vector<std::vector<std::pair<float, size_t>>> truth(nq);
+    for (size_t q = 0; q < nq; ++q) truth[q] = exact_subset(data, &data.queries[q * args.dim], subset);
+    nlohmann::json row = {{"fraction", fraction}, {"matches", subset.size()}};
+    for (const Policy& policy : policies) {
+      std::vector<double> per_query;
+      double recall_sum = 0, rounds = 0, probes = 0;
+      for (int r = 0; r < args.repeats; ++r) {
+        double total = 0;
+        for (size_t q = 0; q < nq; ++q) {
+          const float* query = &data.queries[q * args.dim];
+          faiss::SearchParametersIVF params;
+          params.sel = &selector;
+          params.nprobe =
+              policy.scaled ? std::min(nlist, (nprobe * args.n + subset.size() - 1) / subset.size()) : nprobe;
+          auto t = Clock::now();
+          for (int round = 1;; ++round) {
+            ivf->search(1, query, kK, scores.data(), labels.data(), &params);
+            const bool is_short = std::count(labels.begin(), labels.end(), -1) > 0;
+            if (!is_short || params.nprobe >= nlist) {
+              if (r == 0) rounds += double(round) / nq, probes += double(params.nprobe) / nq;
+              break;
+            }
+            params.nprobe = std::min(nlist, params.nprobe * policy.growth);
+          }
+          total += seconds_since(t);
+          if (r == 0) recall_sum += overlap(truth[q], truth[q].size(), labels) / nq;
+        }
+        per_query.push_back(total / nq);
+      }
+      row[policy.name] = {{"ms", median(per_query) * 1e3},
+                          {"recall_at_10", recall_sum},
+                          {"rounds", rounds},
+                          {"final_nprobe", probes}};
+    }
+    rows.push_back(row);
+  }
+  // The unfiltered search at nprobe, for the recall a filtered one should match.
+  double unfiltered_recall = 0;
+  std::vector<size_t> everyone(args.n);
+  for (size_t i = 0; i < args.n; ++i) everyone[i] = i;
+  for (size_t q = 0; q < nq; ++q) {
+    const float* query = &data.queries[q * args.dim];
+    ivf->search(1, query, kK, scores.data(), labels.data());
+    const auto truth = exact_subset(data, query, everyone);
+    unfiltered_recall += overlap(truth, truth.size(), labels) / nq;
+  }
+  return {{"ivf_probe",
+           {{"n", args.n},
+            {"dim", args.dim},
+            {"spec", "IVF256,Flat"},
+            {"nprobe", nprobe},
+            {"unfiltered_recall_at_10", unfiltered_recall},
+            {"rows", rows}}}};
+}
+
 // The graph walk with a selector against the exact scan of the subset, on a
 // FAISS HNSW32 graph of the same vectors, per query.
 nlohmann::json bench_hnsw_exact(const Args& args, const Data& data) {
@@ -238,15 +335,10 @@ nlohmann::json bench_hnsw_exact(const Args& args, const Data& data) {
   const size_t nq = data.queries.size() / args.dim;
   std::vector<float> scores(kK);
   std::vector<faiss::Index::idx_t> labels(kK);
-  for (double fraction : {0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2}) {
-    const int below = static_cast<int>(std::lround(fraction * 1000));
-    std::vector<uint8_t> bitmap((args.n + 7) / 8, 0);
+  for (double fraction : {0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5}) {
+    std::vector<uint8_t> bitmap;
     std::vector<size_t> subset;
-    for (size_t i = 0; i < args.n; ++i) {
-      if (data.bucket[i] >= below) continue;
-      bitmap[i >> 3] |= static_cast<uint8_t>(1u << (i & 7));
-      subset.push_back(i);
-    }
+    subset_below(data, fraction, &bitmap, &subset);
     faiss::IDSelectorBitmap selector(bitmap.size(), bitmap.data());
     faiss::SearchParametersHNSW params;
     params.sel = &selector;
@@ -260,20 +352,20 @@ nlohmann::json bench_hnsw_exact(const Args& args, const Data& data) {
         auto t = Clock::now();
         index.search(1, query, kK, scores.data(), labels.data(), &params);
         graph_total += seconds_since(t);
-        std::vector<faiss::Index::idx_t> graph(labels.begin(), labels.end());
         t = Clock::now();
+        // As the store does: the subset's vectors copied out of the index, then scored.
         std::vector<std::pair<float, size_t>> scored;
         scored.reserve(subset.size());
-        for (size_t i : subset) scored.push_back({faiss::fvec_inner_product(query, &data.docs[i * args.dim], args.dim), i});
+        std::vector<float> row(args.dim);
+        for (size_t i : subset) {
+          index.reconstruct(static_cast<faiss::Index::idx_t>(i), row.data());
+          scored.push_back({faiss::fvec_inner_product(query, row.data(), args.dim), i});
+        }
         const size_t top = std::min<size_t>(kK, scored.size());
         std::partial_sort(scored.begin(), scored.begin() + top, scored.end(),
                           [](const auto& a, const auto& b) { return a.first > b.first; });
         exact_total += seconds_since(t);
-        if (r == 0) {
-          size_t found = 0;
-          for (size_t i = 0; i < top; ++i) found += std::count(graph.begin(), graph.end(), scored[i].second);
-          graph_recall += double(found) / std::max<size_t>(top, 1) / nq;
-        }
+        if (r == 0) graph_recall += overlap(scored, top, labels) / nq;
       }
       graph_s.push_back(graph_total / nq);
       exact_s.push_back(exact_total / nq);
@@ -287,33 +379,25 @@ nlohmann::json bench_hnsw_exact(const Args& args, const Data& data) {
   return {{"hnsw_exact", {{"n", args.n}, {"dim", args.dim}, {"ef_search", index.hnsw.efSearch}, {"rows", rows}}}};
 }
 
+constexpr const char* kUsage =
+    "usage: filter_bench [--n 100000] [--dim 384] [--queries 200] [--repeats 3]\n"
+    "                    [--specs \"Flat;HNSW32;IVF256,Flat\"] [--dir /tmp/filter_bench] [--thresholds 1]\n"
+    "Filtered search against unfiltered and over-fetch-then-drop search, the metadata index's\n"
+    "ingest cost, and the measurements behind the HNSW exact fallback and IVF's probe count.\n"
+    "--specs \"\" measures only the ingest cost and those two, --thresholds 0 all but those two\n"
+    "(each builds its own index). Prints JSON lines.\n";
+
 Args parse_args(int argc, char** argv) {
+  const Flags flags(argc, argv, "filter_bench", kUsage,
+                    {"--n", "--dim", "--queries", "--repeats", "--specs", "--dir", "--thresholds"});
   Args args;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string flag = argv[i], value = argv[i + 1];
-    if (flag == "--n") {
-      args.n = std::stoull(value);
-    } else if (flag == "--dim") {
-      args.dim = std::stoi(value);
-    } else if (flag == "--queries") {
-      args.queries = std::stoull(value);
-    } else if (flag == "--repeats") {
-      args.repeats = std::stoi(value);
-    } else if (flag == "--dir") {
-      args.dir = value;
-    } else if (flag == "--specs") {
-      args.specs.clear();
-      for (size_t start = 0; start <= value.size();) {
-        size_t end = value.find(';', start);
-        if (end == std::string::npos) end = value.size();
-        args.specs.push_back(value.substr(start, end - start));
-        start = end + 1;
-      }
-    } else {
-      std::fprintf(stderr, "filter_bench: unknown flag %s\n", flag.c_str());
-      std::exit(2);
-    }
-  }
+  args.n = static_cast<size_t>(flags.number("--n", args.n));
+  args.dim = static_cast<int>(flags.number("--dim", args.dim));
+  args.queries = static_cast<size_t>(flags.number("--queries", args.queries));
+  args.repeats = static_cast<int>(flags.number("--repeats", args.repeats));
+  args.specs = flags.list("--specs", args.specs, ';');
+  args.dir = flags.text("--dir", args.dir);
+  args.thresholds = flags.number("--thresholds", 1) != 0;
   return args;
 }
 
@@ -336,12 +420,8 @@ int main(int argc, char** argv) {
       store = std::move(flat);
     } else {
       store = create(args.dir + "/" + spec, args.dim, spec);
-      std::vector<Record> batch;
-      for (size_t begin = 0; begin < args.n; begin += 10000) {
-        batch.clear();
-        for (size_t i = begin; i < std::min(args.n, begin + 10000); ++i) batch.push_back(record(data, i, true));
-        die(store->upsert_batch(batch), "upsert_batch");
-      }
+      fill("filter_bench", store.get(), data.docs, args.dim, 0, args.n, 10000, false,
+           [&](size_t i) { return metadata(data, i); });
     }
     for (const Selectivity& s : selectivities()) {
       std::printf("%s\n", bench_selectivity(args, data, *store, spec, s).dump().c_str());
@@ -351,7 +431,11 @@ int main(int argc, char** argv) {
     std::filesystem::remove_all(args.dir + "/" + spec);
   }
   flat.reset();
-  std::printf("%s\n", bench_hnsw_exact(args, data).dump().c_str());
+  if (args.thresholds) {
+    std::printf("%s\n", bench_ivf_probe(args, data).dump().c_str());
+    std::fflush(stdout);
+    std::printf("%s\n", bench_hnsw_exact(args, data).dump().c_str());
+  }
   std::filesystem::remove_all(args.dir);
   return 0;
 }

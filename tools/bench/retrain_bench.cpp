@@ -27,9 +27,10 @@
 
 #include "embedapt/learn.h"
 #include "embedapt/store.h"
+#include "tools/bench/bench_common.h"
 
 using namespace embedapt;
-using Clock = std::chrono::steady_clock;
+using namespace embedapt::bench;
 
 namespace {
 
@@ -42,16 +43,12 @@ struct Args {
   std::string dir = "/tmp/retrain_bench";
 };
 
-void die(const Status& s, const char* what) {
-  if (s.ok()) return;
-  std::fprintf(stderr, "retrain_bench: %s: %s\n", what, s.ToString().c_str());
-  std::exit(1);
-}
+void die(const Status& s, const char* what) { bench::die("retrain_bench", s, what); }
 
-double percentile(std::vector<double> v, double p) {
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(p * v.size()))];
-}
+constexpr const char* kUsage =
+    "usage: retrain_bench [--n 20000] [--dim 384] [--log 2000] [--searches 2000] [--repeats 3]\n"
+    "                     [--dir /tmp/retrain_bench]\n"
+    "Search latency while the store retrains in the background, against idle. Prints one JSON object.\n";
 
 // The background thread's report, for the bench thread to poll between searches.
 struct Outcome {
@@ -64,26 +61,15 @@ struct Outcome {
 }  // namespace
 
 int main(int argc, char** argv) {
+  const Flags flags(argc, argv, "retrain_bench", kUsage,
+                    {"--n", "--dim", "--log", "--searches", "--repeats", "--dir"});
   Args args;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string flag = argv[i], value = argv[i + 1];
-    if (flag == "--n")
-      args.n = std::stoul(value);
-    else if (flag == "--dim")
-      args.dim = std::stoi(value);
-    else if (flag == "--log")
-      args.log = std::stoul(value);
-    else if (flag == "--searches")
-      args.searches = std::stoul(value);
-    else if (flag == "--repeats")
-      args.repeats = std::stoi(value);
-    else if (flag == "--dir")
-      args.dir = value;
-    else {
-      std::fprintf(stderr, "retrain_bench: unknown flag %s\n", flag.c_str());
-      return 2;
-    }
-  }
+  args.n = static_cast<size_t>(flags.number("--n", args.n));
+  args.dim = static_cast<int>(flags.number("--dim", args.dim));
+  args.log = static_cast<size_t>(flags.number("--log", args.log));
+  args.searches = static_cast<size_t>(flags.number("--searches", args.searches));
+  args.repeats = static_cast<int>(flags.number("--repeats", args.repeats));
+  args.dir = flags.text("--dir", args.dir);
   std::filesystem::remove_all(args.dir);
   const size_t dim = static_cast<size_t>(args.dim);
   std::mt19937 rng(1);
@@ -107,17 +93,9 @@ int main(int argc, char** argv) {
   };
   std::unique_ptr<Store> store;
   die(Store::open(args.dir, options, &store), "open");
-  std::vector<float> docs(args.n * dim), v(dim);
-  std::vector<Record> batch;
-  for (size_t i = 0; i < args.n; ++i) {
-    unit(&v);
-    std::copy(v.begin(), v.end(), docs.begin() + i * dim);
-    batch.push_back({"d" + std::to_string(i), v, ""});
-    if (batch.size() == 1000 || i + 1 == args.n) {
-      die(store->upsert_batch(batch), "upsert_batch");
-      batch.clear();
-    }
-  }
+  const std::vector<float> docs = unit_vectors(args.n, args.dim, 2);
+  fill("retrain_bench", store.get(), docs, args.dim, 0, args.n, 1000, false);
+  std::vector<float> v(dim);
 
   // The machine may be shared: the load before the timed phases says how quiet it was.
   double load_1min = -1;
@@ -141,7 +119,7 @@ int main(int argc, char** argv) {
       for (size_t c = 0; c < dim; ++c) v[c] = docs[d * dim + c] + 0.05f * normal(rng);
       uint64_t id = 0;
       die(store->log_query(v.data(), dim, {}, &id), "log_query");
-      die(store->log_hit(id, "d" + std::to_string(d)), "log_hit");
+      die(store->log_hit(id, std::to_string(d)), "log_hit");
     }
     for (bool done = false; !done;) {
       timed_search(&during_r);

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make bench`: embedapt side by side with the seed (LlamaIndex), raw FAISS and
-# sentence-transformers, on ../shared/data/10k.
+# sentence-transformers, on ../shared/data/10k. Every benchmark program answers --help.
 #   tools/bench/run.sh BUILD_DIR        (FULL=1 adds the slow peers and the 1M store)
 # Creates the peers' virtual environment (tools/bench/.venv) when requirements.txt
 # changed, runs the quality and training-time benchmark (bench.py), the store
@@ -49,14 +49,11 @@ python="$venv/bin/python"
 "$python" "$here/bench.py" --embedapt "$build/bin/embedapt" --data "$data" --work "$work/quality" \
   --out "$work/quality.json" --repeats "$repeats" ${FULL:+--full}
 
-# Store against raw FAISS (Flat, the same index): 100k vectors; 1M with FULL=1.
-echo "bench: store_bench" >&2
-store() { "$build/bin/store_bench" --dim 384 --repeats "$repeats" --specs Flat --dir "$work/stores" "$@" >> "$work/store.jsonl"; }
-store --n 100000 --queries 200
-[ -z "${FULL:-}" ] || store --n 1000000 --queries 50
+# The store against raw FAISS, Flat, HNSW32 and IVF (tools/bench/store.sh, also runnable alone).
+BENCH_REPEATS=$repeats "$here/store.sh" "$build" "$work"
 
 # Filtered search (tools/bench/filter.sh, also runnable alone).
-"$here/filter.sh" "$build" "$work"
+BENCH_REPEATS=$repeats "$here/filter.sh" "$build" "$work"
 
 # Encoder: the C++ encoder, sentence-transformers and `embedapt ingest --dataset` (the same
 # texts through the CLI into a fresh Flat store, no cache: embedding plus durable writes),

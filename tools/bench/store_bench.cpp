@@ -1,114 +1,207 @@
-// store_bench: the Store against raw FAISS with the same index and queries.
+// store_bench: the Store against raw FAISS with the same index, vectors and
+// queries: the index table of docs/benchmarks.md.
 //
-//   store_bench [--n 100000] [--dim 384] [--queries 500] [--repeats 3] [--specs Flat,HNSW32]
-//               [--dir /tmp/store_bench]
+//   store_bench [--n 100000] [--dim 384] [--queries 200] [--repeats 3]
+//               [--specs "Flat;HNSW32;IVF1024,Flat"] [--dir /tmp/store_bench]
 //
-// For each index spec: ingest rate (batches of 1000, durable), then k=10
-// searches one query at a time, store and raw FAISS interleaved query by query
-// so load from elsewhere hits both alike; QPS is the median over repeats,
-// latency percentiles are over every timed query. Then the same with an active
-// linear adapter (query side), and open time: clean (snapshot) and after a
-// kill -9 that left journal entries to replay. Prints one JSON object per line.
-#include <faiss/IndexIDMap.h>
+// First line: the machine's memory read bandwidth on one core (the bound a
+// one-query exact search cannot beat: it reads every vector once). Then per
+// index spec one JSON line:
+// - build: the store's durable ingest (batches of 1000, each synced) and raw
+//   FAISS's train + add of the same vectors, seconds; the process's resident
+//   memory growth for each (raw first, both kept);
+// - per search-time knob value (HNSW efSearch, IVF nprobe; Flat has none):
+//   recall@10 against the exact answer, QPS one query at a time and in
+//   batches of 64, store and raw interleaved query by query (batch by batch)
+//   so load from elsewhere hits both alike, QPS the median over repeats,
+//   latency percentiles over every timed single query;
+// - the same single-query search with an active linear adapter (query side);
+// - open time: clean (snapshot) and after a kill -9 that left journal entries
+//   to replay.
+#include <faiss/IndexFlat.h>
+#include <faiss/IndexHNSW.h>
+#include <faiss/IndexIVF.h>
 #include <faiss/index_factory.h>
+#include <omp.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
-#include <cmath>
 #include <cstdio>
+#include <cstring>
+#include <ctime>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <random>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "core/common/safetensors.h"
 #include "embedapt/store.h"
+#include "tools/bench/bench_common.h"
 
 using namespace embedapt;
-using Clock = std::chrono::steady_clock;
+using namespace embedapt::bench;
 
 namespace {
+
+using idx_t = faiss::Index::idx_t;
+
+constexpr int kK = 10;
+constexpr size_t kBatch = 64;
 
 struct Args {
   size_t n = 100000;
   int dim = 384;
-  size_t queries = 500;
+  size_t queries = 200;
   int repeats = 3;
-  std::vector<std::string> specs = {"Flat", "HNSW32"};
+  std::vector<std::string> specs = {"Flat", "HNSW32", "IVF1024,Flat"};
   std::string dir = "/tmp/store_bench";
 };
 
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+void die(const Status& s, const char* what) { bench::die("store_bench", s, what); }
 
-void die(const Status& s, const char* what) {
-  if (s.ok()) return;
-  std::fprintf(stderr, "store_bench: %s: %s\n", what, s.ToString().c_str());
-  std::exit(1);
+double resident_mb() {
+  std::ifstream statm("/proc/self/statm");
+  size_t pages = 0, resident = 0;
+  statm >> pages >> resident;
+  return double(resident) * double(sysconf(_SC_PAGESIZE)) / (1 << 20);
 }
 
-std::vector<float> unit_vectors(size_t n, int dim, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal;
-  std::vector<float> v(n * dim);
-  for (size_t i = 0; i < n; ++i) {
-    double norm = 0;
-    for (int j = 0; j < dim; ++j) norm += std::pow(v[i * dim + j] = normal(rng), 2);
-    for (int j = 0; j < dim; ++j) v[i * dim + j] /= std::sqrt(norm);
+// CPU seconds of the calling thread: unlike wall time, not stretched by
+// other processes sharing the cores.
+double thread_cpu_seconds() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + ts.tv_nsec * 1e-9;
+}
+
+// Read bandwidth of one core: glibc's memchr scans a buffer that does not
+// hold the byte it looks for at the speed memory delivers it. The best of 5
+// passes over 1 GiB (far beyond the caches), in GB per CPU second.
+double read_bandwidth_gb_per_s() {
+  const size_t bytes = size_t{1} << 30;
+  std::vector<char> buffer(bytes, 0);
+  double best = 0;
+  for (int pass = 0; pass < 5; ++pass) {
+    const double t = thread_cpu_seconds();
+    const void* found = std::memchr(buffer.data(), 1, bytes);
+    const double s = thread_cpu_seconds() - t;
+    if (found != nullptr) std::abort();
+    best = std::max(best, bytes / s / 1e9);
   }
-  return v;
+  return best;
 }
 
-double percentile(std::vector<double> v, double p) {
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(p * v.size()))];
+// A search-time knob value: HNSW efSearch, IVF nprobe, or none (value 0).
+struct Knob {
+  std::string name;  // "ef_search", "nprobe" or ""
+  int value = 0;     // 0: the index's default
+};
+
+std::vector<Knob> knobs_for(const faiss::Index& raw) {
+  if (dynamic_cast<const faiss::IndexHNSW*>(&raw))
+    return {{"ef_search", 16}, {"ef_search", 64}, {"ef_search", 256}};
+  if (dynamic_cast<const faiss::IndexIVF*>(&raw)) return {{"nprobe", 1}, {"nprobe", 16}, {"nprobe", 64}};
+  return {{"", 0}};
 }
 
-double median(std::vector<double> v) { return percentile(std::move(v), 0.5); }
+SearchOptions store_options(const Knob& knob) {
+  SearchOptions options(kK);
+  (knob.name == "ef_search" ? options.ef_search : options.nprobe) = knob.value;
+  return options;
+}
 
-// Store and raw FAISS, query by query, alternating which goes first.
-nlohmann::json compare_search(const Store& store, const faiss::Index& raw, const std::vector<float>& queries,
-                              int dim, int repeats) {
-  const int k = 10;
+// The knob for raw FAISS as its users set it. HNSW's is the index's own
+// efSearch: FAISS 1.7.3 ignores SearchParametersHNSW::efSearch when it sizes
+// the candidate list.
+std::unique_ptr<faiss::SearchParameters> raw_params(const Knob& knob, faiss::Index* raw) {
+  if (knob.name == "ef_search") {
+    dynamic_cast<faiss::IndexHNSW*>(raw)->hnsw.efSearch = knob.value;
+    return nullptr;
+  }
+  if (knob.name == "nprobe") {
+    auto p = std::make_unique<faiss::SearchParametersIVF>();
+    p->nprobe = static_cast<size_t>(knob.value);
+    return p;
+  }
+  return nullptr;
+}
+
+// Store and raw FAISS in blocks of `block` queries, alternating which goes
+// first; the store's hits of each query go to *store_ids. One query at a
+// time both run on one OpenMP thread, as the store does (OneThreadFor in
+// index/vector_index.cpp), so the overhead is the store's own work.
+nlohmann::json compare_search(const Store& store, faiss::Index& raw, const std::vector<float>& queries,
+                              int dim, int repeats, size_t block, const Knob& knob,
+                              std::vector<std::vector<std::string>>* store_ids) {
   const size_t nq = queries.size() / dim;
+  const SearchOptions options = store_options(knob);
+  const auto params = raw_params(knob, &raw);
   std::vector<double> store_lat, raw_lat, store_qps, raw_qps;
-  std::vector<Hit> hits;
-  std::vector<float> distances(k);
-  std::vector<faiss::Index::idx_t> labels(k);
+  std::vector<std::vector<Hit>> hits;
+  std::vector<float> distances(block * kK);
+  std::vector<idx_t> labels(block * kK);
+  if (store_ids) store_ids->assign(nq, {});
+  const int threads = omp_get_max_threads();
+  if (block == 1) omp_set_num_threads(1);
+  double store_cpu = 0, raw_cpu = 0;
   for (int r = 0; r < repeats; ++r) {
     double store_total = 0, raw_total = 0;
-    for (size_t q = 0; q < nq; ++q) {
-      const float* query = queries.data() + q * dim;
+    for (size_t begin = 0; begin < nq; begin += block) {
+      const size_t count = std::min(block, nq - begin);
+      const float* x = queries.data() + begin * dim;
       for (int turn = 0; turn < 2; ++turn) {
-        bool store_turn = (turn == 0) == (q % 2 == 0);
-        auto t = Clock::now();
+        const bool store_turn = (turn == 0) == (begin / block % 2 == 0);
+        const auto t = Clock::now();
+        const double cpu = thread_cpu_seconds();
         if (store_turn) {
-          die(store.search(query, dim, {k}, &hits), "search");
+          die(store.search_batch(x, count, options, &hits), "search");
         } else {
-          raw.search(1, query, k, distances.data(), labels.data());
+          raw.search(static_cast<idx_t>(count), x, kK, distances.data(), labels.data(), params.get());
         }
-        double s = seconds_since(t);
+        const double s = seconds_since(t);
+        (store_turn ? store_cpu : raw_cpu) += thread_cpu_seconds() - cpu;
         (store_turn ? store_lat : raw_lat).push_back(s);
         (store_turn ? store_total : raw_total) += s;
+      }
+      if (store_ids && r == 0) {
+        for (size_t q = 0; q < count; ++q) {
+          for (const Hit& hit : hits[q]) (*store_ids)[begin + q].push_back(hit.id);
+        }
       }
     }
     store_qps.push_back(nq / store_total);
     raw_qps.push_back(nq / raw_total);
   }
-  double sq = median(store_qps), rq = median(raw_qps);
-  return {{"store_qps", sq},
-          {"raw_qps", rq},
-          {"overhead", rq / sq - 1.0},
-          {"store_p50_ms", percentile(store_lat, 0.5) * 1e3},
-          {"store_p99_ms", percentile(store_lat, 0.99) * 1e3},
-          {"raw_p50_ms", percentile(raw_lat, 0.5) * 1e3},
-          {"raw_p99_ms", percentile(raw_lat, 0.99) * 1e3}};
+  omp_set_num_threads(threads);
+  const double sq = median(store_qps), rq = median(raw_qps);
+  nlohmann::json out = {{"store_qps", sq}, {"raw_qps", rq}, {"overhead", rq / sq - 1.0}};
+  if (block == 1) {
+    // Every query ran on this thread: its CPU time per query.
+    out["store_cpu_ms"] = store_cpu / (double(nq) * repeats) * 1e3;
+    out["raw_cpu_ms"] = raw_cpu / (double(nq) * repeats) * 1e3;
+    out["store_p50_ms"] = percentile(store_lat, 0.5) * 1e3;
+    out["store_p99_ms"] = percentile(store_lat, 0.99) * 1e3;
+    out["raw_p50_ms"] = percentile(raw_lat, 0.5) * 1e3;
+    out["raw_p99_ms"] = percentile(raw_lat, 0.99) * 1e3;
+  }
+  return out;
+}
+
+// The fraction of each query's exact top k that `found` holds, averaged.
+double recall(const std::vector<std::vector<idx_t>>& truth,
+              const std::vector<std::vector<std::string>>& found) {
+  double sum = 0;
+  for (size_t q = 0; q < truth.size(); ++q) {
+    size_t hits = 0;
+    for (idx_t id : truth[q]) hits += std::count(found[q].begin(), found[q].end(), std::to_string(id));
+    sum += double(hits) / truth[q].size();
+  }
+  return sum / truth.size();
 }
 
 // A child process appends `extra` records without a snapshot and dies by
@@ -133,10 +226,10 @@ double open_after_kill(const std::string& path, const std::vector<float>& vector
   int status = 0;
   waitpid(child, &status, 0);
   if (!WIFSIGNALED(status)) die(Status::Internal("the writer did not die by SIGKILL"), "kill -9");
-  auto t = Clock::now();
+  const auto t = Clock::now();
   std::unique_ptr<Store> store;
   die(Store::open(path, Options(), &store), "reopen after kill -9");
-  double s = seconds_since(t);
+  const double s = seconds_since(t);
   StoreStats stats;
   die(store->stats(&stats), "stats");
   *recovery = stats.recovery;
@@ -144,44 +237,53 @@ double open_after_kill(const std::string& path, const std::vector<float>& vector
 }
 
 void bench_spec(const Args& args, const std::string& spec, const std::vector<float>& docs,
-                const std::vector<float>& queries) {
+                const std::vector<float>& queries, const std::vector<std::vector<idx_t>>& truth) {
   const int dim = args.dim;
   const std::string path = args.dir + "/" + spec;
   std::filesystem::remove_all(path);
   nlohmann::json row = {
-      {"spec", spec},           {"n", args.n}, {"dim", dim}, {"k", 10}, {"queries", args.queries},
+      {"spec", spec},           {"n", args.n}, {"dim", dim}, {"k", kK}, {"queries", args.queries},
       {"repeats", args.repeats}};
 
+  // Raw FAISS first: trained on as many vectors as the store trains on (39
+  // per IVF list), then given them all.
+  double rss = resident_mb();
+  auto t = Clock::now();
+  std::unique_ptr<faiss::Index> raw(faiss::index_factory(dim, spec.c_str(), faiss::METRIC_INNER_PRODUCT));
+  if (!raw->is_trained) {
+    const auto* ivf = dynamic_cast<const faiss::IndexIVF*>(raw.get());
+    const size_t train = std::min(args.n, 39 * (ivf ? ivf->nlist : 256));
+    raw->train(static_cast<idx_t>(train), docs.data());
+  }
+  raw->add(static_cast<idx_t>(args.n), docs.data());
+  row["raw_build_s"] = seconds_since(t);
+  row["raw_rss_mb"] = resident_mb() - rss;
+
+  rss = resident_mb();
   Options options;
   options.dim = dim;
   options.index_spec = spec;
   options.snapshot_every = 0;  // no automatic snapshot inside the timed ingest: flush() below takes it
   std::unique_ptr<Store> store;
   die(Store::open(path, options, &store), "open");
-  auto t = Clock::now();
-  std::vector<Record> batch;
-  for (size_t begin = 0; begin < args.n; begin += 1000) {
-    size_t end = std::min(args.n, begin + 1000);
-    batch.resize(end - begin);
-    for (size_t i = begin; i < end; ++i) {
-      batch[i - begin].id = std::to_string(i);
-      batch[i - begin].vector.assign(docs.begin() + i * dim, docs.begin() + (i + 1) * dim);
-    }
-    die(store->upsert_batch(batch), "upsert_batch");
-    die(store->sync(), "sync");
-  }
-  double ingest = seconds_since(t);
+  row["store_build_s"] = fill("store_bench", store.get(), docs, dim, 0, args.n, 1000, true);
   t = Clock::now();
   die(store->flush(), "flush");
-  row["ingest_rows_per_s"] = args.n / ingest;
   row["snapshot_s"] = seconds_since(t);
+  row["store_rss_mb"] = resident_mb() - rss;
 
-  std::unique_ptr<faiss::Index> raw(faiss::index_factory(dim, spec.c_str(), faiss::METRIC_INNER_PRODUCT));
-  t = Clock::now();
-  raw->add(static_cast<faiss::Index::idx_t>(args.n), docs.data());
-  row["raw_add_rows_per_s"] = args.n / seconds_since(t);
-
-  row["search"] = compare_search(*store, *raw, queries, dim, args.repeats);
+  nlohmann::json knobs = nlohmann::json::array();
+  for (const Knob& knob : knobs_for(*raw)) {
+    std::vector<std::vector<std::string>> found;
+    nlohmann::json single = compare_search(*store, *raw, queries, dim, args.repeats, 1, knob, &found);
+    nlohmann::json batch = compare_search(*store, *raw, queries, dim, args.repeats, kBatch, knob, nullptr);
+    knobs.push_back({{"knob", knob.name},
+                     {"value", knob.value},
+                     {"recall_at_10", recall(truth, found)},
+                     {"single", single},
+                     {"batch", batch}});
+  }
+  row["search"] = knobs;
 
   // A query-side linear adapter (identity weights): the cost of applying it.
   std::vector<float> eye(size_t(dim) * dim, 0.0f);
@@ -194,7 +296,8 @@ void bench_spec(const Args& args, const std::string& spec, const std::vector<flo
   adapter.weights = serialize_safetensors(tensors);
   die(store->put_adapter(&adapter), "put_adapter");
   die(store->activate_adapter(adapter.version), "activate_adapter");
-  row["search_linear_adapter"] = compare_search(*store, *raw, queries, dim, args.repeats);
+  row["search_linear_adapter"] =
+      compare_search(*store, *raw, queries, dim, args.repeats, 1, knobs_for(*raw)[0], nullptr);
   die(store->activate_adapter(0), "deactivate");
   raw.reset();
 
@@ -214,39 +317,45 @@ void bench_spec(const Args& args, const std::string& spec, const std::vector<flo
   std::filesystem::remove_all(path);
 }
 
-Args parse_args(int argc, char** argv) {
-  Args args;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    std::string flag = argv[i], value = argv[i + 1];
-    if (flag == "--n") {
-      args.n = std::stoull(value);
-    } else if (flag == "--dim") {
-      args.dim = std::stoi(value);
-    } else if (flag == "--queries") {
-      args.queries = std::stoull(value);
-    } else if (flag == "--repeats") {
-      args.repeats = std::stoi(value);
-    } else if (flag == "--dir") {
-      args.dir = value;
-    } else if (flag == "--specs") {
-      args.specs.clear();
-      std::stringstream list(value);
-      for (std::string spec; std::getline(list, spec, ',');) args.specs.push_back(spec);
-    } else {
-      std::fprintf(stderr, "store_bench: unknown flag %s\n", flag.c_str());
-      std::exit(2);
-    }
-  }
-  return args;
-}
+constexpr const char* kUsage =
+    "usage: store_bench [--n 100000] [--dim 384] [--queries 200] [--repeats 3]\n"
+    "                   [--specs \"Flat;HNSW32;IVF1024,Flat\"] [--dir /tmp/store_bench]\n"
+    "The store against raw FAISS with the same index: build time and memory, recall@10, QPS one\n"
+    "query at a time and in batches of 64 at several efSearch / nprobe values, the overhead, open\n"
+    "times; first the memory read bandwidth. Prints JSON lines.\n";
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  Args args = parse_args(argc, argv);
+  const Flags flags(argc, argv, "store_bench", kUsage,
+                    {"--n", "--dim", "--queries", "--repeats", "--specs", "--dir"});
+  Args args;
+  args.n = static_cast<size_t>(flags.number("--n", args.n));
+  args.dim = static_cast<int>(flags.number("--dim", args.dim));
+  args.queries = static_cast<size_t>(flags.number("--queries", args.queries));
+  args.repeats = static_cast<int>(flags.number("--repeats", args.repeats));
+  args.specs = flags.list("--specs", args.specs, ';');
+  args.dir = flags.text("--dir", args.dir);
+
+  std::printf("%s\n", nlohmann::json{{"bandwidth",
+                                      {{"read_gb_per_s", read_bandwidth_gb_per_s()}, {"buffer_mb", 1024}}}}
+                          .dump()
+                          .c_str());
+  std::fflush(stdout);
   std::filesystem::create_directories(args.dir);
-  std::vector<float> docs = unit_vectors(args.n, args.dim, 1);
-  std::vector<float> queries = unit_vectors(args.queries, args.dim, 2);
-  for (const std::string& spec : args.specs) bench_spec(args, spec, docs, queries);
+  const std::vector<float> docs = unit_vectors(args.n, args.dim, 1);
+  const std::vector<float> queries = unit_vectors(args.queries, args.dim, 2);
+  // The exact top k of every query.
+  std::vector<std::vector<idx_t>> truth(args.queries);
+  {
+    faiss::IndexFlatIP exact(args.dim);
+    exact.add(static_cast<idx_t>(args.n), docs.data());
+    std::vector<float> distances(args.queries * kK);
+    std::vector<idx_t> labels(args.queries * kK);
+    exact.search(static_cast<idx_t>(args.queries), queries.data(), kK, distances.data(), labels.data());
+    for (size_t q = 0; q < args.queries; ++q)
+      truth[q].assign(labels.begin() + q * kK, labels.begin() + (q + 1) * kK);
+  }
+  for (const std::string& spec : args.specs) bench_spec(args, spec, docs, queries, truth);
   return 0;
 }

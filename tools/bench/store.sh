@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The index benchmark, one step of `make bench` (run.sh calls it), or alone:
+# writes WORK/store.jsonl (store_bench: the store against raw FAISS, Flat,
+# HNSW32 and IVF1024,Flat at 100k x 384; FULL=1 adds 1M) and, when run alone,
+# the "store" section of docs/benchmarks.md.
+#   tools/bench/store.sh BUILD_DIR WORK [--report]
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+build=$(cd "$1" && pwd)
+work=$2
+mkdir -p "$work"
+rm -f "$work/store.jsonl"
+store() {
+  "$build/bin/store_bench" --dim 384 --repeats "${BENCH_REPEATS:-3}" --specs "Flat;HNSW32;IVF1024,Flat" \
+    --dir "$work/stores" "$@" >> "$work/store.jsonl"
+}
+echo "bench: store_bench" >&2
+store --n 100000 --queries 200
+[ -z "${FULL:-}" ] || store --n 1000000 --queries 50
+if [ "${3:-}" = "--report" ]; then
+  python3 "$here/report.py" "$work" --only store
+fi
