@@ -28,6 +28,7 @@
 #include <faiss/impl/IDSelector.h>
 #include <faiss/index_factory.h>
 #include <faiss/utils/distances.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <chrono>
@@ -205,6 +206,14 @@ nlohmann::json bench_selectivity(const Args& args, const Data& data, const Store
           {"overfetch_min_hits", dropped_min}};
 }
 
+// One OpenMP thread while it lives: a store searches one query on one thread
+// (OneThreadFor in index/vector_index.cpp), so these measurements do too.
+struct OneThread {
+  OneThread() : threads(omp_get_max_threads()) { omp_set_num_threads(1); }
+  ~OneThread() { omp_set_num_threads(threads); }
+  const int threads;
+};
+
 // The records whose bucket lies below fraction * 1000, as a bitmap over
 // positions and as a list.
 void subset_below(const Data& data, double fraction, std::vector<uint8_t>* bitmap,
@@ -262,6 +271,7 @@ nlohmann::json bench_ivf_probe(const Args& args, const Data& data) {
   const std::vector<Policy> policies = {
       {"nprobe, x2", false, 2}, {"nprobe, x4", false, 4}, {"scaled, x4", true, 4}};
   const size_t nprobe = ivf->nprobe;
+  const OneThread one_thread;
   nlohmann::json rows = nlohmann::json::array();
   const size_t nq = data.queries.size() / args.dim;
   std::vector<float> scores(kK);
@@ -335,6 +345,7 @@ nlohmann::json bench_hnsw_exact(const Args& args, const Data& data) {
   const size_t nq = data.queries.size() / args.dim;
   std::vector<float> scores(kK);
   std::vector<faiss::Index::idx_t> labels(kK);
+  const OneThread one_thread;
   for (double fraction : {0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5}) {
     std::vector<uint8_t> bitmap;
     std::vector<size_t> subset;

@@ -420,7 +420,7 @@ def filter_markdown(rows: list) -> str:
         "",
         f"HNSW exact fallback threshold: on a FAISS HNSW32 graph of the same vectors (efSearch {exact['ef_search']}),"
         " time per query of the graph walk with an IDSelector against an exact scan of the matching subset. The"
-        " store scans exactly at or below the fraction where the scan stops being cheaper (`kHnswExactFraction`).",
+        " store scans exactly at or below `kHnswExactFraction` (index/vector_index.cpp gives its value and why).",
         "",
         "| matching fraction | matches | graph walk ms | exact scan ms | graph walk recall@10 |",
         "|---|---|---|---|---|",
