@@ -26,15 +26,18 @@ inline void check(const Status& s) {
 }
 
 // check() for a search given --ef-search and --nprobe: the store's errors
-// about those knobs ("ef_search: ...", "nprobe: ...") name the flag instead.
+// about those knobs ("ef_search: ...", "nprobe: ...", perhaps after a
+// context such as the evaluated system's name) name the flag instead.
 inline void check_search(const Status& s) {
   if (s.code() == Code::kInvalidArgument) {
-    for (const char* knob : {"ef_search", "nprobe"}) {
-      const std::string prefix = std::string(knob) + ": ";
-      if (s.message().rfind(prefix, 0) != 0) continue;
+    for (const std::string knob : {"ef_search", "nprobe"}) {
+      const size_t at = s.message().find(knob + ": ");
+      const bool leads =
+          at == 0 || (at != std::string::npos && at >= 2 && s.message().compare(at - 2, 2, ": ") == 0);
+      if (!leads) continue;
       std::string flag = knob;
       std::replace(flag.begin(), flag.end(), '_', '-');
-      throw Failure{"--" + flag + s.message().substr(prefix.size() - 2)};
+      throw Failure{"--" + flag + s.message().substr(at + knob.size())};
     }
   }
   check(s);
