@@ -19,6 +19,7 @@
 #include <cstring>
 #include <functional>
 #include <numeric>
+#include <stdexcept>
 
 #include "index/codec.h"
 
@@ -87,9 +88,7 @@ class OneThreadFor {
 };
 
 // Whether `a` ranks before `b` under `metric`.
-bool better(faiss::MetricType metric, float a, float b) {
-  return metric == faiss::METRIC_L2 ? a < b : a > b;
-}
+bool better(faiss::MetricType metric, float a, float b) { return metric == faiss::METRIC_L2 ? a < b : a > b; }
 
 std::unique_ptr<faiss::IndexIDMap> own_id_map(faiss::Index* inner) {
   auto map = std::make_unique<faiss::IndexIDMap>(inner);
@@ -170,8 +169,9 @@ Kind kind_of(const faiss::Index* index) {
 // Whether `map` holds an index of the kind `fresh` is, consistent with itself.
 bool loaded_consistent(const faiss::IndexIDMap& map, const faiss::Index& fresh, int dim) {
   const faiss::Index* inner = map.index;
-  if (inner == nullptr || kind_of(inner) != kind_of(&fresh) || map.ntotal < 0 || inner->ntotal != map.ntotal ||
-      map.id_map.size() != size_t(map.ntotal) || !codes_consistent(inner, dim)) {
+  if (inner == nullptr || kind_of(inner) != kind_of(&fresh) || map.ntotal < 0 ||
+      inner->ntotal != map.ntotal || map.id_map.size() != size_t(map.ntotal) ||
+      !codes_consistent(inner, dim)) {
     return false;
   }
   // Ids ascend (add() keeps them so): a filtered search binary-searches them.
@@ -232,6 +232,41 @@ Status VectorIndex::serialize(std::string* out) const {
   return Status::OK();
 }
 
+namespace {
+
+// Hands a snapshot to faiss::read_index, refusing a count that the bytes left
+// cannot hold. FAISS reads a vector's length (one 8-byte read) and resizes the
+// vector before reading its elements, trusting lengths up to 2^40: a corrupt
+// length would allocate terabytes before the short read is noticed. Every
+// length FAISS writes is followed by at least that many bytes (elements are a
+// byte or more); the one larger 8-byte value it writes is the header's 2^20
+// placeholder, hence the floor. A refusal makes the store rebuild the index
+// from RocksDB, so a value refused wrongly costs time, never data.
+struct BoundedSnapshotReader : faiss::IOReader {
+  explicit BoundedSnapshotReader(std::string_view bytes) : bytes(bytes) {}
+
+  size_t operator()(void* ptr, size_t size, size_t nitems) override {
+    if (size == 0) return nitems;
+    const size_t n = std::min(nitems, (bytes.size() - pos) / size);
+    std::memcpy(ptr, bytes.data() + pos, n * size);
+    pos += n * size;
+    if (size == sizeof(uint64_t) && n == 1) {
+      uint64_t value = 0;
+      std::memcpy(&value, ptr, sizeof value);
+      if (value > std::max<uint64_t>(bytes.size() - pos, uint64_t{1} << 20)) {
+        throw std::length_error("a count of " + std::to_string(value) + " with " +
+                                std::to_string(bytes.size() - pos) + " bytes left");
+      }
+    }
+    return n;
+  }
+
+  std::string_view bytes;
+  size_t pos = 0;
+};
+
+}  // namespace
+
 Status VectorIndex::deserialize(std::string_view bytes, int dim, Metric metric, const std::string& spec,
                                 std::unique_ptr<VectorIndex>* out) {
   std::unique_ptr<VectorIndex> index;
@@ -246,8 +281,7 @@ Status VectorIndex::deserialize(std::string_view bytes, int dim, Metric metric, 
     codec::get_u64(&bytes, &id);
     index->tombstones_.insert(static_cast<int64_t>(id));
   }
-  faiss::VectorIOReader reader;
-  reader.data.assign(bytes.begin(), bytes.end());
+  BoundedSnapshotReader reader(bytes);
   std::unique_ptr<faiss::Index> loaded;
   try {
     loaded.reset(faiss::read_index(&reader));
@@ -567,7 +601,8 @@ Status VectorIndex::search_exact(const float* queries, const std::vector<size_t>
   const idx_t total = index_->ntotal;
   auto score_chunk = [&]() {
     vectors.resize(positions.size() * dim_);
-    for (size_t i = 0; i < positions.size(); ++i) index_->index->reconstruct(positions[i], &vectors[i * dim_]);
+    for (size_t i = 0; i < positions.size(); ++i)
+      index_->index->reconstruct(positions[i], &vectors[i * dim_]);
     for (size_t q = 0; q < which.size(); ++q) {
       const float* query = queries + which[q] * dim_;
       std::vector<Neighbor>& heap = heaps[q];
