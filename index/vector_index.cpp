@@ -248,6 +248,7 @@ struct BoundedSnapshotReader : faiss::IOReader {
   size_t operator()(void* ptr, size_t size, size_t nitems) override {
     if (size == 0) return nitems;
     const size_t n = std::min(nitems, (bytes.size() - pos) / size);
+    if (n == 0) return 0;  // FAISS may pass a null pointer for an empty read
     std::memcpy(ptr, bytes.data() + pos, n * size);
     pos += n * size;
     if (size == sizeof(uint64_t) && n == 1) {
