@@ -33,7 +33,7 @@ python: build
 
 test: deps models build milvus-venv python fuzz-build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
-	tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SLICE_SECONDS)
+	tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SLICE_SECONDS) $(FUZZ_SLICE_RUNS)
 	EMBEDAPT_CLI=$(abspath $(BUILD))/bin/embedapt $(VENV)/bin/python -m pytest -q plugin/python/tests
 
 # The embedded Milvus server the Milvus tests start (tools/milvus/serve.py).
@@ -75,10 +75,13 @@ sanitize: deps models
 
 # libFuzzer harnesses (tests/fuzz/), built by clang with ASan+UBSan in
 # build-fuzz. `make fuzz` runs each for FUZZ_SECONDS (9 harnesses x 70 s:
-# over 10 minutes); `make test` runs each for FUZZ_SLICE_SECONDS.
+# over 10 minutes); `make test` runs FUZZ_SLICE_RUNS seeded inputs of each
+# (the same on every machine, so a CI run is reproducible), at most
+# FUZZ_SLICE_SECONDS.
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 70
-FUZZ_SLICE_SECONDS ?= 3
+FUZZ_SLICE_SECONDS ?= 30
+FUZZ_SLICE_RUNS ?= 64
 fuzz-build: deps build
 	cmake -S tests/fuzz -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
 	  -DEMBEDAPT_BUILD_DIR=$(abspath $(BUILD))

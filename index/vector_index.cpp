@@ -290,9 +290,14 @@ Status VectorIndex::deserialize(std::string_view bytes, int dim, Metric metric, 
     return Status::Corruption(std::string("index snapshot: FAISS cannot read it: ") + e.what());
   }
   auto* map = dynamic_cast<faiss::IndexIDMap*>(loaded.get());
+  // FAISS fills the metric enum with whatever bytes were stored: compared as
+  // the integer it holds, since reading an out-of-range enum is undefined.
+  static_assert(sizeof(faiss::MetricType) == sizeof(int), "the metric enum is read as an int");
+  int stored_metric = -1;
+  if (map != nullptr) std::memcpy(&stored_metric, &map->metric_type, sizeof stored_metric);
   // A staged snapshot of a spec that needs no training cannot be ours.
-  if (map == nullptr || map->d != dim || map->metric_type != faiss_metric(metric) || staging > 1 ||
-      (staging == 1 && !index->staging_)) {
+  if (map == nullptr || map->d != dim || stored_metric != static_cast<int>(faiss_metric(metric)) ||
+      staging > 1 || (staging == 1 && !index->staging_)) {
     return Status::Corruption("index snapshot: holds a different kind of index than '" + spec + "'");
   }
   // Staged: the flat index create() made; else what the factory makes.

@@ -4,10 +4,16 @@
 # seeds never change). Stops at the first harness that finds a crash, leak,
 # timeout or sanitizer report (its input is left in BUILD_DIR/artifacts/).
 # Prints one line per harness and writes BUILD_DIR/fuzz-summary.txt.
-#   tests/fuzz/run.sh BUILD_DIR SECONDS
+# With RUNS, each harness runs at most RUNS inputs past its seed corpus from a
+# fixed random seed: the same inputs on every machine (a slower one stops
+# earlier, at SECONDS), which is what `make test` wants; without it, each
+# harness explores at random for SECONDS (`make fuzz`).
+#   tests/fuzz/run.sh BUILD_DIR SECONDS [RUNS]
 set -euo pipefail
-build=${1:?usage: run.sh BUILD_DIR SECONDS}
-seconds=${2:?usage: run.sh BUILD_DIR SECONDS}
+build=${1:?usage: run.sh BUILD_DIR SECONDS [RUNS]}
+seconds=${2:?usage: run.sh BUILD_DIR SECONDS [RUNS]}
+limits=()
+if [ -n "${3:-}" ]; then limits=(-runs="$3" -seed=1); fi
 here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$build/artifacts" "$build/corpus"
 summary=$build/fuzz-summary.txt
@@ -25,7 +31,7 @@ for binary in "$build"/bin/fuzz_*; do
   log=$build/$name.log
   # One worker, bounded memory and per-input time; the fuzzer's own
   # output goes to the log, which is shown only when it fails.
-  if ! "$binary" "$corpus" -max_total_time="$seconds" -rss_limit_mb=3072 -timeout=30 \
+  if ! "$binary" "$corpus" "${limits[@]}" -max_total_time="$seconds" -rss_limit_mb=3072 -timeout=30 \
       -artifact_prefix="$build/artifacts/$name-" -print_final_stats=1 > "$log" 2>&1; then
     tail -n 60 "$log" >&2
     echo "fuzz: $name FAILED after $seconds s (input in $build/artifacts/)" >&2
