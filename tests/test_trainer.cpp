@@ -99,6 +99,41 @@ TEST_CASE("a plain run (no folds) ships the net after exactly the given epochs",
   CHECK_FALSE(result.weights.empty());
 }
 
+// A big log costs a bounded amount: an epoch visits epoch_pairs sampled
+// pairs, and past the scoring budget the estimate ranks a seeded sample of
+// the queries (never fewer than 2,000).
+TEST_CASE("a big log trains on sampled pairs and is scored on a sample of its queries", "[trainer]") {
+  const TrainingSet task = distorted_task(false);
+  TrainingSet big = task;  // the task's 360 queries, seven times over
+  for (int copy = 1; copy < 7; ++copy) {
+    big.queries.data.insert(big.queries.data.end(), task.queries.data.begin(), task.queries.data.end());
+    big.relevant.insert(big.relevant.end(), task.relevant.begin(), task.relevant.end());
+  }
+  big.queries.rows = big.relevant.size();
+  TrainOptions o = fast_options();
+  o.epochs = 2;
+  o.epoch_pairs = 64;  // two batches of 32 per net and epoch: 11 nets x 2 x 2 = 44 steps in all
+  TrainResult result;
+  o.stop_after_steps = 44;
+  REQUIRE(train_adapter(big, o, &result).ok());
+  CHECK(result.interrupted);  // the 44th step is the last
+  o.stop_after_steps = 45;
+  REQUIRE(train_adapter(big, o, &result).ok());
+  CHECK_FALSE(result.interrupted);
+  CHECK(result.queries == 2520);
+  CHECK(result.scored == 2520);  // 2520 x 120 products: far within the default budget
+  CHECK(result.summary(o).find("sample") == std::string::npos);
+
+  o.scoring_budget = 1;
+  TrainResult sampled, again;
+  REQUIRE(train_adapter(big, o, &sampled).ok());
+  REQUIRE(train_adapter(big, o, &again).ok());
+  CHECK(sampled.scored == 2000);
+  CHECK(sampled.summary(o).find("a sample of 2000 of the 2520 logged queries") != std::string::npos);
+  CHECK(sampled.metrics_json(o) == again.metrics_json(o));  // the sample is seeded
+  CHECK(sampled.base.hit != result.base.hit);               // and is not the whole log
+}
+
 TEST_CASE("the same seed gives the same adapter", "[trainer]") {
   TrainingSet data = distorted_task(false);
   TrainOptions o = fast_options();

@@ -46,10 +46,13 @@ Status check_input(const TrainingSet& data, const TrainOptions& o) {
   }
   if (o.epochs < 1 || o.batch_size < 1 || o.threads < 1 || !(o.lr > 0) || !(o.scale > 0) ||
       o.hard_negatives < 1 || o.identity_pull < 0 || o.weight_decay < 0 || o.warmup_steps < 0 ||
-      o.clip_norm < 0 || o.top_k < 1 || o.folds < 0 || o.folds == 1) {
+      o.clip_norm < 0 || o.top_k < 1 || o.folds < 0 || o.folds == 1 || o.epoch_pairs < 1 ||
+      o.scoring_budget < 1) {
     return Status::InvalidArgument(
-        "training: epochs, batch size, threads, lr, scale, hard negatives and top-k must be positive, "
-        "folds 0 or at least 2; pull, weight decay, warm-up and clipping non-negative");
+        "training: epochs, epoch pairs, batch size, threads, lr, scale, hard negatives, top-k and the "
+        "scoring "
+        "budget must be positive, folds 0 or at least 2; pull, weight decay, warm-up and clipping "
+        "non-negative");
   }
   if (o.resume && o.checkpoint_dir.empty()) {
     return Status::InvalidArgument("training: resume needs a checkpoint directory");
@@ -74,6 +77,21 @@ Status deal_folds(size_t n, const TrainOptions& o, std::vector<int>* fold_of) {
   std::shuffle(order.begin(), order.end(), rng);
   for (size_t i = 0; i < n; ++i) (*fold_of)[order[i]] = static_cast<int>(i % o.folds);
   return Status::OK();
+}
+
+// The query rows the estimate ranks, ascending: all n, or on a big store a
+// seeded sample sized to o.scoring_budget (see there).
+std::vector<size_t> scored_queries(size_t n, size_t docs, const TrainOptions& o) {
+  constexpr size_t kMinScored = 2000;
+  const size_t budget = std::max(kMinScored, static_cast<size_t>(o.scoring_budget) / docs);
+  std::vector<size_t> rows(n);
+  std::iota(rows.begin(), rows.end(), 0);
+  if (n <= budget) return rows;
+  std::mt19937_64 rng(o.seed ^ 0x5C0EDULL);  // a stream apart from the folds' deal
+  std::shuffle(rows.begin(), rows.end(), rng);
+  rows.resize(budget);
+  std::sort(rows.begin(), rows.end());
+  return rows;
 }
 
 // ---------------------------------------------------------------- the net
@@ -234,11 +252,13 @@ torch::Tensor batch_loss(AdapterNet& net, const TrainOptions& o, const torch::Te
 // The documents the current adapter ranks highest for each training query,
 // its relevant ones excluded: [queries, h].
 torch::Tensor mine_negatives(AdapterNet& net, const TrainOptions& o, const torch::Tensor& queries,
+                             const std::vector<int64_t>& rows,
                              const std::vector<std::vector<size_t>>& relevant, const torch::Tensor& docs) {
   torch::NoGradGuard no_grad;
-  torch::Tensor scores = embed_queries(&net, queries).matmul(embed_docs(&net, o.side, docs).t());
-  for (size_t q = 0; q < relevant.size(); ++q) {
-    for (size_t r : relevant[q]) scores[q][r] = -std::numeric_limits<float>::infinity();
+  torch::Tensor mine = queries.index_select(0, torch::tensor(rows, torch::kInt64));
+  torch::Tensor scores = embed_queries(&net, mine).matmul(embed_docs(&net, o.side, docs).t());
+  for (size_t q = 0; q < rows.size(); ++q) {
+    for (size_t r : relevant[rows[q]]) scores[q][r] = -std::numeric_limits<float>::infinity();
   }
   int64_t h = std::min<int64_t>(o.hard_negatives, docs.size(0) - 1);
   return std::get<1>(scores.topk(std::max<int64_t>(h, 1), 1));
@@ -253,9 +273,10 @@ struct Member {
   std::vector<torch::Tensor> params;   // its trainable tensors
   std::vector<torch::Tensor> initial;  // their starting values (the identity pull)
   std::unique_ptr<torch::optim::AdamW> optimizer;
-  torch::Tensor queries;                      // its training queries
-  std::vector<std::vector<size_t>> relevant;  // their relevant document rows
-  std::vector<int64_t> pair_query, pair_doc;  // training pairs: row of `queries`, row of the documents
+  // Rows of the logged queries, not copies: a log of a million queries has
+  // eleven members.
+  std::vector<int64_t> train_rows;            // the query rows it trains on
+  std::vector<int64_t> pair_query, pair_doc;  // training pairs: index into train_rows, document row
   int64_t steps_per_epoch = 0;
   torch::Tensor negatives;       // loss "hard": this epoch's mined rows, one row per training query
   std::vector<size_t> held_out;  // query rows of the data it is scored on (none: the final net)
@@ -263,11 +284,15 @@ struct Member {
   std::vector<std::vector<size_t>> held_relevant;
 };
 
+// A tensor over the matrix's memory, without a copy; never written to.
+torch::Tensor view_of(const Matrix& m) {
+  return torch::from_blob(const_cast<float*>(m.data.data()),
+                          {static_cast<int64_t>(m.rows), static_cast<int64_t>(m.cols)});
+}
+
 torch::Tensor to_tensor(const Matrix& m, const std::vector<size_t>& rows) {
-  torch::Tensor all = torch::from_blob(const_cast<float*>(m.data.data()),
-                                       {static_cast<int64_t>(m.rows), static_cast<int64_t>(m.cols)});
   std::vector<int64_t> index(rows.begin(), rows.end());
-  return all.index_select(0, torch::tensor(index, torch::kInt64));
+  return view_of(m).index_select(0, torch::tensor(index, torch::kInt64));
 }
 
 Status new_member(const TrainingSet& data, const TrainOptions& o, const std::vector<size_t>& train_rows,
@@ -278,15 +303,14 @@ Status new_member(const TrainingSet& data, const TrainOptions& o, const std::vec
   for (const auto& p : m->params) m->initial.push_back(p.detach().clone());
   m->optimizer = std::make_unique<torch::optim::AdamW>(
       m->params, torch::optim::AdamWOptions(o.lr).weight_decay(o.weight_decay));
-  m->queries = to_tensor(data.queries, train_rows);
+  m->train_rows.assign(train_rows.begin(), train_rows.end());
   for (size_t i = 0; i < train_rows.size(); ++i) {
-    m->relevant.push_back(data.relevant[train_rows[i]]);
-    for (size_t d : m->relevant.back()) {
+    for (size_t d : data.relevant[train_rows[i]]) {
       m->pair_query.push_back(static_cast<int64_t>(i));
       m->pair_doc.push_back(static_cast<int64_t>(d));
     }
   }
-  const auto pairs = static_cast<int64_t>(m->pair_query.size());
+  const auto pairs = std::min(static_cast<int64_t>(m->pair_query.size()), o.epoch_pairs);
   m->steps_per_epoch = (pairs + o.batch_size - 1) / o.batch_size;
   m->held_out = held_rows;
   if (!held_rows.empty()) m->held_queries = to_tensor(data.queries, held_rows);
@@ -296,22 +320,25 @@ Status new_member(const TrainingSet& data, const TrainOptions& o, const std::vec
 
 // One optimiser step on batch `b` of an epoch whose pair order is `order`;
 // returns the batch's loss (before the identity pull).
-double train_step(Member& m, const TrainOptions& o, const torch::Tensor& docs,
+double train_step(Member& m, const TrainOptions& o, const torch::Tensor& queries, const torch::Tensor& docs,
                   const std::vector<int64_t>& order, int64_t b, int64_t step) {
   const double lr = o.warmup_steps > 0 && step < o.warmup_steps ? o.lr * (step + 1) / o.warmup_steps : o.lr;
   for (auto& group : m.optimizer->param_groups()) {
     static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
   }
-  std::vector<int64_t> batch_queries, batch_docs;
+  std::vector<int64_t> batch_members, batch_queries, batch_docs;
   const auto pairs = static_cast<int64_t>(order.size());
   for (int64_t i = b * o.batch_size; i < std::min(pairs, (b + 1) * o.batch_size); ++i) {
-    batch_queries.push_back(m.pair_query[order[i]]);
+    batch_members.push_back(m.pair_query[order[i]]);
+    batch_queries.push_back(m.train_rows[m.pair_query[order[i]]]);
     batch_docs.push_back(m.pair_doc[order[i]]);
   }
-  torch::Tensor query_rows = torch::tensor(batch_queries, torch::kInt64);
-  torch::Tensor negatives = m.negatives.defined() ? m.negatives.index_select(0, query_rows) : torch::Tensor();
-  torch::Tensor loss = batch_loss(*m.net, o, m.queries.index_select(0, query_rows),
-                                  torch::tensor(batch_docs, torch::kInt64), docs, negatives);
+  torch::Tensor negatives = m.negatives.defined()
+                                ? m.negatives.index_select(0, torch::tensor(batch_members, torch::kInt64))
+                                : torch::Tensor();
+  torch::Tensor loss =
+      batch_loss(*m.net, o, queries.index_select(0, torch::tensor(batch_queries, torch::kInt64)),
+                 torch::tensor(batch_docs, torch::kInt64), docs, negatives);
   const double value = loss.item<double>();
   if (o.identity_pull > 0) {
     for (size_t i = 0; i < m.params.size(); ++i)
@@ -418,34 +445,45 @@ Status train(const TrainingSet& data, const TrainOptions& o, TrainResult* result
     ~RestoreThreads() { torch::set_num_threads(n); }
   } restore_threads{caller_threads};
   const size_t n = data.queries.rows;
-  std::vector<size_t> all_docs(data.docs.rows);
-  std::iota(all_docs.begin(), all_docs.end(), 0);
-  const torch::Tensor docs = to_tensor(data.docs, all_docs);
+  const torch::Tensor docs = view_of(data.docs);
+  const torch::Tensor logged = view_of(data.queries);
 
-  // The members: one net per fold, then the final net on every query.
+  // The members: one net per fold, then the final net on every query. A
+  // fold net trains on every query outside its fold and is scored on the
+  // scored ones inside it.
   const int folds = o.folds;
   std::vector<int> fold_of;
   EMBEDAPT_RETURN_IF_ERROR(deal_folds(n, o, &fold_of));
+  const std::vector<size_t> scored = scored_queries(n, data.docs.rows, o);
+  std::vector<bool> is_scored(n, false);
+  for (size_t q : scored) is_scored[q] = true;
   std::string config_json;
   std::vector<Member> members(folds + 1);
   for (int f = 0; f <= folds; ++f) {
     std::vector<size_t> train_rows, held_rows;
-    for (size_t q = 0; q < n; ++q) (f < folds && fold_of[q] == f ? held_rows : train_rows).push_back(q);
+    for (size_t q = 0; q < n; ++q) {
+      if (f == folds || fold_of[q] != f) {
+        train_rows.push_back(q);
+      } else if (is_scored[q]) {
+        held_rows.push_back(q);
+      }
+    }
     EMBEDAPT_RETURN_IF_ERROR(new_member(data, o, train_rows, held_rows, &config_json, &members[f]));
   }
   Member& final_net = members.back();
   result->queries = n;
+  result->scored = scored.size();
   result->folds = folds;
 
-  // The bar to beat: the base embedder on every logged query.
-  std::vector<size_t> all_queries(n);
-  std::iota(all_queries.begin(), all_queries.end(), 0);
-  const torch::Tensor queries = to_tensor(data.queries, all_queries);
-  const std::vector<int64_t> base = rank(nullptr, o.side, queries, docs, data.relevant);
+  // The bar to beat: the base embedder on every scored query.
+  std::vector<std::vector<size_t>> scored_relevant;
+  for (size_t q : scored) scored_relevant.push_back(data.relevant[q]);
+  const torch::Tensor queries = to_tensor(data.queries, scored);
+  const std::vector<int64_t> base = rank(nullptr, o.side, queries, docs, scored_relevant);
   result->base = mean_score(base, o.top_k);
   if (o.incumbent) {
     std::vector<int64_t> incumbent;
-    EMBEDAPT_RETURN_IF_ERROR(rank_adapter(*o.incumbent, queries, docs, data.relevant, &incumbent));
+    EMBEDAPT_RETURN_IF_ERROR(rank_adapter(*o.incumbent, queries, docs, scored_relevant, &incumbent));
     result->incumbent = mean_score(incumbent, o.top_k);
   }
 
@@ -462,7 +500,9 @@ Status train(const TrainingSet& data, const TrainOptions& o, TrainResult* result
     // A resumed epoch skips the steps already taken and keeps its negatives.
     int64_t done = s.step % steps_per_round;
     if (o.loss == Loss::kHard && done == 0) {
-      for (Member& m : members) m.negatives = mine_negatives(*m.net, o, m.queries, m.relevant, docs);
+      for (Member& m : members) {
+        m.negatives = mine_negatives(*m.net, o, logged, m.train_rows, data.relevant, docs);
+      }
     }
     for (size_t i = 0; i < members.size(); ++i) {
       Member& m = members[i];
@@ -475,8 +515,9 @@ Status train(const TrainingSet& data, const TrainOptions& o, TrainResult* result
       std::iota(order.begin(), order.end(), 0);
       std::mt19937_64 rng(o.seed * 1000003 + static_cast<uint64_t>(epoch) * 1009 + i);
       std::shuffle(order.begin(), order.end(), rng);
+      order.resize(std::min<size_t>(order.size(), static_cast<size_t>(o.epoch_pairs)));
       for (int64_t b = done; b < m.steps_per_epoch; ++b) {
-        const double loss = train_step(m, o, docs, order, b, epoch * m.steps_per_epoch + b);
+        const double loss = train_step(m, o, logged, docs, order, b, epoch * m.steps_per_epoch + b);
         if (&m == &final_net) s.epoch_loss += loss;
         ++s.step;
         if ((o.stop_after_steps > 0 && s.step >= o.stop_after_steps) || (o.cancel && o.cancel->load())) {
@@ -502,17 +543,20 @@ Status train(const TrainingSet& data, const TrainOptions& o, TrainResult* result
     return save_adapter_weights(*final_net.net, &result->weights);
   }
 
-  // The estimate: every query ranked by the fold net that never saw it, its
-  // gain over the base a paired difference; none of it chose anything.
-  std::vector<int64_t> held(n);
+  // The estimate: every scored query ranked by the fold net that never saw
+  // it, its gain over the base a paired difference; none of it chose anything.
+  std::vector<int64_t> by_row(n);
   for (int f = 0; f < folds; ++f) {
     const Member& m = members[f];
+    if (m.held_out.empty()) continue;
     std::vector<int64_t> ranks = rank(m.net.get(), o.side, m.held_queries, docs, m.held_relevant);
-    for (size_t i = 0; i < m.held_out.size(); ++i) held[m.held_out[i]] = ranks[i];
+    for (size_t i = 0; i < m.held_out.size(); ++i) by_row[m.held_out[i]] = ranks[i];
   }
+  std::vector<int64_t> held;  // in the order of `scored`, like `base`
+  for (size_t q : scored) held.push_back(by_row[q]);
   result->cross_validated = mean_score(held, o.top_k);
   std::vector<double> hit, mrr, rr;
-  for (size_t q = 0; q < n; ++q) {
+  for (size_t q = 0; q < scored.size(); ++q) {
     hit.push_back(hit_at(held[q], o.top_k) - hit_at(base[q], o.top_k));
     mrr.push_back(mrr_at(held[q], o.top_k) - mrr_at(base[q], o.top_k));
     rr.push_back(reciprocal(held[q]) - reciprocal(base[q]));
@@ -568,7 +612,9 @@ std::string TrainResult::summary(const TrainOptions& options) const {
                 options.top_k, hit_gain.mean, hit_gain.low, hit_gain.high, rr_gain.mean,
                 std::isfinite(gain_z) ? gain_z : 99.0, options.min_gain_z,
                 improved ? "shipped" : "not shipped");
-  return line;
+  if (scored == queries) return line;
+  return std::string(line) + " (estimated on a sample of " + std::to_string(scored) + " of the " +
+         std::to_string(queries) + " logged queries)";
 }
 
 std::string TrainResult::metrics_json(const TrainOptions& options) const {
@@ -585,6 +631,7 @@ std::string TrainResult::metrics_json(const TrainOptions& options) const {
   nlohmann::json j = {{"loss", LossName(options.loss)},
                       {"top_k", options.top_k},
                       {"queries", queries},
+                      {"scored", scored},
                       {"folds", folds},
                       {"base", score(base)},
                       {"adapter", score(cross_validated)},

@@ -7,8 +7,9 @@
 // queries are dealt into K folds; K fold nets, each trained without one fold,
 // advance epoch by epoch in lockstep with a final net trained on every query,
 // all for the same number of epochs, fixed before any score is seen. Then
-// every logged query is ranked (exact search against every document) by the
-// fold net that never saw it, against its rank by the base embedder. Since
+// every logged query (a seeded sample on a big store: scoring_budget) is
+// ranked (exact search against every document) by the fold net that never
+// saw it, against its rank by the base embedder. Since
 // nothing was chosen by those scores, the per-query gains are plain paired
 // data, and the final net ships when their mean is above zero by a one-sided
 // test (z >= min_gain_z). Choosing the best of 40 epochs on the scored folds,
@@ -74,6 +75,12 @@ struct TrainOptions {
   // plain linear adapters on logs of 40 to 300 queries gain most between 15
   // and 30 epochs, and less at 10 or 40 (tools/bench/smalllogs_bench).
   int epochs = 20;
+  // A big log: an epoch visits at most this many pairs (a fresh seeded sample
+  // each epoch), so a net takes at most epochs * epoch_pairs / batch_size
+  // steps whatever the log's size (20 * 8192 / 32 = 5,120). Every real log we
+  // have (up to 3,000 queries) trains on all its pairs every epoch; the bound
+  // is what keeps a log of a million pairs to minutes.
+  int64_t epoch_pairs = 8192;
   int batch_size = 32;
   double lr = 3e-4;
   double weight_decay = 0;  // AdamW's decay toward zero (not identity)
@@ -96,6 +103,13 @@ struct TrainOptions {
   // documents, shuffled query vectors) the z of this estimate is close to
   // standard normal, so about one null log in a hundred ships.
   double min_gain_z = 2.326;
+  // A big store: ranking a query is exact search against every document, so
+  // the estimate scores every logged query only while that costs at most
+  // this many query-document products per net; past it, a seeded sample of
+  // the queries (never fewer than 2,000: a standard error near 0.005 in
+  // reciprocal rank) sized to the budget. 2^31 products of 384 dimensions is
+  // about ten seconds of one core; a store of 1M documents scores 2,147.
+  int64_t scoring_budget = int64_t{1} << 31;
   // If set, also scored on every logged query (e.g. the store's active
   // adapter), so a caller can tell whether the new adapter beats it. The
   // incumbent may have been trained on those queries, so the comparison
@@ -146,9 +160,9 @@ struct TrainResult {
   std::string config_json;
   std::string weights;
 
-  ValidationScore base;             // the identity on every logged query
-  ValidationScore cross_validated;  // every logged query ranked by the fold net that never saw it
-  ValidationScore incumbent;        // TrainOptions::incumbent on every logged query, if given
+  ValidationScore base;             // the identity on every scored query
+  ValidationScore cross_validated;  // every scored query ranked by the fold net that never saw it
+  ValidationScore incumbent;        // TrainOptions::incumbent on every scored query, if given
 
   // The estimated gain over the base (cross_validated - base, per query):
   // what the decision rests on.
@@ -159,12 +173,13 @@ struct TrainResult {
 
   std::vector<EpochReport> epochs;  // the epochs run
   size_t queries = 0;               // logged queries, each held out by one of `folds` folds
+  size_t scored = 0;                // of them, those the estimate ranks (see scoring_budget)
   int folds = 0;
   bool interrupted = false;  // stop_after_steps was reached or cancel was set
 
   // One line: the estimated gain with its interval and the rule applied.
   std::string summary(const TrainOptions& options) const;
-  // {"loss", "top_k", "queries", "folds", "base": {"hit_rate", "mrr", "rr"},
+  // {"loss", "top_k", "queries", "scored", "folds", "base": {"hit_rate", "mrr", "rr"},
   //  "adapter": {...} (cross-validated), "epochs_run", "estimate": {"hit_rate":
   //  {"mean", "low", "high"}, "mrr": ..., "rr": ..., "z", "min_z"}, "improved",
   //  "summary", "epochs": [...]}
