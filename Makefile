@@ -74,7 +74,7 @@ sanitize: deps models
 	cd $(SAN_BUILD) && ctest --output-on-failure -j $(JOBS)
 
 # libFuzzer harnesses (tests/fuzz/), built by clang with ASan+UBSan in
-# build-fuzz. `make fuzz` runs each for FUZZ_SECONDS (9 harnesses x 70 s:
+# build-fuzz. `make fuzz` runs each for FUZZ_SECONDS (10 harnesses x 70 s:
 # over 10 minutes); `make test` runs FUZZ_SLICE_RUNS seeded inputs of each
 # (the same on every machine, so a CI run is reproducible), at most
 # FUZZ_SLICE_SECONDS.

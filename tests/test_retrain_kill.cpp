@@ -134,7 +134,7 @@ TEST_CASE("retrain killed with SIGKILL mid-run resumes to the adapter of an unin
   }
   TempDir dir("retrain_kill");
   const std::string db = dir / "db", checkpoints = dir / "checkpoints";
-  const std::string checkpoint = checkpoints + "/checkpoint.pt";
+  const std::string checkpoint = checkpoints + "/checkpoint.safetensors";
   make_store(db);
   // An epoch of the eleven nets (ten folds and the final one) is 567 steps;
   // the first checkpoint comes a sixth of the way into the first of 10.
@@ -176,11 +176,11 @@ TEST_CASE("retrain killed with SIGKILL mid-run resumes to the adapter of an unin
   // 2. --resume reads that checkpoint (a copy replaced by garbage is refused)...
   const std::string garbage = dir / "garbage";
   fs::create_directories(garbage);
-  REQUIRE(write_file_atomic(garbage + "/checkpoint.pt", "not a checkpoint").ok());
+  REQUIRE(write_file_atomic(garbage + "/checkpoint.safetensors", "not a checkpoint").ok());
   Run refused = run(with({"--checkpoint-dir", garbage, "--resume"}), dir / "garbage.txt");
   INFO(refused.output);
   CHECK(refused.exit_code == 1);
-  CHECK_THAT(refused.output, Catch::Contains("checkpoint"));
+  CHECK_THAT(refused.output, Catch::Contains(garbage + "/checkpoint.safetensors: not a checkpoint"));
 
   // ...and finishes the run from it.
   std::vector<std::string> resume = checkpointed;

@@ -1,11 +1,18 @@
 // The trainer on synthetic data whose answer is known: it learns a linear
 // distortion, rarely ships on logs without signal, is deterministic by seed,
-// and a run interrupted and resumed from its checkpoint ends bit-identical.
+// and a run interrupted and resumed from its checkpoint ends bit-identical,
+// while a checkpoint that is not sound or not the run's is refused.
+#include <torch/torch.h>
+
+#include <cmath>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <numeric>
 #include <random>
 
 #include "core/adapt/trainer.h"
+#include "core/common/files.h"
+#include "core/common/safetensors.h"
 #include "tests/support/catch.h"
 #include "tests/test_trainer_task.h"
 
@@ -181,6 +188,112 @@ TEST_CASE("a resumed run ends with the weights of an uninterrupted one", "[train
     CHECK(resumed.weights == whole.weights);
     CHECK(resumed.metrics_json(o) == whole.metrics_json(o));
   }
+}
+
+// Each bad checkpoint is the real one of an interrupted run with one thing
+// changed; resuming from it must fail with a Status naming the file and the
+// problem (a step or negative out of range used to index out of bounds).
+TEST_CASE("a resume refuses a checkpoint that is unsound or of another run", "[trainer][checkpoint]") {
+  TrainingSet data = distorted_task(false);
+  TrainOptions o = fast_options();
+  o.loss = Loss::kHard;  // the checkpoint holds mined negatives too
+  o.epochs = 2;          // 122 steps an epoch: the run ends at step 244
+  o.checkpoint_every = 10;
+  o.checkpoint_dir = temp_dir("refused");
+  o.stop_after_steps = 55;  // within the first epoch, within the fifth fold net
+  TrainResult part;
+  REQUIRE(train_adapter(data, o, &part).ok());
+  REQUIRE(part.interrupted);
+  const std::string path = o.checkpoint_dir + "/checkpoint.safetensors";
+  std::string good;
+  REQUIRE(read_file(path, &good).ok());
+  TensorMap tensors;
+  std::map<std::string, std::string> metadata;
+  REQUIRE(parse_safetensors(good, &tensors, &metadata).ok());
+  const nlohmann::json counters = nlohmann::json::parse(metadata.at("embedapt.checkpoint"));
+  REQUIRE(counters["step"] == 50);
+  REQUIRE(tensors.count("m0.negatives") == 1);
+
+  o.stop_after_steps = 0;
+  o.checkpoint_every = 0;  // a resumed run must not replace the file under test
+  o.resume = true;
+  auto edited = [&](const std::function<void(TensorMap&, nlohmann::json&)>& edit) {
+    TensorMap t = tensors;
+    nlohmann::json c = counters;
+    edit(t, c);
+    return serialize_safetensors(t, {{"embedapt.checkpoint", c.dump()}});
+  };
+  auto refused = [&](const std::string& bytes, Code code, const std::string& words) {
+    REQUIRE(write_file_atomic(path, bytes).ok());
+    TrainResult result;
+    Status s = train_adapter(data, o, &result);
+    INFO("expected \"" << words << "\", got: " << s.ToString());
+    CHECK(s.code() == code);
+    CHECK_THAT(s.message(), Catch::Contains(path) && Catch::Contains(words));
+    CHECK(result.weights.empty());
+  };
+  const std::string weight = tensors.lower_bound("m0.net.")->first;
+
+  refused(edited([](TensorMap&, nlohmann::json& c) { c["step"] = -5; }), Code::kCorruption,
+          "step -5 is outside the run's 0 to 244");
+  refused(edited([](TensorMap&, nlohmann::json& c) { c["step"] = 245; }), Code::kCorruption,
+          "step 245 is outside the run's 0 to 244");
+  refused(edited([](TensorMap&, nlohmann::json& c) { c["step"] = 130; }), Code::kCorruption,
+          "one loss for each of the 1 finished epochs");
+  refused(edited([](TensorMap&, nlohmann::json& c) { c["adam_steps"][0][0] = 1000; }), Code::kCorruption,
+          "net 0 has taken 11 steps");
+  refused(edited([](TensorMap&, nlohmann::json& c) { c["epoch_loss"] = "NaN"; }), Code::kCorruption,
+          "\"epoch_loss\" is not a finite number");
+  refused(edited([&](TensorMap& t, nlohmann::json&) {
+            t[weight] = floats_to_tensor(std::vector<float>(kDim * (kDim + 1)), {kDim, kDim + 1});
+          }),
+          Code::kCorruption, "tensor \"" + weight + "\" has shape [16, 17], the run's is [16, 16]");
+  refused(edited([&](TensorMap& t, nlohmann::json&) {
+            const float nan = std::nanf("");
+            t["m3.adam.0.exp_avg"].data.replace(4, sizeof nan, reinterpret_cast<const char*>(&nan),
+                                                sizeof nan);
+          }),
+          Code::kCorruption, "tensor \"m3.adam.0.exp_avg\" holds a non-finite value");
+  refused(edited([&](TensorMap& t, nlohmann::json&) {
+            const int64_t row = 100000;
+            t["m0.negatives"].data.replace(0, sizeof row, reinterpret_cast<const char*>(&row), sizeof row);
+          }),
+          Code::kCorruption, "tensor \"m0.negatives\" names a document row outside 0 to 119");
+  refused(edited([](TensorMap& t, nlohmann::json&) { t.erase("m1.adam.0.exp_avg_sq"); }), Code::kCorruption,
+          "tensor \"m1.adam.0.exp_avg_sq\" is missing");
+  refused(edited([](TensorMap& t, nlohmann::json&) { t["m0.net.extra"] = floats_to_tensor({1}, {1}); }),
+          Code::kCorruption, "1 tensors that are not the run's");
+  refused(good.substr(0, good.size() / 2), Code::kCorruption, "lies outside the data (truncated file?)");
+  refused(serialize_safetensors(tensors), Code::kCorruption, "not a checkpoint (no \"embedapt.checkpoint\"");
+
+  // A LibTorch archive (TorchScript's serialisation, which can carry code)
+  // at the path is not read as one.
+  {
+    torch::serialize::OutputArchive archive;
+    archive.write("step", torch::tensor({int64_t{50}}), /*is_buffer=*/true);
+    std::ostringstream out;
+    archive.save_to(out);
+    refused(out.str(), Code::kCorruption, "not a checkpoint: safetensors:");
+  }
+
+  // Another run's checkpoint: the same data with another seed.
+  TrainOptions other = o;
+  other.seed = 43;
+  other.resume = false;
+  other.checkpoint_every = 10;
+  other.checkpoint_dir = temp_dir("other_run");
+  other.stop_after_steps = 55;
+  REQUIRE(train_adapter(data, other, &part).ok());
+  std::string others;
+  REQUIRE(read_file(other.checkpoint_dir + "/checkpoint.safetensors", &others).ok());
+  refused(others, Code::kFailedPrecondition, "the checkpoint is of another run");
+
+  // The sound checkpoint still resumes, to the end of the run.
+  REQUIRE(write_file_atomic(path, good).ok());
+  TrainResult resumed;
+  REQUIRE(train_adapter(data, o, &resumed).ok());
+  CHECK_FALSE(resumed.interrupted);
+  CHECK(resumed.epochs.size() == 2);
 }
 
 TEST_CASE("the trainer rejects input it cannot use", "[trainer]") {

@@ -15,6 +15,9 @@
 #include <numeric>
 #include <random>
 
+#include "core/common/files.h"
+#include "core/common/safetensors.h"
+#include "core/common/sha256.h"
 #include "embedapt/adapter_plugin.h"
 
 namespace embedapt {
@@ -137,12 +140,6 @@ std::vector<torch::Tensor> trainable(AdapterNet& net) {
     if (t.requires_grad()) out.push_back(t);
   }
   return out;
-}
-
-void restore(AdapterNet& net, const std::vector<torch::Tensor>& tensors) {
-  torch::NoGradGuard no_grad;
-  auto current = net.named_tensors();
-  for (size_t i = 0; i < current.size(); ++i) current[i].second.copy_(tensors[i]);
 }
 
 // Unit vectors of the adapted queries and documents (the store's cosine).
@@ -353,6 +350,17 @@ double train_step(Member& m, const TrainOptions& o, const torch::Tensor& queries
 
 // ---------------------------------------------------------------- checkpoints
 
+// A checkpoint is plain data, never code: one safetensors file holding each
+// member's net tensors, AdamW moments and (loss "hard") mined negatives, with
+// the counters and the run's fingerprint as JSON in the header's metadata.
+// One file, so write_file_atomic replaces all of it or none. Resume reads it
+// with the adapters' safetensors parser and checks every value against the
+// run before anything is used: it comes from disk, and a step or a negative
+// out of range would index out of bounds.
+constexpr const char* kCheckpointFile = "checkpoint.safetensors";
+constexpr const char* kCheckpointKey = "embedapt.checkpoint";  // the metadata entry holding the JSON
+constexpr int kCheckpointFormat = 1;
+
 // Everything a resumed run needs, besides the members, to continue exactly
 // where this one was.
 struct TrainState {
@@ -362,75 +370,228 @@ struct TrainState {
 };
 
 std::string checkpoint_path(const TrainOptions& o) {
-  return (std::filesystem::path(o.checkpoint_dir) / "checkpoint.pt").string();
+  return (std::filesystem::path(o.checkpoint_dir) / kCheckpointFile).string();
 }
 
-// `shape` identifies the run (data sizes, folds, seed, batch size): a
-// checkpoint of another run is refused rather than silently mixed in.
-Status save_checkpoint(const TrainOptions& o, const std::vector<Member>& members, const TrainState& s,
-                       const torch::Tensor& shape) {
-  torch::serialize::OutputArchive archive;
-  for (size_t m = 0; m < members.size(); ++m) {
-    const std::string prefix = "member" + std::to_string(m) + "_";
-    auto tensors = members[m].net->named_tensors();
-    for (size_t i = 0; i < tensors.size(); ++i) {
-      archive.write(prefix + "net_" + std::to_string(i), tensors[i].second.detach(), /*is_buffer=*/true);
-    }
-    torch::serialize::OutputArchive optimizer_archive;
-    members[m].optimizer->save(optimizer_archive);
-    archive.write(prefix + "optimizer", optimizer_archive);
-    if (members[m].negatives.defined()) archive.write(prefix + "negatives", members[m].negatives, true);
+// What makes two runs the same: the data and every option that changes the
+// steps taken. A checkpoint of another run is refused rather than mixed in.
+std::string run_fingerprint(const TrainingSet& data, const TrainOptions& o) {
+  const nlohmann::json options = {{"kind", o.kind},
+                                  {"side", AdapterSideName(o.side)},
+                                  {"hidden", o.hidden},
+                                  {"embedder", o.embedder},
+                                  {"torchscript", hex(sha256(o.torchscript_archive))},
+                                  {"loss", LossName(o.loss)},
+                                  {"scale", o.scale},
+                                  {"hard_negatives", o.hard_negatives},
+                                  {"identity_pull", o.identity_pull},
+                                  {"epochs", o.epochs},
+                                  {"epoch_pairs", o.epoch_pairs},
+                                  {"batch_size", o.batch_size},
+                                  {"lr", o.lr},
+                                  {"weight_decay", o.weight_decay},
+                                  {"warmup_steps", o.warmup_steps},
+                                  {"clip_norm", o.clip_norm},
+                                  {"seed", o.seed},
+                                  {"folds", o.folds}};
+  Sha256 hash;
+  hash.add(options.dump());
+  for (const Matrix* m : {&data.docs, &data.queries}) {
+    const uint64_t dims[] = {m->rows, m->cols};
+    hash.add({reinterpret_cast<const char*>(dims), sizeof dims});
+    hash.add({reinterpret_cast<const char*>(m->data.data()), m->data.size() * sizeof(float)});
   }
-  archive.write("shape", shape, true);
-  archive.write("step", torch::tensor({s.step}), true);
-  archive.write("epoch_loss", torch::tensor({s.epoch_loss}, torch::kFloat64), true);
-  archive.write("losses", torch::tensor(s.losses, torch::kFloat64), true);
+  for (const auto& rows : data.relevant) {
+    const uint64_t count = rows.size();
+    hash.add({reinterpret_cast<const char*>(&count), sizeof count});
+    hash.add({reinterpret_cast<const char*>(rows.data()), rows.size() * sizeof(size_t)});
+  }
+  return "sha256:" + hex(hash.digest());
+}
+
+// The optimiser steps member `m` has taken after `step` steps of the run
+// (each round runs the members in order, each for its steps_per_epoch).
+int64_t member_steps(const std::vector<Member>& members, size_t m, int64_t step, int64_t steps_per_round) {
+  int64_t done = step % steps_per_round;
+  for (size_t i = 0; i < m; ++i) done -= members[i].steps_per_epoch;
+  return step / steps_per_round * members[m].steps_per_epoch +
+         std::clamp<int64_t>(done, 0, members[m].steps_per_epoch);
+}
+
+RawTensor raw_tensor(const torch::Tensor& t, const char* dtype) {
+  RawTensor raw;
+  raw.dtype = dtype;
+  raw.shape = t.sizes().vec();
+  torch::Tensor c = t.detach().contiguous();
+  raw.data.assign(static_cast<const char*>(c.data_ptr()), c.numel() * c.element_size());
+  return raw;
+}
+
+Status save_checkpoint(const TrainOptions& o, const std::vector<Member>& members, const TrainState& s,
+                       const std::string& fingerprint) {
+  TensorMap tensors;
+  nlohmann::json adam_steps = nlohmann::json::array();
+  for (size_t m = 0; m < members.size(); ++m) {
+    const std::string prefix = "m" + std::to_string(m) + ".";
+    for (auto& [name, t] : members[m].net->named_tensors()) {
+      tensors.emplace(prefix + "net." + name, raw_tensor(t, "F32"));
+    }
+    // A parameter has AdamW state once it has had a gradient: its step count
+    // and both moments (amsgrad is off).
+    nlohmann::json steps = nlohmann::json::array();
+    const auto& state = members[m].optimizer->state();
+    for (size_t p = 0; p < members[m].params.size(); ++p) {
+      auto it = state.find(c10::guts::to_string(members[m].params[p].unsafeGetTensorImpl()));
+      if (it == state.end()) {
+        steps.push_back(0);
+        continue;
+      }
+      const auto& adam = static_cast<const torch::optim::AdamWParamState&>(*it->second);
+      steps.push_back(adam.step());
+      tensors.emplace(prefix + "adam." + std::to_string(p) + ".exp_avg", raw_tensor(adam.exp_avg(), "F32"));
+      tensors.emplace(prefix + "adam." + std::to_string(p) + ".exp_avg_sq",
+                      raw_tensor(adam.exp_avg_sq(), "F32"));
+    }
+    adam_steps.push_back(steps);
+    if (members[m].negatives.defined())
+      tensors.emplace(prefix + "negatives", raw_tensor(members[m].negatives, "I64"));
+  }
+  const nlohmann::json counters = {
+      {"format", kCheckpointFormat}, {"fingerprint", fingerprint}, {"step", s.step},
+      {"epoch_loss", s.epoch_loss},  {"losses", s.losses},         {"adam_steps", adam_steps}};
   std::error_code ec;
   std::filesystem::create_directories(o.checkpoint_dir, ec);
   if (ec) return Status::IOError(o.checkpoint_dir + ": cannot create: " + ec.message());
-  std::string path = checkpoint_path(o);
-  archive.save_to(path + ".tmp");
-  std::filesystem::rename(path + ".tmp", path, ec);
-  if (ec) return Status::IOError(path + ": cannot rename the new checkpoint: " + ec.message());
-  return Status::OK();
+  return write_file_atomic(checkpoint_path(o),
+                           serialize_safetensors(tensors, {{kCheckpointKey, counters.dump()}}));
 }
 
-Status load_checkpoint(const TrainOptions& o, std::vector<Member>* members, TrainState* s,
-                       const torch::Tensor& shape) {
-  std::string path = checkpoint_path(o);
+// Reads the checkpoint of this run (fingerprint) into the members and *s; a
+// missing file means nothing to resume. Every error names the file and what
+// is wrong with it; members may be half-filled then (the run stops).
+Status load_checkpoint(const TrainOptions& o, const std::string& fingerprint, int64_t steps_per_round,
+                       int64_t docs, std::vector<Member>* members, TrainState* s) {
+  const std::string path = checkpoint_path(o);
   if (!std::filesystem::exists(path)) return Status::OK();  // nothing to resume: start afresh
-  torch::serialize::InputArchive archive;
-  try {
-    archive.load_from(path);
-  } catch (const c10::Error& e) {
-    return Status::Corruption(path + ": unreadable checkpoint: " + e.what_without_backtrace());
-  } catch (const std::exception& e) {
-    return Status::Corruption(path + ": unreadable checkpoint: " + e.what());
+  auto bad = [&](const std::string& why) { return Status::Corruption(path + ": " + why); };
+  std::string bytes;
+  EMBEDAPT_RETURN_IF_ERROR(read_file(path, &bytes));
+  TensorMap stored;
+  std::map<std::string, std::string> metadata;
+  Status parsed = parse_safetensors(bytes, &stored, &metadata);
+  if (!parsed.ok()) return bad("not a checkpoint: " + parsed.message());
+  bytes.clear();
+  auto entry = metadata.find(kCheckpointKey);
+  if (entry == metadata.end())
+    return bad(std::string("not a checkpoint (no \"") + kCheckpointKey + "\" metadata)");
+  const nlohmann::json j = nlohmann::json::parse(entry->second, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object() || j.value("format", nlohmann::json()) != kCheckpointFormat) {
+    return bad("the counters are not a format-" + std::to_string(kCheckpointFormat) + " JSON object");
   }
-  torch::Tensor stored_shape;
-  archive.read("shape", stored_shape, true);
-  if (!stored_shape.equal(shape)) {
+  if (!j.contains("fingerprint") || j["fingerprint"] != fingerprint) {
     return Status::FailedPrecondition(path + ": the checkpoint is of another run (other data or options)");
   }
+
+  // The counters: a step within the run, a loss for each finished epoch.
+  const int64_t end = steps_per_round * o.epochs;
+  if (!j.contains("step") || !j["step"].is_number_integer()) return bad("\"step\" is not an integer");
+  s->step = j["step"].get<int64_t>();
+  if (s->step < 0 || s->step > end) {
+    return bad("step " + j["step"].dump() + " is outside the run's 0 to " + std::to_string(end));
+  }
+  if (!j.contains("epoch_loss") || !j["epoch_loss"].is_number() ||
+      !std::isfinite(j["epoch_loss"].get<double>())) {
+    return bad("\"epoch_loss\" is not a finite number");
+  }
+  s->epoch_loss = j["epoch_loss"].get<double>();
+  const auto finished = static_cast<size_t>(s->step / steps_per_round);
+  if (!j.contains("losses") || !j["losses"].is_array() || j["losses"].size() != finished) {
+    return bad("\"losses\" must hold one loss for each of the " + std::to_string(finished) +
+               " finished epochs");
+  }
+  s->losses.clear();
+  for (const auto& loss : j["losses"]) {
+    if (!loss.is_number() || !std::isfinite(loss.get<double>()))
+      return bad("a loss in \"losses\" is not finite");
+    s->losses.push_back(loss.get<double>());
+  }
+  const nlohmann::json adam_steps = j.value("adam_steps", nlohmann::json());
+  if (!adam_steps.is_array() || adam_steps.size() != members->size()) {
+    return bad("\"adam_steps\" must hold one list per net (" + std::to_string(members->size()) + ")");
+  }
+
+  // The tensors: each one the run has, of its shape, finite; none other.
+  size_t used = 0;
+  auto take = [&](const std::string& name, const char* dtype, c10::IntArrayRef shape, torch::Tensor* out) {
+    auto it = stored.find(name);
+    if (it == stored.end()) return bad("tensor \"" + name + "\" is missing");
+    const RawTensor& raw = it->second;
+    if (raw.dtype != dtype) return bad("tensor \"" + name + "\" is " + raw.dtype + ", not " + dtype);
+    if (raw.shape != shape.vec()) {
+      return bad("tensor \"" + name + "\" has shape " + c10::str(c10::IntArrayRef(raw.shape)) +
+                 ", the run's is " + c10::str(shape));
+    }
+    const auto type = std::string(dtype) == "F32" ? torch::kFloat32 : torch::kInt64;
+    *out = torch::from_blob(const_cast<char*>(raw.data.data()), shape, type).clone();
+    if (type == torch::kFloat32 && !torch::isfinite(*out).all().item<bool>()) {
+      return bad("tensor \"" + name + "\" holds a non-finite value");
+    }
+    ++used;
+    return Status::OK();
+  };
+  torch::NoGradGuard no_grad;
   for (size_t m = 0; m < members->size(); ++m) {
     Member& member = (*members)[m];
-    const std::string prefix = "member" + std::to_string(m) + "_";
-    std::vector<torch::Tensor> tensors(member.net->named_tensors().size());
-    for (size_t i = 0; i < tensors.size(); ++i)
-      archive.read(prefix + "net_" + std::to_string(i), tensors[i], true);
-    restore(*member.net, tensors);
-    torch::serialize::InputArchive optimizer_archive;
-    archive.read(prefix + "optimizer", optimizer_archive);
-    member.optimizer->load(optimizer_archive);
-    if (o.loss == Loss::kHard) archive.read(prefix + "negatives", member.negatives, true);
+    const std::string prefix = "m" + std::to_string(m) + ".";
+    for (auto& [name, t] : member.net->named_tensors()) {
+      torch::Tensor value;
+      EMBEDAPT_RETURN_IF_ERROR(take(prefix + "net." + name, "F32", t.sizes(), &value));
+      t.copy_(value);
+    }
+    const nlohmann::json& steps = adam_steps[m];
+    if (!steps.is_array() || steps.size() != member.params.size()) {
+      return bad("\"adam_steps\" of net " + std::to_string(m) + " must hold " +
+                 std::to_string(member.params.size()) + " counts");
+    }
+    const int64_t taken = member_steps(*members, m, s->step, steps_per_round);
+    auto& state = member.optimizer->state();
+    state.clear();
+    for (size_t p = 0; p < member.params.size(); ++p) {
+      const int64_t adam_step = steps[p].is_number_integer() ? steps[p].get<int64_t>() : -1;
+      if (adam_step < 0 || adam_step > taken) {
+        return bad("net " + std::to_string(m) + " has taken " + std::to_string(taken) +
+                   " steps, its \"adam_steps\" say " + steps[p].dump());
+      }
+      if (adam_step == 0) continue;  // no gradient yet: no state
+      auto adam = std::make_unique<torch::optim::AdamWParamState>();
+      adam->step(adam_step);
+      torch::Tensor avg, avg_sq;
+      const std::string name = prefix + "adam." + std::to_string(p);
+      EMBEDAPT_RETURN_IF_ERROR(take(name + ".exp_avg", "F32", member.params[p].sizes(), &avg));
+      EMBEDAPT_RETURN_IF_ERROR(take(name + ".exp_avg_sq", "F32", member.params[p].sizes(), &avg_sq));
+      if ((avg_sq < 0).any().item<bool>())
+        return bad("tensor \"" + name + ".exp_avg_sq\" holds a negative value");
+      adam->exp_avg(avg);
+      adam->exp_avg_sq(avg_sq);
+      state[c10::guts::to_string(member.params[p].unsafeGetTensorImpl())] = std::move(adam);
+    }
+    // Negatives are mined at the start of each epoch: a run stopped within
+    // one resumes with them.
+    member.negatives = torch::Tensor();
+    if (o.loss == Loss::kHard && (s->step % steps_per_round != 0 || stored.count(prefix + "negatives"))) {
+      const int64_t h = std::max<int64_t>(std::min<int64_t>(o.hard_negatives, docs - 1), 1);
+      EMBEDAPT_RETURN_IF_ERROR(take(prefix + "negatives", "I64",
+                                    {static_cast<int64_t>(member.train_rows.size()), h}, &member.negatives));
+      if ((member.negatives < 0).any().item<bool>() || (member.negatives >= docs).any().item<bool>()) {
+        return bad("tensor \"" + prefix + "negatives\" names a document row outside 0 to " +
+                   std::to_string(docs - 1));
+      }
+    }
   }
-  torch::Tensor step, epoch_loss, losses;
-  archive.read("step", step, true);
-  archive.read("epoch_loss", epoch_loss, true);
-  archive.read("losses", losses, true);
-  s->step = step[0].item<int64_t>();
-  s->epoch_loss = epoch_loss[0].item<double>();
-  s->losses.assign(losses.data_ptr<double>(), losses.data_ptr<double>() + losses.numel());
+  if (used != stored.size()) {
+    return bad(std::to_string(stored.size() - used) +
+               " tensors that are not the run's (another kind of net?)");
+  }
   return Status::OK();
 }
 
@@ -490,10 +651,11 @@ Status train(const TrainingSet& data, const TrainOptions& o, TrainResult* result
   TrainState s;
   int64_t steps_per_round = 0;  // an epoch of every member
   for (const Member& m : members) steps_per_round += m.steps_per_epoch;
-  const torch::Tensor shape = torch::tensor(
-      {static_cast<int64_t>(n), static_cast<int64_t>(data.docs.rows), static_cast<int64_t>(data.docs.cols),
-       steps_per_round, int64_t{folds}, int64_t{o.batch_size}, static_cast<int64_t>(o.seed)});
-  if (o.resume) EMBEDAPT_RETURN_IF_ERROR(load_checkpoint(o, &members, &s, shape));
+  const std::string fingerprint = o.checkpoint_dir.empty() ? "" : run_fingerprint(data, o);
+  if (o.resume) {
+    EMBEDAPT_RETURN_IF_ERROR(
+        load_checkpoint(o, fingerprint, steps_per_round, static_cast<int64_t>(data.docs.rows), &members, &s));
+  }
   auto checkpoint_due = [&] { return o.checkpoint_every > 0 && s.step % o.checkpoint_every == 0; };
 
   for (int epoch = static_cast<int>(s.step / steps_per_round); epoch < o.epochs; ++epoch) {
@@ -525,7 +687,7 @@ Status train(const TrainingSet& data, const TrainOptions& o, TrainResult* result
           return Status::OK();
         }
         if (s.step % steps_per_round != 0 && checkpoint_due()) {
-          EMBEDAPT_RETURN_IF_ERROR(save_checkpoint(o, members, s, shape));
+          EMBEDAPT_RETURN_IF_ERROR(save_checkpoint(o, members, s, fingerprint));
         }
       }
       done = 0;
@@ -533,7 +695,16 @@ Status train(const TrainingSet& data, const TrainOptions& o, TrainResult* result
 
     s.losses.push_back(s.epoch_loss / static_cast<double>(final_net.steps_per_epoch));
     s.epoch_loss = 0;
-    if (checkpoint_due()) EMBEDAPT_RETURN_IF_ERROR(save_checkpoint(o, members, s, shape));
+    if (checkpoint_due()) EMBEDAPT_RETURN_IF_ERROR(save_checkpoint(o, members, s, fingerprint));
+  }
+  // A diverged net would score every query as ranked first (NaN compares
+  // false), so it must never reach the estimate.
+  for (const Member& m : members) {
+    for (const torch::Tensor& p : m.params) {
+      if (!torch::isfinite(p).all().item<bool>()) {
+        return Status::InvalidArgument("training diverged: a net's weights are not finite (lower the lr)");
+      }
+    }
   }
   for (size_t e = 0; e < s.losses.size(); ++e)
     result->epochs.push_back({static_cast<int>(e + 1), s.losses[e]});

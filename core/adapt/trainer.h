@@ -117,8 +117,11 @@ struct TrainOptions {
   std::shared_ptr<const Adapter> incumbent;
 
   // Checkpoints: every `checkpoint_every` steps (and at the end) to
-  // `checkpoint_dir`; with `resume`, training continues from the checkpoint
-  // there and ends with exactly the weights of an uninterrupted run.
+  // `checkpoint_dir`/checkpoint.safetensors, plain data (tensors, and the
+  // counters as JSON in its metadata); with `resume`, training continues
+  // from the checkpoint there and ends with exactly the weights of an
+  // uninterrupted run. A checkpoint that is unsound or of another run (other
+  // data or options) is refused with a Status naming the file and the problem.
   std::string checkpoint_dir;
   int checkpoint_every = 0;
   bool resume = false;
