@@ -7,14 +7,16 @@
 // 0.6 e_i + 0.8 e_{i+1} + 0.5 e_{8+i}: document i+1 wins and document i is
 // second (MRR 0.5), but the hint in dimension 8+i lets the helpful adapter,
 // which adds 2 x dimension 8+i to dimension i, put document i first.
-#include <catch2/catch.hpp>
 #include <filesystem>
 #include <map>
 
 #include "core/eval/evaluator.h"
 #include "core/eval/ingest.h"
+#include "tests/support/catch.h"
+#include "tests/support/store.h"
 
 using namespace embedapt;
+using embedapt::testing::open_store;
 
 namespace {
 
@@ -138,22 +140,12 @@ std::string fresh_dir(const std::string& name) {
   return dir;
 }
 
-std::unique_ptr<Store> open_store(const std::string& dir) {
-  Options options;
-  options.dim = kDim;
-  std::unique_ptr<Store> store;
-  Status s = Store::open(dir, options, &store);
-  INFO(s.ToString());
-  REQUIRE(s.ok());
-  return store;
-}
-
 }  // namespace
 
 TEST_CASE("ingest upserts the corpus with its text and logs every pair", "[ingest]") {
   Fixture f = make_fixture();
   TableEmbedder embedder("table-v1", f.table);
-  std::unique_ptr<Store> store = open_store(fresh_dir("ingest"));
+  std::unique_ptr<Store> store = open_store(fresh_dir("ingest"), kDim);
   IngestOptions options;
   options.batch_size = 3;  // several batches, one partial
   IngestCounts counts;
@@ -198,7 +190,7 @@ TEST_CASE("ingest upserts the corpus with its text and logs every pair", "[inges
   CHECK(stats.count == kDocs);
 
   // Without pairs, no queries are embedded or logged.
-  std::unique_ptr<Store> bare = open_store(fresh_dir("ingest_no_pairs"));
+  std::unique_ptr<Store> bare = open_store(fresh_dir("ingest_no_pairs"), kDim);
   TableEmbedder counting("table-v1", f.table);
   options.log_pairs = false;
   REQUIRE(ingest_dataset(*bare, counting, f.dataset, options, &counts).ok());
@@ -218,7 +210,7 @@ TEST_CASE("ingest stops at a batch that fails to embed, keeping the batches befo
   Fixture f = make_fixture();
   f.table.erase("document 7");
   TableEmbedder embedder("table-v1", f.table);
-  std::unique_ptr<Store> store = open_store(fresh_dir("ingest_failure"));
+  std::unique_ptr<Store> store = open_store(fresh_dir("ingest_failure"), kDim);
   IngestOptions options;
   options.batch_size = 3;
   IngestCounts counts;
@@ -236,7 +228,7 @@ TEST_CASE("ingest stops at a batch that fails to embed, keeping the batches befo
 
 TEST_CASE("the evaluator scores base and adapters through the real index", "[evaluator]") {
   Fixture f = make_fixture();
-  std::unique_ptr<Store> store = open_store(fresh_dir("evaluate"));
+  std::unique_ptr<Store> store = open_store(fresh_dir("evaluate"), kDim);
   {
     TableEmbedder embedder("table-v1", f.table);
     IngestOptions ingest;
@@ -311,7 +303,7 @@ TEST_CASE("the evaluator scores base and adapters through the real index", "[eva
 
 TEST_CASE("queries whose documents are not stored count as misses and are reported", "[evaluator]") {
   Fixture f = make_fixture();
-  std::unique_ptr<Store> store = open_store(fresh_dir("missing"));
+  std::unique_ptr<Store> store = open_store(fresh_dir("missing"), kDim);
   TableEmbedder embedder("table-v1", f.table);
   IngestOptions ingest;
   ingest.log_pairs = false;
@@ -332,7 +324,7 @@ TEST_CASE("queries whose documents are not stored count as misses and are report
 
 TEST_CASE("the evaluator refuses another embedder, a null adapter and a bad k", "[evaluator]") {
   Fixture f = make_fixture();
-  std::unique_ptr<Store> store = open_store(fresh_dir("refusals"));
+  std::unique_ptr<Store> store = open_store(fresh_dir("refusals"), kDim);
   TableEmbedder embedder("table-v1", f.table);
   IngestOptions ingest;
   ingest.log_pairs = false;

@@ -3,7 +3,6 @@
 // top-k against brute force over the matching subset, for Flat at 0.1% to 50%
 // selectivity over 100k records, and min(k, matches) hits from HNSW and IVF.
 #include <algorithm>
-#include <catch2/catch.hpp>
 #include <cmath>
 #include <functional>
 #include <nlohmann/json.hpp>
@@ -12,23 +11,15 @@
 #include <vector>
 
 #include "embedapt/store.h"
+#include "tests/support/catch.h"
+#include "tests/support/store.h"
 #include "tests/support/temp_dir.h"
 
 using namespace embedapt;
+using embedapt::testing::open_store;
 using embedapt::testing::TempDir;
 
 namespace {
-
-std::unique_ptr<Store> open_store(const std::string& path, int dim, const std::string& spec = "Flat") {
-  Options options;
-  options.dim = dim;
-  options.index_spec = spec;
-  std::unique_ptr<Store> store;
-  Status s = Store::open(path, options, &store);
-  INFO(s.ToString());
-  REQUIRE(s.ok());
-  return store;
-}
 
 Filter parse(const std::string& json) {
   Filter filter;

@@ -1,23 +1,18 @@
 // The journal as consumers read it (Store::read_journal) and the cursors that
 // keep snapshots from trimming what a consumer has not read yet.
-#include <catch2/catch.hpp>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "embedapt/store.h"
+#include "tests/support/catch.h"
+#include "tests/support/store.h"
 #include "tests/support/temp_dir.h"
 
 namespace embedapt {
 namespace {
 
-std::unique_ptr<Store> open_store(const std::string& path) {
-  Options options;
-  options.dim = 2;
-  std::unique_ptr<Store> store;
-  REQUIRE(Store::open(path, options, &store).ok());
-  return store;
-}
+using testing::open_store;
 
 std::vector<JournalEntry> journal_after(const Store& store, uint64_t seq, Status* status) {
   std::vector<JournalEntry> entries;
@@ -31,7 +26,7 @@ std::vector<JournalEntry> journal_after(const Store& store, uint64_t seq, Status
 TEST_CASE("a journal cursor keeps what its consumer has not read through snapshots and reopens", "[store]") {
   testing::TempDir dir("cursor");
   const std::string db = dir / "db";
-  auto store = open_store(db);
+  auto store = open_store(db, 2);
   const float a[2] = {1, 0}, b[2] = {0, 1};
   REQUIRE(store->upsert("a", a, 2, "").ok());
   REQUIRE(store->upsert("b", b, 2, "").ok());
@@ -48,7 +43,7 @@ TEST_CASE("a journal cursor keeps what its consumer has not read through snapsho
   REQUIRE(store->remove("c").ok());
   REQUIRE(store->flush().ok());  // a snapshot at seq 7; the cursor holds the journal from 3
   store.reset();
-  store = open_store(db);
+  store = open_store(db, 2);
 
   JournalCursor cursor;
   REQUIRE(store->get_cursor("mirror", &cursor).ok());

@@ -16,6 +16,7 @@
 #include "tests/support/catch.h"
 #include "tests/support/cli_run.h"
 #include "tests/support/milvus_server.h"
+#include "tests/support/store.h"
 #include "tests/support/temp_dir.h"
 #include "tests/test_trainer_task.h"
 
@@ -23,15 +24,8 @@ namespace embedapt {
 namespace {
 
 using testing::CliRun;
+using testing::open_store;
 using testing::run_cli;
-
-std::unique_ptr<Store> open_store(const std::string& path) {
-  std::unique_ptr<Store> store;
-  Options options;
-  options.dim = test::kDim;
-  REQUIRE(Store::open(path, options, &store).ok());
-  return store;
-}
 
 // The same top-k, rank by rank, except where two results tie in score (the
 // engines may order equal scores either way).
@@ -89,7 +83,7 @@ TEST_CASE("a store served from Milvus: same results, learning from its traffic, 
   const MilvusCollection collection{server.uri(), "embedapt_test"};
 
   // The task's 120 documents and 1880 others, so the collection spans segments' worth of rows.
-  auto store = open_store(db);
+  auto store = open_store(db, test::kDim);
   REQUIRE(store->set_embedder("synthetic").ok());
   std::vector<Record> records;
   for (size_t i = 0; i < task.docs.rows; ++i) {
@@ -142,7 +136,7 @@ TEST_CASE("a store served from Milvus: same results, learning from its traffic, 
   REQUIRE_THAT(trained.output, Catch::Contains("activated version 1"));
 
   // The next Milvus query goes through the new adapter, with nothing re-uploaded.
-  store = open_store(db);
+  store = open_store(db, test::kDim);
   REQUIRE(milvus_search(*store, collection, task.queries.data.data(), n, 10, false, &from_milvus).ok());
   size_t changed = 0;
   for (size_t q = 0; q < n; ++q) changed += before[q][0].id != from_milvus[q][0].id;
@@ -167,7 +161,7 @@ TEST_CASE("a store served from Milvus: same results, learning from its traffic, 
   REQUIRE(store->upsert_batch(changes).ok());
   for (int i = 0; i < 10; ++i) REQUIRE(store->remove("other" + std::to_string(1000 + i)).ok());
   store.reset();
-  store = open_store(db);
+  store = open_store(db, test::kDim);
   REQUIRE(milvus_sync(*store, collection, options, &report).ok());
   CHECK_FALSE(report.full);
   CHECK(report.upserted == 20);
@@ -187,7 +181,7 @@ TEST_CASE("a store served from Milvus: same results, learning from its traffic, 
 
 TEST_CASE("Milvus targets are checked before anything is sent", "[milvus]") {
   testing::TempDir dir("milvus-args");
-  auto store = open_store(dir / "db");
+  auto store = open_store(dir / "db", test::kDim);
   MilvusSyncReport report;
   Status s = milvus_sync(*store, {"ftp://127.0.0.1:1", "c"}, MilvusSyncOptions(), &report);
   CHECK(s.code() == Code::kInvalidArgument);

@@ -7,7 +7,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -18,11 +17,14 @@
 #include "core/common/files.h"
 #include "core/common/safetensors.h"
 #include "embedapt/store.h"
+#include "tests/support/catch.h"
+#include "tests/support/store.h"
 
 namespace fs = std::filesystem;
 extern char** environ;
 
 using namespace embedapt;
+using embedapt::testing::open_store;
 
 namespace {
 
@@ -45,14 +47,6 @@ std::vector<float> random_vectors(size_t n, int dim, uint32_t seed) {
   std::vector<float> v(n * dim);
   for (float& x : v) x = normal(rng);
   return v;
-}
-
-std::unique_ptr<Store> open_store(const std::string& path, Options options) {
-  std::unique_ptr<Store> store;
-  Status s = Store::open(path, options, &store);
-  INFO(s.ToString());
-  REQUIRE(s.ok());
-  return store;
 }
 
 Options options_for(int dim, Metric metric = Metric::kCosine, std::string spec = "Flat") {

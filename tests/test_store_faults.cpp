@@ -2,16 +2,18 @@
 // index update failing after RocksDB committed, snapshots that are not this
 // store's or are older than its journal, and query-log growth.
 #include <algorithm>
-#include <catch2/catch.hpp>
 #include <filesystem>
 #include <random>
 
 #include "core/common/files.h"
 #include "embedapt/store.h"
 #include "index/vector_index.h"
+#include "tests/support/catch.h"
+#include "tests/support/store.h"
 #include "tests/support/temp_dir.h"
 
 using namespace embedapt;
+using embedapt::testing::open_store;
 using embedapt::testing::TempDir;
 
 namespace {
@@ -28,17 +30,6 @@ std::vector<Record> records(size_t first, size_t n, uint32_t seed) {
     out[i].payload = "p" + std::to_string(first + i);
   }
   return out;
-}
-
-std::unique_ptr<Store> open_store(const std::string& path, const std::string& spec = "Flat") {
-  Options options;
-  options.dim = kDim;
-  options.index_spec = spec;
-  std::unique_ptr<Store> store;
-  Status s = Store::open(path, options, &store);
-  INFO(s.ToString());
-  REQUIRE(s.ok());
-  return store;
 }
 
 // The record is stored and is its own nearest neighbour.
@@ -63,7 +54,7 @@ TEST_CASE("An index add failing past the commit point leaves the store correct",
   const std::string spec = GENERATE(std::string("Flat"), std::string("HNSW16"));
   TempDir dir("store-fault-" + spec);
   {
-    auto store = open_store(dir.path, spec);
+    auto store = open_store(dir.path, kDim, spec);
     REQUIRE(store->upsert_batch(records(0, 40, 1)).ok());
 
     // One failure: the store rebuilds the index from RocksDB at once and the
@@ -100,7 +91,7 @@ TEST_CASE("An index add failing past the commit point leaves the store correct",
     REQUIRE(store->flush().ok());
     REQUIRE(store->verify().ok());
   }
-  auto store = open_store(dir.path, spec);
+  auto store = open_store(dir.path, kDim, spec);
   REQUIRE(store->verify().ok());
   StoreStats stats;
   REQUIRE(store->stats(&stats).ok());
@@ -111,15 +102,15 @@ TEST_CASE("An index add failing past the commit point leaves the store correct",
 
 TEST_CASE("A snapshot from another store is refused and the index rebuilt from RocksDB", "[store][fault]") {
   TempDir a("store-a"), b("store-b");
-  { REQUIRE(open_store(a.path)->upsert_batch(records(0, 30, 1)).ok()); }
+  { REQUIRE(open_store(a.path, kDim)->upsert_batch(records(0, 30, 1)).ok()); }
   {
-    auto store = open_store(b.path);
+    auto store = open_store(b.path, kDim);
     REQUIRE(store->upsert_batch(records(100, 30, 2)).ok());
     REQUIRE(store->upsert_batch(records(130, 30, 3)).ok());
   }
   std::filesystem::copy_file(a / "index.snap", b / "index.snap",
                              std::filesystem::copy_options::overwrite_existing);
-  auto store = open_store(b.path);
+  auto store = open_store(b.path, kDim);
   const std::string recovery = recovery_of(store.get());
   CHECK(recovery.find("rebuilt from RocksDB") != std::string::npos);
   CHECK(recovery.find("another store") != std::string::npos);
@@ -131,7 +122,7 @@ TEST_CASE("A snapshot older than the trimmed journal is refused and the index re
   TempDir dir("store-old-snap");
   const std::string backup = dir / "old.snap";
   {
-    auto store = open_store(dir.path);
+    auto store = open_store(dir.path, kDim);
     REQUIRE(store->upsert_batch(records(0, 20, 1)).ok());
     REQUIRE(store->flush().ok());
     std::filesystem::copy_file(dir / "index.snap", backup);
@@ -143,13 +134,13 @@ TEST_CASE("A snapshot older than the trimmed journal is refused and the index re
     // A clean close snapshots and trims, so the journal is empty: replaying
     // it onto the backup would silently lose records 20..44.
     std::filesystem::copy_file(backup, dir / "index.snap", std::filesystem::copy_options::overwrite_existing);
-    auto store = open_store(dir.path);
+    auto store = open_store(dir.path, kDim);
     CHECK(recovery_of(store.get()).find("older than the journal") != std::string::npos);
     REQUIRE(store->verify().ok());
     require_served(store.get(), records(20, 20, 2)[10]);  // doc30, a record only the trimmed journal held
   }
   // Reopened, the store wrote a snapshot of its own.
-  auto store = open_store(dir.path);
+  auto store = open_store(dir.path, kDim);
   CHECK(recovery_of(store.get()).find("snapshot at seq 45") != std::string::npos);
   StoreStats stats;
   REQUIRE(store->stats(&stats).ok());
