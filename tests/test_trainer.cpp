@@ -4,6 +4,7 @@
 // while a checkpoint that is not sound or not the run's is refused.
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -294,6 +295,61 @@ TEST_CASE("a resume refuses a checkpoint that is unsound or of another run", "[t
   REQUIRE(train_adapter(data, o, &resumed).ok());
   CHECK_FALSE(resumed.interrupted);
   CHECK(resumed.epochs.size() == 2);
+}
+
+// Ranking goes through blocks of 4,096 queries and documents; across block
+// edges it must count exactly what a search of every document counts.
+TEST_CASE("the base ranks across scoring blocks are those of an exact search", "[trainer]") {
+  constexpr size_t docs = 5000, queries = 4200, dim = 8;
+  std::mt19937_64 rng(5);
+  std::normal_distribution<float> normal;
+  std::uniform_int_distribution<size_t> any_doc(0, docs - 1);
+  TrainingSet data;
+  data.docs = {docs, dim, std::vector<float>(docs * dim)};
+  for (float& x : data.docs.data) x = normal(rng);
+  data.queries = {queries, dim, std::vector<float>(queries * dim)};
+  for (size_t q = 0; q < queries; ++q) {
+    data.relevant.push_back({any_doc(rng)});
+    if (q % 3 == 0) data.relevant.back().push_back(any_doc(rng));
+    for (size_t c = 0; c < dim; ++c) {
+      data.queries.data[q * dim + c] = data.docs.data[data.relevant.back()[0] * dim + c] + 0.8f * normal(rng);
+    }
+  }
+  auto unit = [&](const Matrix& m, size_t row) {
+    std::vector<double> v(m.row(row), m.row(row) + dim);
+    double norm = 0;
+    for (double x : v) norm += x * x;
+    for (double& x : v) x /= std::sqrt(norm);
+    return v;
+  };
+  double hit = 0, rr = 0;
+  for (size_t q = 0; q < queries; ++q) {
+    const std::vector<double> qv = unit(data.queries, q);
+    std::vector<double> score(docs);
+    for (size_t d = 0; d < docs; ++d) {
+      const std::vector<double> dv = unit(data.docs, d);
+      score[d] = std::inner_product(qv.begin(), qv.end(), dv.begin(), 0.0);
+    }
+    double best = -2;
+    for (size_t d : data.relevant[q]) best = std::max(best, score[d]);
+    int64_t rank = 1;
+    for (size_t d = 0; d < docs; ++d) {
+      const bool relevant = std::count(data.relevant[q].begin(), data.relevant[q].end(), d) > 0;
+      rank += !relevant && score[d] > best;
+    }
+    hit += rank <= 5 ? 1.0 / queries : 0;
+    rr += 1.0 / static_cast<double>(rank) / queries;
+  }
+  TrainOptions o = fast_options();
+  o.folds = 0;
+  o.epochs = 1;
+  TrainResult result;
+  REQUIRE(train_adapter(data, o, &result).ok());
+  REQUIRE(hit > 0.05);  // the task ranks many relevant documents high, not all
+  REQUIRE(hit < 0.95);
+  // float scores against double ones: a near-tie may fall the other way.
+  CHECK(result.base.hit == Approx(hit).margin(2.0 / queries));
+  CHECK(result.base.rr == Approx(rr).margin(1e-3));
 }
 
 TEST_CASE("the trainer rejects input it cannot use", "[trainer]") {

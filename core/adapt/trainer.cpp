@@ -153,17 +153,58 @@ torch::Tensor embed_docs(AdapterNet* net, AdapterSide side, const torch::Tensor&
 
 // ---------------------------------------------------------------- ranking
 
+// Queries and documents are scored in blocks of this many rows: ranking and
+// mining hold at most kBlock x kBlock scores (64 MB) whatever the number of
+// queries and documents (a [queries x documents] matrix of 2,000 scored
+// queries against 1M documents alone was 8 GB).
+constexpr int64_t kBlock = 4096;
+
 // Exact search of `queries` against every document: for each query, the rank
-// (1-based) of its best-ranked relevant document. net == nullptr is the base.
+// (1-based) of its best-ranked relevant document, i.e. one plus the number of
+// other documents scoring above it. net == nullptr is the base. The
+// relevant documents' scores are computed apart from the block products (and
+// may differ from them in the last bit), so they never count against their
+// own query.
 std::vector<int64_t> rank(AdapterNet* net, AdapterSide side, const torch::Tensor& queries,
                           const torch::Tensor& docs, const std::vector<std::vector<size_t>>& relevant) {
   torch::NoGradGuard no_grad;
-  torch::Tensor scores = embed_queries(net, queries).matmul(embed_docs(net, side, docs).t());
+  const float inf = std::numeric_limits<float>::infinity();
+  const int64_t n_docs = docs.size(0);
   std::vector<int64_t> out;
-  for (int64_t q = 0; q < scores.size(0); ++q) {
-    std::vector<int64_t> rows(relevant[q].begin(), relevant[q].end());
-    torch::Tensor best = scores[q].index_select(0, torch::tensor(rows, torch::kInt64)).max();
-    out.push_back(scores[q].gt(best).sum().item<int64_t>() + 1);
+  for (int64_t q0 = 0; q0 < queries.size(0); q0 += kBlock) {
+    const int64_t q1 = std::min(queries.size(0), q0 + kBlock);
+    const torch::Tensor q = embed_queries(net, queries.slice(0, q0, q1));
+    std::vector<int64_t> pair_query, pair_doc;  // the block's (query, relevant document) pairs
+    for (int64_t i = q0; i < q1; ++i) {
+      for (size_t d : relevant[i]) {
+        pair_query.push_back(i - q0);
+        pair_doc.push_back(static_cast<int64_t>(d));
+      }
+    }
+    const torch::Tensor pair_scores =
+        (q.index_select(0, torch::tensor(pair_query, torch::kInt64)) *
+         embed_docs(net, side, docs.index_select(0, torch::tensor(pair_doc, torch::kInt64))))
+            .sum(1);
+    std::vector<float> bar(q1 - q0, -inf);  // each query's best relevant score
+    const auto scored = pair_scores.accessor<float, 1>();
+    for (size_t p = 0; p < pair_query.size(); ++p) {
+      bar[pair_query[p]] = std::max(bar[pair_query[p]], scored[static_cast<int64_t>(p)]);
+    }
+    const torch::Tensor best = torch::tensor(bar).unsqueeze(1);
+    torch::Tensor above = torch::zeros({q1 - q0}, torch::kInt64);
+    for (int64_t d0 = 0; d0 < n_docs; d0 += kBlock) {
+      const int64_t d1 = std::min(n_docs, d0 + kBlock);
+      torch::Tensor scores = q.matmul(embed_docs(net, side, docs.slice(0, d0, d1)).t());
+      std::vector<int64_t> own;  // positions of the block's relevant documents in `scores`
+      for (size_t p = 0; p < pair_doc.size(); ++p) {
+        if (pair_doc[p] >= d0 && pair_doc[p] < d1)
+          own.push_back(pair_query[p] * (d1 - d0) + pair_doc[p] - d0);
+      }
+      if (!own.empty()) scores.view(-1).index_fill_(0, torch::tensor(own, torch::kInt64), -inf);
+      above += scores.gt(best).sum(1);
+    }
+    const auto counts = above.accessor<int64_t, 1>();
+    for (int64_t i = 0; i < q1 - q0; ++i) out.push_back(counts[i] + 1);
   }
   return out;
 }
@@ -246,19 +287,44 @@ torch::Tensor batch_loss(AdapterNet& net, const TrainOptions& o, const torch::Te
   return F::cross_entropy(logits, torch::zeros({candidates.size(0)}, torch::kInt64));
 }
 
-// The documents the current adapter ranks highest for each training query,
-// its relevant ones excluded: [queries, h].
+// The documents the current adapter ranks highest for each query at `rows`
+// (of `queries`), its relevant ones excluded: [rows, h]. Each block of
+// documents gives its top h, merged into the running top h.
 torch::Tensor mine_negatives(AdapterNet& net, const TrainOptions& o, const torch::Tensor& queries,
                              const std::vector<int64_t>& rows,
                              const std::vector<std::vector<size_t>>& relevant, const torch::Tensor& docs) {
   torch::NoGradGuard no_grad;
-  torch::Tensor mine = queries.index_select(0, torch::tensor(rows, torch::kInt64));
-  torch::Tensor scores = embed_queries(&net, mine).matmul(embed_docs(&net, o.side, docs).t());
-  for (size_t q = 0; q < rows.size(); ++q) {
-    for (size_t r : relevant[rows[q]]) scores[q][r] = -std::numeric_limits<float>::infinity();
+  const int64_t n_docs = docs.size(0);
+  const int64_t h = std::max<int64_t>(std::min<int64_t>(o.hard_negatives, n_docs - 1), 1);
+  std::vector<torch::Tensor> mined;
+  for (size_t q0 = 0; q0 < rows.size(); q0 += kBlock) {
+    const size_t q1 = std::min(rows.size(), q0 + static_cast<size_t>(kBlock));
+    const std::vector<int64_t> block(rows.begin() + q0, rows.begin() + q1);
+    const torch::Tensor q = embed_queries(&net, queries.index_select(0, torch::tensor(block, torch::kInt64)));
+    torch::Tensor top_scores, top_rows;  // the running top h: [block, <= h]
+    for (int64_t d0 = 0; d0 < n_docs; d0 += kBlock) {
+      const int64_t d1 = std::min(n_docs, d0 + kBlock);
+      torch::Tensor scores = q.matmul(embed_docs(&net, o.side, docs.slice(0, d0, d1)).t());
+      for (size_t i = 0; i < block.size(); ++i) {
+        for (size_t r : relevant[block[i]]) {
+          const auto d = static_cast<int64_t>(r);
+          if (d >= d0 && d < d1)
+            scores[static_cast<int64_t>(i)][d - d0] = -std::numeric_limits<float>::infinity();
+        }
+      }
+      const int64_t kept = top_rows.defined() ? top_rows.size(1) : 0;
+      if (kept > 0) scores = torch::cat({top_scores, scores}, 1);
+      auto [values, index] = scores.topk(std::min<int64_t>(h, scores.size(1)), 1);
+      // Columns below `kept` are the running top's, the others this block's documents.
+      torch::Tensor doc_rows = index - kept + d0;
+      if (kept > 0)
+        doc_rows = torch::where(index < kept, top_rows.gather(1, index.clamp_max(kept - 1)), doc_rows);
+      top_scores = values;
+      top_rows = doc_rows;
+    }
+    mined.push_back(top_rows);
   }
-  int64_t h = std::min<int64_t>(o.hard_negatives, docs.size(0) - 1);
-  return std::get<1>(scores.topk(std::max<int64_t>(h, 1), 1));
+  return mined.empty() ? torch::empty({0, h}, torch::kInt64) : torch::cat(mined, 0);
 }
 
 // ---------------------------------------------------------------- the members
