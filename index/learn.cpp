@@ -2,6 +2,9 @@
 // activated) adapter version. See embedapt/learn.h.
 #include "embedapt/learn.h"
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <cmath>
 #include <unordered_map>
@@ -202,6 +205,10 @@ void StoreImpl::count_new_hit() {
 // the store's locks only to store and activate the version.
 void StoreImpl::background_loop() {
   const BackgroundRetrain& config = options_.background_retrain;
+  // Background work yields the CPU to the app's own threads (learn.h).
+  // Raising a thread's nice value does not fail for lack of privilege; if it
+  // failed the retrain would only run at the normal priority.
+  setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), config.nice);
   RetrainOptions options = config.retrain;
   options.cancel = &cancel_background_;
   const auto interval = std::chrono::duration_cast<std::chrono::steady_clock::duration>(

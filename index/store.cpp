@@ -156,6 +156,10 @@ Status StoreImpl::open(const std::string& path, const Options& options, std::uni
     return Status::InvalidArgument("background_retrain.min_interval_seconds must be in [0, 1e9], got " +
                                    std::to_string(interval));
   }
+  const int nice = options.background_retrain.nice;
+  if (nice < 0 || nice > 19) {
+    return Status::InvalidArgument("background_retrain.nice must be in [0, 19], got " + std::to_string(nice));
+  }
   std::error_code ec;
   bool exists = fs::exists(path, ec);
   if (exists && !fs::is_directory(path, ec)) {

@@ -188,3 +188,18 @@ TEST_CASE("A background retrain interval that is not a number of seconds is refu
   std::unique_ptr<Store> store;
   CHECK(Store::open(dir / "db", options, &store).code() == Code::kInvalidArgument);
 }
+
+TEST_CASE("A background retrain nice value outside 0..19 is refused, naming the option", "[background]") {
+  TempDir dir("background_bad_nice");
+  Options options;
+  options.dim = 4;
+  options.background_retrain.after_hits = 1;
+  for (int nice : {-1, 20}) {
+    options.background_retrain.nice = nice;
+    std::unique_ptr<Store> store;
+    const Status s = Store::open(dir / "db", options, &store);
+    CHECK(s.code() == Code::kInvalidArgument);
+    CHECK_THAT(s.message(), Catch::Contains("background_retrain.nice"));
+    CHECK(store == nullptr);
+  }
+}

@@ -15,6 +15,7 @@
 #include <numeric>
 #include <random>
 
+#include "core/adapt/compute_threads.h"
 #include "core/common/files.h"
 #include "core/common/safetensors.h"
 #include "core/common/sha256.h"
@@ -665,12 +666,7 @@ Status load_checkpoint(const TrainOptions& o, const std::string& fingerprint, in
 
 Status train(const TrainingSet& data, const TrainOptions& o, TrainResult* result) {
   EMBEDAPT_RETURN_IF_ERROR(check_input(data, o));
-  const int caller_threads = torch::get_num_threads();
-  torch::set_num_threads(o.threads);
-  struct RestoreThreads {
-    int n;
-    ~RestoreThreads() { torch::set_num_threads(n); }
-  } restore_threads{caller_threads};
+  ComputeThreads compute_threads(o.threads);
   const size_t n = data.queries.rows;
   const torch::Tensor docs = view_of(data.docs);
   const torch::Tensor logged = view_of(data.queries);

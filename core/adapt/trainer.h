@@ -86,7 +86,8 @@ struct TrainOptions {
   double weight_decay = 0;  // AdamW's decay toward zero (not identity)
   int warmup_steps = 0;
   double clip_norm = 1.0;  // 0: no clipping
-  // LibTorch intra-op threads while training (restored after). The nets are
+  // CPU threads while training, LibTorch's and OpenBLAS's (restored after;
+  // see compute_threads.h: the BLAS count is process-wide). The nets are
   // small: splitting each op across threads costs more than it saves
   // (retrain of a 724-query log: 4.5 s on one thread, 12.7 s on two busy cores).
   int threads = 1;

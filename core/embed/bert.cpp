@@ -2,7 +2,6 @@
 // tokenizer, and the Embedder that runs them.
 #include "core/embed/bert.h"
 
-#include <dlfcn.h>
 #include <torch/torch.h>
 #include <unistd.h>
 
@@ -12,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "core/adapt/compute_threads.h"
 #include "core/common/files.h"
 #include "core/common/safetensors.h"
 #include "core/common/sha256.h"
@@ -109,41 +109,6 @@ Status read_sentence_config(const std::string& dir, SentenceConfig* config) {
   }
   return Status::OK();
 }
-
-// Debian's LibTorch does its matrix products in OpenBLAS, whose own thread
-// pool at::set_num_threads does not size. Sizing both to `threads` nests them
-// (an OpenMP-parallel batched product calling threaded BLAS) and oversubscribes
-// the CPU: measured on 2 cores, 1 torch thread + 2 BLAS threads used half the
-// CPU time of 2 + 2. So with OpenBLAS the products get the threads and torch's
-// element-wise ops run on the caller; with any other BLAS torch gets them.
-// Scoped: restores the previous counts, so other torch code in the process
-// (the adapter trainer) keeps its own setting.
-class ComputeThreads {
- public:
-  explicit ComputeThreads(int threads) : torch_before_(at::get_num_threads()) {
-    static const auto set = reinterpret_cast<void (*)(int)>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
-    static const auto get = reinterpret_cast<int (*)()>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
-    if (set && get) {
-      openblas_set_ = set;
-      blas_before_ = get();
-      set(threads);
-      at::set_num_threads(1);
-    } else {
-      at::set_num_threads(threads);
-    }
-  }
-  ~ComputeThreads() {
-    if (openblas_set_) openblas_set_(blas_before_);
-    at::set_num_threads(torch_before_);
-  }
-  ComputeThreads(const ComputeThreads&) = delete;
-  ComputeThreads& operator=(const ComputeThreads&) = delete;
-
- private:
-  int torch_before_;
-  void (*openblas_set_)(int) = nullptr;
-  int blas_before_ = 0;
-};
 
 class BertEmbedder : public Embedder {
  public:

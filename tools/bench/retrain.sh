@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Search latency during a background retrain, one step of `make bench` (run.sh
-# calls it), or alone: writes WORK/retrain.json (retrain_bench: 20k x 384, Flat)
+# calls it), or alone: writes WORK/retrain.json (retrain_bench: 10k x 384, Flat)
 # and, when run alone, the "retrain" section of docs/benchmarks.md.
 #   tools/bench/retrain.sh BUILD_DIR WORK [--report]
 set -euo pipefail

@@ -54,7 +54,10 @@ struct RetrainOptions {
   std::string loss;    // "corpus", "in-batch" or "hard"
   int folds = 0;       // cross-validation folds over the logged queries (at least 2)
   uint64_t seed = 42;  // same seed, store contents and threads -> same adapter bytes
-  int threads = 1;     // LibTorch threads while training
+  // CPU threads while training: LibTorch's, and its BLAS's (OpenBLAS's count
+  // is process-wide: while a retrain runs, the process's matrix products use
+  // at most this many threads).
+  int threads = 1;
 
   // Checkpoints every `checkpoint_every` optimiser steps to `checkpoint_dir`
   // ("" : none); with `resume`, continue from the checkpoint there.
@@ -146,6 +149,13 @@ Status retrain(Store* store, const RetrainOptions& options, RetrainReport* repor
 struct BackgroundRetrain {
   uint64_t after_hits = 0;  // 0: off
   double min_interval_seconds = 600;
+  // The retrain thread's nice value (Linux keeps one per thread), 0 to 19:
+  // how much CPU it yields to the app's threads when a core is contended (a
+  // free core it uses at any value). At 10 a contended core gives it about a
+  // tenth of the time (CFS weights 110 to 1024), so searches keep their
+  // latency and the retrain still finishes on a busy machine; at 19 it got
+  // 3% against a search loop on a loaded 2-core machine.
+  int nice = 10;
   RetrainOptions retrain;  // its `cancel` is the store's own
   // Called on the background thread after each retrain, with its outcome
   // (a cancelled one too). Must not destroy the store.

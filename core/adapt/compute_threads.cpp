@@ -1,0 +1,73 @@
+#include "core/adapt/compute_threads.h"
+
+#include <ATen/Parallel.h>
+#include <dlfcn.h>
+
+#include <mutex>
+#include <set>
+
+namespace embedapt {
+namespace {
+
+// OpenBLAS's thread-count calls, looked up at run time: LibTorch may be
+// built over another BLAS, and then nothing here touches BLAS.
+struct OpenBlas {
+  void (*set)(int) = nullptr;
+  int (*get)() = nullptr;
+};
+
+const OpenBlas& openblas() {
+  static const OpenBlas api = [] {
+    OpenBlas a;
+    a.set = reinterpret_cast<void (*)(int)>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+    a.get = reinterpret_cast<int (*)()>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+    if (!a.set || !a.get) a = OpenBlas();
+    return a;
+  }();
+  return api;
+}
+
+// The scopes open now (their counts) and the count before the first.
+struct BlasScopes {
+  std::mutex mu;
+  std::multiset<int> open;
+  int before = 0;
+};
+
+BlasScopes& blas_scopes() {
+  static BlasScopes scopes;
+  return scopes;
+}
+
+}  // namespace
+
+ComputeThreads::ComputeThreads(int threads) : threads_(threads), torch_before_(at::get_num_threads()) {
+  const OpenBlas& blas = openblas();
+  if (!blas.set) {
+    at::set_num_threads(threads);
+    return;
+  }
+  at::set_num_threads(1);
+  BlasScopes& scopes = blas_scopes();
+  std::lock_guard<std::mutex> lock(scopes.mu);
+  if (scopes.open.empty()) scopes.before = blas.get();
+  scopes.open.insert(threads);
+  blas.set(*scopes.open.begin());
+}
+
+ComputeThreads::~ComputeThreads() {
+  at::set_num_threads(torch_before_);
+  const OpenBlas& blas = openblas();
+  if (!blas.set) return;
+  BlasScopes& scopes = blas_scopes();
+  std::lock_guard<std::mutex> lock(scopes.mu);
+  scopes.open.erase(scopes.open.find(threads_));
+  blas.set(scopes.open.empty() ? scopes.before : *scopes.open.begin());
+}
+
+int ComputeThreads::blas_threads() {
+  const OpenBlas& blas = openblas();
+  return blas.get ? blas.get() : 0;
+}
+
+}  // namespace embedapt

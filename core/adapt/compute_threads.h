@@ -1,0 +1,40 @@
+// ComputeThreads: how many CPU threads LibTorch work uses during a scope, one
+// policy for the encoder and the trainer.
+//
+// Debian's LibTorch does its matrix products in OpenBLAS (the pthread build,
+// libopenblas.so.0; FAISS reaches the same library through libblas.so.3),
+// whose thread pool at::set_num_threads does not size: a trainer asking for
+// one thread still ran its products on every core. Sizing both to `threads`
+// nests them (an OpenMP-parallel batched product calling threaded BLAS) and
+// oversubscribes the CPU: measured on 2 cores, 1 torch thread + 2 BLAS threads
+// used half the CPU time of 2 + 2. So with OpenBLAS the products get the
+// threads and torch's element-wise ops run on the caller; with any other BLAS
+// torch gets them.
+//
+// Torch's count is the calling thread's (an OpenMP setting). OpenBLAS's is one
+// per process: while scopes on several threads overlap (a background retrain
+// beside an embed or a batched search), it is the smallest count any of them
+// asked for, so a scope's cap holds for the whole process; when the last scope
+// ends it returns to what it was before the first. Scopes restore the torch
+// count they found.
+#pragma once
+
+namespace embedapt {
+
+class ComputeThreads {
+ public:
+  explicit ComputeThreads(int threads);  // threads >= 1
+  ~ComputeThreads();
+  ComputeThreads(const ComputeThreads&) = delete;
+  ComputeThreads& operator=(const ComputeThreads&) = delete;
+
+  // OpenBLAS's process-wide thread count now, or 0 when LibTorch does not
+  // use OpenBLAS (for tests and benchmarks).
+  static int blas_threads();
+
+ private:
+  int threads_;
+  int torch_before_;
+};
+
+}  // namespace embedapt
