@@ -407,10 +407,10 @@ def retrain_markdown(r: dict) -> str:
         " store's lock); the slowest search overlapping it took"
         f" {each(r['swap_search_ms'])} ms. Decisions: {', '.join(r['decisions'])}. Training took"
         f" {each(r['train_seconds'], '{:.1f}')} s, using {each(r['retrain_cores'])} cores on average (the process's"
-        " CPU time less the search thread's, per second of the phase: at most 1 means the cap held). On a 2-core"
-        " machine the retrain still competes with the search thread for a core (the lower priority only weighs"
-        " that competition), and other processes add noise (1-min load average when the timed phases began:"
-        f" {r['load_1min']:.1f}).",
+        " CPU time less the search thread's, per second of the phase): on a busy machine the lower priority"
+        " stretches the retrain, not the searches. On a 2-core machine the retrain still competes with the search"
+        " thread for a core (the priority only weighs that competition), and other processes add noise (1-min load"
+        f" average when the timed phases began: {r['load_1min']:.1f}).",
     ]
     return "\n".join(lines)
 
