@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps models build python test demo bench sanitize fuzz-build fuzz crashtest format tidy clean milvus-venv \
+.PHONY: all deps models build python test demo bench sanitize tsan fuzz-build fuzz crashtest format tidy clean milvus-venv \
   milvus-check
 
 all: build
@@ -72,6 +72,20 @@ sanitize: deps models
 	@$(MAKE) --no-print-directory milvus-venv BUILD=$(SAN_BUILD)
 	cmake --build $(SAN_BUILD) -j $(JOBS)
 	cd $(SAN_BUILD) && ctest --output-on-failure -j $(JOBS)
+
+# `make tsan`: the tests that run threads against one store or cache
+# (background retraining beside searches and writes; searches, writes and
+# adapter swaps at once; the process-wide BLAS cap; the embedding cache's
+# open/close race) under ThreadSanitizer, in build-tsan (Debug), building only
+# what they link. Minutes, so not part of `make test`; `make sanitize
+# SAN=thread` runs every test.
+TSAN_TESTS = test_background_retrain test_store_concurrency test_compute_threads test_cache
+empty :=
+space := $(empty) $(empty)
+tsan: deps
+	cmake -S . -B build-tsan -DEMBEDAPT_SANITIZE=thread -DCMAKE_BUILD_TYPE=Debug
+	cmake --build build-tsan -j $(JOBS) --target $(TSAN_TESTS)
+	cd build-tsan && ctest --output-on-failure -L '^($(subst $(space),|,$(TSAN_TESTS)))$$'
 
 # libFuzzer harnesses (tests/fuzz/), built by clang with ASan+UBSan in
 # build-fuzz. `make fuzz` runs each for FUZZ_SECONDS (10 harnesses x 70 s:
