@@ -63,7 +63,8 @@ struct Corpus {
         vectors[i * dim + j] = normal(rng);
         norm += double(vectors[i * dim + j]) * vectors[i * dim + j];
       }
-      for (int j = 0; j < dim; ++j) vectors[i * dim + j] = static_cast<float>(vectors[i * dim + j] / std::sqrt(norm));
+      for (int j = 0; j < dim; ++j)
+        vectors[i * dim + j] = static_cast<float>(vectors[i * dim + j] / std::sqrt(norm));
       bucket.push_back(buckets(rng));
       tags.push_back({"t" + std::to_string(tag(rng)), "t" + std::to_string(tag(rng))});
     }
@@ -113,7 +114,8 @@ struct Case {
 
 std::vector<Case> selectivity_cases() {
   return {
-      {"0.1% (number equality)", R"({"bucket": 417})", [](const Corpus& c, size_t i) { return c.bucket[i] == 417; }},
+      {"0.1% (number equality)", R"({"bucket": 417})",
+       [](const Corpus& c, size_t i) { return c.bucket[i] == 417; }},
       {"1% (range)", R"({"bucket": {"$gte": 200, "$lt": 210}})",
        [](const Corpus& c, size_t i) { return c.bucket[i] >= 200 && c.bucket[i] < 210; }},
       {"10% (string equality under $or)", R"({"$or": [{"group": "g3"}]})",
@@ -143,7 +145,8 @@ TEST_CASE("Flat: filtered top-10 equals brute force over the matching subset, 10
                                            [&, i = size_t{0}](int) mutable { return c.keep(corpus, i++); });
       REQUIRE(matches > 0);
       std::vector<std::vector<Hit>> results;
-      REQUIRE(store->search_batch(queries.vectors.data(), queries.size(), filtered(10, c.filter), &results).ok());
+      REQUIRE(
+          store->search_batch(queries.vectors.data(), queries.size(), filtered(10, c.filter), &results).ok());
       for (size_t q = 0; q < queries.size(); ++q) {
         auto expected = corpus.brute_force(&queries.vectors[q * corpus.dim], 10,
                                            [&](size_t i) { return c.keep(corpus, i); });
@@ -188,15 +191,49 @@ TEST_CASE("Filtered search returns min(k, matches) hits on HNSW and IVF, at ever
   }
 }
 
+// FAISS 1.7.3 walks an HNSW graph through the rejected vectors too; the store
+// widens the walk's candidate list by 1 / (matching fraction) so that a filter
+// does not cost recall.
+TEST_CASE("HNSW: filtered recall@10 against the exact filtered answer is at least the unfiltered recall") {
+  TempDir dir("filter-hnsw-recall");
+  const Corpus corpus(20000, 32, 13);
+  auto store = open_store(dir / "store", corpus.dim, "HNSW32");
+  corpus.fill(store.get());
+  const Corpus queries(50, 32, 14);
+  auto recall = [&](const SearchOptions& options, const std::function<bool(size_t)>& keep) {
+    std::vector<std::vector<Hit>> results;
+    REQUIRE(store->search_batch(queries.vectors.data(), queries.size(), options, &results).ok());
+    double sum = 0;
+    for (size_t q = 0; q < queries.size(); ++q) {
+      const auto expected = corpus.brute_force(&queries.vectors[q * corpus.dim], 10, keep);
+      size_t found = 0;
+      for (const auto& e : expected) {
+        found += std::count_if(results[q].begin(), results[q].end(),
+                               [&](const Hit& h) { return h.id == e.second; });
+      }
+      sum += double(found) / expected.size();
+    }
+    return sum / queries.size();
+  };
+  const double unfiltered = recall(SearchOptions(10), [](size_t) { return true; });
+  INFO("unfiltered recall@10 " << unfiltered);
+  for (const Case& c : selectivity_cases()) {
+    const double with_filter = recall(filtered(10, c.filter), [&](size_t i) { return c.keep(corpus, i); });
+    INFO(c.name << ": filtered recall@10 " << with_filter);
+    CHECK(with_filter >= unfiltered - 0.02);
+  }
+}
+
 TEST_CASE("Metadata is stored with the record, returned with hits, replaced by upsert, gone with remove") {
   TempDir dir("filter-metadata");
   const std::string path = dir / "store";
   const std::vector<float> a = {1, 0, 0}, b = {0, 1, 0}, c = {0, 0, 1};
   {
     auto store = open_store(path, 3);
-    REQUIRE(store->upsert_batch({{"a", a, "pa", R"({"lang": "da", "year": 2021, "tags": ["x", "y"]})"},
-                                 {"b", b, "pb", R"({"lang": "de", "year": 2019.5})"},
-                                 {"c", c, "pc", ""}})
+    REQUIRE(store
+                ->upsert_batch({{"a", a, "pa", R"({"lang": "da", "year": 2021, "tags": ["x", "y"]})"},
+                                {"b", b, "pb", R"({"lang": "de", "year": 2019.5})"},
+                                {"c", c, "pc", ""}})
                 .ok());
     Record record;
     REQUIRE(store->get("a", &record).ok());
@@ -242,7 +279,8 @@ TEST_CASE("An upsert batch naming a record twice keeps the last metadata only") 
   TempDir dir("filter-twice");
   auto store = open_store(dir / "store", 2);
   const std::vector<float> v = {1, 0};
-  REQUIRE(store->upsert_batch({{"x", v, "", R"({"tags": ["a", "b"]})"}, {"x", v, "", R"({"tags": ["c"]})"}}).ok());
+  REQUIRE(store->upsert_batch({{"x", v, "", R"({"tags": ["a", "b"]})"}, {"x", v, "", R"({"tags": ["c"]})"}})
+              .ok());
   std::vector<Hit> hits;
   REQUIRE(store->search(v.data(), 2, filtered(5, R"({"tags": {"$contains": "a"}})"), &hits).ok());
   CHECK(hits.empty());
@@ -259,7 +297,8 @@ TEST_CASE("remove_matching removes exactly the matching records, atomically") {
   uint64_t removed = 0;
   REQUIRE(store->remove_matching(parse(R"({"group": {"$in": ["g1", "g2"]}})"), &removed).ok());
   size_t expected = 0;
-  for (size_t i = 0; i < corpus.size(); ++i) expected += corpus.bucket[i] % 10 == 1 || corpus.bucket[i] % 10 == 2;
+  for (size_t i = 0; i < corpus.size(); ++i)
+    expected += corpus.bucket[i] % 10 == 1 || corpus.bucket[i] % 10 == 2;
   CHECK(removed == expected);
   StoreStats stats;
   REQUIRE(store->stats(&stats).ok());
