@@ -2,6 +2,8 @@
 // and removed with its record; the filter language and its errors; filtered
 // top-k against brute force over the matching subset, for Flat at 0.1% to 50%
 // selectivity over 100k records, and min(k, matches) hits from HNSW and IVF.
+#include <rocksdb/db.h>
+
 #include <algorithm>
 #include <cmath>
 #include <functional>
@@ -222,6 +224,66 @@ TEST_CASE("HNSW: filtered recall@10 against the exact filtered answer is at leas
     INFO(c.name << ": filtered recall@10 " << with_filter);
     CHECK(with_filter >= unfiltered - 0.02);
   }
+}
+
+namespace {
+
+// Applies `change` to the store's RocksDB column family `family`, the store closed.
+void change_column_family(const std::string& store_path, const std::string& family,
+                          const std::function<void(rocksdb::DB*, rocksdb::ColumnFamilyHandle*)>& change) {
+  const std::string path = store_path + "/db";
+  std::vector<std::string> names;
+  REQUIRE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), path, &names).ok());
+  std::vector<rocksdb::ColumnFamilyDescriptor> families;
+  for (const std::string& name : names) families.emplace_back(name, rocksdb::ColumnFamilyOptions());
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* db = nullptr;
+  REQUIRE(rocksdb::DB::Open(rocksdb::DBOptions(), path, families, &handles, &db).ok());
+  const auto at = std::find(names.begin(), names.end(), family);
+  REQUIRE(at != names.end());
+  change(db, handles[at - names.begin()]);
+  for (auto* handle : handles) REQUIRE(db->DestroyColumnFamilyHandle(handle).ok());
+  delete db;
+}
+
+}  // namespace
+
+TEST_CASE("verify finds a metadata index that disagrees with the records' metadata") {
+  TempDir dir("filter-verify");
+  const std::string path = dir / "store";
+  {
+    auto store = open_store(path, 3);
+    REQUIRE(store
+                ->upsert_batch({{"a", {1, 0, 0}, "", R"({"lang": "da", "year": 2021})"},
+                                {"b", {0, 1, 0}, "", R"({"lang": "de"})"}})
+                .ok());
+    REQUIRE(store->verify().ok());
+  }
+  std::string removed;
+  change_column_family(path, "metadata_index", [&](rocksdb::DB* db, rocksdb::ColumnFamilyHandle* family) {
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), family));
+    it->SeekToFirst();
+    REQUIRE(it->Valid());
+    removed = it->key().ToString();
+    REQUIRE(db->Delete(rocksdb::WriteOptions(), family, removed).ok());
+  });
+  {
+    auto store = open_store(path, 3);
+    const Status s = store->verify();
+    INFO(s.ToString());
+    CHECK(s.code() == Code::kCorruption);
+    CHECK(s.message().find("missing from the metadata index") != std::string::npos);
+  }
+  // The key back, and one no record's metadata accounts for.
+  change_column_family(path, "metadata_index", [&](rocksdb::DB* db, rocksdb::ColumnFamilyHandle* family) {
+    REQUIRE(db->Put(rocksdb::WriteOptions(), family, removed, "").ok());
+    REQUIRE(db->Put(rocksdb::WriteOptions(), family, removed + "x", "").ok());
+  });
+  auto store = open_store(path, 3);
+  const Status s = store->verify();
+  INFO(s.ToString());
+  CHECK(s.code() == Code::kCorruption);
+  CHECK(s.message().find("the metadata index holds") != std::string::npos);
 }
 
 TEST_CASE("Metadata is stored with the record, returned with hits, replaced by upsert, gone with remove") {
