@@ -1,15 +1,26 @@
-// What the benchmark programs share: flags with --help, seeded unit vectors,
-// filling a store, timing and order statistics. Header only: every .cpp in
-// tools/bench is a program of its own.
+// What the benchmark programs share: flags with --help, seeded unit vectors
+// and metadata, filling a store, building (and caching) a store or a FAISS
+// index, timing and order statistics. Header only: every .cpp in tools/bench
+// is a program of its own.
 #pragma once
+
+#include <faiss/Index.h>
+#include <faiss/IndexIVF.h>
+#include <faiss/index_factory.h>
+#include <faiss/index_io.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <set>
 #include <string>
@@ -104,6 +115,21 @@ inline std::vector<float> unit_vectors(size_t n, int dim, uint32_t seed) {
   return v;
 }
 
+// The benchmarks' record metadata: row i has {"bucket": b, "tenant": "t<b % 20>"}
+// with b = buckets(n)[i], uniform in [0, 1000) from a fixed seed, so a filter
+// on the bucket selects a known fraction of the rows (filter_bench).
+inline std::vector<int> buckets(size_t n) {
+  std::mt19937 rng(3);
+  std::uniform_int_distribution<int> bucket(0, 999);
+  std::vector<int> out(n);
+  for (int& b : out) b = bucket(rng);
+  return out;
+}
+
+inline std::string bucket_metadata(int bucket) {
+  return nlohmann::json{{"bucket", bucket}, {"tenant", "t" + std::to_string(bucket % 20)}}.dump();
+}
+
 // Upserts rows [begin, end) of `vectors` as records with ids "<row>", in
 // batches of `batch`, each followed by sync() when `durable`; `metadata(row)`
 // (if given) is each record's metadata. Returns the seconds the writes took
@@ -128,6 +154,100 @@ inline double fill(const char* program, Store* store, const std::vector<float>& 
     seconds += seconds_since(t);
   }
   return seconds;
+}
+
+inline double resident_mb() {
+  std::ifstream statm("/proc/self/statm");
+  size_t pages = 0, resident = 0;
+  statm >> pages >> resident;
+  return double(resident) * double(sysconf(_SC_PAGESIZE)) / (1 << 20);
+}
+
+// A 100k HNSW32 store or index takes minutes of CPU to build. With a cache
+// directory (a benchmark's --cache flag; never inside the repository) the
+// first build is kept there under `key`, which must name everything the
+// content depends on, with the measurements taken while building it, and a
+// later run (of the same or another benchmark) reuses both: it reports the
+// build figures of the run that built it, marked "cached".
+
+// The cache key of index `spec` over unit_vectors(n, dim, 1), the rows every
+// benchmark that caches indexes (store_bench, filter_bench) uses.
+inline std::string cache_key(const std::string& spec, size_t n, int dim) {
+  return spec + "-" + std::to_string(n) + "x" + std::to_string(dim) + "-seed1";
+}
+
+// The store of `vectors` (rows "<i>", each with bucket_metadata) made by
+// durable ingest in batches of 1000 and a flush, opened at `path` with
+// `options`; returns {"store_build_s", "snapshot_s", "store_rss_mb"}. Cached
+// under `key` when `cache` is not empty: `path` is then a copy of the cached
+// store (the benchmark may change it).
+inline nlohmann::json cached_store(const char* program, const std::string& cache, const std::string& key,
+                                   const std::string& path, const Options& options,
+                                   const std::vector<float>& vectors, std::unique_ptr<Store>* out) {
+  namespace fs = std::filesystem;
+  const std::string entry = cache + "/store-" + key, info = entry + ".json";
+  fs::remove_all(path);
+  nlohmann::json built;
+  if (!cache.empty() && fs::exists(info)) {
+    built = nlohmann::json::parse(std::ifstream(info));
+    fs::copy(entry, path, fs::copy_options::recursive);
+    built["cached"] = true;
+  } else {
+    const size_t n = vectors.size() / options.dim;
+    const std::vector<int> bucket = buckets(n);
+    const double rss = resident_mb();
+    die(program, Store::open(path, options, out), "open");
+    built["store_build_s"] = fill(program, out->get(), vectors, options.dim, 0, n, 1000, true,
+                                  [&](size_t i) { return bucket_metadata(bucket[i]); });
+    const auto t = Clock::now();
+    die(program, (*out)->flush(), "flush");
+    built["snapshot_s"] = seconds_since(t);
+    built["store_rss_mb"] = resident_mb() - rss;
+    if (!cache.empty()) {
+      out->reset();
+      fs::create_directories(cache);
+      fs::remove_all(entry);
+      fs::copy(path, entry, fs::copy_options::recursive);
+      std::ofstream(info) << built.dump() << "\n";
+    }
+    built["cached"] = false;
+  }
+  if (!*out) die(program, Store::open(path, options, out), "open");
+  return built;
+}
+
+// The FAISS index `spec` (inner product) of `vectors`, IVF trained on 39
+// vectors per list as the store trains it; returns {"raw_build_s",
+// "raw_rss_mb"}. Cached as a FAISS file under `key` when `cache` is not empty.
+inline nlohmann::json cached_index(const std::string& cache, const std::string& key, const std::string& spec,
+                                   int dim, const std::vector<float>& vectors,
+                                   std::unique_ptr<faiss::Index>* out) {
+  const std::string file = cache + "/faiss-" + key, info = file + ".json";
+  nlohmann::json built;
+  if (!cache.empty() && std::filesystem::exists(info)) {
+    out->reset(faiss::read_index(file.c_str()));
+    built = nlohmann::json::parse(std::ifstream(info));
+    built["cached"] = true;
+    return built;
+  }
+  const auto n = static_cast<faiss::Index::idx_t>(vectors.size() / dim);
+  const double rss = resident_mb();
+  const auto t = Clock::now();
+  out->reset(faiss::index_factory(dim, spec.c_str(), faiss::METRIC_INNER_PRODUCT));
+  if (!(*out)->is_trained) {
+    const auto* ivf = dynamic_cast<const faiss::IndexIVF*>(out->get());
+    (*out)->train(std::min<faiss::Index::idx_t>(n, 39 * (ivf ? ivf->nlist : 256)), vectors.data());
+  }
+  (*out)->add(n, vectors.data());
+  built["raw_build_s"] = seconds_since(t);
+  built["raw_rss_mb"] = resident_mb() - rss;
+  if (!cache.empty()) {
+    std::filesystem::create_directories(cache);
+    faiss::write_index(out->get(), file.c_str());
+    std::ofstream(info) << built.dump() << "\n";
+  }
+  built["cached"] = false;
+  return built;
 }
 
 // The p-quantile (0..1) of `v`, the element at that rank.

@@ -3,10 +3,13 @@
 //
 //   filter_bench [--n 100000] [--dim 384] [--queries 200] [--repeats 3]
 //                [--specs "Flat;HNSW32;IVF256,Flat"] [--dir /tmp/filter_bench]
+//                [--thresholds 1] [--cache DIR]
 //
 // Records are seeded random unit vectors with metadata {"bucket": b, "tenant":
-// "t<b % 20>"}, b uniform in [0, 1000), so the filters below select 0.1%, 1%,
-// 10% and 50% of them. Prints one JSON object per line:
+// "t<b % 20>"}, b uniform in [0, 1000) (bench_common.h), so the filters below
+// select 0.1%, 1%, 10% and 50% of them. With --cache, the stores of the specs
+// other than Flat and the FAISS HNSW32 of "hnsw_exact" are built once and kept
+// there (shared with store_bench). Prints one JSON object per line:
 // - "ingest": rows/s with and without metadata (Flat, batches of 1000, each
 //   durable), the two stores fed batch by batch in turn so load from elsewhere
 //   hits both alike;
@@ -14,11 +17,16 @@
 //   the three ways interleaved query by query) of the filtered search, of the
 //   unfiltered search, and of an unfiltered search of 10x k whose non-matching
 //   hits are dropped; recall@10 of both against the exact filtered answer, and
-//   the hits each returned per query (at least/mean);
-// - "hnsw_exact": for the HNSW store's own FAISS graph, the time per query of
-//   the graph walk with an IDSelector and of an exact scan of the matching
-//   subset at several selectivities: where the exact scan wins is the
-//   threshold the store uses (kHnswExactFraction in index/vector_index.cpp);
+//   the hits each returned per query (at least/mean) and the queries whose
+//   filtered search returned fewer than min(k, matches); the unfiltered search's
+//   recall@10 against the exact unfiltered answer (what the index's knobs give
+//   without a filter);
+// - "hnsw_exact": for a FAISS HNSW32 graph of the same vectors, the time per
+//   query and recall@10 of the graph walk with an IDSelector at efSearch and
+//   at efSearch / (matching fraction) (the store's walk), and the time of an
+//   exact scan of the matching subset, at several selectivities: where the
+//   exact scan wins is the threshold the store uses (kHnswExactFraction in
+//   index/vector_index.cpp);
 // - "ivf_probe": for a FAISS IVF256,Flat of the same vectors with an
 //   IDSelector, time per query and recall@10 of the ways to choose how many
 //   lists a filtered search probes (kFilteredProbeGrowth and the scaled start
@@ -37,7 +45,6 @@
 #include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -57,6 +64,7 @@ struct Args {
   std::vector<std::string> specs = {"Flat", "HNSW32", "IVF256,Flat"};
   std::string dir = "/tmp/filter_bench";
   bool thresholds = true;  // measure "ivf_probe" and "hnsw_exact"
+  std::string cache;       // where built stores and indexes are kept ("" for nowhere)
 };
 
 constexpr int kK = 10;
@@ -83,12 +91,10 @@ struct Data {
   int dim;
   std::vector<float> docs, queries;
   std::vector<int> bucket;
+  std::vector<std::vector<std::string>> unfiltered_truth;  // each query's exact top k
 };
 
-std::string metadata(const Data& data, size_t i) {
-  return nlohmann::json{{"bucket", data.bucket[i]}, {"tenant", "t" + std::to_string(data.bucket[i] % 20)}}
-      .dump();
-}
+std::string metadata(const Data& data, size_t i) { return bucket_metadata(data.bucket[i]); }
 
 std::unique_ptr<Store> create(const std::string& path, int dim, const std::string& spec) {
   std::filesystem::remove_all(path);
@@ -149,16 +155,16 @@ double recall(const std::vector<std::string>& truth, const std::vector<Hit>& hit
   return double(found) / truth.size();
 }
 
-nlohmann::json bench_selectivity(const Args& args, const Data& data, const Store& store, const std::string& spec,
-                                 const Selectivity& s) {
+nlohmann::json bench_selectivity(const Args& args, const Data& data, const Store& store,
+                                 const std::string& spec, const Selectivity& s) {
   SearchOptions filtered(kK), plain(kK), over(kK * kOverFetch);
   die(Filter::parse(s.filter, &filtered.filter), "filter");
   const size_t nq = data.queries.size() / args.dim;
   std::vector<std::vector<std::string>> truth(nq);
   for (size_t q = 0; q < nq; ++q) truth[q] = exact(data, &data.queries[q * args.dim], s);
   std::vector<double> qps[3];
-  double filtered_recall = 0, dropped_recall = 0, dropped_hits = 0;
-  size_t filtered_min = kK, dropped_min = kK;
+  double filtered_recall = 0, unfiltered_recall = 0, dropped_recall = 0, dropped_hits = 0;
+  size_t filtered_min = kK, dropped_min = kK, filtered_short = 0;
   std::vector<Hit> hits;
   for (int r = 0; r < args.repeats; ++r) {
     double total[3] = {0, 0, 0};
@@ -179,7 +185,10 @@ nlohmann::json bench_selectivity(const Args& args, const Data& data, const Store
         if (way == 0) {
           filtered_recall += recall(truth[q], hits) / nq;
           filtered_min = std::min(filtered_min, hits.size());
-        } else if (way == 2) {
+          filtered_short += hits.size() < truth[q].size();  // truth holds min(k, matches)
+        } else if (way == 1) {
+          unfiltered_recall += recall(data.unfiltered_truth[q], hits) / nq;
+        } else {
           dropped_recall += recall(truth[q], hits) / nq;
           dropped_hits += double(hits.size()) / nq;
           dropped_min = std::min(dropped_min, hits.size());
@@ -201,6 +210,8 @@ nlohmann::json bench_selectivity(const Args& args, const Data& data, const Store
           {"overfetch_qps", median(qps[2])},
           {"filtered_recall_at_10", filtered_recall},
           {"filtered_min_hits", filtered_min},
+          {"filtered_short_queries", filtered_short},
+          {"unfiltered_recall_at_10", unfiltered_recall},
           {"overfetch_recall_at_10", dropped_recall},
           {"overfetch_mean_hits", dropped_hits},
           {"overfetch_min_hits", dropped_min}};
@@ -336,34 +347,43 @@ nlohmann::json bench_ivf_probe(const Args& args, const Data& data) {
             {"rows", rows}}}};
 }
 
-// The graph walk with a selector against the exact scan of the subset, on a
-// FAISS HNSW32 graph of the same vectors, per query.
+// The graph walk with a selector (at efSearch, and at efSearch / fraction as
+// the store walks) against the exact scan of the subset, on a FAISS HNSW32
+// graph of the same vectors, per query.
 nlohmann::json bench_hnsw_exact(const Args& args, const Data& data) {
-  faiss::IndexHNSWFlat index(args.dim, 32, faiss::METRIC_INNER_PRODUCT);
-  index.add(static_cast<faiss::Index::idx_t>(args.n), data.docs.data());
+  std::unique_ptr<faiss::Index> made;
+  const nlohmann::json built =
+      cached_index(args.cache, cache_key("HNSW32", args.n, args.dim), "HNSW32", args.dim, data.docs, &made);
+  auto& index = dynamic_cast<faiss::IndexHNSW&>(*made);
+  const int ef = std::max(index.hnsw.efSearch, kK);
   nlohmann::json rows = nlohmann::json::array();
   const size_t nq = data.queries.size() / args.dim;
-  std::vector<float> scores(kK);
-  std::vector<faiss::Index::idx_t> labels(kK);
+  std::vector<float> scores;
+  std::vector<faiss::Index::idx_t> labels;
   const OneThread one_thread;
   for (double fraction : {0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5}) {
     std::vector<uint8_t> bitmap;
     std::vector<size_t> subset;
     subset_below(data, fraction, &bitmap, &subset);
     faiss::IDSelectorBitmap selector(bitmap.size(), bitmap.data());
-    faiss::SearchParametersHNSW params;
-    params.sel = &selector;
-    params.efSearch = std::max(index.hnsw.efSearch, kK);
-    std::vector<double> graph_s, exact_s;
-    double graph_recall = 0;
+    // The store's list: ef / fraction, asked for as that many results (FAISS
+    // 1.7.3 sizes the list by k); measured from 1% up (below it the list
+    // nears the whole graph and the store scans exactly anyway).
+    const size_t scaled = std::min(subset.size(), static_cast<size_t>(std::ceil(ef / fraction)));
+    struct Walk {
+      size_t list;
+      std::vector<double> s;
+      double recall = 0;
+    };
+    std::vector<Walk> walks = {{static_cast<size_t>(ef), {}, 0}};
+    if (fraction >= 0.01) walks.push_back({std::max<size_t>(scaled, kK), {}, 0});
+    std::vector<double> exact_s;
     for (int r = 0; r < args.repeats; ++r) {
-      double graph_total = 0, exact_total = 0;
+      std::vector<double> walk_total(walks.size(), 0);
+      double exact_total = 0;
       for (size_t q = 0; q < nq; ++q) {
         const float* query = &data.queries[q * args.dim];
         auto t = Clock::now();
-        index.search(1, query, kK, scores.data(), labels.data(), &params);
-        graph_total += seconds_since(t);
-        t = Clock::now();
         // As the store does: the subset's vectors copied out of the index, then scored.
         std::vector<std::pair<float, size_t>> scored;
         scored.reserve(subset.size());
@@ -376,31 +396,54 @@ nlohmann::json bench_hnsw_exact(const Args& args, const Data& data) {
         std::partial_sort(scored.begin(), scored.begin() + top, scored.end(),
                           [](const auto& a, const auto& b) { return a.first > b.first; });
         exact_total += seconds_since(t);
-        if (r == 0) graph_recall += overlap(scored, top, labels) / nq;
+        for (size_t w = 0; w < walks.size(); ++w) {
+          faiss::SearchParametersHNSW params;
+          params.sel = &selector;
+          params.efSearch = static_cast<int>(walks[w].list);
+          const size_t fetch = std::max<size_t>(walks[w].list, kK);
+          scores.resize(fetch);
+          labels.resize(fetch);
+          t = Clock::now();
+          index.search(1, query, static_cast<faiss::Index::idx_t>(fetch), scores.data(), labels.data(),
+                       &params);
+          walk_total[w] += seconds_since(t);
+          labels.resize(kK);  // FAISS returns them best first: the store keeps these
+          if (r == 0) walks[w].recall += overlap(scored, top, labels) / nq;
+        }
       }
-      graph_s.push_back(graph_total / nq);
+      for (size_t w = 0; w < walks.size(); ++w) walks[w].s.push_back(walk_total[w] / nq);
       exact_s.push_back(exact_total / nq);
     }
-    rows.push_back({{"fraction", fraction},
-                    {"matches", subset.size()},
-                    {"graph_ms", median(graph_s) * 1e3},
-                    {"exact_ms", median(exact_s) * 1e3},
-                    {"graph_recall_at_10", graph_recall}});
+    nlohmann::json row = {{"fraction", fraction},
+                          {"matches", subset.size()},
+                          {"graph_ms", median(walks[0].s) * 1e3},
+                          {"graph_recall_at_10", walks[0].recall},
+                          {"exact_ms", median(exact_s) * 1e3}};
+    if (walks.size() > 1) {
+      row["scaled_list"] = walks[1].list;
+      row["scaled_graph_ms"] = median(walks[1].s) * 1e3;
+      row["scaled_graph_recall_at_10"] = walks[1].recall;
+    }
+    rows.push_back(row);
   }
-  return {{"hnsw_exact", {{"n", args.n}, {"dim", args.dim}, {"ef_search", index.hnsw.efSearch}, {"rows", rows}}}};
+  return {{"hnsw_exact",
+           {{"n", args.n}, {"dim", args.dim}, {"ef_search", ef}, {"build", built}, {"rows", rows}}}};
 }
 
 constexpr const char* kUsage =
     "usage: filter_bench [--n 100000] [--dim 384] [--queries 200] [--repeats 3]\n"
     "                    [--specs \"Flat;HNSW32;IVF256,Flat\"] [--dir /tmp/filter_bench] [--thresholds 1]\n"
+    "                    [--cache DIR]\n"
     "Filtered search against unfiltered and over-fetch-then-drop search, the metadata index's\n"
     "ingest cost, and the measurements behind the HNSW exact fallback and IVF's probe count.\n"
     "--specs \"\" measures only the ingest cost and those two, --thresholds 0 all but those two\n"
-    "(each builds its own index). Prints JSON lines.\n";
+    "(each builds its own index). --cache DIR keeps the stores and the HNSW32 graph built there\n"
+    "for later runs (shared with store_bench; never a directory in the repository). Prints JSON lines.\n";
 
 Args parse_args(int argc, char** argv) {
-  const Flags flags(argc, argv, "filter_bench", kUsage,
-                    {"--n", "--dim", "--queries", "--repeats", "--specs", "--dir", "--thresholds"});
+  const Flags flags(
+      argc, argv, "filter_bench", kUsage,
+      {"--n", "--dim", "--queries", "--repeats", "--specs", "--dir", "--thresholds", "--cache"});
   Args args;
   args.n = static_cast<size_t>(flags.number("--n", args.n));
   args.dim = static_cast<int>(flags.number("--dim", args.dim));
@@ -409,6 +452,7 @@ Args parse_args(int argc, char** argv) {
   args.specs = flags.list("--specs", args.specs, ';');
   args.dir = flags.text("--dir", args.dir);
   args.thresholds = flags.number("--thresholds", 1) != 0;
+  args.cache = flags.text("--cache", args.cache);
   return args;
 }
 
@@ -416,10 +460,16 @@ Args parse_args(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   const Args args = parse_args(argc, argv);
-  Data data{args.dim, unit_vectors(args.n, args.dim, 1), unit_vectors(args.queries, args.dim, 2), {}};
-  std::mt19937 rng(3);
-  std::uniform_int_distribution<int> bucket(0, 999);
-  for (size_t i = 0; i < args.n; ++i) data.bucket.push_back(bucket(rng));
+  Data data{args.dim,
+            unit_vectors(args.n, args.dim, 1),
+            unit_vectors(args.queries, args.dim, 2),
+            buckets(args.n),
+            {}};
+  {
+    const Selectivity everything{"100%", 1.0, "{}", [](int) { return true; }};
+    for (size_t q = 0; q < args.queries; ++q)
+      data.unfiltered_truth.push_back(exact(data, &data.queries[q * args.dim], everything));
+  }
   std::filesystem::create_directories(args.dir);
 
   std::unique_ptr<Store> flat;
@@ -430,9 +480,12 @@ int main(int argc, char** argv) {
     if (spec == "Flat") {
       store = std::move(flat);
     } else {
-      store = create(args.dir + "/" + spec, args.dim, spec);
-      fill("filter_bench", store.get(), data.docs, args.dim, 0, args.n, 10000, false,
-           [&](size_t i) { return metadata(data, i); });
+      Options options;
+      options.dim = args.dim;
+      options.index_spec = spec;
+      options.snapshot_every = 0;
+      cached_store("filter_bench", args.cache, cache_key(spec, args.n, args.dim), args.dir + "/" + spec,
+                   options, data.docs, &store);
     }
     for (const Selectivity& s : selectivities()) {
       std::printf("%s\n", bench_selectivity(args, data, *store, spec, s).dump().c_str());

@@ -10,6 +10,8 @@
 # of ../shared/data), then writes tools/bench/results/<date>.json and every
 # section of docs/benchmarks.md (report.py). BENCH_START (seconds since the epoch)
 # makes the reported total start earlier, e.g. at `make bench`'s build.
+# BENCH_CACHE=DIR (outside the repository) keeps the stores and FAISS indexes
+# store.sh and filter.sh build, and reuses them in later runs.
 set -euo pipefail
 
 start=${BENCH_START:-$(date +%s)}

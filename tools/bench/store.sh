@@ -4,6 +4,9 @@
 # HNSW32 and IVF1024,Flat at 100k x 384; FULL=1 adds 1M) and, when run alone,
 # the "store" section of docs/benchmarks.md.
 #   tools/bench/store.sh BUILD_DIR WORK [--report]
+# BENCH_CACHE=DIR keeps each store and FAISS index it builds in DIR and reuses
+# them (and filter.sh's) in later runs: a 100k HNSW32 build takes minutes of
+# CPU. Never a directory inside the repository.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -13,7 +16,7 @@ mkdir -p "$work"
 rm -f "$work/store.jsonl"
 store() {
   "$build/bin/store_bench" --dim 384 --repeats "${BENCH_REPEATS:-3}" --specs "Flat;HNSW32;IVF1024,Flat" \
-    --dir "$work/stores" "$@" >> "$work/store.jsonl"
+    --dir "$work/stores" ${BENCH_CACHE:+--cache "$BENCH_CACHE"} "$@" >> "$work/store.jsonl"
 }
 echo "bench: store_bench" >&2
 store --n 100000 --queries 200

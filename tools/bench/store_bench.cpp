@@ -2,14 +2,19 @@
 // queries: the index table of docs/benchmarks.md.
 //
 //   store_bench [--n 100000] [--dim 384] [--queries 200] [--repeats 3]
-//               [--specs "Flat;HNSW32;IVF1024,Flat"] [--dir /tmp/store_bench]
+//               [--specs "Flat;HNSW32;IVF1024,Flat"] [--dir /tmp/store_bench] [--cache DIR]
+//
+// Records carry filter_bench's small metadata (bench_common.h), as an app's
+// do: a search returns it with every hit. With --cache, each spec's store and
+// raw FAISS index are built once and kept there (shared with filter_bench).
 //
 // First line: the machine's memory read bandwidth on one core (the bound a
 // one-query exact search cannot beat: it reads every vector once). Then per
 // index spec one JSON line:
-// - build: the store's durable ingest (batches of 1000, each synced) and raw
-//   FAISS's train + add of the same vectors, seconds; the process's resident
-//   memory growth for each (raw first, both kept);
+// - "raw" and "store": raw FAISS's train + add of the vectors and the store's
+//   durable ingest of them (batches of 1000, each synced, then a snapshot),
+//   seconds, and the process's resident memory growth for each (raw first,
+//   both kept); "cached" when taken from --cache (figures of the build then);
 // - per search-time knob value (HNSW efSearch, IVF nprobe; Flat has none):
 //   recall@10 against the exact answer, QPS one query at a time and in
 //   batches of 64, store and raw interleaved query by query (batch by batch)
@@ -60,16 +65,10 @@ struct Args {
   int repeats = 3;
   std::vector<std::string> specs = {"Flat", "HNSW32", "IVF1024,Flat"};
   std::string dir = "/tmp/store_bench";
+  std::string cache;  // where built stores and indexes are kept ("" for nowhere)
 };
 
 void die(const Status& s, const char* what) { bench::die("store_bench", s, what); }
-
-double resident_mb() {
-  std::ifstream statm("/proc/self/statm");
-  size_t pages = 0, resident = 0;
-  statm >> pages >> resident;
-  return double(resident) * double(sysconf(_SC_PAGESIZE)) / (1 << 20);
-}
 
 // CPU seconds of the calling thread: unlike wall time, not stretched by
 // other processes sharing the cores.
@@ -245,32 +244,17 @@ void bench_spec(const Args& args, const std::string& spec, const std::vector<flo
       {"spec", spec},           {"n", args.n}, {"dim", dim}, {"k", kK}, {"queries", args.queries},
       {"repeats", args.repeats}};
 
-  // Raw FAISS first: trained on as many vectors as the store trains on (39
-  // per IVF list), then given them all.
-  double rss = resident_mb();
-  auto t = Clock::now();
-  std::unique_ptr<faiss::Index> raw(faiss::index_factory(dim, spec.c_str(), faiss::METRIC_INNER_PRODUCT));
-  if (!raw->is_trained) {
-    const auto* ivf = dynamic_cast<const faiss::IndexIVF*>(raw.get());
-    const size_t train = std::min(args.n, 39 * (ivf ? ivf->nlist : 256));
-    raw->train(static_cast<idx_t>(train), docs.data());
-  }
-  raw->add(static_cast<idx_t>(args.n), docs.data());
-  row["raw_build_s"] = seconds_since(t);
-  row["raw_rss_mb"] = resident_mb() - rss;
-
-  rss = resident_mb();
+  // Raw FAISS first (trained on as many vectors as the store trains on),
+  // then the store; each built or taken from the cache.
+  const std::string key = cache_key(spec, args.n, dim);
+  std::unique_ptr<faiss::Index> raw;
+  row["raw"] = cached_index(args.cache, key, spec, dim, docs, &raw);
   Options options;
   options.dim = dim;
   options.index_spec = spec;
-  options.snapshot_every = 0;  // no automatic snapshot inside the timed ingest: flush() below takes it
+  options.snapshot_every = 0;  // no automatic snapshot inside the timed ingest: a flush takes it
   std::unique_ptr<Store> store;
-  die(Store::open(path, options, &store), "open");
-  row["store_build_s"] = fill("store_bench", store.get(), docs, dim, 0, args.n, 1000, true);
-  t = Clock::now();
-  die(store->flush(), "flush");
-  row["snapshot_s"] = seconds_since(t);
-  row["store_rss_mb"] = resident_mb() - rss;
+  row["store"] = cached_store("store_bench", args.cache, key, path, options, docs, &store);
 
   nlohmann::json knobs = nlohmann::json::array();
   for (const Knob& knob : knobs_for(*raw)) {
@@ -302,7 +286,7 @@ void bench_spec(const Args& args, const std::string& spec, const std::vector<flo
   raw.reset();
 
   store.reset();
-  t = Clock::now();
+  const auto t = Clock::now();
   die(Store::open(path, Options(), &store), "reopen");
   row["open_clean_s"] = seconds_since(t);
   store.reset();
@@ -319,16 +303,18 @@ void bench_spec(const Args& args, const std::string& spec, const std::vector<flo
 
 constexpr const char* kUsage =
     "usage: store_bench [--n 100000] [--dim 384] [--queries 200] [--repeats 3]\n"
-    "                   [--specs \"Flat;HNSW32;IVF1024,Flat\"] [--dir /tmp/store_bench]\n"
+    "                   [--specs \"Flat;HNSW32;IVF1024,Flat\"] [--dir /tmp/store_bench] [--cache DIR]\n"
     "The store against raw FAISS with the same index: build time and memory, recall@10, QPS one\n"
     "query at a time and in batches of 64 at several efSearch / nprobe values, the overhead, open\n"
-    "times; first the memory read bandwidth. Prints JSON lines.\n";
+    "times; first the memory read bandwidth. --cache DIR keeps each store and FAISS index built\n"
+    "there for later runs (shared with filter_bench; never a directory in the repository), with\n"
+    "the build figures of the run that built it. Prints JSON lines.\n";
 
 }  // namespace
 
 int main(int argc, char** argv) {
   const Flags flags(argc, argv, "store_bench", kUsage,
-                    {"--n", "--dim", "--queries", "--repeats", "--specs", "--dir"});
+                    {"--n", "--dim", "--queries", "--repeats", "--specs", "--dir", "--cache"});
   Args args;
   args.n = static_cast<size_t>(flags.number("--n", args.n));
   args.dim = static_cast<int>(flags.number("--dim", args.dim));
@@ -336,6 +322,7 @@ int main(int argc, char** argv) {
   args.repeats = static_cast<int>(flags.number("--repeats", args.repeats));
   args.specs = flags.list("--specs", args.specs, ';');
   args.dir = flags.text("--dir", args.dir);
+  args.cache = flags.text("--cache", args.cache);
 
   std::printf("%s\n", nlohmann::json{{"bandwidth",
                                       {{"read_gb_per_s", read_bandwidth_gb_per_s()}, {"buffer_mb", 1024}}}}
