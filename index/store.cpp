@@ -903,19 +903,46 @@ Status StoreImpl::search_with(const SearchTarget& target, const float* queries, 
   EMBEDAPT_RETURN_IF_ERROR(to_index_space(query_adapter, queries, n, &mapped));
   EMBEDAPT_RETURN_IF_ERROR(
       index->search(mapped.data(), n, options, filtered ? &allowed : nullptr, &neighbors));
+  // Every hit's docs and metadata entries in one batched read, which sees one
+  // state of both column families: two Gets per hit cost the store up to a
+  // fifth of a fast IVF search (store_bench).
+  std::vector<std::string> keys;
+  for (const auto& found : neighbors) {
+    for (const Neighbor& neighbor : found) keys.push_back(codec::key_u64(neighbor.id));
+  }
+  std::vector<rocksdb::ColumnFamilyHandle*> families;
+  std::vector<rocksdb::Slice> slices;
+  families.reserve(2 * keys.size());
+  slices.reserve(2 * keys.size());
+  for (const std::string& key : keys) {
+    families.insert(families.end(), {cf(kDocs), cf(kMetadata)});
+    slices.insert(slices.end(), {key, key});
+  }
+  std::vector<rocksdb::PinnableSlice> values(slices.size());
+  std::vector<rocksdb::Status> statuses(slices.size());
+  if (!slices.empty()) {
+    db_->MultiGet(rocksdb::ReadOptions(), slices.size(), families.data(), slices.data(), values.data(),
+                  statuses.data());
+  }
   results->assign(n, {});
-  std::string doc;
+  size_t at = 0;  // the hit's docs entry in the batch; its metadata follows
   for (size_t q = 0; q < n; ++q) {
     for (const Neighbor& neighbor : neighbors[q]) {
-      const std::string key = codec::key_u64(neighbor.id);
-      rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), cf(kDocs), key, &doc);
-      if (s.IsNotFound()) continue;  // removed after the index was searched
-      EMBEDAPT_RETURN_IF_ERROR(from_rocksdb(s, path_ + ": reading a search hit"));
+      const rocksdb::Status& doc = statuses[at];
+      const rocksdb::Status& metadata = statuses[at + 1];
+      const std::string_view doc_value = values[at].ToStringView();
+      const std::string_view metadata_value = values[at + 1].ToStringView();
+      at += 2;
+      if (doc.IsNotFound()) continue;  // removed after the index was searched
+      EMBEDAPT_RETURN_IF_ERROR(from_rocksdb(doc, path_ + ": reading a search hit"));
+      if (!metadata.IsNotFound()) {
+        EMBEDAPT_RETURN_IF_ERROR(from_rocksdb(metadata, path_ + ": reading metadata"));
+      }
       Hit hit;
-      if (!parse_doc_value(doc, &hit.id, &hit.payload)) {
+      if (!parse_doc_value(doc_value, &hit.id, &hit.payload)) {
         return Status::Corruption(path_ + ": docs entry " + std::to_string(neighbor.id) + " is malformed");
       }
-      EMBEDAPT_RETURN_IF_ERROR(read_metadata(rocksdb::ReadOptions(), key, &hit.metadata));
+      if (metadata.ok()) hit.metadata.assign(metadata_value);
       hit.score = neighbor.score;
       (*results)[q].push_back(std::move(hit));
     }
