@@ -43,7 +43,8 @@ inline void die(const char* program, const Status& s, const char* what) {
   std::exit(1);
 }
 
-// "--flag value" pairs, each flag one of `known`. --help or -h prints
+// "--flag value" pairs, each flag one of `known` (a flag given twice keeps
+// both values: all(); the others read the last). --help or -h prints
 // `usage` and exits 0 (a benchmark never starts a run when asked for help);
 // an unknown flag, a missing value or a value that is not a number where a
 // number is wanted prints the problem and `usage` and exits 2.
@@ -59,39 +60,57 @@ class Flags {
       }
       if (!known.count(flag)) fail("unknown flag " + flag);
       if (i + 1 == argc) fail(flag + " needs a value");
-      values_[flag] = argv[++i];
+      values_[flag].push_back(argv[++i]);
     }
   }
 
   std::string text(const std::string& flag, const std::string& fallback) const {
     auto it = values_.find(flag);
-    return it == values_.end() ? fallback : it->second;
+    return it == values_.end() ? fallback : it->second.back();
+  }
+  // Every value given for `flag`, in order.
+  std::vector<std::string> all(const std::string& flag) const {
+    auto it = values_.find(flag);
+    return it == values_.end() ? std::vector<std::string>() : it->second;
   }
   double number(const std::string& flag, double fallback) const {
     auto it = values_.find(flag);
     if (it == values_.end()) return fallback;
-    char* end = nullptr;
-    const double value = std::strtod(it->second.c_str(), &end);
-    if (it->second.empty() || *end != '\0' || value < 0)
-      fail(flag + " needs a non-negative number, got '" + it->second + "'");
-    return value;
+    return non_negative(flag, it->second.back());
+  }
+  // `list` read as non-negative numbers.
+  std::vector<double> numbers(const std::string& flag, const std::vector<double>& fallback,
+                              char separator) const {
+    if (!values_.count(flag)) return fallback;
+    std::vector<double> out;
+    for (const std::string& item : list(flag, {}, separator)) out.push_back(non_negative(flag, item));
+    return out;
   }
   // `text` split at `separator`; empty text: no items.
   std::vector<std::string> list(const std::string& flag, const std::vector<std::string>& fallback,
                                 char separator) const {
     auto it = values_.find(flag);
     if (it == values_.end()) return fallback;
+    const std::string& text = it->second.back();
     std::vector<std::string> items;
-    for (size_t start = 0; start < it->second.size();) {
-      size_t end = it->second.find(separator, start);
-      if (end == std::string::npos) end = it->second.size();
-      items.push_back(it->second.substr(start, end - start));
+    for (size_t start = 0; start < text.size();) {
+      size_t end = text.find(separator, start);
+      if (end == std::string::npos) end = text.size();
+      items.push_back(text.substr(start, end - start));
       start = end + 1;
     }
     return items;
   }
 
  private:
+  double non_negative(const std::string& flag, const std::string& text) const {
+    char* end = nullptr;
+    const double value = std::strtod(text.c_str(), &end);
+    if (text.empty() || *end != '\0' || !(value >= 0))
+      fail(flag + " needs a non-negative number, got '" + text + "'");
+    return value;
+  }
+
   [[noreturn]] void fail(const std::string& problem) const {
     std::fprintf(stderr, "%s: %s\n%s", program_, problem.c_str(), usage_);
     std::exit(2);
@@ -99,7 +118,7 @@ class Flags {
 
   const char* program_;
   const char* usage_;
-  std::map<std::string, std::string> values_;
+  std::map<std::string, std::vector<std::string>> values_;
 };
 
 // `n` seeded random unit vectors of `dim` floats, one after another.

@@ -39,13 +39,13 @@
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <random>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "core/adapt/trainer.h"
 #include "core/eval/dataset.h"
 #include "embedapt/embedder.h"
+#include "tools/bench/bench_common.h"
 
 using namespace embedapt;
 using Clock = std::chrono::steady_clock;
@@ -308,51 +308,48 @@ void bench_time(const std::string& name, const Data& data, const Args& args) {
   }
 }
 
+constexpr char kUsage[] =
+    "usage: smalllogs_bench --dataset NAME=PATH [--dataset ...] [--sizes 40,100,150,300] [--seeds 3]\n"
+    "                       [--null-seeds 20] [--ceiling-epochs 5,10,20,40] [--folds 10]\n"
+    "                       [--time-sizes 100,1000] [--time-dataset NAME] [--repeats 3] [--min-z Z]\n"
+    "                       [--kind linear] [--epochs N] [--lr X]\n"
+    "What retrain's default procedure gains from logs of a few dozen to a few hundred queries, how close\n"
+    "that is to the best plain adapter, and how rarely it ships on logs without signal; one JSON object\n"
+    "per line on stdout (tools/bench/smalllogs.sh runs it, report.py renders it).\n";
+
 template <typename T>
-std::vector<T> parse_list(const std::string& value) {
+std::vector<T> whole_numbers(const bench::Flags& flags, const std::string& flag,
+                             const std::vector<T>& fallback) {
   std::vector<T> out;
-  std::stringstream list(value);
-  for (std::string item; std::getline(list, item, ',');) out.push_back(static_cast<T>(std::stoll(item)));
+  for (double v : flags.numbers(flag, std::vector<double>(fallback.begin(), fallback.end()), ','))
+    out.push_back(static_cast<T>(v));
   return out;
 }
 
 Args parse_args(int argc, char** argv) {
+  const bench::Flags flags(
+      argc, argv, "smalllogs_bench", kUsage,
+      {"--dataset", "--sizes", "--seeds", "--null-seeds", "--ceiling-epochs", "--folds", "--min-z",
+       "--time-sizes", "--time-dataset", "--repeats", "--kind", "--epochs", "--lr"});
   Args args;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    std::string flag = argv[i], value = argv[i + 1];
-    if (flag == "--dataset") {
-      auto eq = value.find('=');
-      if (eq == std::string::npos) fail("--dataset " + value + ": expected NAME=PATH");
-      args.datasets.emplace_back(value.substr(0, eq), value.substr(eq + 1));
-    } else if (flag == "--sizes") {
-      args.sizes = parse_list<size_t>(value);
-    } else if (flag == "--seeds") {
-      args.seeds = std::stoi(value);
-    } else if (flag == "--null-seeds") {
-      args.null_seeds = std::stoi(value);
-    } else if (flag == "--ceiling-epochs") {
-      args.ceiling_epochs = parse_list<int>(value);
-    } else if (flag == "--folds") {
-      args.folds = std::stoi(value);
-    } else if (flag == "--min-z") {
-      args.min_z = std::stod(value);
-    } else if (flag == "--time-sizes") {
-      args.time_sizes = parse_list<size_t>(value);
-    } else if (flag == "--time-dataset") {
-      args.time_dataset = value;
-    } else if (flag == "--repeats") {
-      args.repeats = std::stoi(value);
-    } else if (flag == "--kind") {
-      args.kind = value;
-    } else if (flag == "--epochs") {
-      args.epochs = std::stoi(value);
-    } else if (flag == "--lr") {
-      args.lr = std::stod(value);
-    } else {
-      fail("unknown flag " + flag);
-    }
+  for (const std::string& value : flags.all("--dataset")) {
+    auto eq = value.find('=');
+    if (eq == std::string::npos) fail("--dataset " + value + ": expected NAME=PATH");
+    args.datasets.emplace_back(value.substr(0, eq), value.substr(eq + 1));
   }
   if (args.datasets.empty()) fail("no --dataset NAME=PATH");
+  args.sizes = whole_numbers(flags, "--sizes", args.sizes);
+  args.seeds = static_cast<int>(flags.number("--seeds", args.seeds));
+  args.null_seeds = static_cast<int>(flags.number("--null-seeds", args.null_seeds));
+  args.ceiling_epochs = whole_numbers(flags, "--ceiling-epochs", args.ceiling_epochs);
+  args.folds = static_cast<int>(flags.number("--folds", args.folds));
+  args.min_z = flags.number("--min-z", args.min_z);
+  args.time_sizes = whole_numbers(flags, "--time-sizes", args.time_sizes);
+  args.time_dataset = flags.text("--time-dataset", args.time_dataset);
+  args.repeats = static_cast<int>(flags.number("--repeats", args.repeats));
+  args.kind = flags.text("--kind", args.kind);
+  args.epochs = static_cast<int>(flags.number("--epochs", args.epochs));
+  args.lr = flags.number("--lr", args.lr);
   return args;
 }
 
