@@ -1,10 +1,11 @@
-// What the benchmark programs share: flags with --help, seeded unit vectors
-// and metadata, filling a store, building (and caching) a store or a FAISS
-// index, timing and order statistics. Header only: every .cpp in tools/bench
+// What the benchmark programs share: flags with --help, seeded unit vectors,
+// real-like vectors and metadata, the exact answer, filling a store, building
+// (and caching) a store or a FAISS index, timing and order statistics. Header only: every .cpp in tools/bench
 // is a program of its own.
 #pragma once
 
 #include <faiss/Index.h>
+#include <faiss/IndexFlat.h>
 #include <faiss/IndexIVF.h>
 #include <faiss/index_factory.h>
 #include <faiss/index_io.h>
@@ -132,6 +133,41 @@ inline std::vector<float> unit_vectors(size_t n, int dim, uint32_t seed) {
     for (int j = 0; j < dim; ++j) v[i * dim + j] = static_cast<float>(v[i * dim + j] / std::sqrt(norm));
   }
   return v;
+}
+
+// Real-like vectors: `n` unit vectors, row i the unit vector of
+// base[i % rows] plus Gaussian noise of expected norm `noise` (seeded). With
+// `base` the embeddings of a real corpus the rows keep its uneven, clustered
+// directions (which random unit vectors lack) while the noise keeps them apart.
+inline std::vector<float> noisy_copies(const std::vector<float>& base, int dim, size_t n, float noise,
+                                       uint32_t seed) {
+  const size_t rows = base.size() / dim;
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, noise / std::sqrt(static_cast<float>(dim)));
+  std::vector<float> v(n * dim);
+  for (size_t i = 0; i < n; ++i) {
+    const float* from = base.data() + (i % rows) * dim;
+    double norm = 0;
+    for (int j = 0; j < dim; ++j) norm += std::pow(v[i * dim + j] = from[j] + normal(rng), 2);
+    for (int j = 0; j < dim; ++j) v[i * dim + j] = static_cast<float>(v[i * dim + j] / std::sqrt(norm));
+  }
+  return v;
+}
+
+// The exact top `k` rows of `docs` (inner product) for every query.
+inline std::vector<std::vector<faiss::Index::idx_t>> exact_top_k(const std::vector<float>& docs,
+                                                                 const std::vector<float>& queries, int dim,
+                                                                 int k) {
+  using idx_t = faiss::Index::idx_t;
+  const size_t n = docs.size() / dim, nq = queries.size() / dim;
+  faiss::IndexFlatIP exact(dim);
+  exact.add(static_cast<idx_t>(n), docs.data());
+  std::vector<float> distances(nq * k);
+  std::vector<idx_t> labels(nq * k);
+  exact.search(static_cast<idx_t>(nq), queries.data(), k, distances.data(), labels.data());
+  std::vector<std::vector<idx_t>> truth(nq);
+  for (size_t q = 0; q < nq; ++q) truth[q].assign(labels.begin() + q * k, labels.begin() + (q + 1) * k);
+  return truth;
 }
 
 // The benchmarks' record metadata: row i has {"bucket": b, "tenant": "t<b % 20>"}

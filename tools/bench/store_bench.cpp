@@ -23,7 +23,6 @@
 // - the same single-query search with an active linear adapter (query side);
 // - open time: clean (snapshot) and after a kill -9 that left journal entries
 //   to replay.
-#include <faiss/IndexFlat.h>
 #include <faiss/IndexHNSW.h>
 #include <faiss/IndexIVF.h>
 #include <faiss/index_factory.h>
@@ -332,17 +331,7 @@ int main(int argc, char** argv) {
   std::filesystem::create_directories(args.dir);
   const std::vector<float> docs = unit_vectors(args.n, args.dim, 1);
   const std::vector<float> queries = unit_vectors(args.queries, args.dim, 2);
-  // The exact top k of every query.
-  std::vector<std::vector<idx_t>> truth(args.queries);
-  {
-    faiss::IndexFlatIP exact(args.dim);
-    exact.add(static_cast<idx_t>(args.n), docs.data());
-    std::vector<float> distances(args.queries * kK);
-    std::vector<idx_t> labels(args.queries * kK);
-    exact.search(static_cast<idx_t>(args.queries), queries.data(), kK, distances.data(), labels.data());
-    for (size_t q = 0; q < args.queries; ++q)
-      truth[q].assign(labels.begin() + q * kK, labels.begin() + (q + 1) * kK);
-  }
+  const std::vector<std::vector<idx_t>> truth = exact_top_k(docs, queries, args.dim, kK);
   for (const std::string& spec : args.specs) bench_spec(args, spec, docs, queries, truth);
   return 0;
 }
