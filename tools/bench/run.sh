@@ -6,9 +6,10 @@
 # changed, runs the quality and training-time benchmark (bench.py), the store
 # benchmark (store_bench), the encoder benchmark (encoder_bench against
 # sentence-transformers), search latency during a background retrain
-# (retrain_bench) and the small-logs benchmark (smalllogs.sh, on every dataset
-# of ../shared/data), then writes tools/bench/results/<date>.json and every
-# section of docs/benchmarks.md (report.py). BENCH_START (seconds since the epoch)
+# (retrain_bench), the small-logs benchmark (smalllogs.sh, on every dataset
+# of ../shared/data) and the peers table (peers.sh: Chroma and LanceDB), then
+# writes tools/bench/results/<date>.json and every section of
+# docs/benchmarks.md (report.py). BENCH_START (seconds since the epoch)
 # makes the reported total start earlier, e.g. at `make bench`'s build.
 # BENCH_CACHE=DIR (outside the repository) keeps the stores and FAISS indexes
 # store.sh and filter.sh build, and reuses them in later runs.
@@ -23,7 +24,7 @@ work=${BENCH_WORK:-$here/work}
 venv="$here/.venv"
 repeats=${BENCH_REPEATS:-3}
 
-for tool in embedapt store_bench encoder_bench retrain_bench filter_bench smalllogs_bench; do
+for tool in embedapt store_bench encoder_bench retrain_bench filter_bench smalllogs_bench peers_bench; do
   [ -x "$build/bin/$tool" ] || { echo "bench: $build/bin/$tool not found: build first (make bench builds it)" >&2; exit 1; }
 done
 for f in train_dataset.json val_dataset.json; do
@@ -33,19 +34,7 @@ rm -rf "$work"
 mkdir -p "$work"
 
 # The venv is rebuilt whenever requirements.txt changes; its creation is timed.
-stamp="$venv/.requirements.sha256"
-want=$(sha256sum "$here/requirements.txt" | cut -d' ' -f1)
-if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "bench: creating $venv (PyPI's torch brings its CUDA libraries: a few minutes)" >&2
-  venv_start=$(date +%s)
-  rm -rf "$venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q -r "$here/requirements.txt"
-  echo "$want" > "$stamp"
-  echo "{\"created\": true, \"seconds\": $(($(date +%s) - venv_start))}" > "$work/venv.json"
-else
-  echo '{"created": false}' > "$work/venv.json"
-fi
+"$here/venv.sh" "$work/venv.json"
 python="$venv/bin/python"
 
 "$python" "$here/bench.py" --embedapt "$build/bin/embedapt" --data "$data" --work "$work/quality" \
@@ -77,5 +66,8 @@ done
 "$here/retrain.sh" "$build" "$work"
 
 "$here/smalllogs.sh" "$build" "$work"
+
+# embedapt, Chroma and LanceDB side by side (tools/bench/peers.sh, also runnable alone).
+"$here/peers.sh" "$build" "$work"
 
 "$python" "$here/report.py" "$work" --total-seconds "$(($(date +%s) - start))"
