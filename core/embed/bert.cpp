@@ -23,7 +23,6 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr char kDefaultModel[] = "all-MiniLM-L6-v2";
-constexpr size_t kBatchSize = 32;
 
 // Reads `dir/name` as JSON. A missing optional file yields an empty object.
 Status read_json(const std::string& dir, const std::string& name, bool required, nlohmann::json* out) {
@@ -134,35 +133,19 @@ class BertEmbedder : public Embedder {
     std::vector<std::vector<int32_t>> sequences(texts.size());
     for (size_t i = 0; i < texts.size(); ++i)
       sequences[i] = tokenizer_->encode(prompt + texts[i], max_length_);
-    // Longest first, like sentence-transformers: batches of similar lengths waste little on padding.
-    std::vector<size_t> order(texts.size());
-    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-    std::stable_sort(order.begin(), order.end(),
-                     [&](size_t a, size_t b) { return sequences[a].size() > sequences[b].size(); });
 
-    const size_t dim = static_cast<size_t>(model_->hidden_size()), base = out->size();
-    out->resize(base + texts.size() * dim);
+    const size_t base = out->size();
+    out->resize(base + texts.size() * static_cast<size_t>(model_->hidden_size()));
     ComputeThreads compute_threads(threads_);
-    std::vector<std::vector<int32_t>> batch;
-    std::vector<float> rows;
-    for (size_t start = 0; start < order.size(); start += kBatchSize) {
-      size_t end = std::min(order.size(), start + kBatchSize);
-      batch.clear();
-      for (size_t i = start; i < end; ++i) batch.push_back(std::move(sequences[order[i]]));
-      rows.resize(batch.size() * dim);
-      Status s;
-      try {
-        s = model_->embed_batch(batch, pooling, rows.data());
-      } catch (const std::exception& e) {  // torch reports allocation and kernel failures by throwing
-        s = Status::Internal(std::string("BERT forward pass failed: ") + e.what());
-      }
-      if (!s.ok()) {
-        out->resize(base);
-        return s.WithContext(identity_);
-      }
-      for (size_t i = start; i < end; ++i) {
-        std::copy_n(rows.data() + (i - start) * dim, dim, out->data() + base + order[i] * dim);
-      }
+    Status s;
+    try {
+      s = model_->embed(sequences, pooling, out->data() + base);
+    } catch (const std::exception& e) {  // torch reports allocation and kernel failures by throwing
+      s = Status::Internal(std::string("BERT forward pass failed: ") + e.what());
+    }
+    if (!s.ok()) {
+      out->resize(base);
+      return s.WithContext(identity_);
     }
     return Status::OK();
   }

@@ -2,8 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <nlohmann/json.hpp>
 
 namespace embedapt {
@@ -52,6 +52,17 @@ class WeightReader {
   const std::string& source_;
 };
 
+// Tokens per forward pass: enough rows for the matrix products to run at
+// full speed, few enough that the scratch tensors stay a few megabytes.
+constexpr int64_t kPassTokens = 2048;
+
+// `t` reshaped for an out= operation: resizing keeps the storage when it is
+// large enough (an out= tensor of another shape would be resized with a warning).
+torch::Tensor& sized(torch::Tensor& t, at::IntArrayRef shape) {
+  t.resize_(shape);
+  return t;
+}
+
 }  // namespace
 
 struct BertModel::Weights {
@@ -61,6 +72,16 @@ struct BertModel::Weights {
   torch::Tensor word_embeddings, position_embeddings, token_type_embedding, embedding_norm_weight,
       embedding_norm_bias;
   std::vector<LayerWeights> layers;
+};
+
+// The large intermediate tensors of one embed call, written in place by the
+// out= operations and reused by every layer and pass: allocating them per
+// operation cost more time in the kernel's page faults than in arithmetic.
+struct BertModel::Scratch {
+  torch::Tensor qkv = torch::empty({0}), context = torch::empty({0}), hidden = torch::empty({0}),
+                inner = torch::empty({0});
+  torch::Tensor scores = torch::empty({0}), probabilities = torch::empty({0}),
+                head_context = torch::empty({0});
 };
 
 BertModel::BertModel(std::unique_ptr<Weights> weights) : weights_(std::move(weights)) {}
@@ -134,8 +155,10 @@ Status BertModel::load(const std::string& config_json, const TensorMap& tensors,
     EMBEDAPT_RETURN_IF_ERROR(read.get(p + "attention.self.query.bias", {h}, &qb));
     EMBEDAPT_RETURN_IF_ERROR(read.get(p + "attention.self.key.bias", {h}, &kb));
     EMBEDAPT_RETURN_IF_ERROR(read.get(p + "attention.self.value.bias", {h}, &vb));
-    l.qkv_weight = torch::cat({q, k, v}, 0);
-    l.qkv_bias = torch::cat({qb, kb, vb}, 0);
+    // Scaling the queries here saves scaling every attention score.
+    const double scale = 1.0 / std::sqrt(static_cast<double>(h / w->heads));
+    l.qkv_weight = torch::cat({q * scale, k, v}, 0);
+    l.qkv_bias = torch::cat({qb * scale, kb, vb}, 0);
     EMBEDAPT_RETURN_IF_ERROR(read.get(p + "attention.output.dense.weight", {h, h}, &l.attention_out_weight));
     EMBEDAPT_RETURN_IF_ERROR(read.get(p + "attention.output.dense.bias", {h}, &l.attention_out_bias));
     EMBEDAPT_RETURN_IF_ERROR(
@@ -154,12 +177,9 @@ Status BertModel::load(const std::string& config_json, const TensorMap& tensors,
   return Status::OK();
 }
 
-Status BertModel::embed_batch(const std::vector<std::vector<int32_t>>& sequences,
-                              const SentencePooling& pooling, float* out) const {
+Status BertModel::embed(const std::vector<std::vector<int32_t>>& sequences, const SentencePooling& pooling,
+                        float* out) const {
   const Weights& w = *weights_;
-  const int64_t batch = static_cast<int64_t>(sequences.size());
-  if (batch == 0) return Status::OK();
-  int64_t length = 0;
   for (const auto& seq : sequences) {
     if (seq.empty() || static_cast<int64_t>(seq.size()) > w.max_positions) {
       return Status::InvalidArgument("BERT input of " + std::to_string(seq.size()) + " tokens (must be 1.." +
@@ -170,61 +190,89 @@ Status BertModel::embed_batch(const std::vector<std::vector<int32_t>>& sequences
         return Status::InvalidArgument("token id " + std::to_string(id) + " outside the vocabulary");
       }
     }
-    length = std::max<int64_t>(length, static_cast<int64_t>(seq.size()));
   }
-
   torch::InferenceMode inference;
-  torch::Tensor ids = torch::zeros({batch, length}, torch::kInt64);
-  torch::Tensor mask = torch::zeros({batch, length}, torch::kFloat32);
-  auto ids_a = ids.accessor<int64_t, 2>();
-  auto mask_a = mask.accessor<float, 2>();
-  for (int64_t b = 0; b < batch; ++b) {
-    for (size_t t = 0; t < sequences[b].size(); ++t) {
-      ids_a[b][t] = sequences[b][t];
-      mask_a[b][t] = 1.0f;
+  Scratch scratch;
+  const int64_t budget = std::max<int64_t>(kPassTokens, w.max_positions);
+  for (size_t first = 0; first < sequences.size();) {
+    size_t end = first;
+    int64_t tokens = 0;
+    while (end < sequences.size() && tokens + static_cast<int64_t>(sequences[end].size()) <= budget)
+      tokens += static_cast<int64_t>(sequences[end++].size());
+    run_pass(sequences, first, end, tokens, pooling, &scratch, out + first * w.hidden);
+    first = end;
+  }
+  return Status::OK();
+}
+
+void BertModel::run_pass(const std::vector<std::vector<int32_t>>& sequences, size_t first, size_t end,
+                         int64_t tokens, const SentencePooling& pooling, Scratch* scratch, float* out) const {
+  const Weights& w = *weights_;
+  const int64_t h = w.hidden, heads = w.heads, head_dim = h / heads;
+  // The pass's sequences one after another, without padding: every operation
+  // but attention works token by token, and attention runs per sequence.
+  torch::Tensor ids = torch::empty({tokens}, torch::kInt64),
+                positions = torch::empty({tokens}, torch::kInt64);
+  std::vector<int64_t> offsets;
+  int64_t* id_data = ids.data_ptr<int64_t>();
+  int64_t* position_data = positions.data_ptr<int64_t>();
+  for (size_t i = first, t = 0; i < end; ++i) {
+    offsets.push_back(static_cast<int64_t>(t));
+    for (size_t p = 0; p < sequences[i].size(); ++p, ++t) {
+      id_data[t] = sequences[i][p];
+      position_data[t] = static_cast<int64_t>(p);
     }
   }
+  offsets.push_back(tokens);
 
-  const int64_t h = w.hidden, heads = w.heads, head_dim = h / heads;
-  torch::Tensor x = w.word_embeddings.index_select(0, ids.view(-1)).view({batch, length, h});
-  x = x + w.position_embeddings.narrow(0, 0, length) + w.token_type_embedding;
+  torch::Tensor x = w.word_embeddings.index_select(0, ids);
+  x.add_(w.position_embeddings.index_select(0, positions)).add_(w.token_type_embedding);
   x = torch::layer_norm(x, {h}, w.embedding_norm_weight, w.embedding_norm_bias, w.norm_eps);
 
-  // Padding gets a large negative score, so softmax gives it exactly zero weight.
-  torch::Tensor attention_bias = ((1.0f - mask) * -1e9f).view({batch, 1, 1, length});
-  const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
+  Scratch& s = *scratch;
   for (const LayerWeights& l : w.layers) {
-    torch::Tensor qkv = torch::linear(x, l.qkv_weight, l.qkv_bias).view({batch, length, 3, heads, head_dim});
-    torch::Tensor q = qkv.select(2, 0).transpose(1, 2);  // [batch, heads, length, head_dim]
-    torch::Tensor k = qkv.select(2, 1).transpose(1, 2);
-    torch::Tensor v = qkv.select(2, 2).transpose(1, 2);
-    torch::Tensor scores = torch::matmul(q, k.transpose(-1, -2)).mul_(scale).add_(attention_bias);
-    torch::Tensor context =
-        torch::matmul(torch::softmax(scores, -1), v).transpose(1, 2).reshape({batch, length, h});
+    // The query rows of qkv_weight are pre-scaled by 1/sqrt(head_dim).
+    at::addmm_out(sized(s.qkv, {tokens, 3 * h}), l.qkv_bias, x, l.qkv_weight.t());
+    sized(s.context, {tokens, h});
+    for (size_t i = 0; i + 1 < offsets.size(); ++i) {
+      const int64_t start = offsets[i], length = offsets[i + 1] - start;
+      torch::Tensor qkv = s.qkv.narrow(0, start, length).view({length, 3, heads, head_dim});
+      torch::Tensor q = qkv.select(1, 0).transpose(0, 1);  // [heads, length, head_dim]
+      torch::Tensor k = qkv.select(1, 1).transpose(0, 1);
+      torch::Tensor v = qkv.select(1, 2).transpose(0, 1);
+      at::bmm_out(sized(s.scores, {heads, length, length}), q, k.transpose(1, 2));
+      at::_softmax_out(sized(s.probabilities, {heads, length, length}), s.scores, -1, false);
+      at::bmm_out(sized(s.head_context, {heads, length, head_dim}), s.probabilities, v);
+      s.context.narrow(0, start, length)
+          .view({length, heads, head_dim})
+          .copy_(s.head_context.transpose(0, 1));
+    }
+    at::addmm_out(sized(s.hidden, {tokens, h}), l.attention_out_bias, s.context, l.attention_out_weight.t());
+    s.hidden.add_(x);
     torch::Tensor attended =
-        torch::layer_norm(torch::linear(context, l.attention_out_weight, l.attention_out_bias) + x, {h},
-                          l.attention_norm_weight, l.attention_norm_bias, w.norm_eps);
-    torch::Tensor inner = torch::linear(attended, l.intermediate_weight, l.intermediate_bias);
-    inner = torch::gelu(inner, w.activation == Activation::kGelu ? "none" : "tanh");
-    x = torch::layer_norm(torch::linear(inner, l.output_weight, l.output_bias) + attended, {h},
-                          l.output_norm_weight, l.output_norm_bias, w.norm_eps);
+        torch::layer_norm(s.hidden, {h}, l.attention_norm_weight, l.attention_norm_bias, w.norm_eps);
+    at::addmm_out(sized(s.inner, {tokens, l.intermediate_bias.size(0)}), l.intermediate_bias, attended,
+                  l.intermediate_weight.t());
+    at::gelu_(s.inner, w.activation == Activation::kGelu ? "none" : "tanh");
+    at::addmm_out(s.hidden, l.output_bias, s.inner, l.output_weight.t());
+    s.hidden.add_(attended);
+    x = torch::layer_norm(s.hidden, {h}, l.output_norm_weight, l.output_norm_bias, w.norm_eps);
   }
 
-  torch::Tensor pooled;
-  if (pooling.mode == SentencePooling::Mode::kCls) {
-    pooled = x.select(1, 0);
-  } else {
-    torch::Tensor weights = mask.clone();
-    weights.narrow(1, 0, std::min<int64_t>(static_cast<int64_t>(pooling.skip_tokens), length)).zero_();
-    weights = weights.unsqueeze(-1);
-    pooled = (x * weights).sum(1) / weights.sum(1).clamp_min(1e-9);
+  for (size_t i = 0; i + 1 < offsets.size(); ++i) {
+    const int64_t start = offsets[i], length = offsets[i + 1] - start;
+    torch::Tensor pooled;
+    if (pooling.mode == SentencePooling::Mode::kCls) {
+      pooled = x[start];
+    } else {
+      // A sequence that is all prompt pools to zeros, as sentence-transformers' clamped mean does.
+      const int64_t skip = std::min<int64_t>(static_cast<int64_t>(pooling.skip_tokens), length);
+      pooled = skip == length ? torch::zeros({h}) : x.narrow(0, start + skip, length - skip).mean(0);
+    }
+    if (pooling.normalize) pooled = pooled / pooled.norm().clamp_min(1e-12);
+    torch::Tensor row = torch::from_blob(out + i * h, {h}, torch::kFloat32);
+    row.copy_(pooled);
   }
-  if (pooling.normalize)
-    pooled =
-        torch::nn::functional::normalize(pooled, torch::nn::functional::NormalizeFuncOptions().p(2).dim(1));
-  pooled = pooled.contiguous();
-  std::memcpy(out, pooled.data_ptr<float>(), sizeof(float) * batch * h);
-  return Status::OK();
 }
 
 }  // namespace embedapt

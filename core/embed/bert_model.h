@@ -38,16 +38,22 @@ class BertModel {
   size_t max_positions() const;
 
   // Writes sequences.size() * hidden_size() floats to `out`, one pooled row
-  // per sequence. Each sequence is [CLS] ... [SEP], 1..max_positions() ids
-  // below the vocabulary size; shorter ones are padded and masked, so a
-  // vector does not depend on its batch. Uses the calling thread's torch
-  // thread count.
-  Status embed_batch(const std::vector<std::vector<int32_t>>& sequences, const SentencePooling& pooling,
-                     float* out) const;
+  // per sequence, in order. Each sequence is [CLS] ... [SEP], 1..max_positions()
+  // ids below the vocabulary size. Sequences are packed without padding into
+  // passes of a few thousand tokens, so a sequence's vector does not depend on
+  // the others beside it (beyond float rounding). Uses the calling thread's
+  // torch thread count.
+  Status embed(const std::vector<std::vector<int32_t>>& sequences, const SentencePooling& pooling,
+               float* out) const;
 
  private:
   struct Weights;
+  struct Scratch;
   explicit BertModel(std::unique_ptr<Weights> weights);
+
+  // Runs sequences[first, end) (`tokens` ids in all) and writes their rows.
+  void run_pass(const std::vector<std::vector<int32_t>>& sequences, size_t first, size_t end, int64_t tokens,
+                const SentencePooling& pooling, Scratch* scratch, float* out) const;
 
   std::unique_ptr<Weights> weights_;
 };
