@@ -18,7 +18,8 @@
 // (every thread: rusage), the open time of the closed store (open plus the
 // first search), the bytes it takes on disk, and per efSearch value (HNSW;
 // Flat has none) recall@10 and QPS one query at a time, the median over
-// repeats.
+// repeats; "faiss" names the linked FAISS's compile options ("AVX2" or not).
+#include <faiss/utils/utils.h>
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -133,8 +134,13 @@ void measure_store(const Flags& flags) {
   const Matrix docs = read_matrix(vectors + "/docs.npy"), queries = read_matrix(vectors + "/queries.npy");
   const auto truth = nlohmann::json::parse(std::ifstream(vectors + "/truth.json"));
   const int dim = static_cast<int>(docs.cols);
-  nlohmann::json row = {{"peer", "embedapt"},      {"index", spec},      {"n", docs.rows},
-                        {"queries", queries.rows}, {"repeats", repeats}, {"load_before", load_average()}};
+  nlohmann::json row = {{"peer", "embedapt"},
+                        {"index", spec},
+                        {"n", docs.rows},
+                        {"queries", queries.rows},
+                        {"repeats", repeats},
+                        {"load_before", load_average()},
+                        {"faiss", faiss::get_compile_options()}};  // which FAISS build: its SIMD level
 
   std::filesystem::remove_all(path);
   Options options;

@@ -666,13 +666,16 @@ def peers_markdown(rows: list) -> str:
     date = datetime.date.today().isoformat()
     any_step = next(iter(next(iter(summary.values())).values()))
     versions = {step: e["version"] for steps in summary.values() for step, e in steps.items() if step != "checks"}
+    faiss_options = next((r["faiss"].strip() for r in rows if r.get("faiss")), "")
     lines = [
         f"Run of {date} (`tools/bench/peers.sh`; the machine was shared with other jobs, 1-min load averages beside"
         f" each figure): {any_step['n']:,} x 384 vectors, {any_step['queries']} queries, k=10, the same vectors and"
         " queries for every store, in two sets: random, " + VECTOR_SETS["random"] + "; real-like, "
         + VECTOR_SETS["real"] + "."
         f" chromadb {versions.get('chroma-m16', '?')} (PersistentClient), lancedb {versions.get('lancedb-exact', '?')}"
-        " through their Python clients; embedapt through its C++ API (`peers_bench`). Every store gets batches of"
+        " through their Python clients; embedapt through its C++ API (`peers_bench`)"
+        + (f", linked with a FAISS compiled with `{faiss_options}`" if faiss_options else "")
+        + ". Every store gets batches of"
         " 1,000 rows with their vectors (no embedding function), each batch written before the next; every build is"
         " a process of its own, one at a time, the order of the stores reversed from one vector set to the next."
         " Build = the ingest plus what makes every row searchable and quick to open (embedapt: its index snapshot,"
