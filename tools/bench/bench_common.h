@@ -9,6 +9,8 @@
 #include <faiss/IndexIVF.h>
 #include <faiss/index_factory.h>
 #include <faiss/index_io.h>
+#include <faiss/utils/utils.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -16,6 +18,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -35,6 +38,38 @@ using Clock = std::chrono::steady_clock;
 
 inline double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+// CPU seconds of the calling thread: unlike wall time, not stretched by
+// other processes sharing the cores.
+inline double thread_cpu_seconds() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + ts.tv_nsec * 1e-9;
+}
+
+// Read bandwidth of one core: glibc's memchr scans a buffer that does not
+// hold the byte it looks for at the speed memory delivers it. The best of 5
+// passes over 1 GiB (far beyond the caches), in GB per CPU second: the bound
+// a one-query exact search cannot beat (it reads every vector once).
+inline double read_bandwidth_gb_per_s() {
+  const size_t bytes = size_t{1} << 30;
+  std::vector<char> buffer(bytes, 0);
+  double best = 0;
+  for (int pass = 0; pass < 5; ++pass) {
+    const double t = thread_cpu_seconds();
+    const void* found = std::memchr(buffer.data(), 1, bytes);
+    const double s = thread_cpu_seconds() - t;
+    if (found != nullptr) std::abort();
+    best = std::max(best, bytes / s / 1e9);
+  }
+  return best;
+}
+
+// Which distance kernels the linked FAISS was compiled with: "avx2" (a
+// tools/build-faiss.sh build) or "generic" (Debian's, baseline x86-64).
+inline std::string faiss_kernels() {
+  return faiss::get_compile_options().find("AVX2") != std::string::npos ? "avx2" : "generic";
 }
 
 // Ends the program with `program: what: <the error>` unless `s` is ok.
@@ -226,9 +261,11 @@ inline double resident_mb() {
 // build figures of the run that built it, marked "cached".
 
 // The cache key of index `spec` over unit_vectors(n, dim, 1), the rows every
-// benchmark that caches indexes (store_bench, filter_bench) uses.
+// benchmark that caches indexes (store_bench, filter_bench) uses. The FAISS
+// kernels are part of it: an index built by one FAISS is never reported as
+// the build of another.
 inline std::string cache_key(const std::string& spec, size_t n, int dim) {
-  return spec + "-" + std::to_string(n) + "x" + std::to_string(dim) + "-seed1";
+  return spec + "-" + std::to_string(n) + "x" + std::to_string(dim) + "-seed1-faiss_" + faiss_kernels();
 }
 
 // The store of `vectors` (rows "<i>", each with bucket_metadata) made by

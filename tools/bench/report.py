@@ -1,10 +1,11 @@
 """Turns a `make bench` work directory into tools/bench/results/<date>.json and the
 sections of docs/benchmarks.md between their <!-- NAME:begin --> / <!-- NAME:end -->
-markers (quality, store, encoder, retrain, filter, smalllogs, peers).
+markers (quality, store, faiss, encoder, retrain, filter, smalllogs, peers).
 
   report.py WORK [--total-seconds S]
 
 WORK holds run.sh's outputs: quality.json (bench.py), store.jsonl (store_bench),
+faiss.jsonl (faiss_bench and faiss_bench_stock),
 encoder-cpp.jsonl, encoder-py.jsonl (encoder_bench) and encoder-ingest.jsonl (the
 CLI's ingest of the same texts), retrain.json (retrain_bench), filter.jsonl
 (filter_bench), smalllogs.jsonl (smalllogs_bench), peers.jsonl (peers.sh: embedapt,
@@ -347,13 +348,56 @@ def store_markdown(result: dict) -> str:
             f" one core reads memory at {bandwidth['read_gb_per_s']:.1f} GB per CPU second here (measured by the bench:"
             f" glibc's `memchr` over {bandwidth['buffer_mb']} MiB, best of 5), so no single-query exact search can take"
             f" less than {bound_ms:.1f} ms of a core ({bound_qps:,.0f} QPS). The store's takes {cpu_ms:.1f} ms of CPU:"
-            f" **{cpu_ms / bound_ms:.2f}x the bound**; raw FAISS's {raw_cpu_ms:.1f} ms (the scan is FAISS's). So it is"
-            " most likely compute bound rather than memory bound: Debian's libfaiss carries no AVX2/FMA code (its"
-            " distance kernels use SSE registers only). The"
+            f" **{cpu_ms / bound_ms:.2f}x the bound**; raw FAISS's {raw_cpu_ms:.1f} ms (the scan is FAISS's), with"
+            + (" the AVX2/FMA build of FAISS (`make faiss-avx2`; the next section times Debian's against it)."
+               if r.get("faiss") == "avx2" else
+               " Debian's FAISS, whose scalar distance loops make the scan compute bound (`make faiss-avx2`"
+               " links the AVX2/FMA build; the next section times both).")
+            + " The"
             " single-query QPS above is wall time on a machine shared with other jobs; the CPU figure is the one to"
             " compare. A batch goes through BLAS (from 20 queries on), which reads the vectors once per block of"
             " queries, hence the batch column.",
         ]
+    return "\n".join(lines)
+
+
+def faiss_markdown(result: dict) -> str:
+    rows = [r for r in result["faiss"] if "faiss" in r]
+    load = [r["load_average"] for r in result["faiss"] if "load_average" in r]
+    by = {kind: [r for r in rows if r["faiss"] == kind] for kind in ("generic", "avx2")}
+    first = rows[0]
+    lines = [
+        f"Run of {result['date']} (faiss_bench, `tools/bench/faiss.sh`; 1/5/15-min load average {load[0]} at the start,"
+        f" {load[-1]} at the end): FAISS 1.7.3 as Debian ships it (`libfaiss-dev`: \"generic\" kernels, baseline"
+        " x86-64) and as `tools/build-faiss.sh` builds it from Debian's source package (\"avx2\": `-mavx2 -mfma"
+        " -mf16c -mpopcnt`, `-O3`), the same program linked against each, run in turn (alternating which goes first),"
+        f" {max(len(v) for v in by.values())} runs each, medians; CPU seconds of the one thread everything runs on"
+        f" (OpenMP and OpenBLAS limited to one), on seeded random unit vectors ({first['dim']}-d, inner product).",
+        "",
+        "| kernel | stock (generic) | AVX2/FMA | stock / AVX2 |",
+        "|---|---|---|---|",
+    ]
+    measures = [
+        ("flat_query_cpu_ms", f"Flat, one query over {first['flat_n']:,} vectors: CPU ms (median of"
+         f" {first['queries']} queries)", "{:.2f}"),
+        ("hnsw_build_cpu_s", f"HNSW32 build (add) of {first['hnsw_n']:,} vectors: CPU s", "{:.1f}"),
+        ("ivf_train_cpu_s", f"IVF1024,Flat training on {first['ivf_train_n']:,} vectors: CPU s", "{:.1f}"),
+    ]
+    for key, label, fmt in measures:
+        value = {kind: median(runs, key) if runs else None for kind, runs in by.items()}
+        stock, avx2 = value["generic"], value["avx2"]
+        lines.append(
+            f"| {label} | {fmt.format(stock) if stock is not None else 'not run'}"
+            f" | {fmt.format(avx2) if avx2 is not None else 'not run'}"
+            f" | {f'{stock / avx2:.2f}x' if stock is not None and avx2 is not None else '-'} |"
+        )
+    lines += [
+        "",
+        "Debian builds FAISS for baseline x86-64, which has SSE2 but not SSE3: FAISS 1.7.3 then compiles its scalar"
+        " reference loops for the distances (`fvec_inner_product_ref`, `fvec_L2sqr_ref`), and the compiler does not"
+        " vectorise a float sum without `-ffast-math`. k-means spends most of its time in BLAS (OpenBLAS picks its"
+        " AVX2 kernels at run time in both builds), so training gains least.",
+    ]
     return "\n".join(lines)
 
 
@@ -766,7 +810,7 @@ def main() -> None:
     parser.add_argument("--total-seconds", type=float, help="wall time of the whole `make bench` run")
     parser.add_argument(
         "--only",
-        choices=["retrain", "filter", "smalllogs", "store", "peers"],
+        choices=["retrain", "filter", "smalllogs", "store", "faiss", "peers"],
         help="regenerate only this section, from its own step's output in WORK",
     )
     args = parser.parse_args()
@@ -776,6 +820,10 @@ def main() -> None:
         return
     if args.only == "peers":
         write_sections({"peers": peers_markdown(read_jsonl(os.path.join(args.work, "peers.jsonl")))})
+        return
+    if args.only == "faiss":
+        faiss = read_jsonl(os.path.join(args.work, "faiss.jsonl"))
+        write_sections({"faiss": faiss_markdown({"date": datetime.date.today().isoformat(), "faiss": faiss})})
         return
     if args.only == "filter":
         write_sections({"filter": filter_markdown(read_jsonl(os.path.join(args.work, "filter.jsonl")))})
@@ -815,6 +863,7 @@ def main() -> None:
         "total_seconds": args.total_seconds,
         "venv": venv,
         "store": read_jsonl(os.path.join(args.work, "store.jsonl")),
+        "faiss": read_jsonl(os.path.join(args.work, "faiss.jsonl")),
         "filter": read_jsonl(os.path.join(args.work, "filter.jsonl")),
         "encoder": encoder_summary(
             read_jsonl(os.path.join(args.work, "encoder-cpp.jsonl")),
@@ -836,6 +885,7 @@ def main() -> None:
         {
             "quality": quality_markdown(result),
             "store": store_markdown(result),
+            "faiss": faiss_markdown(result),
             "encoder": encoder_markdown(result),
             "retrain": retrain_markdown(retrain),
             "filter": filter_markdown(result["filter"]),

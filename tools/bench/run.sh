@@ -24,7 +24,7 @@ work=${BENCH_WORK:-$here/work}
 venv="$here/.venv"
 repeats=${BENCH_REPEATS:-3}
 
-for tool in embedapt store_bench encoder_bench retrain_bench filter_bench smalllogs_bench peers_bench; do
+for tool in embedapt store_bench faiss_bench encoder_bench retrain_bench filter_bench smalllogs_bench peers_bench; do
   [ -x "$build/bin/$tool" ] || { echo "bench: $build/bin/$tool not found: build first (make bench builds it)" >&2; exit 1; }
 done
 for f in train_dataset.json val_dataset.json; do
@@ -42,6 +42,9 @@ python="$venv/bin/python"
 
 # The store against raw FAISS, Flat, HNSW32 and IVF (tools/bench/store.sh, also runnable alone).
 BENCH_REPEATS=$repeats "$here/store.sh" "$build" "$work"
+
+# FAISS's kernels, Debian's build against the AVX2/FMA one (tools/bench/faiss.sh, also runnable alone).
+BENCH_REPEATS=$repeats "$here/faiss.sh" "$build" "$work"
 
 # Filtered search (tools/bench/filter.sh, also runnable alone).
 BENCH_REPEATS=$repeats "$here/filter.sh" "$build" "$work"

@@ -10,7 +10,7 @@
 //
 // First line: the machine's memory read bandwidth on one core (the bound a
 // one-query exact search cannot beat: it reads every vector once). Then per
-// index spec one JSON line:
+// index spec one JSON line (with "faiss": the linked FAISS's kernels):
 // - "raw" and "store": raw FAISS's train + add of the vectors and the store's
 //   durable ingest of them (batches of 1000, each synced, then a snapshot),
 //   seconds, and the process's resident memory growth for each (raw first,
@@ -34,8 +34,6 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <cstring>
-#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -68,31 +66,6 @@ struct Args {
 };
 
 void die(const Status& s, const char* what) { bench::die("store_bench", s, what); }
-
-// CPU seconds of the calling thread: unlike wall time, not stretched by
-// other processes sharing the cores.
-double thread_cpu_seconds() {
-  timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return double(ts.tv_sec) + ts.tv_nsec * 1e-9;
-}
-
-// Read bandwidth of one core: glibc's memchr scans a buffer that does not
-// hold the byte it looks for at the speed memory delivers it. The best of 5
-// passes over 1 GiB (far beyond the caches), in GB per CPU second.
-double read_bandwidth_gb_per_s() {
-  const size_t bytes = size_t{1} << 30;
-  std::vector<char> buffer(bytes, 0);
-  double best = 0;
-  for (int pass = 0; pass < 5; ++pass) {
-    const double t = thread_cpu_seconds();
-    const void* found = std::memchr(buffer.data(), 1, bytes);
-    const double s = thread_cpu_seconds() - t;
-    if (found != nullptr) std::abort();
-    best = std::max(best, bytes / s / 1e9);
-  }
-  return best;
-}
 
 // A search-time knob value: HNSW efSearch, IVF nprobe, or none (value 0).
 struct Knob {
@@ -239,9 +212,13 @@ void bench_spec(const Args& args, const std::string& spec, const std::vector<flo
   const int dim = args.dim;
   const std::string path = args.dir + "/" + spec;
   std::filesystem::remove_all(path);
-  nlohmann::json row = {
-      {"spec", spec},           {"n", args.n}, {"dim", dim}, {"k", kK}, {"queries", args.queries},
-      {"repeats", args.repeats}};
+  nlohmann::json row = {{"spec", spec},
+                        {"n", args.n},
+                        {"dim", dim},
+                        {"k", kK},
+                        {"queries", args.queries},
+                        {"repeats", args.repeats},
+                        {"faiss", faiss_kernels()}};
 
   // Raw FAISS first (trained on as many vectors as the store trains on),
   // then the store; each built or taken from the cache.
