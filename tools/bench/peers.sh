@@ -20,6 +20,9 @@ work=$2/peers
 data=$(cd "${EMBEDAPT_DATA:-$repo/../shared/data/10k}" && pwd)
 n=${PEERS_N:-100000}
 queries=${PEERS_QUERIES:-200}
+# One efSearch sweep for both HNSWs: it has to reach each side's top recall at
+# the other's speed (Chroma's QPS is bound by its Python client's per-query cost).
+ef=16,32,64,128,256,512
 rounds=1
 [ -z "${FULL:-}" ] || rounds=2
 for tool in embedapt peers_bench; do
@@ -60,16 +63,16 @@ run() {  # run VECTOR_SET STEP COMMAND...: one build and its searches, one JSON 
 for l in sys.stdin]' "$1" "$2" >> "$work/steps.jsonl"
 }
 steps=(
-  "embedapt-hnsw16|$build/bin/peers_bench --spec HNSW16 --repeats 3 --dir $work/db --vectors"
-  "chroma-m16|$python $here/peers.py chroma --m 16 --ef-construction 40 --repeats 3 --dir $work/db --vectors"
+  "embedapt-hnsw16|$build/bin/peers_bench --spec HNSW16 --ef $ef --repeats 3 --dir $work/db --vectors"
+  "chroma-m16|$python $here/peers.py chroma --m 16 --ef-construction 40 --ef $ef --repeats 3 --dir $work/db --vectors"
   "lancedb-exact|$python $here/peers.py lancedb --repeats 3 --dir $work/db --vectors"
   "embedapt-flat|$build/bin/peers_bench --spec Flat --repeats 3 --dir $work/db --vectors"
 )
 if [ -n "${FULL:-}" ]; then
   # LanceDB's IVF_PQ training took 93 CPU-s (245 s at load 10) on the random set.
   steps+=("lancedb-ivfpq|$python $here/peers.py lancedb --ivf-pq --repeats 3 --dir $work/db --vectors")
-  steps+=("embedapt-hnsw32|$build/bin/peers_bench --spec HNSW32 --repeats 3 --dir $work/db --vectors")
-  steps+=("chroma-m16-ef100|$python $here/peers.py chroma --m 16 --ef-construction 100 --repeats 3 --dir $work/db --vectors")
+  steps+=("embedapt-hnsw32|$build/bin/peers_bench --spec HNSW32 --ef $ef --repeats 3 --dir $work/db --vectors")
+  steps+=("chroma-m16-ef100|$python $here/peers.py chroma --m 16 --ef-construction 100 --ef $ef --repeats 3 --dir $work/db --vectors")
 fi
 turn=0
 for round in $(seq "$rounds"); do
