@@ -6,10 +6,10 @@ markers (quality, store, faiss, encoder, retrain, filter, smalllogs, peers).
 
 WORK holds run.sh's outputs: quality.json (bench.py), store.jsonl (store_bench),
 faiss.jsonl (faiss_bench and faiss_bench_stock),
-encoder-cpp.jsonl, encoder-py.jsonl (encoder_bench) and encoder-ingest.jsonl (the
-CLI's ingest of the same texts), retrain.json (retrain_bench), filter.jsonl
-(filter_bench), smalllogs.jsonl (smalllogs_bench), peers.jsonl (peers.sh: embedapt,
-Chroma and LanceDB side by side), venv.json.
+encoder-cpp.jsonl, encoder-py.jsonl (encoder_bench), encoder-ingest.jsonl (the
+CLI's ingest of the same texts) and encoder-load.jsonl (encoder.sh), retrain.json
+(retrain_bench), filter.jsonl (filter_bench), smalllogs.jsonl (smalllogs_bench),
+peers.jsonl (peers.sh: embedapt, Chroma and LanceDB side by side), venv.json.
 `--only NAME` regenerates that one section from its own step's output alone. Adds what the
 raw runs do not compute: medians of the repeated timings, speed ratios, a 95%
 bootstrap interval for nDCG@10 (embedapt eval gives hit and MRR intervals), paired
@@ -167,7 +167,7 @@ def targets(summary: dict, total_s: float) -> list:
     return out
 
 
-def encoder_summary(cpp: list, py: list, ingest: list) -> dict:
+def encoder_summary(cpp: list, py: list, ingest: list, load: list) -> dict:
     """Medians of the alternated runs of both encoders and of the CLI's ingest."""
     cpp_s = statistics.median(r["median_seconds"] for r in cpp)
     py_s = statistics.median(r["median_seconds"] for r in py)
@@ -182,11 +182,18 @@ def encoder_summary(cpp: list, py: list, ingest: list) -> dict:
         "ingest": {"seconds": ingest_s, "runs": [r["seconds"] for r in ingest]},
         "ingest_vs_encoder": cpp_s / ingest_s,
         "min_cosine": min(r["min_cosine_vs_cpp"] for r in py),
+        "load": [r["load"][0] for r in load],
         "identity": cpp[0]["identity"],
         "documents": cpp[0]["documents"],
         "queries": cpp[0]["queries"],
         "threads": cpp[0]["threads"],
     }
+
+
+def read_encoder(work: str) -> dict:
+    return encoder_summary(
+        *(read_jsonl(os.path.join(work, f"encoder-{name}.jsonl")) for name in ("cpp", "py", "ingest", "load"))
+    )
 
 
 def strip_per_query(value):
@@ -403,12 +410,16 @@ def faiss_markdown(result: dict) -> str:
 
 def encoder_markdown(result: dict) -> str:
     e = result["encoder"]
+    loads = ", ".join(f"{x:.1f}" for x in e["load"])
     lines = [
-        f"Run of {result['date']}: model `{e['identity']}`; {e['documents']} corpus chunks (document side) +"
-        f" {e['queries']} queries (query side) of `val_dataset.json`, batches of 32, {e['threads']} threads each;"
-        f" {len(e['implementations'][0]['runs'])} alternated runs each, medians. The ingest row is"
-        " `embedapt ingest --dataset val_dataset.json --embedder default --no-cache` into a fresh Flat store, timed"
-        " as a whole (model load, embedding, durable writes, logging the query pairs) in the same loop.",
+        f"Run of {result['date']} (`tools/bench/encoder.sh`): model `{e['identity']}`; {e['documents']} corpus"
+        f" chunks (document side) + {e['queries']} queries (query side) of `val_dataset.json`, {e['threads']}"
+        " threads each (sentence-transformers in batches of 32; ours packs the texts without padding into passes of"
+        f" up to 2048 tokens); {len(e['implementations'][0]['runs'])} rounds, the two encoders swapping order every"
+        " round, medians. The ingest row is `embedapt ingest --dataset val_dataset.json --embedder default"
+        " --no-cache` into a fresh Flat store, run right after our encoder in each round and timed as a whole"
+        " (process start, model load, embedding, durable writes, logging the query pairs). 1-min load average when"
+        f" each round began: {loads} (on {e['threads']} cores).",
         "",
         "| implementation | seconds (median) | texts/s | runs (s) |",
         "| --- | --- | --- | --- |",
@@ -422,8 +433,9 @@ def encoder_markdown(result: dict) -> str:
     lines += [
         "",
         f"Speed ratio (sentence-transformers time / C++ time): **{e['ratio']:.2f}x**. Lowest cosine between the two"
-        f" implementations' vectors over all {e['texts']} texts: {e['min_cosine']:.6f}. Ingest runs at"
-        f" {e['ingest_vs_encoder']:.2f}x the encoder's own speed (embedding the next batch overlaps writing the last).",
+        f" implementations' vectors over all {e['texts']} texts: {e['min_cosine']:.9f}. Ingest runs at"
+        f" {e['ingest_vs_encoder']:.2f}x the encoder's own speed (it embeds the next batch of `--batch` texts, 1000"
+        f" by default, while it writes the last: here the {e['documents']} chunks are one batch).",
     ]
     return "\n".join(lines)
 
@@ -810,7 +822,7 @@ def main() -> None:
     parser.add_argument("--total-seconds", type=float, help="wall time of the whole `make bench` run")
     parser.add_argument(
         "--only",
-        choices=["retrain", "filter", "smalllogs", "store", "faiss", "peers"],
+        choices=["retrain", "filter", "smalllogs", "store", "faiss", "peers", "encoder"],
         help="regenerate only this section, from its own step's output in WORK",
     )
     args = parser.parse_args()
@@ -824,6 +836,10 @@ def main() -> None:
     if args.only == "faiss":
         faiss = read_jsonl(os.path.join(args.work, "faiss.jsonl"))
         write_sections({"faiss": faiss_markdown({"date": datetime.date.today().isoformat(), "faiss": faiss})})
+        return
+    if args.only == "encoder":
+        result = {"date": datetime.date.today().isoformat(), "encoder": read_encoder(args.work)}
+        write_sections({"encoder": encoder_markdown(result)})
         return
     if args.only == "filter":
         write_sections({"filter": filter_markdown(read_jsonl(os.path.join(args.work, "filter.jsonl")))})
@@ -865,11 +881,7 @@ def main() -> None:
         "store": read_jsonl(os.path.join(args.work, "store.jsonl")),
         "faiss": read_jsonl(os.path.join(args.work, "faiss.jsonl")),
         "filter": read_jsonl(os.path.join(args.work, "filter.jsonl")),
-        "encoder": encoder_summary(
-            read_jsonl(os.path.join(args.work, "encoder-cpp.jsonl")),
-            read_jsonl(os.path.join(args.work, "encoder-py.jsonl")),
-            read_jsonl(os.path.join(args.work, "encoder-ingest.jsonl")),
-        ),
+        "encoder": read_encoder(args.work),
         "timings": raw["timings"],
         # Per-query scores stay in the work directory; the p-values above use them.
         "quality": strip_per_query(raw["quality"]),

@@ -4,8 +4,8 @@
 #   tools/bench/run.sh BUILD_DIR        (FULL=1 adds the slow peers and the 1M store)
 # Creates the peers' virtual environment (tools/bench/.venv) when requirements.txt
 # changed, runs the quality and training-time benchmark (bench.py), the store
-# benchmark (store_bench), the encoder benchmark (encoder_bench against
-# sentence-transformers), search latency during a background retrain
+# benchmark (store_bench), the encoder benchmark (encoder.sh: encoder_bench
+# against sentence-transformers, and the CLI's ingest), search latency during a background retrain
 # (retrain_bench), the small-logs benchmark (smalllogs.sh, on every dataset
 # of ../shared/data) and the peers table (peers.sh: Chroma and LanceDB), then
 # writes tools/bench/results/<date>.json and every section of
@@ -49,21 +49,9 @@ BENCH_REPEATS=$repeats "$here/faiss.sh" "$build" "$work"
 # Filtered search (tools/bench/filter.sh, also runnable alone).
 BENCH_REPEATS=$repeats "$here/filter.sh" "$build" "$work"
 
-# Encoder: the C++ encoder, sentence-transformers and `embedapt ingest --dataset` (the same
-# texts through the CLI into a fresh Flat store, no cache: embedding plus durable writes),
-# same model, texts and threads, runs alternated, medians of $repeats.
-model="$repo/models/all-MiniLM-L6-v2"
-for run in $(seq "$repeats"); do
-  echo "bench: encoder_bench run $run" >&2
-  "$build/bin/encoder_bench" "$model" "$data/val_dataset.json" "$(nproc)" 1 "$work/encoder.npy" >> "$work/encoder-cpp.jsonl"
-  "$python" "$here/encoder_bench.py" "$model" "$data/val_dataset.json" "$(nproc)" 1 "$work/encoder.npy" \
-    >> "$work/encoder-py.jsonl"
-  rm -rf "$work/ingest-store"
-  t0=$(date +%s.%N)
-  "$build/bin/embedapt" ingest "$work/ingest-store" --dataset "$data/val_dataset.json" --embedder default \
-    --no-cache > /dev/null
-  echo "{\"seconds\": $(awk "BEGIN { print $(date +%s.%N) - $t0 }")}" >> "$work/encoder-ingest.jsonl"
-done
+# The C++ encoder against sentence-transformers, and the CLI's ingest of the same texts
+# (tools/bench/encoder.sh, also runnable alone).
+BENCH_REPEATS=$repeats "$here/encoder.sh" "$build" "$work"
 
 # Search latency while the store retrains in the background (tools/bench/retrain.sh, also runnable alone).
 "$here/retrain.sh" "$build" "$work"
