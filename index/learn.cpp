@@ -159,7 +159,9 @@ Status retrain(Store* store, const RetrainOptions& options, RetrainReport* repor
   report->hit_gain = gain_of(result.hit_gain);
   report->rr_gain = gain_of(result.rr_gain);
   report->gain_z = result.gain_z;
-  report->min_gain_z = train.min_gain_z;
+  report->min_gain_z = gain_bar(train, result.signal_z);
+  report->signal_z = result.signal_z;
+  report->min_signal_z = train.min_signal_z;
   report->epochs_run = static_cast<int>(result.epochs.size());
   report->summary = result.summary(train);
   if (!result.improved) return Status::OK();

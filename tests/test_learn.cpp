@@ -134,6 +134,7 @@ TEST_CASE("retrain on a log without signal stores nothing; bad options and cance
   REQUIRE(retrain(store.get(), o, &report).ok());
   CHECK(report.decision == RetrainReport::Decision::kNoGain);
   CHECK(report.version == 0);
+  CHECK(report.signal_z < report.min_signal_z);
 
   o.loss = "hinge";
   CHECK(retrain(store.get(), o, &report).code() == Code::kInvalidArgument);

@@ -114,6 +114,7 @@ TEST_CASE("retrain on a log with no signal stores nothing", "[retrain]") {
   INFO(trained.output);
   CHECK(trained.exit_code == 0);
   CHECK_THAT(trained.output, Catch::Contains("no adapter"));
+  CHECK_THAT(trained.output, Catch::Contains("no signal"));
   CHECK_THAT(run_cli("adapters " + db + " list").output, Catch::Contains("no adapter versions"));
 }
 

@@ -247,6 +247,32 @@ ValidationScore mean_score(const std::vector<int64_t>& ranks, int k) {
   return v;
 }
 
+// The probability that the best of `relevant` documents placed at random
+// among `docs` ranks at or above `rank` (1-based; 0 for rank 0).
+double chance_at_or_above(int64_t rank, size_t relevant, size_t docs) {
+  double none_above = 1;  // none of them in the first `rank` places
+  for (size_t i = 0; i < relevant; ++i) {
+    const double left = static_cast<double>(docs) - static_cast<double>(rank) - static_cast<double>(i);
+    none_above *= std::max(left, 0.0) / static_cast<double>(docs - i);
+  }
+  return 1 - none_above;
+}
+
+// TrainResult::signal_z. A mid-p value (half the probability of the rank
+// itself) has mean exactly 1/2 and variance at most 1/12 under the null, so
+// the z below is conservative for every corpus size.
+double signal_z(const std::vector<int64_t>& base, const std::vector<std::vector<size_t>>& relevant,
+                size_t docs) {
+  double mean = 0;
+  for (size_t q = 0; q < base.size(); ++q) {
+    const size_t r = std::min(relevant[q].size(), docs);
+    const double mid_p =
+        (chance_at_or_above(base[q] - 1, r, docs) + chance_at_or_above(base[q], r, docs)) / 2;
+    mean += mid_p / static_cast<double>(base.size());
+  }
+  return (0.5 - mean) / std::sqrt(1.0 / (12.0 * static_cast<double>(base.size())));
+}
+
 // Mean and 95% interval of per-query gains.
 Gain gain_of(const std::vector<double>& diff, double* z) {
   const double n = static_cast<double>(diff.size());
@@ -704,6 +730,7 @@ Status train(const TrainingSet& data, const TrainOptions& o, TrainResult* result
   const torch::Tensor queries = to_tensor(data.queries, scored);
   const std::vector<int64_t> base = rank(nullptr, o.side, queries, docs, scored_relevant);
   result->base = mean_score(base, o.top_k);
+  result->signal_z = signal_z(base, scored_relevant, data.docs.rows);
   if (o.incumbent) {
     std::vector<int64_t> incumbent;
     EMBEDAPT_RETURN_IF_ERROR(rank_adapter(*o.incumbent, queries, docs, scored_relevant, &incumbent));
@@ -798,8 +825,9 @@ Status train(const TrainingSet& data, const TrainOptions& o, TrainResult* result
   result->mrr_gain = gain_of(mrr, nullptr);
   result->rr_gain = gain_of(rr, &result->gain_z);
 
-  // Ship the final net only if the estimate clears the one-sided test.
-  result->improved = result->gain_z >= o.min_gain_z;
+  // Ship the final net only if the estimate clears the one-sided test, a
+  // stricter one for a log whose hits look random under the base.
+  result->improved = result->gain_z >= gain_bar(o, result->signal_z);
   if (!result->improved) {
     result->config_json.clear();
     return Status::OK();
@@ -808,6 +836,10 @@ Status train(const TrainingSet& data, const TrainOptions& o, TrainResult* result
 }
 
 }  // namespace
+
+double gain_bar(const TrainOptions& options, double signal_z) {
+  return signal_z >= options.min_signal_z ? options.min_gain_z : options.min_gain_z_without_signal;
+}
 
 const char* LossName(Loss loss) {
   for (const auto& [value, name] : kLossNames) {
@@ -838,12 +870,20 @@ Status train_adapter(const TrainingSet& data, const TrainOptions& options, Train
 }
 
 std::string TrainResult::summary(const TrainOptions& options) const {
-  char line[512];
+  const bool no_signal = folds > 0 && signal_z < options.min_signal_z;
+  char rule[256] = "";
+  if (no_signal) {
+    std::snprintf(rule, sizeof(rule),
+                  " (the log shows no signal: under the base its hits rank no better than random documents "
+                  "would, %.2f standard errors above chance, so the bar is %.3g)",
+                  signal_z, options.min_gain_z_without_signal);
+  }
+  char line[768];
   std::snprintf(line, sizeof(line),
                 "estimated gain over the base: hit@%d %+.3f (95%% interval %+.3f to %+.3f), reciprocal rank "
-                "%+.3f (%.2f standard errors); rule: ship if above 0 at one-sided z >= %.3g: %s",
+                "%+.3f (%.2f standard errors); rule: ship if above 0 at one-sided z >= %.3g%s: %s",
                 options.top_k, hit_gain.mean, hit_gain.low, hit_gain.high, rr_gain.mean,
-                std::isfinite(gain_z) ? gain_z : 99.0, options.min_gain_z,
+                std::isfinite(gain_z) ? gain_z : 99.0, options.min_gain_z, rule,
                 improved ? "shipped" : "not shipped");
   if (scored == queries) return line;
   return std::string(line) + " (estimated on a sample of " + std::to_string(scored) + " of the " +
@@ -875,6 +915,10 @@ std::string TrainResult::metrics_json(const TrainOptions& options) const {
                         {"rr", gain(rr_gain)},
                         {"z", std::isfinite(gain_z) ? gain_z : 1e9},
                         {"min_z", options.min_gain_z}}},
+                      {"signal",
+                       {{"z", signal_z},
+                        {"min_z", options.min_signal_z},
+                        {"min_gain_z_without", options.min_gain_z_without_signal}}},
                       {"improved", improved},
                       {"summary", summary(options)},
                       {"epochs", epochs_json}};

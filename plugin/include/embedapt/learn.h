@@ -112,11 +112,18 @@ struct RetrainReport {
   RetrainScore incumbent;  // the previously active version (if any)
   // The estimate the decision rests on: the adapter's per-query gains over
   // the base. The tested statistic is the reciprocal rank; it ships when
-  // gain_z >= min_gain_z (a one-sided test at 1%).
+  // gain_z >= min_gain_z (a one-sided test at 1%, or 1e-4; see signal_z).
   RetrainGain hit_gain;  // hit@top_k
   RetrainGain rr_gain;   // reciprocal rank
   double gain_z = 0;     // rr_gain's mean in standard errors
   double min_gain_z = 0;
+  // The signal check: how far the base ranks the logged hits above where
+  // random documents would rank, in standard errors. A log below
+  // min_signal_z (random clicks, queries paired with the wrong hits, or a
+  // mapping the base cannot see at all) must clear a stricter test (a
+  // one-sided 1e-4 instead of 1%); min_gain_z is the bar that applied.
+  double signal_z = 0;
+  double min_signal_z = 0;
   int epochs_run = 0;
   // One line: the estimated gain with its interval, the rule and whether the
   // adapter passed it (also in the stored version's metrics_json).
