@@ -870,20 +870,19 @@ Status train_adapter(const TrainingSet& data, const TrainOptions& options, Train
 }
 
 std::string TrainResult::summary(const TrainOptions& options) const {
-  const bool no_signal = folds > 0 && signal_z < options.min_signal_z;
   char rule[256] = "";
-  if (no_signal) {
+  if (folds > 0 && signal_z < options.min_signal_z) {
     std::snprintf(rule, sizeof(rule),
                   " (the log shows no signal: under the base its hits rank no better than random documents "
-                  "would, %.2f standard errors above chance, so the bar is %.3g)",
-                  signal_z, options.min_gain_z_without_signal);
+                  "would, %.2f standard errors above chance)",
+                  signal_z);
   }
   char line[768];
   std::snprintf(line, sizeof(line),
                 "estimated gain over the base: hit@%d %+.3f (95%% interval %+.3f to %+.3f), reciprocal rank "
                 "%+.3f (%.2f standard errors); rule: ship if above 0 at one-sided z >= %.3g%s: %s",
                 options.top_k, hit_gain.mean, hit_gain.low, hit_gain.high, rr_gain.mean,
-                std::isfinite(gain_z) ? gain_z : 99.0, options.min_gain_z, rule,
+                std::isfinite(gain_z) ? gain_z : 99.0, gain_bar(options, signal_z), rule,
                 improved ? "shipped" : "not shipped");
   if (scored == queries) return line;
   return std::string(line) + " (estimated on a sample of " + std::to_string(scored) + " of the " +
@@ -914,11 +913,8 @@ std::string TrainResult::metrics_json(const TrainOptions& options) const {
                         {"mrr", gain(mrr_gain)},
                         {"rr", gain(rr_gain)},
                         {"z", std::isfinite(gain_z) ? gain_z : 1e9},
-                        {"min_z", options.min_gain_z}}},
-                      {"signal",
-                       {{"z", signal_z},
-                        {"min_z", options.min_signal_z},
-                        {"min_gain_z_without", options.min_gain_z_without_signal}}},
+                        {"min_z", gain_bar(options, signal_z)}}},
+                      {"signal", {{"z", signal_z}, {"min_z", options.min_signal_z}}},
                       {"improved", improved},
                       {"summary", summary(options)},
                       {"epochs", epochs_json}};

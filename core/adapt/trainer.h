@@ -203,8 +203,8 @@ struct TrainResult {
   std::string summary(const TrainOptions& options) const;
   // {"loss", "top_k", "queries", "scored", "folds", "base": {"hit_rate", "mrr", "rr"},
   //  "adapter": {...} (cross-validated), "epochs_run", "estimate": {"hit_rate":
-  //  {"mean", "low", "high"}, "mrr": ..., "rr": ..., "z", "min_z"}, "signal":
-  //  {"z", "min_z", "min_gain_z_without"}, "improved",
+  //  {"mean", "low", "high"}, "mrr": ..., "rr": ..., "z", "min_z" (gain_bar)}, "signal":
+  //  {"z", "min_z"}, "improved",
   //  "summary", "epochs": [...]}
   std::string metrics_json(const TrainOptions& options) const;
 };
