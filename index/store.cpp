@@ -26,8 +26,8 @@ namespace {
 constexpr std::string_view kFormat = "embedapt-store-1";
 const char* const kColumnFamilyNames[kColumnFamilyCount] = {
     "default",  // rocksdb::kDefaultColumnFamilyName; meta lives there
-    "vectors",  "docs", "ids", "journal", "adapters", "queries", "query_hashes", "hits", "hit_pairs",
-    "metadata", "metadata_index"};
+    "vectors",      "docs", "ids",       "journal",  "adapters",      "queries",
+    "query_hashes", "hits", "hit_pairs", "metadata", "metadata_index"};
 
 // Rows per chunk when rebuilding an index from RocksDB.
 constexpr size_t kRebuildChunk = 4096;
@@ -430,9 +430,9 @@ Status StoreImpl::recover_index() {
     uint64_t first = 0;
     if (!it->Valid() || !codec::parse_key_u64({it->key().data(), it->key().size()}, &first) ||
         first != info.seq + 1) {
-      s = Status::FailedPrecondition("snapshot at seq " + std::to_string(info.seq) +
-                                     " is older than the journal, which resumes at " +
-                                     (it->Valid() ? std::to_string(first) : "seq " + std::to_string(journal_seq_ + 1)));
+      s = Status::FailedPrecondition(
+          "snapshot at seq " + std::to_string(info.seq) + " is older than the journal, which resumes at " +
+          (it->Valid() ? std::to_string(first) : "seq " + std::to_string(journal_seq_ + 1)));
     }
   }
   if (s.ok())
@@ -534,7 +534,7 @@ Status StoreImpl::upsert_batch(const std::vector<Record>& records) {
   EMBEDAPT_RETURN_IF_ERROR(rebuild_if_stale_locked());
   rocksdb::WriteBatch batch;
   uint64_t next_iid = next_iid_, seq = journal_seq_;
-  std::unordered_map<std::string_view, uint64_t> in_batch;  // id -> iid assigned in this batch
+  std::unordered_map<std::string_view, uint64_t> in_batch;             // id -> iid assigned in this batch
   std::unordered_map<uint64_t, const nlohmann::json*> batch_metadata;  // iid -> its metadata, this batch
   std::vector<int64_t> add_ids, remove_ids;
   std::vector<float> raw;
@@ -567,7 +567,8 @@ Status StoreImpl::upsert_batch(const std::vector<Record>& records) {
     batch.Put(cf(kJournal), codec::key_u64(++seq), journal_value('a', iid));
     if (!metadata[i].empty()) {
       batch.Put(cf(kMetadata), codec::key_u64(iid), metadata[i].dump());
-      for (const std::string& key : metadata_index::keys(metadata[i], iid)) batch.Put(cf(kMetadataIndex), key, "");
+      for (const std::string& key : metadata_index::keys(metadata[i], iid))
+        batch.Put(cf(kMetadataIndex), key, "");
     }
     batch_metadata[iid] = &metadata[i];
     in_batch[r.id] = iid;
@@ -652,7 +653,8 @@ Status StoreImpl::apply_committed_locked(const std::function<Status(VectorIndex*
   if (!applied.ok()) {
     Status rebuilt = rebuild_if_stale_locked();
     if (!rebuilt.ok()) {
-      return Status::Internal(path_ + ": the write is durable in RocksDB, but applying it to the index failed (" +
+      return Status::Internal(path_ +
+                              ": the write is durable in RocksDB, but applying it to the index failed (" +
                               applied.message() + ") and so did rebuilding the index (" + rebuilt.message() +
                               "); searches fail until a later write, flush or reopen rebuilds it");
     }
@@ -814,16 +816,26 @@ Status StoreImpl::snapshot_locked() {
   snapshot_seq_ = info.seq;
   uint64_t trim_to = info.seq;
   for (const auto& [name, seq] : cursors_) trim_to = std::min(trim_to, seq);
-  return from_rocksdb(
+  EMBEDAPT_RETURN_IF_ERROR(from_rocksdb(
       db_->DeleteRange(write_options_, cf(kJournal), codec::key_u64(0), codec::key_u64(trim_to + 1)),
-      path_ + ": trimming the journal");
+      path_ + ": trimming the journal"));
+  return flush_memtables_locked();
+}
+
+// RocksDB keeps a log file until every column family with writes in it has
+// written them to a table file, and the small families (meta, journal) fill
+// their memtables slowly: without this, a 100k-record store kept its whole
+// ingest in the log (170 MB) and every open, read-only ones too, replayed it.
+Status StoreImpl::flush_memtables_locked() {
+  return from_rocksdb(db_->Flush(rocksdb::FlushOptions(), handles_), path_ + ": flushing the memtables");
 }
 
 Status StoreImpl::flush() {
   EMBEDAPT_RETURN_IF_ERROR(check_writable("flush"));
   std::lock_guard<std::mutex> lock(write_mu_);
   if (journal_seq_ == snapshot_seq_ && std::filesystem::exists(snapshot_path())) {
-    return from_rocksdb(db_->FlushWAL(/*sync=*/true), path_ + ": syncing the log");
+    EMBEDAPT_RETURN_IF_ERROR(from_rocksdb(db_->FlushWAL(/*sync=*/true), path_ + ": syncing the log"));
+    return flush_memtables_locked();
   }
   return snapshot_locked();
 }

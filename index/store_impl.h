@@ -120,8 +120,8 @@ class StoreImpl final : public Store {
     uint64_t live_doc_version = 0;
   };
   // Searches `n` raw queries of the store's dim.
-  Status search_with(const SearchTarget& target, const float* queries, size_t n,
-                     const SearchOptions& options, std::vector<std::vector<Hit>>* results) const;
+  Status search_with(const SearchTarget& target, const float* queries, size_t n, const SearchOptions& options,
+                     std::vector<std::vector<Hit>>* results) const;
   // Whether `adapter` maps documents the way the live index was built; if so,
   // *doc_version is the live index's document-side version at that moment.
   bool live_index_serves(const Adapter* adapter, uint64_t* doc_version) const;
@@ -147,6 +147,7 @@ class StoreImpl final : public Store {
   Status rebuild_if_stale_locked();
   Status after_mutation_locked();
   Status snapshot_locked();
+  Status flush_memtables_locked();
   Status set_active_locked(uint64_t version, bool push_history);
   Status evict_queries_locked(uint64_t n, rocksdb::WriteBatch* batch, uint64_t* hits);
 

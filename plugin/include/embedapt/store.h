@@ -332,7 +332,9 @@ class Store {
   // Checks that the index and RocksDB agree; Code::kCorruption naming the
   // first disagreement if not.
   virtual Status verify() const = 0;
-  // Makes everything written so far durable and persists an index snapshot.
+  // Makes everything written so far durable and persists an index snapshot;
+  // RocksDB's memtables go to table files too, so the next open (read-only
+  // ones included) has nothing to replay.
   virtual Status flush() = 0;
   // Makes everything written so far durable (fsyncs the log), without a
   // snapshot: cheap enough to call after every batch.
