@@ -1,5 +1,6 @@
 // Adapters: built-in kinds, weights files, the exchange directory, TorchScript
 // and registered kinds.
+#include <torch/nn/module.h>
 #include <torch/script.h>
 
 #include <filesystem>

@@ -2,6 +2,8 @@
 // kind registered in the process that activated it, unknown to the CLI)
 // still opens: inspect, verify and rollback work, searches are refused with
 // the reason until another version is active.
+#include <torch/nn/module.h>
+
 #include <filesystem>
 #include <string>
 #include <vector>

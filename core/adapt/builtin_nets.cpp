@@ -1,5 +1,8 @@
 #include "core/adapt/builtin_nets.h"
 
+#include <torch/nn/module.h>
+#include <torch/nn/modules/linear.h>
+
 #include <nlohmann/json.hpp>
 #include <string>
 

@@ -5,7 +5,10 @@
 // per-query gains over the base clear a one-sided test.
 #include "core/adapt/trainer.h"
 
-#include <torch/torch.h>
+#include <torch/nn/functional/loss.h>
+#include <torch/nn/functional/normalization.h>
+#include <torch/nn/utils/clip_grad.h>
+#include <torch/optim/adamw.h>
 
 #include <algorithm>
 #include <cmath>

@@ -2,7 +2,6 @@
 // tokenizer, and the Embedder that runs them.
 #include "core/embed/bert.h"
 
-#include <torch/torch.h>
 #include <unistd.h>
 
 #include <algorithm>

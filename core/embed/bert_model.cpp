@@ -1,6 +1,6 @@
 #include "core/embed/bert_model.h"
 
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <algorithm>
 #include <cmath>

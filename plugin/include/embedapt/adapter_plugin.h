@@ -5,11 +5,13 @@
 // (`linear`, `two-layer`) and `torchscript` are AdapterNets too; a C++ program
 // adds its own kind with register_adapter() before loading or training one.
 //
-// This header includes LibTorch (slow to compile); include it only where a
-// net is built or trained, never from widely included headers.
+// This header includes LibTorch's tensor type (<torch/types.h>, slow to
+// compile): include it only where a net is built or trained, never from widely
+// included headers. A net's file includes the parts of LibTorch it uses
+// (<torch/nn/...> for modules), not the whole of <torch/torch.h>.
 #pragma once
 
-#include <torch/torch.h>
+#include <torch/types.h>
 
 #include <functional>
 #include <memory>
