@@ -185,6 +185,7 @@ Status StoreImpl::open(const std::string& path, const Options& options, std::uni
   EMBEDAPT_RETURN_IF_ERROR(store->load_meta(!has_db));
   EMBEDAPT_RETURN_IF_ERROR(store->load_active_adapter());
   EMBEDAPT_RETURN_IF_ERROR(store->recover_index());
+  EMBEDAPT_RETURN_IF_ERROR(store->load_ids());
   if (options.background_retrain.after_hits > 0 && !options.read_only) {  // a read-only store logs nothing
     StoreImpl* impl = store.get();
     store->background_ = std::thread([impl] { impl->background_loop(); });
@@ -501,6 +502,22 @@ Status StoreImpl::recover_index() {
   return snapshot_locked();
 }
 
+Status StoreImpl::load_ids() {
+  std::unordered_map<int64_t, std::string> ids;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf(kIds)));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    uint64_t iid = 0;
+    if (!codec::parse_key_u64({it->value().data(), it->value().size()}, &iid)) {
+      return Status::Corruption(path_ + ": ids entry for '" + it->key().ToString() + "' is malformed");
+    }
+    ids.emplace(static_cast<int64_t>(iid), it->key().ToString());
+  }
+  EMBEDAPT_RETURN_IF_ERROR(from_rocksdb(it->status(), path_ + ": scanning ids"));
+  std::unique_lock<std::shared_mutex> exclusive(mu_);
+  ids_by_iid_ = std::move(ids);
+  return Status::OK();
+}
+
 Status StoreImpl::upsert(std::string_view id, const float* vector, size_t dim, std::string_view payload) {
   EMBEDAPT_RETURN_IF_ERROR(check_writable("upsert"));
   EMBEDAPT_RETURN_IF_ERROR(validate_vector(vector, dim, "upsert '" + std::string(id.substr(0, 64)) + "'"));
@@ -605,7 +622,9 @@ Status StoreImpl::upsert_batch(const std::vector<Record>& records) {
   return apply_committed_locked([&](VectorIndex* index) {
     for (int64_t old : remove_ids) {
       if (!dropped.count(old)) index->remove(old);
+      ids_by_iid_.erase(old);
     }
+    for (const auto& [id, iid] : in_batch) ids_by_iid_[static_cast<int64_t>(iid)] = id;  // the batch's last
     return index->add(keep_ids.size(), keep_vectors.data(), keep_ids.data());
   });
 }
@@ -631,6 +650,7 @@ Status StoreImpl::remove(std::string_view id) {
   journal_seq_ = seq;
   return apply_committed_locked([&](VectorIndex* index) {
     index->remove(static_cast<int64_t>(iid));
+    ids_by_iid_.erase(static_cast<int64_t>(iid));
     return Status::OK();
   });
 }
@@ -701,7 +721,10 @@ Status StoreImpl::remove_matching(const Filter& filter, uint64_t* removed) {
   EMBEDAPT_RETURN_IF_ERROR(from_rocksdb(db_->Write(write_options_, &batch), path_ + ": writing remove"));
   journal_seq_ = seq;
   return apply_committed_locked([&](VectorIndex* index) {
-    for (uint64_t iid : iids) index->remove(static_cast<int64_t>(iid));
+    for (uint64_t iid : iids) {
+      index->remove(static_cast<int64_t>(iid));
+      ids_by_iid_.erase(static_cast<int64_t>(iid));
+    }
     return Status::OK();
   });
 }
@@ -762,6 +785,7 @@ Status StoreImpl::rebuild_if_stale_locked() {
     s = Status::Internal(std::string("rebuilding the index: ") + e.what());
   }
   EMBEDAPT_RETURN_IF_ERROR(s);
+  EMBEDAPT_RETURN_IF_ERROR(load_ids());  // the failed update may have reached the ids in part
   std::unique_lock<std::shared_mutex> exclusive(mu_);
   index_ = std::move(rebuilt);
   index_stale_ = false;
@@ -915,6 +939,22 @@ Status StoreImpl::search_with(const SearchTarget& target, const float* queries, 
   EMBEDAPT_RETURN_IF_ERROR(to_index_space(query_adapter, queries, n, &mapped));
   EMBEDAPT_RETURN_IF_ERROR(
       index->search(mapped.data(), n, options, filtered ? &allowed : nullptr, &neighbors));
+  results->assign(n, {});
+  if (options.ids_only) {
+    if (!read.owns_lock()) read.lock();  // a view's own index: the ids as of now
+    for (size_t q = 0; q < n; ++q) {
+      std::vector<Hit>& hits = (*results)[q];
+      hits.reserve(neighbors[q].size());
+      for (const Neighbor& neighbor : neighbors[q]) {
+        auto id = ids_by_iid_.find(neighbor.id);
+        if (id == ids_by_iid_.end()) continue;  // removed after the view's index was built
+        hits.emplace_back();
+        hits.back().id = id->second;
+        hits.back().score = neighbor.score;
+      }
+    }
+    return Status::OK();
+  }
   // Every hit's docs and metadata entries in one batched read, which sees one
   // state of both column families: two Gets per hit cost the store up to a
   // fifth of a fast IVF search (store_bench).
@@ -936,7 +976,6 @@ Status StoreImpl::search_with(const SearchTarget& target, const float* queries, 
     db_->MultiGet(rocksdb::ReadOptions(), slices.size(), families.data(), slices.data(), values.data(),
                   statuses.data());
   }
-  results->assign(n, {});
   size_t at = 0;  // the hit's docs entry in the batch; its metadata follows
   for (size_t q = 0; q < n; ++q) {
     for (const Neighbor& neighbor : neighbors[q]) {
@@ -1164,11 +1203,17 @@ Status StoreImpl::verify() const {
       return Status::Corruption(path_ + ": id '" + id + "' does not map back to vector " +
                                 std::to_string(iid));
     }
+    auto in_memory = ids_by_iid_.find(static_cast<int64_t>(iid));
+    if (in_memory == ids_by_iid_.end() || in_memory->second != id) {
+      return Status::Corruption(path_ + ": the in-memory ids miss or misname vector " + std::to_string(iid) +
+                                " ('" + id + "')");
+    }
   }
   EMBEDAPT_RETURN_IF_ERROR(from_rocksdb(it->status(), path_ + ": scanning vectors"));
-  if (stored != indexed.size()) {
+  if (stored != indexed.size() || stored != ids_by_iid_.size()) {
     return Status::Corruption(path_ + ": the index holds " + std::to_string(indexed.size()) +
-                              " vectors, RocksDB " + std::to_string(stored));
+                              " vectors, the in-memory ids " + std::to_string(ids_by_iid_.size()) +
+                              ", RocksDB " + std::to_string(stored));
   }
   size_t ids = 0;
   it.reset(db_->NewIterator(rocksdb::ReadOptions(), cf(kIds)));

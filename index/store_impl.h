@@ -32,7 +32,8 @@
 // replaying a journal suffix onto an older snapshot is idempotent.
 //
 // Locking: write_mu_ serializes mutations, snapshots and rebuilds; mu_ guards
-// the in-memory index and the active adapter (shared for searches, exclusive
+// the in-memory index, the ids by iid and the active adapter (shared for
+// searches, exclusive
 // for the short moment a mutation applies or an index is swapped). RocksDB is
 // written before the index is updated, so a search may find an iid whose
 // record is already gone; it skips it.
@@ -51,6 +52,7 @@
 #include <shared_mutex>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "embedapt/store.h"
@@ -133,6 +135,8 @@ class StoreImpl final : public Store {
   Status load_meta(bool create);
   Status load_active_adapter();
   Status recover_index();
+  // Reads every record's id from RocksDB into ids_by_iid_.
+  Status load_ids();
 
   // Maps `n` raw vectors into the space of an index built under
   // `doc_adapter` (nullptr: none): transform, then normalise for cosine.
@@ -206,6 +210,9 @@ class StoreImpl final : public Store {
   Status active_error_;               // why active_version_ is not served (ok: it is, or none)
   uint64_t doc_adapter_version_ = 0;  // the version index_ documents went through (kBoth only)
   bool index_stale_ = false;          // a committed write failed to reach index_; rebuild before use
+  // Every stored record's id by iid, updated with index_: an ids-only search
+  // (SearchOptions::ids_only) names its hits without reading RocksDB.
+  std::unordered_map<int64_t, std::string> ids_by_iid_;
 
   // Background retraining; the thread runs only if after_hits > 0.
   std::thread background_;

@@ -485,6 +485,109 @@ TEST_CASE("ef_search and nprobe reach the index and are checked against it", "[s
   CHECK(recall(*ivf, {}) < 1.0);
 }
 
+TEST_CASE("An ids-only search gives the full search's hits without their records", "[store]") {
+  const int dim = 16, n = 3000, k = 10;
+  const std::vector<float> docs = random_vectors(n, dim, 40), queries = random_vectors(12, dim, 41);
+  // The same ids and scores, in the same order, with nothing else.
+  auto same_hits = [&](const std::vector<std::vector<Hit>>& full, const std::vector<std::vector<Hit>>& ids) {
+    REQUIRE(ids.size() == full.size());
+    for (size_t q = 0; q < full.size(); ++q) {
+      REQUIRE(ids[q].size() == full[q].size());
+      for (size_t i = 0; i < full[q].size(); ++i) {
+        CHECK(ids[q][i].id == full[q][i].id);
+        CHECK(ids[q][i].score == full[q][i].score);
+        CHECK(ids[q][i].payload.empty());
+        CHECK(ids[q][i].metadata.empty());
+        CHECK(full[q][i].payload == "payload of " + full[q][i].id);
+      }
+    }
+  };
+  auto both_ways = [&](const Store& store, SearchOptions options) {
+    std::vector<std::vector<Hit>> full, ids;
+    options.k = k;
+    options.ids_only = false;
+    Status s = store.search_batch(queries.data(), 12, options, &full);
+    INFO(s.ToString());
+    REQUIRE(s.ok());
+    CHECK(full[0].size() == size_t(k));
+    CHECK(!full[0][0].metadata.empty());
+    options.ids_only = true;
+    REQUIRE(store.search_batch(queries.data(), 12, options, &ids).ok());
+    same_hits(full, ids);
+    std::vector<Hit> one;  // search() as search_batch() of one
+    REQUIRE(store.search(queries.data(), dim, options, &one).ok());
+    same_hits({full[0]}, {one});
+  };
+  std::vector<Record> records(n);
+  for (int i = 0; i < n; ++i) {
+    records[i].id = "doc" + std::to_string(i);
+    records[i].vector.assign(docs.begin() + i * dim, docs.begin() + (i + 1) * dim);
+    records[i].payload = "payload of " + records[i].id;
+    records[i].metadata = std::string("{\"tenant\":\"") + (i % 3 ? "a" : "b") + "\"}";
+  }
+  Filter tenant_b;
+  REQUIRE(Filter::parse("{\"tenant\":\"b\"}", &tenant_b).ok());
+  for (const char* spec : {"Flat", "HNSW16", "IVF32,Flat"}) {
+    INFO(spec);
+    TempDir dir;
+    auto store = open_store(dir.path, options_for(dim, Metric::kCosine, spec));
+    REQUIRE(store->upsert_batch(records).ok());
+    SearchOptions options;
+    both_ways(*store, options);
+    options.filter = tenant_b;
+    both_ways(*store, options);
+    options = SearchOptions();
+    (std::string(spec) == "HNSW16" ? options.ef_search : options.nprobe) = 8;
+    if (std::string(spec) != "Flat") both_ways(*store, options);
+
+    // Replaced and removed records: the in-memory ids follow every write,
+    // and a reopen reads them back from RocksDB.
+    std::vector<float> moved = random_vectors(1, dim, 42);
+    REQUIRE(store->upsert("doc7", moved.data(), dim, "payload of doc7").ok());
+    REQUIRE(store->remove("doc8").ok());
+    uint64_t removed = 0;
+    REQUIRE(store->remove_matching(tenant_b, &removed).ok());
+    CHECK(removed == n / 3);
+    SearchOptions ids_only(k);
+    ids_only.ids_only = true;
+    std::vector<Hit> hits;
+    REQUIRE(store->search(moved.data(), dim, ids_only, &hits).ok());
+    CHECK(hits.at(0).id == "doc7");
+    REQUIRE(store->search(&docs[8 * dim], dim, ids_only, &hits).ok());
+    for (const Hit& hit : hits) CHECK((hit.id != "doc8" && hit.id != "doc0"));
+    REQUIRE(store->verify().ok());
+    store.reset();
+    store = open_store(dir.path, Options());
+    REQUIRE(store->verify().ok());
+    both_ways(*store, SearchOptions());
+
+    // Under an active query-side adapter, and through a view under another.
+    AdapterVersion negate;
+    negate.config_json = adapter_config(dim, "query");
+    negate.weights = diagonal_weights(std::vector<float>(dim, -1.0f));
+    REQUIRE(store->put_adapter(&negate).ok());
+    REQUIRE(store->activate_adapter(negate.version).ok());
+    both_ways(*store, SearchOptions());
+    std::unique_ptr<Adapter> scale;
+    std::vector<float> weights(dim, 1.0f);
+    weights[0] = 8.0f;
+    REQUIRE(load_adapter(adapter_config(dim, "both"), diagonal_weights(weights), {}, &scale).ok());
+    std::unique_ptr<SearchView> view;
+    REQUIRE(store->view(std::shared_ptr<const Adapter>(std::move(scale)), &view).ok());
+    std::vector<std::vector<Hit>> full, ids;
+    REQUIRE(view->search(queries.data(), 12, {k}, &full).ok());
+    REQUIRE(view->search(queries.data(), 12, ids_only, &ids).ok());
+    same_hits(full, ids);
+
+    // The knobs are checked as in a full search.
+    const bool hnsw = std::string(spec) == "HNSW16";
+    ids_only.nprobe = hnsw ? 0 : std::string(spec) == "Flat" ? 4 : 33;
+    ids_only.ef_search = hnsw ? -1 : 0;
+    Status bad = store->search(queries.data(), dim, ids_only, &hits);
+    CHECK(bad.code() == Code::kInvalidArgument);
+  }
+}
+
 TEST_CASE("Bad input gets a typed error, never a crash", "[store]") {
   const int dim = 4;
   TempDir dir;

@@ -58,7 +58,9 @@ TEST_CASE("Searches run while one thread writes and swaps adapters", "[store][co
       while (!done) {
         int i = pick() % stable;
         std::vector<Hit> hits;
-        if (!store->search(docs.data() + i * dim, dim, {3}, &hits).ok()) {
+        SearchOptions options(3);
+        options.ids_only = t == 1;  // ids from memory, updated with the index
+        if (!store->search(docs.data() + i * dim, dim, options, &hits).ok()) {
           ++errors;
         } else if (hits.empty() || hits[0].id != "stable" + std::to_string(i)) {
           ++misses;

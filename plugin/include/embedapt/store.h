@@ -230,6 +230,15 @@ struct SearchOptions {
   // A filtered search probes more lists the fewer records match, and more
   // again while a query comes up short of k hits.
   int nprobe = 0;
+
+  // Hits carry their id and score only; payload and metadata stay empty.
+  // The same hits in the same order as without it, but the search reads no
+  // record from RocksDB (ids are kept in memory), which is most of what a
+  // search costs beyond the index's own work on a fast index: for callers
+  // that want ids, or fetch the few records they show with get(). A hit's
+  // record may be removed by a concurrent writer right after the search
+  // returns, as with any search.
+  bool ids_only = false;
 };
 
 // Larger candidate lists than this only cost memory and time.
