@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <tuple>
 
 #include "core/adapt/trainer.h"
 #include "core/common/files.h"
@@ -101,6 +102,44 @@ TEST_CASE("export and import through a directory give identical outputs", "[adap
     CHECK(expected != in);  // the perturbation shows
     CHECK(run_adapter(*loaded, in) == expected);
   }
+}
+
+TEST_CASE("a served linear adapter computes what its net computes", "[adapter]") {
+  // Served by BLAS, not the net: one query and a batch, with and without a
+  // bias, square and rectangular.
+  for (const auto& [in_dim, out_dim, bias] : {std::tuple{12, 12, false}, {12, 12, true}, {12, 5, true}}) {
+    INFO(in_dim << " -> " << out_dim << (bias ? " with bias" : ""));
+    std::string cfg = config("linear", in_dim, out_dim, {{"bias", bias}});
+    auto net = perturbed_net(cfg);
+    AdapterConfig parsed;
+    REQUIRE(parse_adapter_config(cfg, &parsed).ok());
+    auto adapter = make_adapter(parsed, net);
+    for (size_t n : {size_t{1}, size_t{7}}) {
+      std::vector<float> in = random_vectors(n, in_dim, 4 + n);
+      torch::Tensor expected;
+      {
+        c10::InferenceMode inference;
+        expected = net->forward(torch::from_blob(in.data(), {static_cast<int64_t>(n), in_dim})).contiguous();
+      }
+      std::vector<float> served = run_adapter(*adapter, in);
+      REQUIRE(served.size() == n * out_dim);
+      for (size_t i = 0; i < served.size(); ++i)
+        CHECK(served[i] == Approx(expected.data_ptr<float>()[i]).margin(1e-5));
+    }
+  }
+  // A weight that overflows still comes back as an error naming the row.
+  std::string cfg = config("linear", 3, 3);
+  auto net = perturbed_net(cfg);
+  {
+    torch::NoGradGuard no_grad;
+    net->named_tensors()[0].second.fill_(3e38f);
+  }
+  AdapterConfig parsed;
+  REQUIRE(parse_adapter_config(cfg, &parsed).ok());
+  std::vector<float> in = {1, 1, 1}, out(3);
+  Status s = make_adapter(parsed, net)->apply(in.data(), 1, out.data());
+  CHECK(s.code() == Code::kInvalidArgument);
+  CHECK(s.message().find("non-finite value for input row 0") != std::string::npos);
 }
 
 TEST_CASE("weights use names other stacks read", "[adapter]") {
