@@ -257,11 +257,17 @@ class NetAdapter : public Adapter {
   const std::shared_ptr<AdapterNet> net_;
 };
 
-// The linear kind served without LibTorch: y = W x (+ b) as one BLAS call.
-// Through the net, LibTorch's dispatch of the matmul cost a store search
-// about 0.15 ms of CPU per query (store_bench, IVF1024,Flat at nprobe 1:
-// more than the index search itself); sgemv of a 384 x 384 W is some
-// microseconds. The weights are copied once: a served net is not trained.
+// The linear kind served without LibTorch: y = W x (+ b) by BLAS. Through
+// the net, LibTorch's dispatch of the matmul cost a store search about
+// 0.15 ms of CPU per query (store_bench, IVF1024,Flat at nprobe 1: more than
+// the index search itself); the multiply of one 384-d query is some
+// microseconds. One query is one sdot per output row, never threaded:
+// OpenBLAS hands a single 384 x 384 sgemv to a helper thread, and on a busy
+// machine that call then waited for the helper to be scheduled (5 ms of wall
+// time against 12 us of CPU, measured under a load of 12 on 2 cores), as
+// FAISS's OpenMP threads did (OneThreadFor in index/vector_index.cpp); the
+// dots cost 1.2x a one-thread sgemv. A batch is one sgemm, whose threads pay
+// off. The weights are copied once: a served net is not trained.
 class LinearAdapter : public Adapter {
  public:
   LinearAdapter(AdapterConfig config, AdapterNet& net) : config_(std::move(config)) {
@@ -279,13 +285,15 @@ class LinearAdapter : public Adapter {
 
   Status apply(const float* in, size_t n, float* out) const override {
     const int rows = config_.out_dim, cols = config_.in_dim;
-    for (size_t i = 0; i < n && !bias_.empty(); ++i) std::copy(bias_.begin(), bias_.end(), out + i * rows);
-    const float beta = bias_.empty() ? 0.0f : 1.0f;
     if (n == 1) {
-      cblas_sgemv(CblasRowMajor, CblasNoTrans, rows, cols, 1.0f, weight_.data(), cols, in, 1, beta, out, 1);
-    } else if (n > 1) {  // out (n x rows) = in (n x cols) * W^T
+      for (int r = 0; r < rows; ++r) {
+        const float dot = cblas_sdot(cols, weight_.data() + size_t(r) * cols, 1, in, 1);
+        out[r] = bias_.empty() ? dot : bias_[r] + dot;
+      }
+    } else if (n > 1) {  // out (n x rows) = bias + in (n x cols) * W^T
+      for (size_t i = 0; i < n && !bias_.empty(); ++i) std::copy(bias_.begin(), bias_.end(), out + i * rows);
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n), rows, cols, 1.0f, in, cols,
-                  weight_.data(), cols, beta, out, rows);
+                  weight_.data(), cols, bias_.empty() ? 0.0f : 1.0f, out, rows);
     }
     const size_t values = n * rows;
     for (size_t i = 0; i < values; ++i) {
