@@ -3,12 +3,15 @@
 // (tests/c/loop.c runs the learning loop through it from a C program.)
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
 #include <string>
+#include <tuple>
+#include <vector>
 
 #include "embedapt/adapter_plugin.h"
 #include "embedapt/embedapt.h"
@@ -98,7 +101,8 @@ class ThrowingNet : public embedapt::AdapterNet {
 
 }  // namespace
 
-TEST_CASE("An adapter that throws fails the C call with a code and its message; the store goes on", "[c_api]") {
+TEST_CASE("An adapter that throws fails the C call with a code and its message; the store goes on",
+          "[c_api]") {
   REQUIRE(embedapt::register_adapter("throwing", [](const embedapt::AdapterConfig&,
                                                     std::shared_ptr<embedapt::AdapterNet>* out) {
             *out = std::make_shared<ThrowingNet>();
@@ -186,13 +190,99 @@ TEST_CASE("C ABI: metadata, filtered search and remove_matching", "[c_api]") {
   fs::remove_all(dir);
 }
 
+TEST_CASE("C ABI: search knobs and ids-only hits", "[c_api]") {
+  const int dim = 8, n = 1000;
+  std::vector<float> vectors(n * dim);
+  for (size_t i = 0; i < vectors.size(); ++i) vectors[i] = float(std::sin(0.37 * i + 0.11 * (i % 7)));
+  char* error = nullptr;
+  // The hits of `options` on store `s`: ids, scores, payload sizes and metadata, in order.
+  auto hits_of = [&](embedapt_store* s, const embedapt_search_options* options) {
+    embedapt_results* results = nullptr;
+    embedapt_code code = embedapt_search_with(s, vectors.data(), dim, options, &results, &error);
+    INFO((error ? error : ""));
+    REQUIRE(code == EMBEDAPT_OK);
+    std::vector<std::tuple<std::string, float, size_t, std::string>> out;
+    for (size_t i = 0; i < embedapt_results_count(results); ++i) {
+      size_t len = 99;
+      const void* payload = embedapt_results_payload(results, i, &len);
+      if (payload == nullptr) CHECK(len == 0);
+      out.emplace_back(embedapt_results_id(results, i), embedapt_results_score(results, i), len,
+                       embedapt_results_metadata(results, i));
+    }
+    embedapt_results_free(results);
+    return out;
+  };
+  auto refused = [&](embedapt_store* s, const embedapt_search_options& options, const std::string& says) {
+    embedapt_results* results = nullptr;
+    CHECK(embedapt_search_with(s, vectors.data(), dim, &options, &results, &error) ==
+          EMBEDAPT_INVALID_ARGUMENT);
+    REQUIRE(error != nullptr);
+    CHECK(std::string(error).find(says) != std::string::npos);
+    embedapt_free(error);
+    error = nullptr;
+  };
+  for (const char* spec : {"HNSW16", "IVF16,Flat"}) {
+    INFO(spec);
+    const bool hnsw = std::string(spec) == "HNSW16";
+    std::string dir = temp_path(std::string("knobs-") + spec);
+    fs::remove_all(dir);
+    embedapt_store* store = nullptr;
+    REQUIRE(embedapt_open(dir.c_str(), dim, "cosine", spec, &store, &error) == EMBEDAPT_OK);
+    for (int i = 0; i < n; ++i) {
+      const std::string id = "d" + std::to_string(i),
+                        metadata = "{\"even\":" + std::string(i % 2 ? "false}" : "true}");
+      REQUIRE(embedapt_upsert_metadata(store, id.c_str(), &vectors[i * dim], dim, "p", 1, metadata.c_str(),
+                                       &error) == EMBEDAPT_OK);
+    }
+    embedapt_search_options options;
+    embedapt_search_options_init(&options);
+    CHECK(options.k == 10);
+    CHECK(options.ids_only == 0);
+    CHECK((hits_of(store, nullptr) == hits_of(store, &options)));
+    // The knob at its widest finds the query's own record first.
+    (hnsw ? options.ef_search : options.nprobe) = hnsw ? 500 : 16;
+    options.filter = R"({"even": true})";
+    auto full = hits_of(store, &options);
+    REQUIRE(full.size() == 10);
+    CHECK(std::get<0>(full[0]) == "d0");
+    CHECK(std::get<2>(full[0]) == 1);
+    CHECK(std::get<3>(full[0]) == R"({"even":true})");
+    options.ids_only = 1;
+    auto ids = hits_of(store, &options);
+    REQUIRE(ids.size() == full.size());
+    for (size_t i = 0; i < ids.size(); ++i) {
+      CHECK(std::get<0>(ids[i]) == std::get<0>(full[i]));
+      CHECK(std::get<1>(ids[i]) == std::get<1>(full[i]));
+      CHECK(std::get<2>(ids[i]) == 0);
+      CHECK(std::get<3>(ids[i]).empty());
+    }
+
+    embedapt_search_options bad = options;
+    (hnsw ? bad.nprobe : bad.ef_search) = 4;
+    refused(store, bad, hnsw ? "nprobe: applies to IVF indexes" : "ef_search: applies to HNSW indexes");
+    bad = options;
+    (hnsw ? bad.ef_search : bad.nprobe) = hnsw ? -1 : 17;
+    refused(store, bad, hnsw ? "ef_search: must be in 1.." : "nprobe: must be in 1..16");
+    bad = options;
+    bad.k = 0;
+    refused(store, bad, "k must be positive");
+    bad = options;
+    bad.filter = R"({"even": {"$like": 1}})";
+    refused(store, bad, "$like");
+    embedapt_close(store);
+    fs::remove_all(dir);
+  }
+}
+
 TEST_CASE("embedapt.h compiles as C", "[c_api]") {
   std::string source = temp_path("check.c");
   std::ofstream(source) << "#include \"embedapt/embedapt.h\"\n"
                            "int main(void) {\n"
                            "  embedapt_store* s = 0;\n"
                            "  char* e = 0;\n"
+                           "  embedapt_search_options o;\n"
                            "  embedapt_code c = embedapt_open(\"x\", 4, \"cosine\", \"Flat\", &s, &e);\n"
+                           "  embedapt_search_options_init(&o);\n"
                            "  return c == EMBEDAPT_OK ? 0 : 1;\n"
                            "}\n";
   std::string command = "cc -std=c99 -Wall -Wextra -Werror -pedantic -fsyntax-only -I\"" EMBEDAPT_SOURCE_DIR

@@ -251,6 +251,39 @@ embedapt_code embedapt_search_filtered(const embedapt_store* store, const float*
   });
 }
 
+void embedapt_search_options_init(embedapt_search_options* options) {
+  if (options == nullptr) return;
+  const embedapt::SearchOptions defaults;
+  *options = embedapt_search_options{};
+  options->k = defaults.k;
+  options->ef_search = defaults.ef_search;
+  options->nprobe = defaults.nprobe;
+  options->ids_only = defaults.ids_only;
+}
+
+embedapt_code embedapt_search_with(const embedapt_store* store, const float* query, size_t dim,
+                                   const embedapt_search_options* options, embedapt_results** results,
+                                   char** error) {
+  return guarded("embedapt_search_with", error, [&] {
+    if (store == nullptr || results == nullptr) {
+      return invalid("embedapt_search_with: store and results must not be NULL", error);
+    }
+    embedapt_search_options given;
+    embedapt_search_options_init(&given);
+    if (options != nullptr) given = *options;
+    embedapt::SearchOptions o(given.k);
+    if (embedapt_code code = parse_filter(given.filter, &o.filter, error)) return code;
+    o.ef_search = given.ef_search;
+    o.nprobe = given.nprobe;
+    o.ids_only = given.ids_only != 0;
+    auto out = std::make_unique<embedapt_results>();
+    embedapt::Status s = store->store->search(query, dim, o, &out->hits);
+    if (!s.ok()) return report(s, error);
+    *results = out.release();
+    return EMBEDAPT_OK;
+  });
+}
+
 size_t embedapt_results_count(const embedapt_results* results) {
   return results == nullptr ? 0 : results->hits.size();
 }

@@ -56,6 +56,7 @@ void run_search(const SearchArgs& args) {
   SearchOptions options(args.k);
   options.ef_search = args.ef_search;
   options.nprobe = args.nprobe;
+  options.ids_only = args.json_out.empty();  // the table shows ids and scores only
   if (!args.filter.empty()) {
     Status s = Filter::parse(args.filter, &options.filter);
     if (!s.ok()) throw Failure{"--" + s.message()};  // "--filter: <the problem>"

@@ -105,6 +105,30 @@ embedapt_code embedapt_search(const embedapt_store* store, const float* query, s
  * A malformed filter is EMBEDAPT_INVALID_ARGUMENT, never an empty result. */
 embedapt_code embedapt_search_filtered(const embedapt_store* store, const float* query, size_t dim, int k,
                                        const char* filter, embedapt_results** results, char** error);
+/* How embedapt_search_with searches (embedapt::SearchOptions in
+ * embedapt/store.h); fill with embedapt_search_options_init first, then set
+ * what differs. */
+typedef struct {
+  int k;              /* hits wanted, positive; default 10 */
+  const char* filter; /* a JSON filter as for embedapt_search_filtered; NULL: every record */
+  int ef_search;      /* HNSW's candidate list; 0: the index's default */
+  int nprobe;         /* IVF's lists probed; 0: the index's default */
+  /* Non-zero: hits carry id and score only (payload NULL with length 0,
+   * metadata ""), named from ids the store keeps in memory instead of read
+   * from RocksDB: the same hits, faster. */
+  int ids_only;
+} embedapt_search_options;
+
+/* The defaults: k 10, every record, the index's knobs, hits with records. */
+void embedapt_search_options_init(embedapt_search_options* options);
+
+/* embedapt_search as `options` say (NULL: the defaults). A knob the store's
+ * index has not (ef_search on anything but HNSW, nprobe on anything but IVF)
+ * or out of its range, k below 1 and a malformed filter are
+ * EMBEDAPT_INVALID_ARGUMENT, the message naming the setting. */
+embedapt_code embedapt_search_with(const embedapt_store* store, const float* query, size_t dim,
+                                   const embedapt_search_options* options, embedapt_results** results,
+                                   char** error);
 /* 0 for NULL. */
 size_t embedapt_results_count(const embedapt_results* results);
 /* The i-th hit; pointers stay valid until embedapt_results_free(). A NULL

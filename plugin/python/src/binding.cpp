@@ -80,9 +80,12 @@ py::object metadata_dict(const std::string& json) {
   return json.empty() ? py::object(py::dict()) : py::module_::import("json").attr("loads")(json);
 }
 
-SearchOptions search_options(int k, const py::object& filter) {
+SearchOptions search_options(int k, const py::object& filter, int ef_search, int nprobe, bool ids_only) {
   SearchOptions options(k);
   if (!filter.is_none()) check(Filter::parse(to_json(filter, "filter"), &options.filter));
+  options.ef_search = ef_search;
+  options.nprobe = nprobe;
+  options.ids_only = ids_only;
   return options;
 }
 
@@ -213,9 +216,10 @@ class PyStore {
     return py::make_tuple(vector, py::bytes(record.payload), metadata_dict(record.metadata));
   }
 
-  Results search(const FloatArray& query, int k, const py::object& filter) const {
+  Results search(const FloatArray& query, int k, const py::object& filter, int ef_search, int nprobe,
+                 bool ids_only) const {
     const Vectors q = vectors_of(query, true, dim_, "search");
-    const SearchOptions options = search_options(k, filter);
+    const SearchOptions options = search_options(k, filter, ef_search, nprobe, ids_only);
     std::vector<Hit> hits;
     Store& s = store();
     {
@@ -225,9 +229,10 @@ class PyStore {
     return to_results(std::move(hits));
   }
 
-  std::vector<Results> search_batch(const FloatArray& queries, int k, const py::object& filter) const {
+  std::vector<Results> search_batch(const FloatArray& queries, int k, const py::object& filter, int ef_search,
+                                    int nprobe, bool ids_only) const {
     const Vectors q = vectors_of(queries, false, dim_, "search_batch");
-    const SearchOptions options = search_options(k, filter);
+    const SearchOptions options = search_options(k, filter, ef_search, nprobe, ids_only);
     std::vector<std::vector<Hit>> hits;
     Store& s = store();
     {
@@ -610,9 +615,11 @@ PYBIND11_MODULE(_core, m) {
       .def("remove", &PyStore::remove, py::arg("id"))
       .def("remove_matching", &PyStore::remove_matching, py::arg("filter"))
       .def("get", &PyStore::get, py::arg("id"))
-      .def("search", &PyStore::search, py::arg("query"), py::arg("k") = 10, py::arg("filter") = py::none())
+      .def("search", &PyStore::search, py::arg("query"), py::arg("k") = 10, py::arg("filter") = py::none(),
+           py::kw_only(), py::arg("ef_search") = 0, py::arg("nprobe") = 0, py::arg("ids_only") = false)
       .def("search_batch", &PyStore::search_batch, py::arg("queries"), py::arg("k") = 10,
-           py::arg("filter") = py::none())
+           py::arg("filter") = py::none(), py::kw_only(), py::arg("ef_search") = 0, py::arg("nprobe") = 0,
+           py::arg("ids_only") = false)
       .def("records", &PyStore::records)
       .def("log_query", &PyStore::log_query, py::arg("query"), py::arg("result_ids"))
       .def("log_hit", &PyStore::log_hit, py::arg("query_id"), py::arg("doc_id"))

@@ -222,3 +222,32 @@ def test_filtered_search_equals_the_cli(tmp_path, run_cli):
     for mine, cli_result in zip(ours, theirs, strict=True):
         assert mine.ids == cli_result["ids"] and mine.metadata == cli_result["metadata"]
         np.testing.assert_allclose(mine.scores, cli_result["scores"], rtol=1e-6, atol=1e-6)
+
+
+def test_search_knobs_and_ids_only_equal_the_cli(tmp_path, run_cli):
+    path = str(tmp_path / "db")
+    n = 2000
+    vectors, queries = random_vectors(n, 16, seed=6), random_vectors(10, 16, seed=7)
+    with embedapt.Store.open(path, dim=16, index="IVF32,Flat") as store:
+        store.upsert_batch([f"d{i}" for i in range(n)], vectors, [b"p"] * n,
+                           metadata=[{"even": i % 2 == 0} for i in range(n)])
+        full = store.search_batch(queries, k=5, nprobe=32)
+        ids = store.search_batch(queries, k=5, nprobe=32, ids_only=True)
+        single = store.search(queries[2], k=5, nprobe=32, ids_only=True)
+        one_list = store.search_batch(queries, k=5)
+        for knob, value, says in (("nprobe", 33, "nprobe: must be in 1..32"),
+                                  ("ef_search", 16, "ef_search: applies to HNSW indexes")):
+            with pytest.raises(embedapt.Error) as bad:
+                store.search(queries[0], k=5, **{knob: value})
+            assert bad.value.code == embedapt.Code.INVALID_ARGUMENT and says in bad.value.message
+    for mine, bare in zip(full, ids, strict=True):
+        assert mine.ids == bare.ids and np.array_equal(mine.scores, bare.scores)
+        assert mine.payloads == [b"p"] * 5 and bare.payloads == [b""] * 5
+        assert len(mine.metadata) == 5 and bare.metadata == [{}] * 5
+    assert single.ids == full[2].ids
+    assert any(a.ids != b.ids for a, b in zip(full, one_list))  # the knob reached the index
+
+    np.save(tmp_path / "q.npy", queries)
+    run_cli("search", path, "--npy", tmp_path / "q.npy", "-k", 5, "--nprobe", 32, "--json", tmp_path / "out.json")
+    theirs = json.loads((tmp_path / "out.json").read_text())["results"]
+    assert [r["ids"] for r in theirs] == [r.ids for r in full]

@@ -118,15 +118,21 @@ class Store:
         """The raw vector, payload and metadata of `id`; Error(NOT_FOUND) if absent."""
     def records(self) -> List[Tuple[str, bytes, Dict[str, Any]]]:
         """Every (id, payload, metadata), in id order."""
-    def search(self, query: npt.ArrayLike, k: int = 10, filter: Optional[Mapping[str, Any]] = None) -> Results:
+    def search(self, query: npt.ArrayLike, k: int = 10, filter: Optional[Mapping[str, Any]] = None, *,
+               ef_search: int = 0, nprobe: int = 0, ids_only: bool = False) -> Results:
         """Nearest neighbours of a raw query vector, through the active adapter. With `filter`, only
         records whose metadata matches are searched (inside the index search: min(k, matches) hits).
         A filter is the Mongo-style dict of embedapt/store.h (Filter), e.g.
         {"tenant": "acme", "year": {"$gte": 2020}, "$or": [{"lang": "da"}, {"lang": {"$in": ["de", "sv"]}}]}
         with $eq $ne $gt $gte $lt $lte $in $nin $contains $not $and $or; a bad one raises
-        Error(INVALID_ARGUMENT) naming the operator or field."""
+        Error(INVALID_ARGUMENT) naming the operator or field.
+        ef_search (HNSW) and nprobe (IVF): the index's search-time knobs, 0 for its default; one the
+        index has not, or out of range, raises Error(INVALID_ARGUMENT). ids_only: hits carry id and
+        score only (payload b"", metadata {}), read from memory instead of RocksDB: the same hits,
+        faster (SearchOptions in embedapt/store.h)."""
     def search_batch(self, queries: npt.ArrayLike, k: int = 10,
-                     filter: Optional[Mapping[str, Any]] = None) -> List[Results]: ...
+                     filter: Optional[Mapping[str, Any]] = None, *, ef_search: int = 0, nprobe: int = 0,
+                     ids_only: bool = False) -> List[Results]: ...
     def log_query(self, query: npt.ArrayLike, result_ids: Sequence[str]) -> int:
         """Logs a query (its raw vector) and what it returned; the same vector gets the same id."""
     def log_hit(self, query_id: int, doc_id: str) -> None:
