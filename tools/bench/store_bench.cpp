@@ -17,12 +17,16 @@
 //   both kept); "cached" when taken from --cache (figures of the build then);
 // - per search-time knob value (HNSW efSearch, IVF nprobe; Flat has none):
 //   recall@10 against the exact answer, QPS one query at a time and in
-//   batches of 64, store and raw interleaved query by query (batch by batch)
-//   so load from elsewhere hits both alike, QPS the median over repeats,
-//   latency percentiles over every timed single query;
-// - the same single-query search with an active linear adapter (query side);
+//   batches of 64, the store's ids-only search (SearchOptions::ids_only: what
+//   raw FAISS returns), the store's search with records (payload and
+//   metadata) and raw FAISS interleaved query by query (batch by batch) so
+//   load from elsewhere hits all alike, QPS the median over repeats, latency
+//   percentiles over every timed single query;
+// - the same single-query searches with an active linear adapter (query
+//   side), raw FAISS's queries mapped by hand through the same matrix;
 // - open time: clean (snapshot) and after a kill -9 that left journal entries
 //   to replay.
+#include <cblas.h>
 #include <faiss/IndexHNSW.h>
 #include <faiss/IndexIVF.h>
 #include <faiss/index_factory.h>
@@ -34,6 +38,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -102,63 +107,101 @@ std::unique_ptr<faiss::SearchParameters> raw_params(const Knob& knob, faiss::Ind
   return nullptr;
 }
 
-// Store and raw FAISS in blocks of `block` queries, alternating which goes
-// first; the store's hits of each query go to *store_ids. One query at a
-// time both run on one OpenMP thread, as the store does (OneThreadFor in
-// index/vector_index.cpp), so the overhead is the store's own work.
+// The store (ids only, and with records) and raw FAISS in blocks of `block`
+// queries, the three rotating which goes first; the store's hits of each
+// query go to *store_ids. With `linear` (a dim x dim row-major map, the
+// store's active adapter), raw FAISS's queries go through the same map by
+// hand first (sgemv or sgemm, then normalised), as an app using FAISS alone
+// would apply it. One query at a time all run on one OpenMP thread and one
+// BLAS thread, as the store does (OneThreadFor in index/vector_index.cpp, the
+// linear adapter's product in core/adapt/adapter.cpp), so the overhead is the
+// store's own work.
 nlohmann::json compare_search(const Store& store, faiss::Index& raw, const std::vector<float>& queries,
                               int dim, int repeats, size_t block, const Knob& knob,
+                              const std::vector<float>* linear,
                               std::vector<std::vector<std::string>>* store_ids) {
+  enum Who { kRaw, kIdsOnly, kRecords, kWho };
   const size_t nq = queries.size() / dim;
-  const SearchOptions options = store_options(knob);
+  SearchOptions ids_only = store_options(knob), records = ids_only;
+  ids_only.ids_only = true;
   const auto params = raw_params(knob, &raw);
-  std::vector<double> store_lat, raw_lat, store_qps, raw_qps;
+  std::vector<double> lat[kWho], qps[kWho];
+  double cpu[kWho] = {0, 0, 0};
   std::vector<std::vector<Hit>> hits;
-  std::vector<float> distances(block * kK);
+  std::vector<float> distances(block * kK), mapped(block * dim);
   std::vector<idx_t> labels(block * kK);
   if (store_ids) store_ids->assign(nq, {});
-  const int threads = omp_get_max_threads();
-  if (block == 1) omp_set_num_threads(1);
-  double store_cpu = 0, raw_cpu = 0;
+  const int threads = omp_get_max_threads(), blas_threads = openblas_get_num_threads();
+  if (block == 1) {
+    omp_set_num_threads(1);
+    openblas_set_num_threads(1);  // raw's sgemv of one query on this thread too, as the store's product
+  }
   for (int r = 0; r < repeats; ++r) {
-    double store_total = 0, raw_total = 0;
+    double total[kWho] = {0, 0, 0};
     for (size_t begin = 0; begin < nq; begin += block) {
       const size_t count = std::min(block, nq - begin);
       const float* x = queries.data() + begin * dim;
-      for (int turn = 0; turn < 2; ++turn) {
-        const bool store_turn = (turn == 0) == (begin / block % 2 == 0);
+      for (int turn = 0; turn < kWho; ++turn) {
+        const Who who = static_cast<Who>((turn + begin / block) % kWho);
         const auto t = Clock::now();
-        const double cpu = thread_cpu_seconds();
-        if (store_turn) {
-          die(store.search_batch(x, count, options, &hits), "search");
+        const double cpu_start = thread_cpu_seconds();
+        if (who == kRaw) {
+          const float* q = x;
+          if (linear) {
+            if (count == 1) {
+              cblas_sgemv(CblasRowMajor, CblasNoTrans, dim, dim, 1.0f, linear->data(), dim, x, 1, 0.0f,
+                          mapped.data(), 1);
+            } else {
+              cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(count), dim, dim, 1.0f, x,
+                          dim, linear->data(), dim, 0.0f, mapped.data(), dim);
+            }
+            for (size_t i = 0; i < count; ++i) {
+              float* v = mapped.data() + i * dim;
+              const float norm = cblas_snrm2(dim, v, 1);
+              if (norm > 0) cblas_sscal(dim, 1.0f / norm, v, 1);
+            }
+            q = mapped.data();
+          }
+          raw.search(static_cast<idx_t>(count), q, kK, distances.data(), labels.data(), params.get());
         } else {
-          raw.search(static_cast<idx_t>(count), x, kK, distances.data(), labels.data(), params.get());
+          die(store.search_batch(x, count, who == kIdsOnly ? ids_only : records, &hits), "search");
         }
         const double s = seconds_since(t);
-        (store_turn ? store_cpu : raw_cpu) += thread_cpu_seconds() - cpu;
-        (store_turn ? store_lat : raw_lat).push_back(s);
-        (store_turn ? store_total : raw_total) += s;
-      }
-      if (store_ids && r == 0) {
-        for (size_t q = 0; q < count; ++q) {
-          for (const Hit& hit : hits[q]) (*store_ids)[begin + q].push_back(hit.id);
+        cpu[who] += thread_cpu_seconds() - cpu_start;
+        lat[who].push_back(s);
+        total[who] += s;
+        if (who == kIdsOnly && store_ids && r == 0) {
+          for (size_t q = 0; q < count; ++q) {
+            for (const Hit& hit : hits[q]) (*store_ids)[begin + q].push_back(hit.id);
+          }
         }
       }
     }
-    store_qps.push_back(nq / store_total);
-    raw_qps.push_back(nq / raw_total);
+    for (int who = 0; who < kWho; ++who) qps[who].push_back(nq / total[who]);
   }
   omp_set_num_threads(threads);
-  const double sq = median(store_qps), rq = median(raw_qps);
-  nlohmann::json out = {{"store_qps", sq}, {"raw_qps", rq}, {"overhead", rq / sq - 1.0}};
+  openblas_set_num_threads(blas_threads);
+  const double ids_qps = median(qps[kIdsOnly]), raw_qps = median(qps[kRaw]),
+               records_qps = median(qps[kRecords]);
+  // "store": ids only, the search raw FAISS does; "records": the same search
+  // returning every hit's payload and metadata (read from RocksDB).
+  nlohmann::json out = {{"store_qps", ids_qps},
+                        {"raw_qps", raw_qps},
+                        {"records_qps", records_qps},
+                        {"overhead", raw_qps / ids_qps - 1.0},
+                        {"records_overhead", raw_qps / records_qps - 1.0}};
   if (block == 1) {
     // Every query ran on this thread: its CPU time per query.
-    out["store_cpu_ms"] = store_cpu / (double(nq) * repeats) * 1e3;
-    out["raw_cpu_ms"] = raw_cpu / (double(nq) * repeats) * 1e3;
-    out["store_p50_ms"] = percentile(store_lat, 0.5) * 1e3;
-    out["store_p99_ms"] = percentile(store_lat, 0.99) * 1e3;
-    out["raw_p50_ms"] = percentile(raw_lat, 0.5) * 1e3;
-    out["raw_p99_ms"] = percentile(raw_lat, 0.99) * 1e3;
+    const double per_query = 1e3 / (double(nq) * repeats);
+    out["store_cpu_ms"] = cpu[kIdsOnly] * per_query;
+    out["raw_cpu_ms"] = cpu[kRaw] * per_query;
+    out["records_cpu_ms"] = cpu[kRecords] * per_query;
+    out["store_p50_ms"] = percentile(lat[kIdsOnly], 0.5) * 1e3;
+    out["store_p99_ms"] = percentile(lat[kIdsOnly], 0.99) * 1e3;
+    out["records_p50_ms"] = percentile(lat[kRecords], 0.5) * 1e3;
+    out["records_p99_ms"] = percentile(lat[kRecords], 0.99) * 1e3;
+    out["raw_p50_ms"] = percentile(lat[kRaw], 0.5) * 1e3;
+    out["raw_p99_ms"] = percentile(lat[kRaw], 0.99) * 1e3;
   }
   return out;
 }
@@ -207,6 +250,13 @@ double open_after_kill(const std::string& path, const std::vector<float>& vector
   return s;
 }
 
+// The machine's 1-minute load average (other jobs share the cores).
+double load_1min() {
+  double load = 0;
+  getloadavg(&load, 1);
+  return load;
+}
+
 void bench_spec(const Args& args, const std::string& spec, const std::vector<float>& docs,
                 const std::vector<float>& queries, const std::vector<std::vector<idx_t>>& truth) {
   const int dim = args.dim;
@@ -232,11 +282,14 @@ void bench_spec(const Args& args, const std::string& spec, const std::vector<flo
   std::unique_ptr<Store> store;
   row["store"] = cached_store("store_bench", args.cache, key, path, options, docs, &store);
 
+  row["load_before_search"] = load_1min();
   nlohmann::json knobs = nlohmann::json::array();
   for (const Knob& knob : knobs_for(*raw)) {
     std::vector<std::vector<std::string>> found;
-    nlohmann::json single = compare_search(*store, *raw, queries, dim, args.repeats, 1, knob, &found);
-    nlohmann::json batch = compare_search(*store, *raw, queries, dim, args.repeats, kBatch, knob, nullptr);
+    nlohmann::json single =
+        compare_search(*store, *raw, queries, dim, args.repeats, 1, knob, nullptr, &found);
+    nlohmann::json batch =
+        compare_search(*store, *raw, queries, dim, args.repeats, kBatch, knob, nullptr, nullptr);
     knobs.push_back({{"knob", knob.name},
                      {"value", knob.value},
                      {"recall_at_10", recall(truth, found)},
@@ -245,11 +298,12 @@ void bench_spec(const Args& args, const std::string& spec, const std::vector<flo
   }
   row["search"] = knobs;
 
-  // A query-side linear adapter (identity weights): the cost of applying it.
-  std::vector<float> eye(size_t(dim) * dim, 0.0f);
-  for (int i = 0; i < dim; ++i) eye[size_t(i) * dim + i] = 1.0f;
+  // A query-side linear adapter (seeded random weights, so no shortcut an
+  // identity might take): the store applying it against raw FAISS with the
+  // same map applied by hand.
+  const std::vector<float> weights = unit_vectors(dim, dim, 3);
   TensorMap tensors;
-  tensors["linear.weight"] = floats_to_tensor(eye, {dim, dim});
+  tensors["linear.weight"] = floats_to_tensor(weights, {dim, dim});
   AdapterVersion adapter;
   adapter.config_json = "{\"kind\":\"linear\",\"in_dim\":" + std::to_string(dim) +
                         ",\"out_dim\":" + std::to_string(dim) + ",\"side\":\"query\",\"embedder\":\"\"}";
@@ -257,8 +311,9 @@ void bench_spec(const Args& args, const std::string& spec, const std::vector<flo
   die(store->put_adapter(&adapter), "put_adapter");
   die(store->activate_adapter(adapter.version), "activate_adapter");
   row["search_linear_adapter"] =
-      compare_search(*store, *raw, queries, dim, args.repeats, 1, knobs_for(*raw)[0], nullptr);
+      compare_search(*store, *raw, queries, dim, args.repeats, 1, knobs_for(*raw)[0], &weights, nullptr);
   die(store->activate_adapter(0), "deactivate");
+  row["load_after_search"] = load_1min();
   raw.reset();
 
   store.reset();
