@@ -288,7 +288,7 @@ def records_cpu(single: dict) -> str:
     if "records_cpu_ms" not in single:
         return "(not measured)"
     extra = single["records_cpu_ms"] - single["store_cpu_ms"]
-    return f"+{extra:.3f} ({(single['records_cpu_ms'] / single['raw_cpu_ms'] - 1) * 100:+.1f}%)"
+    return f"{extra:+.3f} ({(single['records_cpu_ms'] / single['raw_cpu_ms'] - 1) * 100:+.1f}%)"
 
 
 def store_markdown(result: dict) -> str:
@@ -357,7 +357,10 @@ def store_markdown(result: dict) -> str:
         *([f"Not in this run (store_bench was given other --specs than store.sh's): {', '.join(missing)}.", ""]
           if missing else []),
         "One query at a time, both run on one OpenMP thread (as the store does) and the CPU time of that thread is"
-        " measured too: unlike wall time it is not stretched by other jobs, so its overhead is the steadier figure."
+        " measured too: unlike wall time it is not stretched by other jobs, so its overhead is the steadier figure;"
+        " but other jobs also share the caches and the memory bus, so with the load above the number of cores"
+        " (the load column) small differences either way are noise: a store search cannot cost less than the raw"
+        " FAISS search inside it."
         " RSS MB is the growth of the process's resident memory while building each (raw FAISS first, both kept)."
         " Records carry small metadata (`{\"bucket\": b, \"tenant\": \"t<b % 20>\"}`, as in the filtered-search"
         " section), as an app's do; a search returns it with every hit. \"(cached)\": a store or FAISS index"
