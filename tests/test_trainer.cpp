@@ -52,7 +52,9 @@ TEST_CASE("the trainer learns a known linear distortion", "[trainer]") {
     CHECK(result.cross_validated.hit > result.base.hit + 0.1);
     // The honest estimate sees the gain too, and its interval excludes zero.
     CHECK(result.hit_gain.low > 0);
+    CHECK(result.log_rank_gain.low > 0);
     CHECK(result.gain_z >= o.min_gain_z);
+    CHECK(keeps_top(result));
     CHECK(result.queries == data.queries.rows);
     CHECK(result.folds == 10);
     std::unique_ptr<Adapter> adapter;
