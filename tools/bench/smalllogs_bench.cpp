@@ -2,37 +2,44 @@
 // how close that is to the best plain adapter, and how rarely it ships on
 // logs without signal.
 //
-//   smalllogs_bench --dataset NAME=PATH [--dataset ...] [--sizes 40,100,150,300] [--seeds 3]
-//                   [--null-seeds 20] [--ceiling-epochs 5,10,20,40] [--folds 10]
-//                   [--time-sizes 100,1000] [--time-dataset NAME] [--repeats 3] [--min-z Z]
+//   smalllogs_bench --dataset NAME=PATH [--dataset ...] --store-dir DIR [--sizes 40,100,150,300]
+//                   [--seeds 3] [--null-seeds 20] [--ceiling-epochs 5,10,20,40] [--folds 10]
+//                   [--time-sizes 100,1000] [--time-dataset NAME] [--repeats 3]
 //                   [--kind linear] [--epochs N] [--lr X]
 //
 // Per dataset (any format `embedapt ingest --dataset` reads): the texts are
 // embedded once by the default embedder through the embedding cache. For each
 // seed the queries are split in halves; logs of each size are the first
-// queries of half A, half B is held out. On each log:
-//  - "log": the trainer with its defaults (what `retrain` runs) and the
-//    held-out hit@5 gain of what it ships (0 when it ships nothing);
-//  - "ceiling": plain linear adapters (no selection, trained on the whole log
-//    for each fixed epoch count) and their held-out gains: the best count,
-//    chosen by looking at the held-out half, is what the data allows;
+// queries of half A, half B is held out. Every log goes through the library
+// as an app's would: a fresh Flat store under --store-dir, the corpus and the
+// log written by ingest_dataset (what `embedapt ingest --dataset` does),
+// retrain() with its defaults (`embedapt retrain`), and the held-out half
+// scored by evaluate() through the store's index (`embedapt eval`), the
+// active version against the base. On each log:
+//  - "log": whether retrain activated an adapter and its held-out hit@5 gain
+//    (0 when it shipped nothing);
+//  - "ceiling": plain linear adapters (train_adapter without selection,
+//    trained on the whole log for each fixed epoch count), scored by the same
+//    evaluate() call: the best count, chosen by looking at the held-out half,
+//    is what the data allows; the one at retrain's epoch count is trained as
+//    retrain's final net is ("final net": what a refusal gave up);
 //  - "null": for --null-seeds seeds, the log with no signal, two ways: each
-//    query paired with a random document, and the real pairs with the query
-//    vectors shuffled among them; whether the defaults ship, and what a
-//    shipped adapter does to the held-out half (real labels).
-// Then "time": the defaults' training time on logs of --time-sizes queries
-// drawn from one dataset (all its queries, with repetition past its size),
-// the median of --repeats.
-// --kind, --epochs and --lr change the trainer's options for every run (the
-// plain adapters too): how the per-kind schedule was chosen, on the training
-// files (tools/bench/smalllogs.sh has the command).
-// Held-out scores are exact cosine search against every document: what
-// `embedapt eval` computes on a Flat store. One JSON object per line on stdout.
+//    query paired with a random document, and the real pairs with the queries
+//    shuffled among them; whether retrain ships, and what a shipped adapter
+//    does to the held-out half (real labels). A log that passes the gain test
+//    but not the signal check gets a plain adapter scored the same way.
+// Then "time": retrain()'s wall time on logs of --time-sizes queries drawn
+// from one dataset (all its queries, with repetition past its size), the
+// median of --repeats.
+// --kind, --epochs and --lr change the options of every run (the plain
+// adapters too): how the per-kind schedule was chosen, on the training files.
+// One JSON object per line on stdout.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <limits>
 #include <map>
 #include <memory>
@@ -44,7 +51,11 @@
 
 #include "core/adapt/trainer.h"
 #include "core/eval/dataset.h"
+#include "core/eval/evaluator.h"
+#include "core/eval/ingest.h"
 #include "embedapt/embedder.h"
+#include "embedapt/learn.h"
+#include "embedapt/store.h"
 #include "tools/bench/bench_common.h"
 
 using namespace embedapt;
@@ -54,25 +65,18 @@ namespace {
 
 struct Args {
   std::vector<std::pair<std::string, std::string>> datasets;  // name, path
+  std::string store_dir;
   std::vector<size_t> sizes = {40, 100, 150, 300};
   int seeds = 3;
   int null_seeds = 20;
   std::vector<int> ceiling_epochs = {5, 10, 20, 40};
   int folds = 0;  // 0: the trainer's default
-  // Set: ship whenever an epoch was chosen, with the z of each run printed, to
-  // calibrate the bar after the fact (NaN: the trainer's default bar).
-  double min_z = NAN;
   std::vector<size_t> time_sizes = {100, 1000};
   std::string time_dataset;
   int repeats = 3;
   std::string kind = "linear";
   int epochs = 0;  // 0: the trainer's default for the kind
   double lr = 0;   // 0: the trainer's default
-};
-
-struct Data {
-  Matrix docs, queries;
-  std::vector<std::vector<size_t>> relevant;
 };
 
 void fail(const std::string& message) {
@@ -84,108 +88,165 @@ void check(const Status& s) {
   if (!s.ok()) fail(s.message());
 }
 
-Data load(const std::string& path, Embedder* embedder) {
-  QaDataset ds;
-  check(read_dataset(path, &ds));
+// The default embedder's vectors of one dataset's texts, computed once
+// through the embedding cache and replayed to ingest_dataset() and
+// evaluate(): the cache is one process's at a time, and this bench would
+// hold it for an hour.
+class Replay : public Embedder {
+ public:
+  Replay(int dim, std::string identity) : dim_(dim), identity_(std::move(identity)) {}
+  int dim() const override { return dim_; }
+  const std::string& identity() const override { return identity_; }
+  Status embed(const std::vector<std::string>& texts, EmbedSide side, std::vector<float>* out) override {
+    const auto& known = vectors_[side == EmbedSide::kQuery];
+    for (const std::string& text : texts) {
+      auto it = known.find(text);
+      if (it == known.end()) return Status::Internal("smalllogs_bench: a text was not embedded up front");
+      out->insert(out->end(), it->second.begin(), it->second.end());
+    }
+    return Status::OK();
+  }
+  Status learn(Embedder* real, const std::vector<std::string>& texts, EmbedSide side) {
+    std::vector<float> v;
+    EMBEDAPT_RETURN_IF_ERROR(real->embed(texts, side, &v));
+    for (size_t i = 0; i < texts.size(); ++i) {
+      vectors_[side == EmbedSide::kQuery][texts[i]].assign(v.begin() + i * dim_, v.begin() + (i + 1) * dim_);
+    }
+    return Status::OK();
+  }
+
+ private:
+  int dim_;
+  std::string identity_;
+  std::map<std::string, std::vector<float>> vectors_[2];  // [document, query]
+};
+
+struct Data {
+  QaDataset dataset;
+  std::unique_ptr<Replay> embedder;
+  std::map<std::string, std::vector<std::string>> relevant;  // query id -> doc ids
+};
+
+Data load(const std::string& path, Embedder* real) {
   Data out;
-  std::map<std::string, size_t> doc_row;
+  check(read_dataset(path, &out.dataset));
+  out.embedder = std::make_unique<Replay>(real->dim(), real->identity());
   std::vector<std::string> texts;
-  for (const auto& d : ds.corpus) {
-    doc_row[d.id] = texts.size();
-    texts.push_back(d.text);
-  }
-  const auto dim = static_cast<size_t>(embedder->dim());
-  out.docs = {texts.size(), dim, {}};
-  check(embedder->embed(texts, EmbedSide::kDocument, &out.docs.data));
-  std::map<std::string, const Relevance*> relevance;
-  for (const auto& r : ds.relevant_docs) relevance[r.query_id] = &r;
+  for (const auto& d : out.dataset.corpus) texts.push_back(d.text);
+  check(out.embedder->learn(real, texts, EmbedSide::kDocument));
   texts.clear();
-  for (const auto& q : ds.queries) {
-    texts.push_back(q.text);
-    out.relevant.emplace_back();
-    for (const auto& id : relevance.at(q.id)->doc_ids) out.relevant.back().push_back(doc_row.at(id));
-  }
-  out.queries = {texts.size(), dim, {}};
-  check(embedder->embed(texts, EmbedSide::kQuery, &out.queries.data));
+  for (const auto& q : out.dataset.queries) texts.push_back(q.text);
+  check(out.embedder->learn(real, texts, EmbedSide::kQuery));
+  for (const auto& r : out.dataset.relevant_docs) out.relevant[r.query_id] = r.doc_ids;
   return out;
 }
 
-TrainingSet take(const Data& data, const std::vector<size_t>& rows) {
-  TrainingSet t{data.docs, {rows.size(), data.queries.cols, {}}, {}};
-  for (size_t r : rows) {
-    t.queries.data.insert(t.queries.data.end(), data.queries.row(r), data.queries.row(r) + data.queries.cols);
-    t.relevant.push_back(data.relevant[r]);
+// The dataset with only the queries at `rows` (in that order), each with the
+// relevant documents `relevant` gives it.
+QaDataset take(const Data& data, const std::vector<size_t>& rows,
+               const std::function<std::vector<std::string>(size_t)>& relevant) {
+  QaDataset out;
+  out.corpus = data.dataset.corpus;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    out.queries.push_back(data.dataset.queries[rows[i]]);
+    out.relevant_docs.push_back({out.queries.back().id, relevant(i)});
   }
-  return t;
+  return out;
 }
 
-// Mean hit@5 of exact cosine search (documents are unit vectors already).
-double hit_at_5(const Adapter* adapter, const TrainingSet& held) {
-  Matrix q = held.queries, d = held.docs;
-  if (adapter != nullptr) {
-    q.data.assign(q.rows * q.cols, 0);
-    check(adapter->apply(held.queries.data.data(), q.rows, q.data.data()));
-    if (adapter->side() == AdapterSide::kBoth) {
-      d.data.assign(d.rows * d.cols, 0);
-      check(adapter->apply(held.docs.data.data(), d.rows, d.data.data()));
-    }
-  }
-  std::vector<double> doc_norm(d.rows);
-  for (size_t j = 0; j < d.rows; ++j) {
-    double s = 0;
-    for (size_t c = 0; c < d.cols; ++c) s += double(d.row(j)[c]) * d.row(j)[c];
-    doc_norm[j] = std::sqrt(s) + 1e-12;
-  }
-  double hits = 0;
-  for (size_t i = 0; i < q.rows; ++i) {
-    std::vector<std::pair<double, size_t>> scored(d.rows);
-    for (size_t j = 0; j < d.rows; ++j) {
-      double dot = 0;
-      for (size_t c = 0; c < d.cols; ++c) dot += double(q.row(i)[c]) * d.row(j)[c];
-      scored[j] = {-dot / doc_norm[j], j};
-    }
-    const size_t k = std::min<size_t>(5, d.rows);
-    std::partial_sort(scored.begin(), scored.begin() + k, scored.end());
-    const auto& rel = held.relevant[i];
-    for (size_t r = 0; r < k; ++r) {
-      if (std::find(rel.begin(), rel.end(), scored[r].second) != rel.end()) {
-        hits += 1;
-        break;
-      }
-    }
-  }
-  return hits / static_cast<double>(q.rows);
+QaDataset take(const Data& data, const std::vector<size_t>& rows) {
+  return take(data, rows, [&](size_t i) { return data.relevant.at(data.dataset.queries[rows[i]].id); });
+}
+
+// A fresh Flat store holding the corpus, with `log`'s pairs in its query log.
+std::unique_ptr<Store> store_of(const Args& args, const Data& data, const QaDataset& log) {
+  std::filesystem::remove_all(args.store_dir);
+  Options options;
+  options.dim = data.embedder->dim();
+  std::unique_ptr<Store> store;
+  check(Store::open(args.store_dir, options, &store));
+  check(ingest_dataset(*store, *data.embedder, log, {}, nullptr));
+  return store;
+}
+
+// The held-out hit@5 of the base and of each adapter through the store's
+// index, as `embedapt eval` scores them. The intervals are not used here:
+// few resamples.
+std::vector<double> held_out_hit(const Store& store, Data& data, const QaDataset& held,
+                                 const std::vector<EvalSystem>& adapters) {
+  EvalOptions options;
+  options.resamples = 100;
+  EvalReport report;
+  check(evaluate(store, *data.embedder, held, adapters, options, &report));
+  std::vector<double> hit;
+  for (const SystemResult& r : report.results) hit.push_back(r.hit_rate);
+  return hit;
+}
+
+// What `retrain` runs, with the bench's overrides.
+RetrainOptions retrain_options(const Args& args) {
+  RetrainOptions o;
+  o.kind = args.kind;
+  o.epochs = args.epochs;
+  o.lr = args.lr;
+  o.folds = args.folds;
+  return o;
+}
+
+// A plain adapter: the log's vectors as the store holds them, trained on
+// every pair for `epochs` epochs with no selection.
+EvalSystem plain_adapter(const Store& store, const Args& args, int epochs, const std::string& name) {
+  TrainingSet data;
+  std::map<std::string, size_t> doc_row;
+  check(store.scan([&](const Record& r) {
+    doc_row[r.id] = data.docs.rows++;
+    data.docs.data.insert(data.docs.data.end(), r.vector.begin(), r.vector.end());
+    return true;
+  }));
+  check(store.scan_log([&](const LoggedQuery& q) {
+    data.queries.data.insert(data.queries.data.end(), q.vector.begin(), q.vector.end());
+    ++data.queries.rows;
+    data.relevant.emplace_back();
+    for (const std::string& id : q.hit_ids) data.relevant.back().push_back(doc_row.at(id));
+    return true;
+  }));
+  data.docs.cols = data.queries.cols = data.docs.data.size() / data.docs.rows;
+  TrainOptions o;
+  o.kind = args.kind;
+  if (args.lr > 0) o.lr = args.lr;
+  o.epochs = epochs;
+  o.folds = 0;
+  TrainResult result;
+  check(train_adapter(data, o, &result));
+  std::unique_ptr<Adapter> adapter;
+  check(load_adapter(result.config_json, result.weights, {}, &adapter));
+  return {name, "", std::move(adapter)};
 }
 
 struct Run {
-  TrainResult result;
-  bool gain_test = false;  // the estimate cleared the 1% gain test (the signal check aside)
-  bool shipped = false;    // it cleared the bar the signal check set
+  RetrainReport report;
   double seconds = 0;
-  double final_gain = 0;  // held-out hit@5 gain of the final net, shipped or not
-  double held_gain = 0;   // held-out hit@5 gain of what shipped (0: nothing)
+  bool shipped = false;
 };
 
-// The trainer runs with no bars, so the final net is always there to score on
-// the held-out half; the decision is the trainer's own rule applied to its z
-// and its signal z. That way one run also tells what a net the rule refused
-// would have done, and what the gain test alone would have shipped.
-Run train_and_score(const TrainingSet& log, const TrainingSet& held, double base_hit, const TrainOptions& o) {
+Run run_retrain(Store* store, const Args& args) {
   Run run;
-  TrainOptions no_bar = o;
-  no_bar.min_gain_z = -std::numeric_limits<double>::infinity();
-  no_bar.min_signal_z = -std::numeric_limits<double>::infinity();
-  auto start = Clock::now();
-  check(train_adapter(log, no_bar, &run.result));
+  const auto start = Clock::now();
+  check(retrain(store, retrain_options(args), &run.report));
   run.seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  run.gain_test = o.folds == 0 || run.result.gain_z >= o.min_gain_z;
-  run.shipped = o.folds == 0 || run.result.gain_z >= gain_bar(o, run.result.signal_z);
-  std::unique_ptr<Adapter> adapter;
-  check(load_adapter(run.result.config_json, run.result.weights, {}, &adapter));
-  run.final_gain = hit_at_5(adapter.get(), held) - base_hit;
-  run.held_gain = run.shipped ? run.final_gain : 0;
+  run.shipped = run.report.decision == RetrainReport::Decision::kActivated;
   return run;
 }
+
+EvalSystem active(const Store& store) {
+  EvalSystem system;
+  StoreStats stats;
+  check(store.stats(&stats));
+  check(load_eval_system(store, "active", stats.embedder, false, &system));
+  return system;
+}
+
+double z_of(const RetrainReport& r) { return std::isfinite(r.gain_z) ? r.gain_z : 99.0; }
 
 void print(const nlohmann::json& row) {
   std::printf("%s\n", row.dump().c_str());
@@ -200,91 +261,96 @@ std::vector<size_t> shuffled(size_t n, uint64_t seed) {
   return order;
 }
 
-// What `retrain` runs, with the bench's overrides.
-TrainOptions retrain_options(const Args& args) {
-  TrainOptions o;
-  o.embedder = "default";
-  o.kind = args.kind;
-  if (args.epochs > 0) o.epochs = args.epochs;
-  if (args.lr > 0) o.lr = args.lr;
-  if (args.folds > 0) o.folds = args.folds;
-  if (!std::isnan(args.min_z)) o.min_gain_z = args.min_z;
-  return o;
-}
-
-void bench_dataset(const std::string& name, const Data& data, const Args& args) {
-  const TrainOptions defaults = retrain_options(args);
+void bench_dataset(const std::string& name, Data& data, const Args& args) {
+  const size_t n_queries = data.dataset.queries.size();
+  const int default_epochs = args.epochs > 0 ? args.epochs : TrainOptions().epochs;
   for (int seed = 1; seed <= args.seeds; ++seed) {
-    std::vector<size_t> order = shuffled(data.queries.rows, static_cast<uint64_t>(seed));
+    std::vector<size_t> order = shuffled(n_queries, static_cast<uint64_t>(seed));
     const size_t half = order.size() / 2;
-    const TrainingSet held = take(data, {order.begin() + half, order.end()});
-    const double base_hit = hit_at_5(nullptr, held);
+    const QaDataset held = take(data, {order.begin() + half, order.end()});
     for (size_t size : args.sizes) {
       const size_t n = std::min(size, half);
-      const TrainingSet log = take(data, {order.begin(), order.begin() + n});
-      Run run = train_and_score(log, held, base_hit, defaults);
+      std::unique_ptr<Store> store = store_of(args, data, take(data, {order.begin(), order.begin() + n}));
+      Run run = run_retrain(store.get(), args);
+      std::vector<EvalSystem> systems;
+      for (int epochs : args.ceiling_epochs)
+        systems.push_back(plain_adapter(*store, args, epochs, std::to_string(epochs)));
+      if (run.shipped) systems.push_back(active(*store));
+      const std::vector<double> hit = held_out_hit(*store, data, held, systems);
       nlohmann::json ceiling;
-      for (int epochs : args.ceiling_epochs) {
-        TrainOptions plain = defaults;
-        plain.folds = 0;
-        plain.epochs = epochs;
-        ceiling[std::to_string(epochs)] = train_and_score(log, held, base_hit, plain).held_gain;
+      double final_gain = NAN;
+      for (size_t i = 0; i < args.ceiling_epochs.size(); ++i) {
+        ceiling[std::to_string(args.ceiling_epochs[i])] = hit[1 + i] - hit[0];
+        if (args.ceiling_epochs[i] == default_epochs) final_gain = hit[1 + i] - hit[0];
       }
+      const double gain = run.shipped ? hit.back() - hit[0] : 0;
       print({{"section", "log"},
              {"dataset", name},
-             {"kind", defaults.kind},
+             {"kind", args.kind},
              {"seed", seed},
              {"size", size},
              {"queries", n},
-             {"held_out", held.queries.rows},
-             {"base_hit", base_hit},
+             {"held_out", held.queries.size()},
+             {"base_hit", hit[0]},
              {"shipped", run.shipped},
-             {"gain", run.held_gain},
-             {"final_gain", run.final_gain},
-             {"estimate", run.result.hit_gain.mean},
-             {"z", std::isfinite(run.result.gain_z) ? run.result.gain_z : 99.0},
-             {"signal_z", run.result.signal_z},
-             {"epochs", run.result.epochs.size()},
+             {"gain", gain},
+             {"final_gain", run.shipped ? gain : final_gain},
+             {"estimate", run.report.hit_gain.mean},
+             {"z", z_of(run.report)},
+             {"signal_z", run.report.signal_z},
+             {"epochs", run.report.epochs_run},
              {"seconds", run.seconds},
+             {"summary", run.report.summary},
              {"ceiling", ceiling}});
       if (n < size) break;  // the half holds no more
     }
   }
   // Null logs: half A's queries (as many as the size asks) without their signal.
+  const double gain_test_z = TrainOptions().min_gain_z;
   for (int seed = 1; seed <= args.null_seeds; ++seed) {
-    std::vector<size_t> order = shuffled(data.queries.rows, 1000 + static_cast<uint64_t>(seed));
+    std::vector<size_t> order = shuffled(n_queries, 1000 + static_cast<uint64_t>(seed));
     const size_t half = order.size() / 2;
-    const TrainingSet held = take(data, {order.begin() + half, order.end()});
-    const double base_hit = hit_at_5(nullptr, held);
+    const QaDataset held = take(data, {order.begin() + half, order.end()});
     std::mt19937_64 rng(2000 + static_cast<uint64_t>(seed));
     for (size_t size : args.sizes) {
       const size_t n = std::min(size, half);
+      const std::vector<size_t> rows(order.begin(), order.begin() + n);
       for (const char* kind : {"random-documents", "shuffled-queries"}) {
-        TrainingSet log = take(data, {order.begin(), order.begin() + n});
+        QaDataset log;
         if (std::string(kind) == "random-documents") {
-          std::uniform_int_distribution<size_t> any(0, data.docs.rows - 1);
-          for (auto& rel : log.relevant) rel = {any(rng)};
+          std::uniform_int_distribution<size_t> any(0, data.dataset.corpus.size() - 1);
+          log = take(data, rows,
+                     [&](size_t) { return std::vector<std::string>{data.dataset.corpus[any(rng)].id}; });
         } else {
-          std::vector<size_t> perm = shuffled(n, rng());
-          TrainingSet real = log;
-          for (size_t i = 0; i < n; ++i) {
-            std::copy(real.queries.row(perm[i]), real.queries.row(perm[i]) + real.queries.cols,
-                      log.queries.data.begin() + static_cast<std::ptrdiff_t>(i * log.queries.cols));
-          }
+          const std::vector<size_t> perm = shuffled(n, rng());
+          log = take(data, rows,
+                     [&](size_t i) { return data.relevant.at(data.dataset.queries[rows[perm[i]]].id); });
         }
-        Run run = train_and_score(log, held, base_hit, defaults);
+        std::unique_ptr<Store> store = store_of(args, data, log);
+        Run run = run_retrain(store.get(), args);
+        // The gain test alone (its z bar at 1%, the guard), the signal check aside.
+        const bool gain_test =
+            run.report.gain_z >= gain_test_z && run.report.hit_gain.mean >= 0 && run.report.rr_gain.mean >= 0;
+        nlohmann::json gain = 0, final_gain = nullptr;
+        if (run.shipped || gain_test) {
+          const std::vector<double> hit = held_out_hit(
+              *store, data, held,
+              {run.shipped ? active(*store) : plain_adapter(*store, args, default_epochs, "plain")});
+          final_gain = hit[1] - hit[0];
+          if (run.shipped) gain = final_gain;
+        }
         print({{"section", "null"},
                {"dataset", name},
                {"kind", kind},
                {"seed", seed},
                {"size", size},
                {"queries", n},
-               {"gain_test", run.gain_test},
+               {"gain_test", gain_test},
                {"shipped", run.shipped},
-               {"gain", run.held_gain},
-               {"final_gain", run.final_gain},
-               {"z", std::isfinite(run.result.gain_z) ? run.result.gain_z : 99.0},
-               {"signal_z", run.result.signal_z},
+               {"gain", gain},
+               {"final_gain", final_gain},
+               {"z", z_of(run.report)},
+               {"signal_z", run.report.signal_z},
                {"seconds", run.seconds}});
       }
       if (n < size) break;
@@ -292,37 +358,39 @@ void bench_dataset(const std::string& name, const Data& data, const Args& args) 
   }
 }
 
-void bench_time(const std::string& name, const Data& data, const Args& args) {
-  const TrainOptions defaults = retrain_options(args);
+void bench_time(const std::string& name, Data& data, const Args& args) {
+  const size_t n_queries = data.dataset.queries.size();
   for (size_t size : args.time_sizes) {
     std::vector<size_t> rows;
-    for (size_t i = 0; i < size; ++i) rows.push_back(i % data.queries.rows);
-    const TrainingSet log = take(data, rows);
+    for (size_t i = 0; i < size; ++i) rows.push_back(i % n_queries);
+    const QaDataset log = take(data, rows);  // "logged": what the store kept (a repeated vector is one query)
     std::vector<double> seconds;
-    TrainResult result;
+    Run run;
     for (int r = 0; r < args.repeats; ++r) {
-      auto start = Clock::now();
-      check(train_adapter(log, defaults, &result));
-      seconds.push_back(std::chrono::duration<double>(Clock::now() - start).count());
+      std::unique_ptr<Store> store = store_of(args, data, log);
+      run = run_retrain(store.get(), args);
+      seconds.push_back(run.seconds);
     }
     std::sort(seconds.begin(), seconds.end());
     print({{"section", "time"},
            {"dataset", name},
            {"queries", size},
+           {"logged", run.report.queries},
            {"median_seconds", seconds[seconds.size() / 2]},
            {"seconds", seconds},
-           {"epochs_run", result.epochs.size()}});
+           {"epochs_run", run.report.epochs_run}});
   }
 }
 
 constexpr char kUsage[] =
-    "usage: smalllogs_bench --dataset NAME=PATH [--dataset ...] [--sizes 40,100,150,300] [--seeds 3]\n"
-    "                       [--null-seeds 20] [--ceiling-epochs 5,10,20,40] [--folds 10]\n"
-    "                       [--time-sizes 100,1000] [--time-dataset NAME] [--repeats 3] [--min-z Z]\n"
+    "usage: smalllogs_bench --dataset NAME=PATH [--dataset ...] --store-dir DIR [--sizes 40,100,150,300]\n"
+    "                       [--seeds 3] [--null-seeds 20] [--ceiling-epochs 5,10,20,40] [--folds 10]\n"
+    "                       [--time-sizes 100,1000] [--time-dataset NAME] [--repeats 3]\n"
     "                       [--kind linear] [--epochs N] [--lr X]\n"
     "What retrain's default procedure gains from logs of a few dozen to a few hundred queries, how close\n"
-    "that is to the best plain adapter, and how rarely it ships on logs without signal; one JSON object\n"
-    "per line on stdout (tools/bench/smalllogs.sh runs it, report.py renders it).\n";
+    "that is to the best plain adapter, and how rarely it ships on logs without signal, each log in a\n"
+    "Flat store under DIR (replaced each time) and scored by the evaluator; one JSON object per line on\n"
+    "stdout (tools/bench/smalllogs.sh runs it, report.py renders it).\n";
 
 template <typename T>
 std::vector<T> whole_numbers(const bench::Flags& flags, const std::string& flag,
@@ -336,7 +404,7 @@ std::vector<T> whole_numbers(const bench::Flags& flags, const std::string& flag,
 Args parse_args(int argc, char** argv) {
   const bench::Flags flags(
       argc, argv, "smalllogs_bench", kUsage,
-      {"--dataset", "--sizes", "--seeds", "--null-seeds", "--ceiling-epochs", "--folds", "--min-z",
+      {"--dataset", "--store-dir", "--sizes", "--seeds", "--null-seeds", "--ceiling-epochs", "--folds",
        "--time-sizes", "--time-dataset", "--repeats", "--kind", "--epochs", "--lr"});
   Args args;
   for (const std::string& value : flags.all("--dataset")) {
@@ -345,12 +413,13 @@ Args parse_args(int argc, char** argv) {
     args.datasets.emplace_back(value.substr(0, eq), value.substr(eq + 1));
   }
   if (args.datasets.empty()) fail("no --dataset NAME=PATH");
+  args.store_dir = flags.text("--store-dir", "");
+  if (args.store_dir.empty()) fail("no --store-dir DIR");
   args.sizes = whole_numbers(flags, "--sizes", args.sizes);
   args.seeds = static_cast<int>(flags.number("--seeds", args.seeds));
   args.null_seeds = static_cast<int>(flags.number("--null-seeds", args.null_seeds));
   args.ceiling_epochs = whole_numbers(flags, "--ceiling-epochs", args.ceiling_epochs);
   args.folds = static_cast<int>(flags.number("--folds", args.folds));
-  args.min_z = flags.number("--min-z", args.min_z);
   args.time_sizes = whole_numbers(flags, "--time-sizes", args.time_sizes);
   args.time_dataset = flags.text("--time-dataset", args.time_dataset);
   args.repeats = static_cast<int>(flags.number("--repeats", args.repeats));
@@ -372,12 +441,13 @@ int main(int argc, char** argv) {
   for (const auto& [name, path] : args.datasets) {
     data.push_back(load(path, embedder.get()));
     std::fprintf(stderr, "smalllogs_bench: %s: %zu documents, %zu queries\n", name.c_str(),
-                 data.back().docs.rows, data.back().queries.rows);
+                 data.back().dataset.corpus.size(), data.back().dataset.queries.size());
   }
   embedder.reset();
   for (size_t i = 0; i < data.size(); ++i) {
     bench_dataset(args.datasets[i].first, data[i], args);
     if (args.datasets[i].first == args.time_dataset) bench_time(args.datasets[i].first, data[i], args);
   }
+  std::filesystem::remove_all(args.store_dir);
   return 0;
 }
