@@ -30,15 +30,15 @@ Status write_snapshot(const std::string& path, const SnapshotInfo& info, std::st
   return write_file_atomic(path, file);
 }
 
-Status read_snapshot(const std::string& path, SnapshotInfo* info, std::string* payload) {
+Status read_snapshot(const std::string& path, SnapshotInfo* info, std::string* file,
+                     std::string_view* payload) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) return Status::NotFound(path + ": no snapshot");
-  std::string file;
-  EMBEDAPT_RETURN_IF_ERROR(read_file(path, &file));
-  return parse_snapshot(file, /*check_sum=*/true, info, payload).WithContext(path);
+  EMBEDAPT_RETURN_IF_ERROR(read_file(path, file));
+  return parse_snapshot(*file, /*check_sum=*/true, info, payload).WithContext(path);
 }
 
-Status parse_snapshot(std::string_view in, bool check_sum, SnapshotInfo* info, std::string* payload) {
+Status parse_snapshot(std::string_view in, bool check_sum, SnapshotInfo* info, std::string_view* payload) {
   uint64_t length = 0;
   if (in.size() < kHeaderBytes || in.substr(0, kMagic.size()) != kMagic) {
     return Status::Corruption("not a snapshot (bad magic or short header)");
@@ -56,7 +56,7 @@ Status parse_snapshot(std::string_view in, bool check_sum, SnapshotInfo* info, s
                               std::to_string(length));
   }
   if (check_sum && sha256(in) != checksum) return Status::Corruption("checksum mismatch");
-  payload->assign(in);
+  *payload = in;
   return Status::OK();
 }
 

@@ -26,12 +26,15 @@ constexpr size_t kStoreIdBytes = 32;
 
 Status write_snapshot(const std::string& path, const SnapshotInfo& info, std::string_view payload);
 
-// kNotFound if there is no file at `path`; kCorruption if its header or
-// checksum is wrong.
-Status read_snapshot(const std::string& path, SnapshotInfo* info, std::string* payload);
+// Reads the file at `path` into *file; *payload views the index bytes inside
+// it (a snapshot is as large as the index: it is never copied). kNotFound if
+// there is no file; kCorruption if its header or checksum is wrong.
+Status read_snapshot(const std::string& path, SnapshotInfo* info, std::string* file,
+                     std::string_view* payload);
 
-// The parsing half of read_snapshot, for a file already in memory; with
-// `check_sum` false the checksum is not compared (the fuzzer's way past it).
-Status parse_snapshot(std::string_view file, bool check_sum, SnapshotInfo* info, std::string* payload);
+// The parsing half of read_snapshot, for a file already in memory (*payload
+// views `file`); with `check_sum` false the checksum is not compared (the
+// fuzzer's way past it).
+Status parse_snapshot(std::string_view file, bool check_sum, SnapshotInfo* info, std::string_view* payload);
 
 }  // namespace embedapt

@@ -412,8 +412,9 @@ Status StoreImpl::recover_index() {
   const uint64_t doc_adapter = doc_adapter_version_;
   const Adapter* doc = doc_adapter ? active_.get() : nullptr;
   SnapshotInfo info;
-  std::string payload;
-  Status s = read_snapshot(snapshot_path(), &info, &payload);
+  std::string file;
+  std::string_view payload;
+  Status s = read_snapshot(snapshot_path(), &info, &file, &payload);
   std::unique_ptr<VectorIndex> index;
   if (s.ok() && info.store_id != store_id_) {
     s = Status::FailedPrecondition("snapshot belongs to another store");
@@ -438,8 +439,8 @@ Status StoreImpl::recover_index() {
   }
   if (s.ok())
     s = VectorIndex::deserialize(payload, options_.dim, options_.metric, options_.index_spec, &index);
-  payload.clear();
-  payload.shrink_to_fit();
+  payload = {};
+  file = std::string();  // the index has its own copy now
 
   if (s.ok()) {
     // Net effect of the journal suffix: an iid added then removed after the

@@ -217,18 +217,32 @@ Status VectorIndex::create(int dim, Metric metric, const std::string& spec,
   return Status::OK();
 }
 
+namespace {
+
+// FAISS writes straight into the snapshot's string (its VectorIOWriter would
+// hold a second copy of an index that can be gigabytes).
+struct StringIOWriter : faiss::IOWriter {
+  explicit StringIOWriter(std::string* out) : out(out) {}
+  size_t operator()(const void* ptr, size_t size, size_t nitems) override {
+    out->append(static_cast<const char*>(ptr), size * nitems);
+    return nitems;
+  }
+  std::string* out;
+};
+
+}  // namespace
+
 Status VectorIndex::serialize(std::string* out) const {
   out->clear();
   codec::put_u64(out, staging_ ? 1 : 0);
   codec::put_u64(out, tombstones_.size());
   for (int64_t id : tombstones_) codec::put_u64(out, static_cast<uint64_t>(id));
-  faiss::VectorIOWriter writer;
+  StringIOWriter writer(out);
   try {
     faiss::write_index(index_.get(), &writer);
   } catch (const std::exception& e) {
     return Status::Internal(std::string("serializing the index: ") + e.what());
   }
-  out->append(reinterpret_cast<const char*>(writer.data.data()), writer.data.size());
   return Status::OK();
 }
 

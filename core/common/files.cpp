@@ -1,23 +1,41 @@
 #include "core/common/files.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 namespace embedapt {
 
+// Sized once from fstat and filled by read(2): a stream buffer grown by
+// doubling copied a 1.5 GB index snapshot several times over. Reads on to
+// the end, so a file that grows meanwhile or reports no size (a pipe, /proc)
+// is read whole too.
 Status read_file(const std::string& path, std::string* out) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::IOError(path + ": cannot open: " + std::strerror(errno));
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  if (in.bad()) return Status::IOError(path + ": read failed");
-  *out = std::move(buffer).str();
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::IOError(path + ": cannot open: " + std::strerror(errno));
+  struct stat st {};
+  out->resize(::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? static_cast<size_t>(st.st_size) : 0);
+  size_t done = 0;
+  char more[1 << 16];
+  for (;;) {
+    const bool in_place = done < out->size();
+    ssize_t n = in_place ? ::read(fd, out->data() + done, out->size() - done) : ::read(fd, more, sizeof more);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      Status s = Status::IOError(path + ": read failed: " + std::strerror(errno));
+      ::close(fd);
+      return s;
+    }
+    if (n == 0) break;
+    if (!in_place) out->append(more, static_cast<size_t>(n));
+    done += static_cast<size_t>(n);
+  }
+  ::close(fd);
+  out->resize(done);
   return Status::OK();
 }
 

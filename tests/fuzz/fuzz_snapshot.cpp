@@ -19,8 +19,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const Metric metric = kMetrics[(data[0] / 3) % 3];
   constexpr int kDim = 4;
   SnapshotInfo info;
-  std::string payload;
-  if (!parse_snapshot({reinterpret_cast<const char*>(data + 1), size - 1}, /*check_sum=*/false, &info, &payload)
+  std::string_view payload;
+  if (!parse_snapshot({reinterpret_cast<const char*>(data + 1), size - 1}, /*check_sum=*/false, &info,
+                      &payload)
            .ok()) {
     return 0;
   }
