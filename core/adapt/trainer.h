@@ -109,11 +109,9 @@ struct TrainOptions {
   // close to standard normal, so about one null log in a hundred passes it.
   // Log rank, not reciprocal rank or hit@top_k: on logs of 40, 100, 150
   // and 300 queries from the training files (10-K Lyft, Swahili, Chinese; 3
-  // splits each) it passed this bar on 24 of the 36 logs (reciprocal rank
-  // 17, a signed-rank test 21, a sign test 15, hit@5 12), e.g. Swahili at
-  // 100 queries: mean z 2.99 (reciprocal rank 2.51, hit@5 2.25, sign test
-  // 1.95), Lyft at 150: 2.33 (1.79, 1.40, 2.14); on null logs its z had
-  // mean -0.3 and standard deviation 1.2.
+  // splits each) it passed this bar on more logs than any of those, a
+  // signed-rank test or a sign test (an exploration not yet reproducible
+  // from the repository; tools/bench/smalllogs_bench measures this test).
   // Reciprocal rank spends its variance on rank 1 against 2, which a small
   // log cannot tell apart; log rank counts a move from 8 to 4 as much as one
   // from 2 to 1, and both are what an adapter does. But a mean log rank can
