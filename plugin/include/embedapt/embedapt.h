@@ -188,8 +188,9 @@ typedef enum {
 
 /* The key numbers of embedapt::RetrainReport (scores are cross-validated
  * hit@5 / MRR@5 over the logged queries; gain is the estimated hit@5 gain over
- * the base with its 95% interval; the decision tests the reciprocal-rank gain
- * rr_gain, which ships at z >= min_z). */
+ * the base with its 95% interval; the decision tests the log-rank gain, which
+ * ships at z >= min_z if neither gain nor the reciprocal-rank gain rr_gain is
+ * negative). */
 typedef struct {
   embedapt_decision decision;
   uint64_t version; /* the stored version, 0 if none */

@@ -111,11 +111,14 @@ struct RetrainReport {
   RetrainScore adapter;    // cross-validated
   RetrainScore incumbent;  // the previously active version (if any)
   // The estimate the decision rests on: the adapter's per-query gains over
-  // the base. The tested statistic is the reciprocal rank; it ships when
-  // gain_z >= min_gain_z (a one-sided test at 1%, or 1e-4; see signal_z).
+  // the base. The tested statistic is the log of the relevant document's
+  // rank (log base rank - log adapter rank, per query); it ships when
+  // gain_z >= min_gain_z (a one-sided test at 1%, or 1e-4; see signal_z)
+  // and neither hit_gain's nor rr_gain's mean is negative (a log-rank gain
+  // made of deep ranks rising while top ones fall does not ship).
   RetrainGain hit_gain;  // hit@top_k
   RetrainGain rr_gain;   // reciprocal rank
-  double gain_z = 0;     // rr_gain's mean in standard errors
+  double gain_z = 0;     // the log-rank gain's mean in standard errors
   double min_gain_z = 0;
   // The signal check: how far the base ranks the logged hits above where
   // random documents would rank, in standard errors. A log below
