@@ -210,6 +210,19 @@ Status load_adapter_net(const std::string& config_json, const std::string& weigh
 
 namespace {
 
+// Every served adapter's output passes this: a NaN or Inf would be indexed,
+// or ruin every score of a query.
+Status check_finite(const AdapterConfig& config, const float* out, size_t n) {
+  const size_t values = n * static_cast<size_t>(config.out_dim);
+  for (size_t i = 0; i < values; ++i) {
+    if (!std::isfinite(out[i])) {
+      return Status::InvalidArgument(config.kind + " adapter returned a non-finite value for input row " +
+                                     std::to_string(i / config.out_dim));
+    }
+  }
+  return Status::OK();
+}
+
 class NetAdapter : public Adapter {
  public:
   NetAdapter(AdapterConfig config, std::shared_ptr<AdapterNet> net)
@@ -235,15 +248,7 @@ class NetAdapter : public Adapter {
       }
       y = y.contiguous();
       std::memcpy(out, y.data_ptr<float>(), n * config_.out_dim * sizeof(float));
-      // A NaN or Inf would be indexed, or ruin every score of a query.
-      const size_t values = n * config_.out_dim;
-      for (size_t i = 0; i < values; ++i) {
-        if (!std::isfinite(out[i])) {
-          return Status::InvalidArgument(config_.kind +
-                                         " adapter returned a non-finite value for input row " +
-                                         std::to_string(i / config_.out_dim));
-        }
-      }
+      EMBEDAPT_RETURN_IF_ERROR(check_finite(config_, out, n));
     } catch (const c10::Error& e) {
       return Status::InvalidArgument(config_.kind + " adapter failed: " + e.what_without_backtrace());
     } catch (const std::exception& e) {  // TorchScript's `raise` arrives as a std::runtime_error subclass
@@ -295,14 +300,7 @@ class LinearAdapter : public Adapter {
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n), rows, cols, 1.0f, in, cols,
                   weight_.data(), cols, bias_.empty() ? 0.0f : 1.0f, out, rows);
     }
-    const size_t values = n * rows;
-    for (size_t i = 0; i < values; ++i) {
-      if (!std::isfinite(out[i])) {
-        return Status::InvalidArgument(config_.kind + " adapter returned a non-finite value for input row " +
-                                       std::to_string(i / rows));
-      }
-    }
-    return Status::OK();
+    return check_finite(config_, out, n);
   }
 
  private:
