@@ -305,3 +305,32 @@ TEST_CASE("The CLI inspects, verifies and searches a store another process is wr
   CliRun after = run_cli("inspect " + db + " verify");
   CHECK(after.output == "ok: " + std::to_string(final_count) + " records, index and RocksDB agree\n");
 }
+
+// A regression: the writer's flushes delete RocksDB logs, and a read-only open
+// that read the MANIFEST before a flush but listed the logs after it lost the
+// writes of the deleted log (RocksDB skips a purged log without an error):
+// `verify` failed on most opens, its journal ahead of its vectors.
+TEST_CASE("Read-only opens racing the writer's flushes each see a whole store", "[store][read_only]") {
+  TempDir dir("live_flush");
+  const std::string db = dir / "db", stop = dir / "stop";
+  Writer writer = spawn_writer(db, stop);
+  uint64_t acked = 0;
+  REQUIRE(read_ack(writer.acks, &acked));
+  for (int round = 0; round < 20; ++round) {
+    acked = drain_acks(writer.acks, acked);
+    std::unique_ptr<Store> reader = open_read_only(db);
+    Status verified = reader->verify();
+    INFO("round " << round << ": " << verified.ToString());
+    CHECK(verified.ok());
+    const uint64_t count = store_count(reader.get());
+    CHECK(count >= acked);
+    CHECK(count % kBatch == 0);
+  }
+  { std::ofstream(stop).put('\n'); }
+  for (uint64_t ack; read_ack(writer.acks, &ack) && ack != 0;) {
+  }
+  close(writer.acks);
+  int status = 0;
+  REQUIRE(waitpid(writer.pid, &status, 0) == writer.pid);
+  CHECK((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+}
