@@ -158,6 +158,7 @@ Status retrain(Store* store, const RetrainOptions& options, RetrainReport* repor
   report->incumbent = score_of(result.incumbent);
   report->hit_gain = gain_of(result.hit_gain);
   report->rr_gain = gain_of(result.rr_gain);
+  report->log_rank_gain = gain_of(result.log_rank_gain);
   report->gain_z = result.gain_z;
   report->min_gain_z = gain_bar(train, result.signal_z);
   report->signal_z = result.signal_z;

@@ -77,7 +77,10 @@ TEST_CASE("retrain stores and activates an adapter that beats the base, with its
   CHECK(report.hit_gain.mean > 0);
   CHECK(report.hit_gain.low < report.hit_gain.mean);
   CHECK(report.hit_gain.high > report.hit_gain.mean);
-  CHECK(report.rr_gain.low > 0);  // shipped: more than 2.3 standard errors above the base
+  CHECK(report.log_rank_gain.low > 0);  // shipped: more than 2.3 standard errors above the base
+  CHECK(report.log_rank_gain.low < report.log_rank_gain.mean);
+  CHECK(report.log_rank_gain.high > report.log_rank_gain.mean);
+  CHECK(report.rr_gain.mean >= 0);  // and the top of the ranking did not fall
   CHECK(report.gain_z >= report.min_gain_z);
   CHECK(report.epochs_run == 12);
   CHECK_THAT(report.summary, Catch::Contains("shipped") && Catch::Contains("rule"));

@@ -891,12 +891,14 @@ std::string TrainResult::summary(const TrainOptions& options) const {
   std::snprintf(
       line, sizeof(line),
       "estimated gain over the base: hit@%d %+.3f (95%% interval %+.3f to %+.3f), reciprocal rank "
-      "%+.3f, log rank %+.3f (%.2f standard errors; ranks x%.2f, geometric mean); rule: ship if the "
+      "%+.3f, log rank %+.3f (95%% interval %+.3f to %+.3f, %.2f standard errors; ranks x%.2f, geometric "
+      "mean); rule: ship if the "
       "log-rank gain is above 0 at one-sided z >= %.3g%s and neither hit@%d nor reciprocal rank "
       "falls: %s",
       options.top_k, hit_gain.mean, hit_gain.low, hit_gain.high, rr_gain.mean, log_rank_gain.mean,
-      std::isfinite(gain_z) ? gain_z : 99.0, std::exp(-log_rank_gain.mean), gain_bar(options, signal_z), rule,
-      options.top_k, improved ? "shipped" : "not shipped");
+      log_rank_gain.low, log_rank_gain.high, std::isfinite(gain_z) ? gain_z : 99.0,
+      std::exp(-log_rank_gain.mean), gain_bar(options, signal_z), rule, options.top_k,
+      improved ? "shipped" : "not shipped");
   if (scored == queries) return line;
   return std::string(line) + " (estimated on a sample of " + std::to_string(scored) + " of the " +
          std::to_string(queries) + " logged queries)";

@@ -400,6 +400,9 @@ embedapt_code embedapt_retrain(embedapt_store* store, const embedapt_retrain_opt
       report_out->gain_low = r.hit_gain.low;
       report_out->gain_high = r.hit_gain.high;
       report_out->rr_gain = r.rr_gain.mean;
+      report_out->log_rank_gain = r.log_rank_gain.mean;
+      report_out->log_rank_low = r.log_rank_gain.low;
+      report_out->log_rank_high = r.log_rank_gain.high;
       report_out->z = std::isfinite(r.gain_z) ? r.gain_z : 1e9;
       report_out->min_z = r.min_gain_z;
       report_out->epochs_run = r.epochs_run;

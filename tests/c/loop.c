@@ -146,16 +146,18 @@ int main(int argc, char** argv) {
   options.lr = 0.01;
   require_ok(embedapt_retrain(store, &options, &report, &error), error, "embedapt_retrain");
   printf(
-      "retrain: decision %d, version %llu, hit@5 %.3f -> %.3f, gain %.4f [%.4f, %.4f], z %.2f, %d epochs, "
-      "%.2f s\n",
+      "retrain: decision %d, version %llu, hit@5 %.3f -> %.3f, gain %.4f [%.4f, %.4f], log rank %.4f [%.4f, "
+      "%.4f], z %.2f, %d epochs, %.2f s\n",
       (int)report.decision, (unsigned long long)report.version, report.base_hit, report.adapter_hit,
-      report.gain, report.gain_low, report.gain_high, report.z, report.epochs_run, report.seconds);
+      report.gain, report.gain_low, report.gain_high, report.log_rank_gain, report.log_rank_low,
+      report.log_rank_high, report.z, report.epochs_run, report.seconds);
   CHECK(report.decision == EMBEDAPT_ACTIVATED);
   CHECK(report.version == 1);
   CHECK(report.queries == kQueries);
   CHECK(report.adapter_hit > report.base_hit);
   CHECK(report.gain > 0);
   CHECK(report.z >= report.min_z);
+  CHECK(report.log_rank_low > 0 && report.log_rank_low <= report.log_rank_gain);
 
   /* 4. Search with the adapter. */
   after = hit_at_1(store);

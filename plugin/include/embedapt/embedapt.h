@@ -188,9 +188,10 @@ typedef enum {
 
 /* The key numbers of embedapt::RetrainReport (scores are cross-validated
  * hit@5 / MRR@5 over the logged queries; gain is the estimated hit@5 gain over
- * the base with its 95% interval; the decision tests the log-rank gain, which
- * ships at z >= min_z if neither gain nor the reciprocal-rank gain rr_gain is
- * negative). */
+ * the base with its 95% interval; the decision tests the log-rank gain
+ * log_rank_gain (per query, log base rank - log adapter rank; with its 95%
+ * interval), which ships at z >= min_z if neither gain nor the
+ * reciprocal-rank gain rr_gain is negative). */
 typedef struct {
   embedapt_decision decision;
   uint64_t version; /* the stored version, 0 if none */
@@ -198,7 +199,9 @@ typedef struct {
   double base_hit, base_mrr;
   double adapter_hit, adapter_mrr;
   double gain, gain_low, gain_high;
-  double rr_gain, z, min_z;
+  double rr_gain;
+  double log_rank_gain, log_rank_low, log_rank_high;
+  double z, min_z;
   int epochs_run;
   double seconds; /* reading, training and storing */
 } embedapt_retrain_report;

@@ -116,9 +116,10 @@ struct RetrainReport {
   // gain_z >= min_gain_z (a one-sided test at 1%, or 1e-4; see signal_z)
   // and neither hit_gain's nor rr_gain's mean is negative (a log-rank gain
   // made of deep ranks rising while top ones fall does not ship).
-  RetrainGain hit_gain;  // hit@top_k
-  RetrainGain rr_gain;   // reciprocal rank
-  double gain_z = 0;     // the log-rank gain's mean in standard errors
+  RetrainGain hit_gain;       // hit@top_k
+  RetrainGain rr_gain;        // reciprocal rank
+  RetrainGain log_rank_gain;  // the tested statistic; exp(-mean): the factor the ranks moved by
+  double gain_z = 0;          // log_rank_gain's mean in standard errors
   double min_gain_z = 0;
   // The signal check: how far the base ranks the logged hits above where
   // random documents would rank, in standard errors. A log below

@@ -584,6 +584,10 @@ PYBIND11_MODULE(_core, m) {
       .def_property_readonly(
           "rr_gain_ci95",
           [](const RetrainReport& r) { return py::make_tuple(r.rr_gain.low, r.rr_gain.high); })
+      .def_property_readonly("log_rank_gain", [](const RetrainReport& r) { return r.log_rank_gain.mean; })
+      .def_property_readonly(
+          "log_rank_gain_ci95",
+          [](const RetrainReport& r) { return py::make_tuple(r.log_rank_gain.low, r.log_rank_gain.high); })
       .def_readonly("gain_z", &RetrainReport::gain_z)
       .def_readonly("min_gain_z", &RetrainReport::min_gain_z)
       .def_readonly("summary", &RetrainReport::summary)

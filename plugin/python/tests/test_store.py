@@ -113,8 +113,9 @@ def test_retrain_stores_the_adapter_bytes_the_cli_stores(tmp_path, run_cli):
         assert (report.decision, report.version, report.previous_active) == ("stored", 1, 0)
         assert report.queries == 240 and report.pairs == 240 and report.dropped_hits == 0
         assert report.adapter.hit > report.base.hit and report.adapter.rr > report.base.rr
-        low, high = report.rr_gain_ci95
-        assert 0 < low <= report.rr_gain <= high and report.gain_z >= report.min_gain_z
+        low, high = report.log_rank_gain_ci95
+        assert 0 < low <= report.log_rank_gain <= high and report.gain_z >= report.min_gain_z
+        assert report.rr_gain >= 0
         low, high = report.hit_gain_ci95
         assert low <= report.hit_gain <= high
         assert report.epochs_run == 20 and report.train_seconds > 0

@@ -72,10 +72,14 @@ class RetrainReport:
     hit_gain_ci95: Tuple[float, float]
     """Its 95% confidence interval (paired, normal approximation)."""
     rr_gain: float
-    """Mean per-query reciprocal-rank gain over the base: the tested statistic."""
+    """Mean per-query reciprocal-rank gain over the base (must not be negative to ship)."""
     rr_gain_ci95: Tuple[float, float]
+    log_rank_gain: float
+    """Mean per-query log(base rank) - log(adapter rank): the tested statistic."""
+    log_rank_gain_ci95: Tuple[float, float]
     gain_z: float
-    """rr_gain in standard errors; the adapter ships when gain_z >= min_gain_z."""
+    """log_rank_gain in standard errors; the adapter ships when gain_z >= min_gain_z
+    and neither hit_gain nor rr_gain is negative."""
     min_gain_z: float
     summary: str
     """One line: the estimated gain with its interval, the rule and the outcome (what `retrain` prints)."""
