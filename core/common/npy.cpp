@@ -1,9 +1,9 @@
 #include "core/common/npy.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cstdint>
 #include <cstring>
-#include <regex>
 
 #include "core/common/files.h"
 
@@ -13,33 +13,68 @@ namespace {
 
 constexpr char kMagic[] = "\x93NUMPY";
 
-Status parse_header(const std::string& header, std::string* descr, bool* fortran,
-                    std::vector<size_t>* shape) {
-  std::smatch m;
-  if (!std::regex_search(header, m, std::regex(R"('descr'\s*:\s*'([^']*)')"))) {
-    return Status::InvalidArgument("header has no 'descr'");
+bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+
+// Offers parse() what follows each `'key' : ` of the header (any spaces around
+// the colon), first to last, until it accepts one. A hand scan rather than
+// <regex>: std::regex alone made this file take 9 CPU-s to compile.
+template <typename Parse>
+bool find_entry(std::string_view header, std::string_view quoted_key, Parse parse) {
+  for (size_t at = header.find(quoted_key); at != std::string_view::npos;
+       at = header.find(quoted_key, at + 1)) {
+    size_t i = at + quoted_key.size();
+    while (i < header.size() && is_space(header[i])) ++i;
+    if (i == header.size() || header[i] != ':') continue;
+    ++i;
+    while (i < header.size() && is_space(header[i])) ++i;
+    if (parse(header.substr(i))) return true;
   }
-  *descr = m[1];
-  if (!std::regex_search(header, m, std::regex(R"('fortran_order'\s*:\s*(True|False))"))) {
+  return false;
+}
+
+Status parse_header(std::string_view header, std::string* descr, bool* fortran, std::vector<size_t>* shape) {
+  auto quoted = [&](std::string_view value) {
+    if (value.empty() || value[0] != '\'') return false;
+    size_t end = value.find('\'', 1);
+    if (end == std::string_view::npos) return false;
+    *descr = std::string(value.substr(1, end - 1));
+    return true;
+  };
+  if (!find_entry(header, "'descr'", quoted)) return Status::InvalidArgument("header has no 'descr'");
+  auto boolean = [&](std::string_view value) {
+    *fortran = value.rfind("True", 0) == 0;
+    return *fortran || value.rfind("False", 0) == 0;
+  };
+  if (!find_entry(header, "'fortran_order'", boolean)) {
     return Status::InvalidArgument("header has no 'fortran_order'");
   }
-  *fortran = m[1] == "True";
-  if (!std::regex_search(header, m, std::regex(R"('shape'\s*:\s*\(([^)]*)\))"))) {
-    return Status::InvalidArgument("header has no 'shape'");
-  }
-  std::string dims = m[1];
+  std::string_view dims;
+  auto tuple = [&](std::string_view value) {
+    if (value.empty() || value[0] != '(') return false;
+    size_t end = value.find(')');
+    if (end == std::string_view::npos) return false;
+    dims = value.substr(1, end - 1);
+    return true;
+  };
+  if (!find_entry(header, "'shape'", tuple)) return Status::InvalidArgument("header has no 'shape'");
+  // Every run of digits between the parentheses is a dimension.
   shape->clear();
-  std::regex number(R"(\d+)");
-  for (auto it = std::sregex_iterator(dims.begin(), dims.end(), number); it != std::sregex_iterator();
-       ++it) {
+  for (size_t i = 0; i < dims.size();) {
+    if (dims[i] < '0' || dims[i] > '9') {
+      ++i;
+      continue;
+    }
+    size_t end = i;
+    while (end < dims.size() && dims[end] >= '0' && dims[end] <= '9') ++end;
     // from_chars, not stoull: a dimension past 2^64 is bad data, not an exception.
-    const std::string digits = it->str();
     size_t dim = 0;
-    auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), dim);
-    if (ec != std::errc() || end != digits.data() + digits.size()) {
-      return Status::InvalidArgument("shape dimension " + digits.substr(0, 40) + " is too large");
+    auto [stop, ec] = std::from_chars(dims.data() + i, dims.data() + end, dim);
+    if (ec != std::errc() || stop != dims.data() + end) {
+      return Status::InvalidArgument(
+          "shape dimension " + std::string(dims.substr(i, std::min<size_t>(end - i, 40))) + " is too large");
     }
     shape->push_back(dim);
+    i = end;
   }
   return Status::OK();
 }
@@ -74,16 +109,19 @@ Status parse_npy(std::string_view bytes, Matrix* out) {
   std::string descr;
   bool fortran = false;
   std::vector<size_t> shape;
-  Status s = parse_header(std::string(bytes.substr(header_start, header_len)), &descr, &fortran, &shape);
+  Status s = parse_header(bytes.substr(header_start, header_len), &descr, &fortran, &shape);
   if (!s.ok()) return bad(s.message());
   if (fortran) return bad("Fortran order is not supported (save with np.ascontiguousarray)");
   if (shape.empty() || shape.size() > 2) return bad("expected a 1-D or 2-D array");
   size_t rows = shape.size() == 2 ? shape[0] : 1;
   size_t cols = shape.back();
   size_t item = 0;
-  if (descr == "<f4") item = 4;
-  else if (descr == "<f8") item = 8;
-  else return bad("dtype '" + descr + "' is not float32 or float64");
+  if (descr == "<f4")
+    item = 4;
+  else if (descr == "<f8")
+    item = 8;
+  else
+    return bad("dtype '" + descr + "' is not float32 or float64");
   // An empty array has no bytes to vouch for its other dimension, which
   // callers would otherwise size loops and buffers by.
   if (cols == 0) return bad("rows of zero length");
@@ -112,7 +150,8 @@ Status parse_npy(std::string_view bytes, Matrix* out) {
 }
 
 Status write_npy(const std::string& path, const Matrix& m) {
-  if (m.data.size() != m.rows * m.cols) return Status::InvalidArgument("matrix data does not match its shape");
+  if (m.data.size() != m.rows * m.cols)
+    return Status::InvalidArgument("matrix data does not match its shape");
   std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + std::to_string(m.rows) + ", " +
                        std::to_string(m.cols) + "), }";
   // Pad so that the data starts at a multiple of 64 bytes, ending in '\n'.
