@@ -62,7 +62,8 @@ milvus-check: deps models milvus-venv $(BUILD)/CMakeCache.txt
 demo:
 	@echo "make demo: installs missing system packages, fetches the default model, builds the embedapt CLI"
 	@echo "(not the tests) into $(BUILD)/, then runs tools/demo.sh: a store from vectors (embed, ingest, search,"
-	@echo "inspect), then adapters trained on Lyft's 10-K and evaluated on Uber's."
+	@echo "inspect), then adapters trained on the questions about the first 150 chunks of Lyft's 10-K and"
+	@echo "evaluated on those of Uber's."
 	@$(MAKE) --no-print-directory deps models $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS) --target embedapt_cli
 	tools/demo.sh $(BUILD)
