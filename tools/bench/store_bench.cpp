@@ -20,20 +20,24 @@
 //   batches of 64, the store's ids-only search (SearchOptions::ids_only: what
 //   raw FAISS returns), the store's search with records (payload and
 //   metadata) and raw FAISS interleaved query by query (batch by batch) so
-//   load from elsewhere hits all alike, QPS the median over repeats, latency
-//   percentiles over every timed single query;
+//   load from elsewhere hits all alike, QPS and CPU time per query the
+//   median over repeats, latency percentiles over every timed single query;
+//   batches also through raw FAISS on its default threads;
 // - the same single-query searches with an active linear adapter (query
 //   side), raw FAISS's queries mapped by hand through the same matrix;
 // - open time: clean (snapshot) and after a kill -9 that left journal entries
 //   to replay.
 #include <cblas.h>
+#include <faiss/IndexFlat.h>
 #include <faiss/IndexHNSW.h>
 #include <faiss/IndexIVF.h>
 #include <faiss/index_factory.h>
+#include <faiss/utils/distances.h>
 #include <omp.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -107,45 +111,59 @@ std::unique_ptr<faiss::SearchParameters> raw_params(const Knob& knob, faiss::Ind
   return nullptr;
 }
 
+// CPU seconds of every thread of this process so far.
+double process_cpu_seconds() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + ts.tv_nsec * 1e-9;
+}
+
 // The store (ids only, and with records) and raw FAISS in blocks of `block`
-// queries, the three rotating which goes first; the store's hits of each
-// query go to *store_ids. With `linear` (a dim x dim row-major map, the
-// store's active adapter), raw FAISS's queries go through the same map by
-// hand first (sgemv or sgemm, then normalised), as an app using FAISS alone
-// would apply it. One query at a time all run on one OpenMP thread and one
-// BLAS thread, as the store does (OneThreadFor in index/vector_index.cpp, the
-// linear adapter's product in core/adapt/adapter.cpp), so the overhead is the
-// store's own work.
+// queries, rotating which goes first; the store's hits of each query go to
+// *store_ids. With `linear` (a dim x dim row-major map, the store's active
+// adapter), raw FAISS's queries go through the same map by hand first (sgemv
+// or sgemm, then normalised), as an app using FAISS alone would apply it.
+// Raw FAISS runs on the threads the store gives FAISS (OneThreadFor in
+// index/vector_index.cpp): one query at a time on one OpenMP thread and one
+// BLAS thread (the linear adapter's product in core/adapt/adapter.cpp too),
+// an exact batch on one OpenMP thread (BLAS keeps its threads), so the
+// overhead is the store's own work. Batches are also run through raw FAISS
+// on its default threads ("raw_default"), as an app calling it directly
+// would. CPU time: the thread's for one query (all ran on it), the
+// process's, every thread, for a batch; the overhead is the median over
+// repeats of each repeat's CPU ratio.
 nlohmann::json compare_search(const Store& store, faiss::Index& raw, const std::vector<float>& queries,
                               int dim, int repeats, size_t block, const Knob& knob,
                               const std::vector<float>* linear,
                               std::vector<std::vector<std::string>>* store_ids) {
-  enum Who { kRaw, kIdsOnly, kRecords, kWho };
+  enum Who { kRaw, kIdsOnly, kRecords, kRawDefault, kWho };
   const size_t nq = queries.size() / dim;
+  const int players = block == 1 ? kRawDefault : kWho;
   SearchOptions ids_only = store_options(knob), records = ids_only;
   ids_only.ids_only = true;
   const auto params = raw_params(knob, &raw);
-  std::vector<double> lat[kWho], qps[kWho];
-  double cpu[kWho] = {0, 0, 0};
+  std::vector<double> lat[kWho], qps[kWho], cpu_ms[kWho];
   std::vector<std::vector<Hit>> hits;
   std::vector<float> distances(block * kK), mapped(block * dim);
   std::vector<idx_t> labels(block * kK);
   if (store_ids) store_ids->assign(nq, {});
   const int threads = omp_get_max_threads(), blas_threads = openblas_get_num_threads();
-  if (block == 1) {
-    omp_set_num_threads(1);
-    openblas_set_num_threads(1);  // raw's sgemv of one query on this thread too, as the store's product
-  }
+  const bool exact_blas = dynamic_cast<const faiss::IndexFlat*>(&raw) != nullptr &&
+                          block >= static_cast<size_t>(faiss::distance_compute_blas_threshold);
+  if (block == 1) openblas_set_num_threads(1);  // raw's sgemv of one query on this thread too
+  const int raw_threads = block == 1 || exact_blas ? 1 : threads;
+  auto cpu_now = block == 1 ? thread_cpu_seconds : process_cpu_seconds;
   for (int r = 0; r < repeats; ++r) {
-    double total[kWho] = {0, 0, 0};
+    double total[kWho] = {0, 0, 0, 0}, cpu[kWho] = {0, 0, 0, 0};
     for (size_t begin = 0; begin < nq; begin += block) {
       const size_t count = std::min(block, nq - begin);
       const float* x = queries.data() + begin * dim;
-      for (int turn = 0; turn < kWho; ++turn) {
-        const Who who = static_cast<Who>((turn + begin / block) % kWho);
+      for (int turn = 0; turn < players; ++turn) {
+        const Who who = static_cast<Who>((turn + begin / block) % players);
+        omp_set_num_threads(who == kRaw ? raw_threads : threads);  // the store picks its own
         const auto t = Clock::now();
-        const double cpu_start = thread_cpu_seconds();
-        if (who == kRaw) {
+        const double cpu_start = cpu_now();
+        if (who == kRaw || who == kRawDefault) {
           const float* q = x;
           if (linear) {
             if (count == 1) {
@@ -167,7 +185,7 @@ nlohmann::json compare_search(const Store& store, faiss::Index& raw, const std::
           die(store.search_batch(x, count, who == kIdsOnly ? ids_only : records, &hits), "search");
         }
         const double s = seconds_since(t);
-        cpu[who] += thread_cpu_seconds() - cpu_start;
+        cpu[who] += cpu_now() - cpu_start;
         lat[who].push_back(s);
         total[who] += s;
         if (who == kIdsOnly && store_ids && r == 0) {
@@ -177,31 +195,44 @@ nlohmann::json compare_search(const Store& store, faiss::Index& raw, const std::
         }
       }
     }
-    for (int who = 0; who < kWho; ++who) qps[who].push_back(nq / total[who]);
+    for (int who = 0; who < players; ++who) {
+      qps[who].push_back(nq / total[who]);
+      cpu_ms[who].push_back(cpu[who] * 1e3 / nq);
+    }
   }
   omp_set_num_threads(threads);
   openblas_set_num_threads(blas_threads);
+  // Each repeat's CPU ratio of `who` to raw FAISS, minus one: the median.
+  auto cpu_overhead = [&](Who who) {
+    std::vector<double> ratios;
+    for (int r = 0; r < repeats; ++r) ratios.push_back(cpu_ms[who][r] / cpu_ms[kRaw][r] - 1.0);
+    return median(ratios);
+  };
   const double ids_qps = median(qps[kIdsOnly]), raw_qps = median(qps[kRaw]),
                records_qps = median(qps[kRecords]);
   // "store": ids only, the search raw FAISS does; "records": the same search
-  // returning every hit's payload and metadata (read from RocksDB).
+  // returning every hit's payload and metadata (read from RocksDB). CPU ms
+  // are per query, the median over repeats.
   nlohmann::json out = {{"store_qps", ids_qps},
                         {"raw_qps", raw_qps},
                         {"records_qps", records_qps},
                         {"overhead", raw_qps / ids_qps - 1.0},
-                        {"records_overhead", raw_qps / records_qps - 1.0}};
+                        {"records_overhead", raw_qps / records_qps - 1.0},
+                        {"store_cpu_ms", median(cpu_ms[kIdsOnly])},
+                        {"raw_cpu_ms", median(cpu_ms[kRaw])},
+                        {"records_cpu_ms", median(cpu_ms[kRecords])},
+                        {"cpu_overhead", cpu_overhead(kIdsOnly)},
+                        {"records_cpu_overhead", cpu_overhead(kRecords)}};
   if (block == 1) {
-    // Every query ran on this thread: its CPU time per query.
-    const double per_query = 1e3 / (double(nq) * repeats);
-    out["store_cpu_ms"] = cpu[kIdsOnly] * per_query;
-    out["raw_cpu_ms"] = cpu[kRaw] * per_query;
-    out["records_cpu_ms"] = cpu[kRecords] * per_query;
     out["store_p50_ms"] = percentile(lat[kIdsOnly], 0.5) * 1e3;
     out["store_p99_ms"] = percentile(lat[kIdsOnly], 0.99) * 1e3;
     out["records_p50_ms"] = percentile(lat[kRecords], 0.5) * 1e3;
     out["records_p99_ms"] = percentile(lat[kRecords], 0.99) * 1e3;
     out["raw_p50_ms"] = percentile(lat[kRaw], 0.5) * 1e3;
     out["raw_p99_ms"] = percentile(lat[kRaw], 0.99) * 1e3;
+  } else {
+    out["raw_default_qps"] = median(qps[kRawDefault]);
+    out["raw_default_cpu_ms"] = median(cpu_ms[kRawDefault]);
   }
   return out;
 }
