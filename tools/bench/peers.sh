@@ -8,9 +8,11 @@
 # WORK/peers.jsonl and, with --report, the "peers" section of docs/benchmarks.md.
 #   tools/bench/peers.sh BUILD_DIR WORK [--report]
 # Every build runs in a process of its own (its CPU seconds are the process's),
-# one at a time, the peers' order alternating from one vector set to the next.
-# FULL=1 adds LanceDB's IVF_PQ, HNSW32 and Chroma at its own default
-# efConstruction (100), and repeats every build twice. The builds are never cached: they are the figures.
+# one at a time, twice (the report takes medians): the steps' order reverses
+# from one vector set to the next and from the first round to the second, so
+# each peer runs once early and once late on each set (the machine's load
+# drifts). FULL=1 adds LanceDB's IVF_PQ, HNSW32 and Chroma at its own default
+# efConstruction (100). The builds are never cached: they are the figures.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -21,10 +23,11 @@ data=$(cd "${EMBEDAPT_DATA:-$repo/../shared/data/10k}" && pwd)
 n=${PEERS_N:-100000}
 queries=${PEERS_QUERIES:-200}
 # One efSearch sweep for both HNSWs: it has to reach each side's top recall at
-# the other's speed (Chroma's QPS is bound by its Python client's per-query cost).
-ef=16,32,64,128,256,512
-rounds=1
-[ -z "${FULL:-}" ] || rounds=2
+# the other's speed (Chroma's QPS is bound by its Python client's per-query
+# cost), with steps fine enough above 256 (where the real-like recalls pass
+# 0.95) that a point of one side falls near each point of the other.
+ef=16,32,64,128,256,384,512,768
+rounds=2
 for tool in embedapt peers_bench; do
   [ -x "$build/bin/$tool" ] || { echo "bench: $build/bin/$tool not found: build it first" >&2; exit 1; }
 done
@@ -74,11 +77,11 @@ if [ -n "${FULL:-}" ]; then
   steps+=("embedapt-hnsw32|$build/bin/peers_bench --spec HNSW32 --ef $ef --repeats 3 --dir $work/db --vectors")
   steps+=("chroma-m16-ef100|$python $here/peers.py chroma --m 16 --ef-construction 100 --ef $ef --repeats 3 --dir $work/db --vectors")
 fi
-turn=0
 for round in $(seq "$rounds"); do
+  turn=$round
   for set in random real; do
     order=("${steps[@]}")
-    if [ $((turn % 2)) = 1 ]; then  # every other set runs the steps backwards
+    if [ $((turn % 2)) = 0 ]; then  # backwards on every other set and in every other round
       order=()
       for ((i = ${#steps[@]} - 1; i >= 0; i--)); do order+=("${steps[$i]}"); done
     fi
