@@ -68,9 +68,11 @@ std::vector<float> run_adapter(const Adapter& adapter, const std::vector<float>&
 }  // namespace
 
 TEST_CASE("a fresh linear or two-layer adapter is the identity", "[adapter]") {
-  for (const char* kind : {"linear", "two-layer"}) {
+  for (const std::string& cfg : {config("linear", 8, 8), config("two-layer", 8, 8, {{"hidden", 16}}),
+                                 config("two-layer", 8, 8, {{"hidden", 16}, {"skip", "linear"}})}) {
+    INFO(cfg);
     AdapterConfig parsed;
-    REQUIRE(parse_adapter_config(config(kind, 8, 8, {{"hidden", 16}}), &parsed).ok());
+    REQUIRE(parse_adapter_config(cfg, &parsed).ok());
     std::shared_ptr<AdapterNet> net;
     REQUIRE(new_adapter_net(parsed, &net).ok());
     auto adapter = make_adapter(parsed, net);
@@ -80,8 +82,11 @@ TEST_CASE("a fresh linear or two-layer adapter is the identity", "[adapter]") {
 }
 
 TEST_CASE("export and import through a directory give identical outputs", "[adapter]") {
-  for (const char* kind : {"linear", "two-layer"}) {
-    std::string cfg = config(kind, 12, 12, {{"hidden", 32}, {"activation", "gelu"}});
+  for (const auto& [kind, skip] :
+       {std::pair{"linear", ""}, {"two-layer", "identity"}, {"two-layer", "linear"}}) {
+    nlohmann::json extra = {{"hidden", 32}, {"activation", "gelu"}};
+    if (*skip) extra["skip"] = skip;
+    std::string cfg = config(kind, 12, 12, extra);
     auto net = perturbed_net(cfg);
     AdapterConfig parsed;
     REQUIRE(parse_adapter_config(cfg, &parsed).ok());
@@ -89,7 +94,7 @@ TEST_CASE("export and import through a directory give identical outputs", "[adap
     std::string weights;
     REQUIRE(save_adapter_weights(*net, &weights).ok());
 
-    std::string dir = temp_dir(kind);
+    std::string dir = temp_dir(std::string(kind) + skip);
     REQUIRE(write_adapter_dir(dir, cfg, weights).ok());
     std::string cfg_back, weights_back;
     REQUIRE(read_adapter_dir(dir, &cfg_back, &weights_back).ok());
@@ -152,6 +157,31 @@ TEST_CASE("weights use names other stacks read", "[adapter]") {
   CHECK(tensors.at("linear.weight").dtype == "F32");
   CHECK(tensors.at("linear.weight").shape == std::vector<int64_t>{4, 4});
   CHECK(tensors.at("linear.bias").shape == std::vector<int64_t>{4});
+}
+
+// The two-layer net's skip: the identity (LlamaIndex's residual TwoLayerNN,
+// whose files peer.py exports with no "skip") or a linear map of its own.
+TEST_CASE("a two-layer adapter's skip is the identity or a linear map, named in its config", "[adapter]") {
+  const std::string identity = config("two-layer", 6, 6, {{"hidden", 8}});
+  const std::string linear = config("two-layer", 6, 6, {{"hidden", 8}, {"skip", "linear"}});
+  std::string identity_weights, linear_weights;
+  REQUIRE(save_adapter_weights(*perturbed_net(identity), &identity_weights).ok());
+  REQUIRE(save_adapter_weights(*perturbed_net(linear), &linear_weights).ok());
+  TensorMap tensors;
+  REQUIRE(parse_safetensors(linear_weights, &tensors).ok());
+  CHECK(tensors.at("linear.weight").shape == std::vector<int64_t>{6, 6});
+  CHECK(tensors.count("residual_weight") == 1);
+
+  std::unique_ptr<Adapter> adapter;
+  CHECK(load_adapter(identity, identity_weights, {}, &adapter).ok());
+  CHECK(load_adapter(linear, linear_weights, {}, &adapter).ok());
+  // Each one's weights are refused under the other's config.
+  CHECK(load_adapter(linear, identity_weights, {}, &adapter).code() == Code::kInvalidArgument);
+  CHECK(load_adapter(identity, linear_weights, {}, &adapter).code() == Code::kInvalidArgument);
+  Status unknown =
+      load_adapter(config("two-layer", 6, 6, {{"hidden", 8}, {"skip", "mlp"}}), linear_weights, {}, &adapter);
+  CHECK(unknown.code() == Code::kInvalidArgument);
+  CHECK_THAT(unknown.message(), Catch::Contains("\"skip\" \"mlp\""));
 }
 
 TEST_CASE("truncated or mis-shaped weights are clear errors", "[adapter]") {

@@ -37,11 +37,17 @@ enum class Activation { kRelu, kGelu, kTanh };
 
 class TwoLayerNet : public torch::nn::Module, public AdapterNet {
  public:
-  TwoLayerNet(int dim, int hidden, Activation activation)
+  TwoLayerNet(int dim, int hidden, Activation activation, bool linear_skip)
       : linear1_(register_module("linear1", torch::nn::Linear(dim, hidden))),
         linear2_(register_module("linear2", torch::nn::Linear(hidden, dim))),
         residual_weight_(register_parameter("residual_weight", torch::zeros({1}))),
-        activation_(activation) {}
+        activation_(activation) {
+    if (linear_skip) {
+      skip_ = register_module("linear", torch::nn::Linear(torch::nn::LinearOptions(dim, dim).bias(false)));
+      torch::NoGradGuard no_grad;
+      skip_->weight.copy_(torch::eye(dim));
+    }
+  }
 
   torch::Tensor forward(const torch::Tensor& x) override {
     torch::Tensor h = linear1_->forward(x);
@@ -56,7 +62,7 @@ class TwoLayerNet : public torch::nn::Module, public AdapterNet {
         h = torch::tanh(h);
         break;
     }
-    return x + residual_weight_ * linear2_->forward(h);
+    return (skip_ ? skip_->forward(x) : x) + residual_weight_ * linear2_->forward(h);
   }
   std::vector<std::pair<std::string, torch::Tensor>> named_tensors() override { return parameters_of(*this); }
 
@@ -65,6 +71,7 @@ class TwoLayerNet : public torch::nn::Module, public AdapterNet {
   torch::nn::Linear linear2_;
   torch::Tensor residual_weight_;
   Activation activation_;
+  torch::nn::Linear skip_{nullptr};  // "skip": "linear"; empty: the identity
 };
 
 // Reads the optional key `key` of `config` into *value; errors name the key.
@@ -93,8 +100,10 @@ bool builtin_parameter_count(const AdapterConfig& config, int64_t* count) {
   }
   if (config.kind == "two-layer") {
     int hidden = 1024;
+    std::string skip = "identity";
     optional_key(config, "hidden", &hidden).ok();
-    *count = in * hidden + hidden + int64_t(hidden) * out + out + 1;
+    optional_key(config, "skip", &skip).ok();
+    *count = in * hidden + hidden + int64_t(hidden) * out + out + 1 + (skip == "linear" ? in * out : 0);
     return true;
   }
   return false;
@@ -114,9 +123,13 @@ Status new_two_layer_net(const AdapterConfig& config, std::shared_ptr<AdapterNet
                                    std::to_string(config.out_dim) + ")");
   }
   int hidden = 1024;
-  std::string activation_name = "relu";
+  std::string activation_name = "relu", skip = "identity";
   EMBEDAPT_RETURN_IF_ERROR(optional_key(config, "hidden", &hidden));
   EMBEDAPT_RETURN_IF_ERROR(optional_key(config, "activation", &activation_name));
+  EMBEDAPT_RETURN_IF_ERROR(optional_key(config, "skip", &skip));
+  if (skip != "identity" && skip != "linear") {
+    return Status::InvalidArgument("adapter config: unknown \"skip\" \"" + skip + "\" (identity, linear)");
+  }
   if (hidden < 1 || hidden > kMaxHidden) {
     return Status::InvalidArgument("adapter config: \"hidden\" must be in [1, " + std::to_string(kMaxHidden) +
                                    "], got " + std::to_string(hidden));
@@ -132,7 +145,7 @@ Status new_two_layer_net(const AdapterConfig& config, std::shared_ptr<AdapterNet
     return Status::InvalidArgument("adapter config: unknown \"activation\" \"" + activation_name +
                                    "\" (relu, gelu, tanh)");
   }
-  *out = std::make_shared<TwoLayerNet>(config.in_dim, hidden, activation);
+  *out = std::make_shared<TwoLayerNet>(config.in_dim, hidden, activation, skip == "linear");
   return Status::OK();
 }
 

@@ -114,6 +114,7 @@ std::string config_for(const TrainOptions& o, int in_dim, int out_dim) {
   if (o.kind == "two-layer") {
     j["hidden"] = o.hidden;
     j["activation"] = "relu";
+    j["skip"] = "linear";
   }
   return j.dump();
 }
