@@ -142,8 +142,8 @@ def quality_summary(quality: dict) -> dict:
 
 
 def targets(summary: dict, total_s: float) -> list:
-    """Issue 6's "Done when", each as (target, met, value)."""
-    out = [("`make bench` under 30 minutes", total_s < BUDGET_S, f"{total_s / 60:.1f} min")]
+    """Issue 6's "Done when", each as (target, met, value); total_s None: the quality step ran alone."""
+    out = [] if total_s is None else [("`make bench` under 30 minutes", total_s < BUDGET_S, f"{total_s / 60:.1f} min")]
     for protocol in ("in-corpus", "transfer"):
         rows = summary[protocol]["quality"]["rows"]
         ours, peer = rows[OURS]["hit_gain"], rows[PEER]["hit_gain"]
@@ -221,8 +221,12 @@ def quality_markdown(result: dict) -> str:
         f" RAM, shared ({'FULL=1' if result['full'] else 'FULL unset'}). Timings: medians of the runs (in-corpus:"
         f" {result['summary']['in-corpus']['timing']['repeats']} interleaved with transfer's"
         f" {result['summary']['transfer']['timing']['repeats']}); quality: the first run (training is seeded)."
-        f" The whole `make bench` took {result['total_seconds'] / 60:.1f} min, {venv_text(result['venv'])}."
-        f" Raw: `tools/bench/results/{result['date']}.json`.",
+        + (
+            f" The whole `make bench` took {result['total_seconds'] / 60:.1f} min, {venv_text(result['venv'])}."
+            f" Raw: `tools/bench/results/{result['date']}.json`."
+            if result["total_seconds"] is not None
+            else " bench.py ran alone (`report.py WORK --only quality`): no `make bench` total, raw runs not kept."
+        ),
         "",
     ]
     for protocol, summary in result["summary"].items():
@@ -920,7 +924,7 @@ def main() -> None:
     parser.add_argument("--total-seconds", type=float, help="wall time of the whole `make bench` run")
     parser.add_argument(
         "--only",
-        choices=["retrain", "filter", "smalllogs", "store", "faiss", "peers", "encoder"],
+        choices=["quality", "retrain", "filter", "smalllogs", "store", "faiss", "peers", "encoder"],
         help="regenerate only this section, from its own step's output in WORK",
     )
     args = parser.parse_args()
@@ -945,6 +949,9 @@ def main() -> None:
     if args.only == "smalllogs":
         write_sections({"smalllogs": smalllogs_markdown(read_smalllogs(args.work))})
         return
+    if args.only == "quality":
+        write_sections({"quality": quality_markdown(read_quality(args.work, None))})
+        return
     retrain = read_retrain(args.work)
     if args.only == "retrain":
         write_sections({"retrain": retrain_markdown(retrain)})
@@ -952,41 +959,21 @@ def main() -> None:
     if args.total_seconds is None:
         parser.error("--total-seconds is required (unless --only)")
 
-    with open(os.path.join(args.work, "quality.json")) as f:
-        raw = json.load(f)
+    result = read_quality(args.work, args.total_seconds)
     with open(os.path.join(args.work, "venv.json")) as f:
-        venv = json.load(f)
-    date = datetime.date.today().isoformat()
-    summary = {
-        name: {"timing": timing_summary(raw["timings"][name]), "quality": quality_summary(raw["quality"][name])}
-        for name in raw["timings"]
-    }
-    commit = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    result = {
-        "date": date,
-        "commit": commit.stdout.strip(),
-        "machine": raw["machine"],
-        "full": raw["full"],
-        "repeats": raw["repeats"],
-        "protocols": {
-            name: f"train {os.path.basename(p['train'])}, test {os.path.basename(p['test'])}"
-            for name, p in raw["protocols"].items()
-        },
-        "summary": summary,
-        "targets": targets(summary, args.total_seconds),
-        "total_seconds": args.total_seconds,
-        "venv": venv,
-        "store": read_jsonl(os.path.join(args.work, "store.jsonl")),
-        "faiss": read_jsonl(os.path.join(args.work, "faiss.jsonl")),
-        "filter": read_jsonl(os.path.join(args.work, "filter.jsonl")),
-        "encoder": read_encoder(args.work),
-        "timings": raw["timings"],
-        # Per-query scores stay in the work directory; the p-values above use them.
-        "quality": strip_per_query(raw["quality"]),
-        "smalllogs": read_smalllogs(args.work),
-        "peers": read_jsonl(os.path.join(args.work, "peers.jsonl")),
-    }
-    result["retrain"] = retrain
+        result["venv"] = json.load(f)
+    date = result["date"]
+    result.update(
+        {
+            "store": read_jsonl(os.path.join(args.work, "store.jsonl")),
+            "faiss": read_jsonl(os.path.join(args.work, "faiss.jsonl")),
+            "filter": read_jsonl(os.path.join(args.work, "filter.jsonl")),
+            "encoder": read_encoder(args.work),
+            "smalllogs": read_smalllogs(args.work),
+            "peers": read_jsonl(os.path.join(args.work, "peers.jsonl")),
+            "retrain": retrain,
+        }
+    )
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
     out = os.path.join(HERE, "results", f"{date}.json")
     with open(out, "w") as f:
@@ -1004,6 +991,34 @@ def main() -> None:
         }
     )
     print(f"report: wrote {out}", file=sys.stderr)
+
+
+def read_quality(work: str, total_seconds) -> dict:
+    """bench.py's run in WORK/quality.json, summarised (total_seconds None: bench.py ran alone)."""
+    with open(os.path.join(work, "quality.json")) as f:
+        raw = json.load(f)
+    summary = {
+        name: {"timing": timing_summary(raw["timings"][name]), "quality": quality_summary(raw["quality"][name])}
+        for name in raw["timings"]
+    }
+    commit = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return {
+        "date": datetime.date.today().isoformat(),
+        "commit": commit.stdout.strip(),
+        "machine": raw["machine"],
+        "full": raw["full"],
+        "repeats": raw["repeats"],
+        "protocols": {
+            name: f"train {os.path.basename(p['train'])}, test {os.path.basename(p['test'])}"
+            for name, p in raw["protocols"].items()
+        },
+        "summary": summary,
+        "targets": targets(summary, total_seconds),
+        "total_seconds": total_seconds,
+        "timings": raw["timings"],
+        # Per-query scores stay in the work directory; the p-values above use them.
+        "quality": strip_per_query(raw["quality"]),
+    }
 
 
 def read_smalllogs(work: str) -> dict:
