@@ -274,11 +274,11 @@ Status StoreImpl::open_db(bool create) {
       db_.reset(db);
       return Status::OK();
     }
-    s = rocksdb::Status::Busy("the writer flushed during each of " + std::to_string(kAttempts) +
-                              " attempts to take a consistent view; try again");
   }
-  if (db != nullptr) close_db();
-  return from_rocksdb(s, path_ + ": opening read-only");
+  if (db == nullptr) return from_rocksdb(s, path_ + ": opening read-only");
+  close_db();  // open, but the last attempt's view had lost a log too
+  return Status::Busy(path_ + ": opening read-only: the writer flushed during each of " +
+                      std::to_string(kAttempts) + " attempts to take a consistent view; try again");
 }
 
 Status StoreImpl::get_u64(const std::string& key, uint64_t* v, uint64_t fallback) const {
