@@ -79,8 +79,46 @@ TEST_CASE("the trainer's two-layer net learns most of a linear distortion the li
   INFO("linear: " << linear.summary(o) << "\ntwo-layer: " << two_layer.summary(o));
   CHECK(two_layer.improved);
   CHECK_THAT(two_layer.config_json, Catch::Contains("\"skip\":\"linear\""));
-  // Its MLP adds some noise at this lr (hit@5 +0.33 against the linear net's +0.36).
-  CHECK(two_layer.hit_gain.mean >= 0.8 * linear.hit_gain.mean);
+  // Its MLP adds a little noise (hit@5 +0.356 against the linear net's
+  // +0.364; +0.33 when the MLP trained at the full lr).
+  CHECK(two_layer.hit_gain.mean >= 0.9 * linear.hit_gain.mean);
+}
+
+// The two-layer net's residual MLP trains at residual_lr times the lr, its
+// linear skip at the lr: at 0 the MLP stays off (its weight is exactly 0)
+// while the skip learns; at the default it turns on more slowly than at the
+// full lr.
+TEST_CASE("the two-layer net's residual MLP trains at residual_lr of the lr", "[trainer]") {
+  const TrainingSet data = distorted_task(false);
+  TrainOptions o = fast_options();
+  o.kind = "two-layer";
+  o.hidden = 32;
+  o.folds = 0;  // a plain run: the net after exactly `epochs`
+  auto trained = [&](double residual_lr, const char* tensor) {
+    o.residual_lr = residual_lr;
+    TrainResult result;
+    REQUIRE(train_adapter(data, o, &result).ok());
+    TensorMap tensors;
+    REQUIRE(parse_safetensors(result.weights, &tensors).ok());
+    std::vector<float> values;
+    REQUIRE(tensor_to_floats(tensors.at(tensor), &values).ok());
+    return values;
+  };
+  CHECK(trained(0, "residual_weight") == std::vector<float>{0});
+  std::vector<float> skip = trained(0, "linear.weight");
+  float moved = 0;
+  for (int r = 0; r < kDim; ++r) {
+    for (int c = 0; c < kDim; ++c) moved = std::max(moved, std::abs(skip[r * kDim + c] - (r == c)));
+  }
+  CHECK(moved > 0.05);
+  const float at_default = std::abs(trained(TrainOptions().residual_lr, "residual_weight")[0]);
+  const float at_full = std::abs(trained(1, "residual_weight")[0]);
+  INFO("|residual weight| at the default " << at_default << ", at the full lr " << at_full);
+  CHECK(at_default > 0);
+  CHECK(at_default < 0.75 * at_full);  // 0.31 against 0.60
+  o.residual_lr = -1;
+  TrainResult refused;
+  CHECK(train_adapter(data, o, &refused).code() == Code::kInvalidArgument);
 }
 
 // The null-log property: on logs whose labels carry no signal, the gain test

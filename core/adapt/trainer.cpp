@@ -55,12 +55,12 @@ Status check_input(const TrainingSet& data, const TrainOptions& o) {
   if (o.epochs < 1 || o.batch_size < 1 || o.threads < 1 || !(o.lr > 0) || !(o.scale > 0) ||
       o.hard_negatives < 1 || o.identity_pull < 0 || o.weight_decay < 0 || o.warmup_steps < 0 ||
       o.clip_norm < 0 || o.top_k < 1 || o.folds < 0 || o.folds == 1 || o.epoch_pairs < 1 ||
-      o.scoring_budget < 1) {
+      o.scoring_budget < 1 || !(o.residual_lr >= 0)) {
     return Status::InvalidArgument(
         "training: epochs, epoch pairs, batch size, threads, lr, scale, hard negatives, top-k and the "
         "scoring "
-        "budget must be positive, folds 0 or at least 2; pull, weight decay, warm-up and clipping "
-        "non-negative");
+        "budget must be positive, folds 0 or at least 2; pull, weight decay, warm-up, clipping and the "
+        "residual lr non-negative");
   }
   if (o.resume && o.checkpoint_dir.empty()) {
     return Status::InvalidArgument("training: resume needs a checkpoint directory");
@@ -369,6 +369,7 @@ struct Member {
   std::vector<torch::Tensor> params;   // its trainable tensors
   std::vector<torch::Tensor> initial;  // their starting values (the identity pull)
   std::unique_ptr<torch::optim::AdamW> optimizer;
+  std::vector<double> group_lr;  // each of its parameter groups' lr, as a fraction of o.lr
   // Rows of the logged queries, not copies: a log of a million queries has
   // eleven members.
   std::vector<int64_t> train_rows;            // the query rows it trains on
@@ -397,8 +398,25 @@ Status new_member(const TrainingSet& data, const TrainOptions& o, const std::vec
   m->params = trainable(*m->net);
   if (m->params.empty()) return Status::InvalidArgument(o.kind + " adapter has no trainable tensors");
   for (const auto& p : m->params) m->initial.push_back(p.detach().clone());
-  m->optimizer = std::make_unique<torch::optim::AdamW>(
-      m->params, torch::optim::AdamWOptions(o.lr).weight_decay(o.weight_decay));
+  // The two-layer net's residual MLP is a group of its own at residual_lr
+  // (see there): every tensor but its linear skip's ("linear.weight").
+  std::vector<torch::Tensor> main_part, residual_part;
+  for (auto& [name, t] : m->net->named_tensors()) {
+    if (!t.requires_grad()) continue;
+    (o.kind == "two-layer" && name.rfind("linear.", 0) != 0 ? residual_part : main_part).push_back(t);
+  }
+  const auto adamw = [&](double lr) {
+    return std::make_unique<torch::optim::AdamWOptions>(
+        torch::optim::AdamWOptions(lr).weight_decay(o.weight_decay));
+  };
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(main_part, adamw(o.lr));
+  m->group_lr = {1.0};
+  if (!residual_part.empty()) {
+    groups.emplace_back(residual_part, adamw(o.lr * o.residual_lr));
+    m->group_lr.push_back(o.residual_lr);
+  }
+  m->optimizer = std::make_unique<torch::optim::AdamW>(groups, *adamw(o.lr));
   m->train_rows.assign(train_rows.begin(), train_rows.end());
   for (size_t i = 0; i < train_rows.size(); ++i) {
     for (size_t d : data.relevant[train_rows[i]]) {
@@ -419,8 +437,8 @@ Status new_member(const TrainingSet& data, const TrainOptions& o, const std::vec
 double train_step(Member& m, const TrainOptions& o, const torch::Tensor& queries, const torch::Tensor& docs,
                   const std::vector<int64_t>& order, int64_t b, int64_t step) {
   const double lr = o.warmup_steps > 0 && step < o.warmup_steps ? o.lr * (step + 1) / o.warmup_steps : o.lr;
-  for (auto& group : m.optimizer->param_groups()) {
-    static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+  for (size_t g = 0; g < m.group_lr.size(); ++g) {
+    static_cast<torch::optim::AdamWOptions&>(m.optimizer->param_groups()[g].options()).lr(lr * m.group_lr[g]);
   }
   std::vector<int64_t> batch_members, batch_queries, batch_docs;
   const auto pairs = static_cast<int64_t>(order.size());
@@ -475,24 +493,27 @@ std::string checkpoint_path(const TrainOptions& o) {
 // What makes two runs the same: the data and every option that changes the
 // steps taken. A checkpoint of another run is refused rather than mixed in.
 std::string run_fingerprint(const TrainingSet& data, const TrainOptions& o) {
-  const nlohmann::json options = {{"kind", o.kind},
-                                  {"side", AdapterSideName(o.side)},
-                                  {"hidden", o.hidden},
-                                  {"embedder", o.embedder},
-                                  {"torchscript", hex(sha256(o.torchscript_archive))},
-                                  {"loss", LossName(o.loss)},
-                                  {"scale", o.scale},
-                                  {"hard_negatives", o.hard_negatives},
-                                  {"identity_pull", o.identity_pull},
-                                  {"epochs", o.epochs},
-                                  {"epoch_pairs", o.epoch_pairs},
-                                  {"batch_size", o.batch_size},
-                                  {"lr", o.lr},
-                                  {"weight_decay", o.weight_decay},
-                                  {"warmup_steps", o.warmup_steps},
-                                  {"clip_norm", o.clip_norm},
-                                  {"seed", o.seed},
-                                  {"folds", o.folds}};
+  nlohmann::json options = {{"kind", o.kind},
+                            {"side", AdapterSideName(o.side)},
+                            {"hidden", o.hidden},
+                            {"embedder", o.embedder},
+                            {"torchscript", hex(sha256(o.torchscript_archive))},
+                            {"loss", LossName(o.loss)},
+                            {"scale", o.scale},
+                            {"hard_negatives", o.hard_negatives},
+                            {"identity_pull", o.identity_pull},
+                            {"epochs", o.epochs},
+                            {"epoch_pairs", o.epoch_pairs},
+                            {"batch_size", o.batch_size},
+                            {"lr", o.lr},
+                            {"weight_decay", o.weight_decay},
+                            {"warmup_steps", o.warmup_steps},
+                            {"clip_norm", o.clip_norm},
+                            {"seed", o.seed},
+                            {"folds", o.folds}};
+  // Only a two-layer net has a residual MLP (so a linear run's fingerprint,
+  // e.g. fuzz_checkpoint's seed, is the one it had before the option).
+  if (o.kind == "two-layer") options["residual_lr"] = o.residual_lr;
   Sha256 hash;
   hash.add(options.dump());
   for (const Matrix* m : {&data.docs, &data.queries}) {
