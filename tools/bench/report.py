@@ -20,8 +20,10 @@ cross-check, and whether each target of issue 6 is met.
 import argparse
 import datetime
 import json
+import math
 import os
 import random
+import re
 import statistics
 import subprocess
 import sys
@@ -656,6 +658,20 @@ def filter_markdown(rows: list) -> str:
     return "\n".join(lines)
 
 
+SMALLLOGS_STATISTICS = {"log_rank": "log rank", "rr": "reciprocal rank", "hit": "hit@5"}
+
+
+def power(z: float, bar: float = 2.326) -> tuple:
+    """The chance a z normal with unit variance around `z` clears `bar`, and of at least 2 such in 3."""
+    p = statistics.NormalDist().cdf(z - bar)
+    return p, 3 * p * p - 2 * p ** 3
+
+
+def more_than_one(level: float, logs: int = 40) -> float:
+    """The chance that more than one of `logs` null logs passes a test at `level`."""
+    return 1 - (1 - level) ** logs - logs * level * (1 - level) ** (logs - 1)
+
+
 def smalllogs_summary(rows: list) -> dict:
     """Per dataset and log size: ships, mean held-out gain of the defaults and of the
     best fixed-epoch plain adapter (the ceiling); null-log ships; training times."""
@@ -664,7 +680,7 @@ def smalllogs_summary(rows: list) -> dict:
         if r["section"] == "log":
             logs.setdefault((r["dataset"], r["size"]), []).append(r)
         elif r["section"] == "null":
-            nulls.setdefault((r["dataset"], r["size"], r["kind"]), []).append(r)
+            nulls.setdefault((r["dataset"], r["size"], r["kind"], r.get("adapter", "linear")), []).append(r)
     out = {"logs": [], "nulls": [], "times": [r for r in rows if r["section"] == "time"]}
     for (dataset, size), runs in logs.items():
         epochs = runs[0]["ceiling"].keys()
@@ -681,12 +697,18 @@ def smalllogs_summary(rows: list) -> dict:
             "ceiling": ceiling[best], "ceiling_epochs": int(best),
             "share": gain / ceiling[best] if ceiling[best] > 0 else None,
             "seconds": median(runs, "seconds"),
+            # The ceiling adapter's effect size on the held-out half, per statistic: each seed's, and their mean.
+            "seed_effects": {k: [r["ceiling_effect"][best][k] for r in runs] for k in SMALLLOGS_STATISTICS}
+            if "ceiling_effect" in runs[0] else None,
+            "effect": {k: statistics.mean(r["ceiling_effect"][best][k] for r in runs)
+                       for k in SMALLLOGS_STATISTICS} if "ceiling_effect" in runs[0] else None,
         })
-    for (dataset, size, kind), runs in nulls.items():
+    for (dataset, size, kind, adapter), runs in sorted(nulls.items(), key=lambda item: item[0][3] != "linear"):
         shipped = [r["gain"] for r in runs if r["shipped"]]
         passed = [r["final_gain"] for r in runs if r["gain_test"]]
         out["nulls"].append({
-            "dataset": dataset, "size": size, "kind": kind, "queries": runs[0]["queries"], "seeds": len(runs),
+            "dataset": dataset, "size": size, "kind": kind, "adapter": adapter, "queries": runs[0]["queries"],
+            "seeds": len(runs),
             "shipped": len(shipped), "worst": min(shipped) if shipped else None,
             "gain_test": len(passed), "worst_gain_test": min(passed) if passed else None,
             "signal_z": max(r["signal_z"] for r in runs),
@@ -717,14 +739,48 @@ def smalllogs_markdown(s: dict) -> str:
     ]
     for r in s["logs"]:
         share = f"{100 * r['share']:.0f}%" if r["share"] is not None else "-"
-        p = statistics.NormalDist().cdf(r["z"] - 2.326)
+        p, two = power(r["z"])
         lines.append(
             f"| {r['dataset']} | {r['queries']} | {r['held_out']} | {r['base_hit']:.3f} | {r['shipped']}/{r['seeds']}"
-            f" | {r['gain']:+.3f} | {r['final_gain']:+.3f} | {r['z']:.2f} | {p:.2f}, {3 * p * p - 2 * p ** 3:.2f}"
+            f" | {r['gain']:+.3f} | {r['final_gain']:+.3f} | {r['z']:.2f} | {p:.2f}, {two:.2f}"
             f" | {r['signal_z']:.1f}"
             f" | {r['ceiling']:+.3f} ({r['ceiling_epochs']}) | {share} | {r['seconds']:.2f} |"
         )
-    lines += [
+    oracle = [r for r in s["logs"] if r["effect"] is not None]
+    if oracle:
+        lines += [
+            "",
+            "Oracle power: whether any test at the null-log item's false-ship level could see these gains at all."
+            " The ceiling adapter (the best fixed epoch count above, trained on the whole log) and the base rank"
+            " every held-out query by exact search; each query's paired gain, in log rank, reciprocal rank and"
+            " hit@5, gives an effect size d (mean gain over its standard deviation; the mean of the seeds' d). A"
+            " paired test on n fresh queries reaches z = d * sqrt(n) on average, so \"oracle z\" (n = the log's"
+            " size, the statistic with the largest d; the seeds' range beside it) is what a test on as many queries"
+            " as the log holds would reach if it were handed the best adapter and fresh queries to test it on."
+            " Optimistic by construction: the epoch count and the statistic are chosen by looking at the held-out"
+            " half, and the adapter costs the test none of the log, while `retrain` must train, choose and test"
+            " on the log alone (its mean z beside it). \"Power\": the chance that a z normal with unit variance"
+            " around the oracle z clears 2.326 (retrain's one-sided 1% bar), and of at least 2 ships in 3 seeds;"
+            " beside it the same at 1.645 (5%), a level the null-log item does not allow: of 40 null logs of a"
+            f" size (20 seeds, two kinds) more than one would pass with probability {more_than_one(0.05):.2f}"
+            f" (at 1%: {more_than_one(0.01):.2f}).",
+            "",
+            "| dataset | log | effect d: " + ", ".join(SMALLLOGS_STATISTICS.values())
+            + " | oracle z (seeds) | power at 2.326: 1, 2 of 3 | at 1.645: 1, 2 of 3 | retrain's mean z |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for r in oracle:
+            best = max(r["effect"], key=r["effect"].get)
+            z = r["effect"][best] * math.sqrt(r["queries"])
+            seeds = [d * math.sqrt(r["queries"]) for d in r["seed_effects"][best]]
+            p, two = power(z)
+            loose, loose_two = power(z, 1.645)
+            effects = ", ".join(f"{r['effect'][k]:+.3f}" for k in SMALLLOGS_STATISTICS)
+            lines.append(
+                f"| {r['dataset']} | {r['queries']} | {effects} | {z:.2f} ({min(seeds):.2f} to {max(seeds):.2f})"
+                f" | {p:.2f}, {two:.2f} | {loose:.2f}, {loose_two:.2f} | {r['z']:.2f} |"
+            )
+    null_lines = [
         "",
         "Null logs (no signal): each logged query paired with a random document, or the real pairs with the query"
         " vectors shuffled among them; the held-out half keeps its real labels. \"Gain test alone\": the logs whose"
@@ -732,15 +788,16 @@ def smalllogs_markdown(s: dict) -> str:
         " level) and the worst held-out change of their nets (for one retrain refused, the plain adapter at 20"
         " epochs).",
         "",
-        "| dataset | log | null kind | seeds | shipped | worst held-out hit@5 change of a shipped one"
+        "| adapter | dataset | log | null kind | seeds | shipped | worst held-out hit@5 change of a shipped one"
         " | gain test alone: passed, worst change | signal z (max) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
+    lines += null_lines if s["nulls"] or not s.get("kept_nulls") else ["", s["kept_nulls"]]
     for r in s["nulls"]:
         worst = f"{r['worst']:+.3f}" if r["worst"] is not None else "-"
         alone = f"{r['gain_test']}, {r['worst_gain_test']:+.3f}" if r["gain_test"] else "0, -"
         lines.append(
-            f"| {r['dataset']} | {r['queries']} | {r['kind']} | {r['seeds']} | {r['shipped']} | {worst}"
+            f"| {r['adapter']} | {r['dataset']} | {r['queries']} | {r['kind']} | {r['seeds']} | {r['shipped']} | {worst}"
             f" | {alone} | {r['signal_z']:.2f} |"
         )
     lines += ["", "| retrain time (defaults, linear) | median s | runs (s) | epochs run |", "| --- | --- | --- | --- |"]
@@ -1024,7 +1081,31 @@ def read_quality(work: str, total_seconds) -> dict:
 def read_smalllogs(work: str) -> dict:
     commit = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     rows = read_jsonl(os.path.join(work, "smalllogs.jsonl"))
-    return {"date": datetime.date.today().isoformat(), "commit": commit.stdout.strip(), **smalllogs_summary(rows)}
+    out = {"date": datetime.date.today().isoformat(), "commit": commit.stdout.strip(), **smalllogs_summary(rows)}
+    if not out["nulls"]:
+        out["kept_nulls"] = kept_null_table()
+    return out
+
+
+def kept_null_table() -> str:
+    """The null-log paragraph and table now in docs/benchmarks.md, with the run they came from: a run with
+    --null-seeds 0 (the log rows alone, an hour shorter) keeps the last measured null logs instead of dropping
+    them."""
+    with open(DOC) as f:
+        doc = f.read()
+    section = doc.split("<!-- smalllogs:begin -->\n", 1)[1].split("\n<!-- smalllogs:end -->", 1)[0]
+    lines = section.split("\n")
+    start = next((i for i, line in enumerate(lines) if line.startswith(("Null logs", "Kept from"))), None)
+    if start is None:
+        return ""
+    table = next(i for i in range(start, len(lines)) if lines[i].startswith("|"))
+    end = next((i for i in range(table, len(lines)) if not lines[i].startswith("|")), len(lines))
+    block = "\n".join(lines[start:end])
+    if lines[start].startswith("Kept from"):
+        return block
+    run = re.match(r"Run of (\S+) \(commit (\w+)\)", lines[0])
+    origin = f"the run of {run.group(1)} (commit {run.group(2)})" if run else "an earlier run"
+    return f"Kept from {origin}: the run above had no null logs (--null-seeds 0); not re-run.\n\n{block}"
 
 
 def read_retrain(work: str) -> dict:

@@ -22,7 +22,12 @@
 //    trained on the whole log for each fixed epoch count), scored by the same
 //    evaluate() call: the best count, chosen by looking at the held-out half,
 //    is what the data allows; the one at retrain's epoch count is trained as
-//    retrain's final net is ("final net": what a refusal gave up);
+//    retrain's final net is ("final net": what a refusal gave up); and each
+//    one's effect size on the held-out half ("ceiling_effect": the mean
+//    per-query gain over the base in standard deviations, in log rank,
+//    reciprocal rank and hit@5, from an exact search): how far a paired test
+//    of the best adapter on as many fresh queries as the log holds could see
+//    its gain;
 //  - "null": for --null-seeds seeds, the log with no signal, two ways: each
 //    query paired with a random document, and the real pairs with the queries
 //    shuffled among them; whether retrain ships, and what a shipped adapter
@@ -40,6 +45,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <limits>
 #include <map>
 #include <memory>
@@ -183,6 +189,92 @@ std::vector<double> held_out_hit(const Store& store, Data& data, const QaDataset
   return hit;
 }
 
+// Per held-out query, the rank (1-based) of its best-ranked relevant
+// document in an exact cosine search of the corpus through `adapter`
+// (nullptr: the base): one plus the other documents scoring above it, as the
+// trainer ranks. Exact rather than through the store, whose search keeps only
+// the top few: the effect size needs every query's rank.
+std::vector<int64_t> held_out_ranks(Data& data, const QaDataset& held, const Adapter* adapter) {
+  const int dim = data.embedder->dim();
+  std::vector<std::string> texts;
+  std::map<std::string, size_t> doc_row;
+  for (const auto& d : data.dataset.corpus) {
+    doc_row[d.id] = texts.size();
+    texts.push_back(d.text);
+  }
+  std::vector<float> docs, queries;
+  check(data.embedder->embed(texts, EmbedSide::kDocument, &docs));
+  texts.clear();
+  for (const auto& q : held.queries) texts.push_back(q.text);
+  check(data.embedder->embed(texts, EmbedSide::kQuery, &queries));
+  auto map = [&](std::vector<float>* v) {
+    std::vector<float> mapped(v->size());
+    check(adapter->apply(v->data(), v->size() / dim, mapped.data()));
+    *v = std::move(mapped);
+  };
+  if (adapter != nullptr) {
+    map(&queries);
+    if (adapter->side() == AdapterSide::kBoth) map(&docs);
+  }
+  auto unit = [&](std::vector<float>* v) {
+    for (size_t r = 0; r < v->size() / dim; ++r) {
+      double norm = 0;
+      for (int c = 0; c < dim; ++c) norm += double((*v)[r * dim + c]) * (*v)[r * dim + c];
+      for (int c = 0; c < dim; ++c)
+        (*v)[r * dim + c] = static_cast<float>((*v)[r * dim + c] / std::sqrt(norm));
+    }
+  };
+  unit(&docs);
+  unit(&queries);
+  const size_t n_docs = data.dataset.corpus.size();
+  std::vector<int64_t> ranks;
+  for (size_t q = 0; q < held.queries.size(); ++q) {
+    std::vector<double> score(n_docs);
+    for (size_t d = 0; d < n_docs; ++d) {
+      score[d] = std::inner_product(&queries[q * dim], &queries[q * dim] + dim, &docs[d * dim], 0.0);
+    }
+    std::vector<bool> relevant(n_docs, false);
+    double best = -std::numeric_limits<double>::infinity();
+    for (const std::string& id : held.relevant_docs[q].doc_ids) {
+      relevant[doc_row.at(id)] = true;
+      best = std::max(best, score[doc_row.at(id)]);
+    }
+    int64_t above = 0;
+    for (size_t d = 0; d < n_docs; ++d) above += !relevant[d] && score[d] > best;
+    ranks.push_back(above + 1);
+  }
+  return ranks;
+}
+
+// The share of `ranks` within the top 5: evaluate()'s hit@5, computed from
+// the exact ranks, so the two searches can be checked against each other.
+double hit_at_5(const std::vector<int64_t>& ranks) {
+  return static_cast<double>(std::count_if(ranks.begin(), ranks.end(), [](int64_t r) { return r <= 5; })) /
+         static_cast<double>(ranks.size());
+}
+
+// The mean per-query gain of `adapted` ranks over `base` ranks in standard
+// deviations (an effect size d): a paired test on n fresh queries reaches
+// z = d * sqrt(n) on average. For log rank, reciprocal rank and hit@5.
+nlohmann::json effect_sizes(const std::vector<int64_t>& base, const std::vector<int64_t>& adapted) {
+  nlohmann::json out;
+  const std::pair<const char*, std::function<double(int64_t)>> stats[] = {
+      {"log_rank", [](int64_t r) { return -std::log(static_cast<double>(r)); }},
+      {"rr", [](int64_t r) { return 1.0 / static_cast<double>(r); }},
+      {"hit", [](int64_t r) { return r <= 5 ? 1.0 : 0.0; }}};
+  for (const auto& [name, value] : stats) {
+    const double n = static_cast<double>(base.size());
+    double mean = 0, var = 0;
+    for (size_t q = 0; q < base.size(); ++q) mean += (value(adapted[q]) - value(base[q])) / n;
+    for (size_t q = 0; q < base.size(); ++q) {
+      const double diff = value(adapted[q]) - value(base[q]) - mean;
+      var += diff * diff / (n - 1);
+    }
+    out[name] = var > 0 ? mean / std::sqrt(var) : 0.0;
+  }
+  return out;
+}
+
 // What `retrain` runs, with the bench's overrides.
 RetrainOptions retrain_options(const Args& args) {
   RetrainOptions o;
@@ -277,10 +369,23 @@ void bench_dataset(const std::string& name, Data& data, const Args& args) {
         systems.push_back(plain_adapter(*store, args, epochs, std::to_string(epochs)));
       if (run.shipped) systems.push_back(active(*store));
       const std::vector<double> hit = held_out_hit(*store, data, held, systems);
-      nlohmann::json ceiling;
+      nlohmann::json ceiling, effect;
       double final_gain = NAN;
+      const std::vector<int64_t> base_ranks = held_out_ranks(data, held, nullptr);
+      // The store's Flat index is exact too: its hit@5 and the exact ranks'
+      // may differ only by a tie at rank 5 (a query or so), not more.
+      auto agree = [&](double exact, double store, const std::string& system) {
+        if (std::abs(exact - store) * static_cast<double>(held.queries.size()) > 1.5) {
+          std::fprintf(stderr, "smalllogs_bench: %s seed %d log %zu, %s: exact hit@5 %.4f, store's %.4f\n",
+                       name.c_str(), seed, size, system.c_str(), exact, store);
+        }
+      };
+      agree(hit_at_5(base_ranks), hit[0], "base");
       for (size_t i = 0; i < args.ceiling_epochs.size(); ++i) {
         ceiling[std::to_string(args.ceiling_epochs[i])] = hit[1 + i] - hit[0];
+        const std::vector<int64_t> ranks = held_out_ranks(data, held, systems[i].adapter.get());
+        agree(hit_at_5(ranks), hit[1 + i], systems[i].name + " epochs");
+        effect[std::to_string(args.ceiling_epochs[i])] = effect_sizes(base_ranks, ranks);
         if (args.ceiling_epochs[i] == default_epochs) final_gain = hit[1 + i] - hit[0];
       }
       const double gain = run.shipped ? hit.back() - hit[0] : 0;
@@ -301,7 +406,8 @@ void bench_dataset(const std::string& name, Data& data, const Args& args) {
              {"epochs", run.report.epochs_run},
              {"seconds", run.seconds},
              {"summary", run.report.summary},
-             {"ceiling", ceiling}});
+             {"ceiling", ceiling},
+             {"ceiling_effect", effect}});
       if (n < size) break;  // the half holds no more
     }
   }
@@ -342,6 +448,7 @@ void bench_dataset(const std::string& name, Data& data, const Args& args) {
         print({{"section", "null"},
                {"dataset", name},
                {"kind", kind},
+               {"adapter", args.kind},
                {"seed", seed},
                {"size", size},
                {"queries", n},
