@@ -702,6 +702,10 @@ def smalllogs_summary(rows: list) -> dict:
             if "ceiling_effect" in runs[0] else None,
             "effect": {k: statistics.mean(r["ceiling_effect"][best][k] for r in runs)
                        for k in SMALLLOGS_STATISTICS} if "ceiling_effect" in runs[0] else None,
+            # The largest mean effect of any epoch count and statistic (an epoch count the hit@5 gain did not
+            # pick can rank better in log rank): the oracle at its most optimistic.
+            "any_effect": max((statistics.mean(r["ceiling_effect"][e][k] for r in runs), int(e), k)
+                              for e in epochs for k in SMALLLOGS_STATISTICS) if "ceiling_effect" in runs[0] else None,
         })
     for (dataset, size, kind, adapter), runs in sorted(nulls.items(), key=lambda item: item[0][3] != "linear"):
         shipped = [r["gain"] for r in runs if r["shipped"]]
@@ -759,15 +763,17 @@ def smalllogs_markdown(s: dict) -> str:
             " as the log holds would reach if it were handed the best adapter and fresh queries to test it on."
             " Optimistic by construction: the epoch count and the statistic are chosen by looking at the held-out"
             " half, and the adapter costs the test none of the log, while `retrain` must train, choose and test"
-            " on the log alone (its mean z beside it). \"Power\": the chance that a z normal with unit variance"
+            " on the log alone (its mean z beside it). \"Any epoch count\": the largest mean d of every epoch count"
+            " and statistic, as an oracle z, at its most optimistic. \"Power\": the chance that a z normal with unit variance"
             " around the oracle z clears 2.326 (retrain's one-sided 1% bar), and of at least 2 ships in 3 seeds;"
             " beside it the same at 1.645 (5%), a level the null-log item does not allow: of 40 null logs of a"
             f" size (20 seeds, two kinds) more than one would pass with probability {more_than_one(0.05):.2f}"
             f" (at 1%: {more_than_one(0.01):.2f}).",
             "",
             "| dataset | log | effect d: " + ", ".join(SMALLLOGS_STATISTICS.values())
-            + " | oracle z (seeds) | power at 2.326: 1, 2 of 3 | at 1.645: 1, 2 of 3 | retrain's mean z |",
-            "| --- | --- | --- | --- | --- | --- | --- |",
+            + " | oracle z (seeds) | power at 2.326: 1, 2 of 3 | at 1.645: 1, 2 of 3"
+            " | any epoch count: oracle z (epochs, statistic) | retrain's mean z |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         for r in oracle:
             best = max(r["effect"], key=r["effect"].get)
@@ -776,9 +782,11 @@ def smalllogs_markdown(s: dict) -> str:
             p, two = power(z)
             loose, loose_two = power(z, 1.645)
             effects = ", ".join(f"{r['effect'][k]:+.3f}" for k in SMALLLOGS_STATISTICS)
+            any_d, any_epochs, any_k = r["any_effect"]
             lines.append(
                 f"| {r['dataset']} | {r['queries']} | {effects} | {z:.2f} ({min(seeds):.2f} to {max(seeds):.2f})"
-                f" | {p:.2f}, {two:.2f} | {loose:.2f}, {loose_two:.2f} | {r['z']:.2f} |"
+                f" | {p:.2f}, {two:.2f} | {loose:.2f}, {loose_two:.2f}"
+                f" | {any_d * math.sqrt(r['queries']):.2f} ({any_epochs}, {SMALLLOGS_STATISTICS[any_k]}) | {r['z']:.2f} |"
             )
     null_lines = [
         "",
