@@ -667,6 +667,15 @@ def power(z: float, bar: float = 2.326) -> tuple:
     return p, 3 * p * p - 2 * p ** 3
 
 
+def z_for_two_of_three(chance: float = 0.9, bar: float = 2.326) -> float:
+    """The mean z at which at least 2 of 3 seeds clear `bar` with probability `chance` (power() inverted)."""
+    low, high = 0.0, 1.0
+    for _ in range(60):
+        p = (low + high) / 2
+        low, high = (p, high) if 3 * p * p - 2 * p ** 3 < chance else (low, p)
+    return bar + statistics.NormalDist().inv_cdf(low)
+
+
 def more_than_one(level: float, logs: int = 40) -> float:
     """The chance that more than one of `logs` null logs passes a test at `level`."""
     return 1 - (1 - level) ** logs - logs * level * (1 - level) ** (logs - 1)
@@ -764,7 +773,10 @@ def smalllogs_markdown(s: dict) -> str:
             " Optimistic by construction: the epoch count and the statistic are chosen by looking at the held-out"
             " half, and the adapter costs the test none of the log, while `retrain` must train, choose and test"
             " on the log alone (its mean z beside it). \"Any epoch count\": the largest mean d of every epoch count"
-            " and statistic, as an oracle z, at its most optimistic. \"Power\": the chance that a z normal with unit variance"
+            " and statistic, as an oracle z, at its most optimistic. \"Log for 0.9\": the log size at which the"
+            f" oracle z reaches {z_for_two_of_three():.2f}, where 2 of 3 seeds would ship with probability 0.9"
+            " ((z / d)^2 at this log's d, the ceiling's then any epoch count's; a bigger log also trains a better"
+            " adapter, so a rough figure). \"Power\": the chance that a z normal with unit variance"
             " around the oracle z clears 2.326 (retrain's one-sided 1% bar), and of at least 2 ships in 3 seeds;"
             " beside it the same at 1.645 (5%), a level the null-log item does not allow: of 40 null logs of a"
             f" size (20 seeds, two kinds) more than one would pass with probability {more_than_one(0.05):.2f}"
@@ -772,9 +784,12 @@ def smalllogs_markdown(s: dict) -> str:
             "",
             "| dataset | log | effect d: " + ", ".join(SMALLLOGS_STATISTICS.values())
             + " | oracle z (seeds) | power at 2.326: 1, 2 of 3 | at 1.645: 1, 2 of 3"
-            " | any epoch count: oracle z (epochs, statistic) | retrain's mean z |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- |",
+            " | any epoch count: oracle z (epochs, statistic) | log for 0.9 | retrain's mean z |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
+        def queries_for(d: float) -> str:
+            return f"{math.ceil((z_for_two_of_three() / d) ** 2)}" if d > 0 else "-"
+
         for r in oracle:
             best = max(r["effect"], key=r["effect"].get)
             z = r["effect"][best] * math.sqrt(r["queries"])
@@ -786,7 +801,8 @@ def smalllogs_markdown(s: dict) -> str:
             lines.append(
                 f"| {r['dataset']} | {r['queries']} | {effects} | {z:.2f} ({min(seeds):.2f} to {max(seeds):.2f})"
                 f" | {p:.2f}, {two:.2f} | {loose:.2f}, {loose_two:.2f}"
-                f" | {any_d * math.sqrt(r['queries']):.2f} ({any_epochs}, {SMALLLOGS_STATISTICS[any_k]}) | {r['z']:.2f} |"
+                f" | {any_d * math.sqrt(r['queries']):.2f} ({any_epochs}, {SMALLLOGS_STATISTICS[any_k]})"
+                f" | {queries_for(r['effect'][best])}, {queries_for(any_d)} | {r['z']:.2f} |"
             )
     null_lines = [
         "",
