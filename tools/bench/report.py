@@ -810,7 +810,8 @@ def smalllogs_markdown(s: dict) -> str:
         " vectors shuffled among them; the held-out half keeps its real labels. \"Gain test alone\": the logs whose"
         " estimate cleared the gain test and its guard (what would ship without the signal check: the test's own"
         " level) and the worst held-out change of their nets (for one retrain refused, the plain adapter at 20"
-        " epochs).",
+        " epochs). \"Adapter\": the kind retrain was run with (smalllogs_bench --kind; a run of another kind may"
+        " cover fewer sizes, and its rows follow the linear ones).",
         "",
         "| adapter | dataset | log | null kind | seeds | shipped | worst held-out hit@5 change of a shipped one"
         " | gain test alone: passed, worst change | signal z (max) |",
@@ -821,8 +822,8 @@ def smalllogs_markdown(s: dict) -> str:
         worst = f"{r['worst']:+.3f}" if r["worst"] is not None else "-"
         alone = f"{r['gain_test']}, {r['worst_gain_test']:+.3f}" if r["gain_test"] else "0, -"
         lines.append(
-            f"| {r['adapter']} | {r['dataset']} | {r['queries']} | {r['kind']} | {r['seeds']} | {r['shipped']} | {worst}"
-            f" | {alone} | {r['signal_z']:.2f} |"
+            f"| {r['adapter']} | {r['dataset']} | {r['queries']} | {r['kind']} | {r['seeds']} | {r['shipped']}"
+            f" | {worst} | {alone} | {r['signal_z']:.2f} |"
         )
     lines += ["", "| retrain time (defaults, linear) | median s | runs (s) | epochs run |", "| --- | --- | --- | --- |"]
     for t in s["times"]:
