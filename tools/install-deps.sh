@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake pkg-config
+  build-essential cmake ninja-build pkg-config
   libfaiss-dev librocksdb-dev libtorch-dev libopenblas-dev liblapack-dev
   libfmt-dev catch2 libcli11-dev nlohmann-json3-dev
   libcurl4-openssl-dev libpoppler-cpp-dev libssl-dev
