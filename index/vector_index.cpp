@@ -22,6 +22,7 @@
 #include <stdexcept>
 
 #include "index/codec.h"
+#include "index/hnsw_search.h"
 
 namespace embedapt {
 namespace {
@@ -41,14 +42,14 @@ constexpr size_t kPqCentroids = 256;
 // graph, when they are at most this fraction of the live ones: below it the
 // graph walk wades through many rejected neighbours per accepted one, and the
 // exact pass is cheaper and exact. Measured by filter_bench ("hnsw_exact",
-// 100k x 384 random unit vectors, HNSW32, efSearch 16, one query at a time;
-// docs/benchmarks.md, "Filtered search"): the exact scan took 0.4 ms at 0.1%,
-// 3.4 ms at 2% and 7.7 ms at 5% against 44 to 79 ms for the graph walk; the
-// two met between 10% (55 against 57 ms) and 20% (97 against 48). Those graph
-// walks ran on two OpenMP threads and paid barrier waits a store search no
-// longer has (OneThreadFor below), which flatters the exact scan, so the
-// threshold sits at 5%, where it was ten times faster. The graph walk's
-// recall@10 was 0.02 to 0.03 at every fraction on these vectors.
+// 100k x 384 random unit vectors, HNSW32, efSearch 16, one query at a time on
+// one thread, AVX2 FAISS, 1-min load 3 to 5; docs/benchmarks.md, "Filtered
+// search"): the exact scan took 0.04 ms at 0.1%, 0.48 ms at 2% and 0.88 ms at
+// 5% against 33, 8.2 and 3.9 ms for HnswSearch's walk, whose recall@10 fell
+// from 1.0 to 0.64 and 0.39; the two met between 10% (1.9 against 2.2 ms) and
+// 20% (4.4 against 1.3 ms). Random vectors make the walk longest (no
+// neighbourhoods to follow), so the threshold sits at 5%, where the exact scan
+// was four times faster, rather than at the crossing.
 constexpr double kHnswExactFraction = 0.05;
 
 // A filtered IVF search probes nprobe / (the matching fraction) lists, and
@@ -411,6 +412,9 @@ Status VectorIndex::purge() {
 Status VectorIndex::search(const float* queries, size_t n, const SearchOptions& options, const IdSet* allowed,
                            std::vector<std::vector<Neighbor>>* out) const {
   EMBEDAPT_RETURN_IF_ERROR(check_knobs(options));
+  if (const auto* hnsw = dynamic_cast<const faiss::IndexHNSW*>(index_->index)) {
+    return search_hnsw(*hnsw, queries, n, options, allowed, out);
+  }
   const bool blas = allowed == nullptr && kind_of(index_->index) == Kind::kFlat &&
                     n >= static_cast<size_t>(faiss::distance_compute_blas_threshold);
   const OneThreadFor one_thread(n == 1 || blas);
@@ -440,30 +444,13 @@ Status VectorIndex::check_knobs(const SearchOptions& options) const {
   return Status::OK();
 }
 
-std::unique_ptr<faiss::SearchParameters> VectorIndex::search_parameters(const SearchOptions& options,
-                                                                        size_t want) const {
-  const faiss::Index* inner = index_->index;
-  if (dynamic_cast<const faiss::IndexHNSW*>(inner)) {
-    auto params = std::make_unique<faiss::SearchParametersHNSW>();
-    params->efSearch = std::max(hnsw_fetch(options), static_cast<int>(want));
-    return params;
-  }
-  if (const auto* ivf = dynamic_cast<const faiss::IndexIVF*>(inner)) {
+std::unique_ptr<faiss::SearchParameters> VectorIndex::search_parameters(const SearchOptions& options) const {
+  if (const auto* ivf = dynamic_cast<const faiss::IndexIVF*>(index_->index)) {
     auto params = std::make_unique<faiss::SearchParametersIVF>();
     params->nprobe = options.nprobe ? static_cast<size_t>(options.nprobe) : ivf->nprobe;
     return params;
   }
   return nullptr;  // Flat (also an IVF index still staging) and the rest: no knobs
-}
-
-// FAISS 1.7.3 sizes an HNSW search's candidate list by the index's efSearch
-// or k, whichever is larger, and ignores SearchParametersHNSW::efSearch there
-// (fixed in later FAISS, PR 3233): asking for ef_search results is what gives
-// a search that list. The caller keeps the best k of them.
-int VectorIndex::hnsw_fetch(const SearchOptions& options) const {
-  const auto* hnsw = dynamic_cast<const faiss::IndexHNSW*>(index_->index);
-  if (hnsw == nullptr) return 0;
-  return std::max(options.ef_search ? options.ef_search : hnsw->hnsw.efSearch, options.k);
 }
 
 // The inner index is searched and its positions mapped to ids here: FAISS
@@ -476,15 +463,14 @@ Status VectorIndex::search_all(const float* queries, size_t n, const SearchOptio
   if (n == 0 || k == 0 || total == 0) return Status::OK();
   const size_t want = std::min(k, live_count());
   // Over-fetch past tombstones; widen only when a query came up short.
-  size_t fetch = std::min(total, std::max(k + std::min(tombstones_.size(), size_t{4} * k + 16),
-                                          static_cast<size_t>(hnsw_fetch(options))));
+  size_t fetch = std::min(total, k + std::min(tombstones_.size(), size_t{4} * k + 16));
   std::vector<float> scores;
   std::vector<idx_t> labels;
   for (;;) {
     scores.resize(n * fetch);
     labels.resize(n * fetch);
     try {
-      const auto params = search_parameters(options, fetch);
+      const auto params = search_parameters(options);
       index_->index->search(static_cast<idx_t>(n), queries, static_cast<idx_t>(fetch), scores.data(),
                             labels.data(), params.get());
     } catch (const std::exception& e) {
@@ -520,16 +506,11 @@ int64_t VectorIndex::position(int64_t id) const {
   return it != ids.end() && *it == id ? it - ids.begin() : -1;
 }
 
-// The allowed live vectors become a bitmap over FAISS positions (the inner
-// index numbers its vectors 0..ntotal-1; FAISS 1.7.3's IndexIDMap refuses
-// search parameters, so the inner index is searched and positions mapped to
-// ids here).
-Status VectorIndex::search_subset(const float* queries, size_t n, const SearchOptions& options,
-                                  const IdSet& allowed, std::vector<std::vector<Neighbor>>* out) const {
-  out->assign(n, {});
+// The inner index numbers its vectors 0..ntotal-1 (FAISS 1.7.3's IndexIDMap
+// refuses search parameters, so the inner index is searched and positions
+// mapped to ids here).
+std::vector<uint8_t> VectorIndex::allowed_bitmap(const IdSet& allowed, size_t* matches) const {
   const size_t total = static_cast<size_t>(index_->ntotal);
-  const int k = options.k;
-  if (n == 0 || k <= 0 || total == 0) return Status::OK();
   std::vector<uint8_t> bitmap((total + 7) / 8, allowed.complement ? 0xff : 0);
   if (total % 8) bitmap.back() &= static_cast<uint8_t>((1u << (total % 8)) - 1);
   auto clear = [&](int64_t pos) { bitmap[pos >> 3] &= static_cast<uint8_t>(~(1u << (pos & 7))); };
@@ -548,30 +529,24 @@ Status VectorIndex::search_subset(const float* queries, size_t n, const SearchOp
       if (pos >= 0) clear(pos);
     }
   }
+  *matches = 0;
+  for (uint8_t byte : bitmap) *matches += static_cast<size_t>(__builtin_popcount(byte));
+  return bitmap;
+}
+
+Status VectorIndex::search_subset(const float* queries, size_t n, const SearchOptions& options,
+                                  const IdSet& allowed, std::vector<std::vector<Neighbor>>* out) const {
+  out->assign(n, {});
+  if (n == 0 || options.k <= 0 || index_->ntotal == 0) return Status::OK();
   size_t matches = 0;
-  for (uint8_t byte : bitmap) matches += static_cast<size_t>(__builtin_popcount(byte));
-  const size_t want = std::min<size_t>(k, matches);
+  const std::vector<uint8_t> bitmap = allowed_bitmap(allowed, &matches);
+  const size_t want = std::min<size_t>(options.k, matches);
   if (want == 0) return Status::OK();
 
   std::vector<size_t> all(n);
   std::iota(all.begin(), all.end(), size_t{0});
   const faiss::Index* inner = index_->index;
-  const auto* hnsw = dynamic_cast<const faiss::IndexHNSW*>(inner);
-  if (hnsw != nullptr && matches <= kHnswExactFraction * live_count()) {
-    return search_exact(queries, all, want, bitmap, out);
-  }
   faiss::IDSelectorBitmap selector(bitmap.size(), bitmap.data());
-  // HNSW asks for ef_search results (see hnsw_fetch) and keeps the best.
-  // FAISS 1.7.3 walks the graph through rejected vectors too and keeps them
-  // in its candidate list; the selector only keeps them out of the results.
-  // Of ef candidates about ef * (matching fraction) are allowed, so the list
-  // grows to ef / fraction: a filtered walk then weighs about as many allowed
-  // candidates as an unfiltered one weighs candidates. With a list of ef, the
-  // filtered recall@10 of tests/test_filter.cpp's HNSW32 (20k x 32) was 0.51
-  // to 0.67 at 10% to 50% against 0.72 unfiltered; grown, 0.87 to 0.99.
-  size_t hnsw_ef = static_cast<size_t>(hnsw_fetch(options));
-  if (hnsw != nullptr) hnsw_ef = std::min(live_count(), (hnsw_ef * live_count() + matches - 1) / matches);
-  const size_t fetch = std::max(want, std::min(hnsw_ef, matches));
   std::vector<float> scores, subset;
   std::vector<idx_t> labels;
   // Searches the queries `which` with `params`; the ones that came up short
@@ -586,24 +561,23 @@ Status VectorIndex::search_subset(const float* queries, size_t n, const SearchOp
       }
       x = subset.data();
     }
-    scores.resize(which.size() * fetch);
-    labels.resize(which.size() * fetch);
-    inner->search(static_cast<idx_t>(which.size()), x, static_cast<idx_t>(fetch), scores.data(),
-                  labels.data(), &params);
+    scores.resize(which.size() * want);
+    labels.resize(which.size() * want);
+    inner->search(static_cast<idx_t>(which.size()), x, static_cast<idx_t>(want), scores.data(), labels.data(),
+                  &params);
     short_queries->clear();
     for (size_t i = 0; i < which.size(); ++i) {
       std::vector<Neighbor>& hits = (*out)[which[i]];
       hits.clear();
-      for (size_t j = 0; j < fetch && hits.size() < want && labels[i * fetch + j] >= 0; ++j) {
-        hits.push_back({index_->id_map[labels[i * fetch + j]], scores[i * fetch + j]});
+      for (size_t j = 0; j < want && labels[i * want + j] >= 0; ++j) {
+        hits.push_back({index_->id_map[labels[i * want + j]], scores[i * want + j]});
       }
       if (hits.size() < want) short_queries->push_back(which[i]);
     }
   };
   std::vector<size_t> short_queries;
   try {
-    // HNSW's walk stops by efSearch, sized by fetch like its candidate list.
-    std::unique_ptr<faiss::SearchParameters> params = search_parameters(options, fetch);
+    std::unique_ptr<faiss::SearchParameters> params = search_parameters(options);
     if (!params) params = std::make_unique<faiss::SearchParameters>();
     params->sel = &selector;
     if (auto* ivf = dynamic_cast<faiss::SearchParametersIVF*>(params.get())) {
@@ -624,6 +598,60 @@ Status VectorIndex::search_subset(const float* queries, size_t n, const SearchOp
     }
   } catch (const faiss::FaissException& e) {
     return Status::NotSupported("index '" + spec_ + "' cannot search a filtered subset: " + e.what());
+  }
+  if (short_queries.empty()) return Status::OK();
+  return search_exact(queries, short_queries, want, bitmap, out);
+}
+
+// Every HNSW search walks the graph with HnswSearch: unfiltered, filtered
+// (an allow-bitmap) and past tombstones (the bitmap of everything live) alike.
+// Building the bitmap costs a pass over ntotal / 8 bytes and a binary search
+// per listed id or tombstone, once per call.
+Status VectorIndex::search_hnsw(const faiss::IndexHNSW& hnsw, const float* queries, size_t n,
+                                const SearchOptions& options, const IdSet* allowed,
+                                std::vector<std::vector<Neighbor>>* out) const {
+  out->assign(n, {});
+  if (n == 0 || options.k <= 0 || index_->ntotal == 0) return Status::OK();
+  std::vector<uint8_t> bitmap;
+  size_t matches = live_count();
+  if (allowed != nullptr || !tombstones_.empty())
+    bitmap = allowed_bitmap(allowed ? *allowed : IdSet{{}, true}, &matches);
+  const size_t want = std::min<size_t>(options.k, matches);
+  if (want == 0) return Status::OK();
+  std::vector<size_t> all(n);
+  std::iota(all.begin(), all.end(), size_t{0});
+  if (!bitmap.empty() && matches <= kHnswExactFraction * live_count()) {
+    return search_exact(queries, all, want, bitmap, out);
+  }
+
+  const size_t ef = static_cast<size_t>(options.ef_search ? options.ef_search : hnsw.hnsw.efSearch);
+  const uint8_t* admit = bitmap.empty() ? nullptr : bitmap.data();
+  std::string error;
+  // Parallel over the queries as FAISS runs its own searches; one query stays
+  // on the calling thread (see OneThreadFor).
+#pragma omp parallel if (n > 1)
+  {
+    std::unique_ptr<HnswSearch> searcher;
+    try {
+      searcher = std::make_unique<HnswSearch>(hnsw);
+    } catch (const std::exception& e) {
+#pragma omp critical(embedapt_hnsw_error)
+      error = e.what();
+    }
+#pragma omp for schedule(dynamic)
+    for (size_t q = 0; q < n; ++q) {
+      if (!searcher) continue;
+      std::vector<Neighbor>& hits = (*out)[q];
+      searcher->search(queries + q * dim_, want, ef, admit, &hits);
+      for (Neighbor& hit : hits) hit.id = index_->id_map[hit.id];
+    }
+  }
+  if (!error.empty()) return Status::Internal("searching the index: " + error);
+  // A walk comes up short only where the graph it reaches holds fewer
+  // allowed vectors than asked; a filtered search promises min(k, matches).
+  std::vector<size_t> short_queries;
+  for (size_t q = 0; q < n; ++q) {
+    if (admit != nullptr && (*out)[q].size() < want) short_queries.push_back(q);
   }
   if (short_queries.empty()) return Status::OK();
   return search_exact(queries, short_queries, want, bitmap, out);

@@ -27,6 +27,7 @@
 namespace faiss {
 struct Index;
 struct SearchParameters;
+struct IndexHNSW;
 template <typename IndexT>
 struct IndexIDMapTemplate;
 using IndexIDMap = IndexIDMapTemplate<Index>;
@@ -80,9 +81,10 @@ class VectorIndex {
 
   // The k nearest live vectors of each of the n queries, best first; with
   // `allowed`, only among those ids, and then never fewer than min(k, allowed
-  // live vectors): the index is searched with a FAISS IDSelector (IVF probes
-  // more lists while a query comes up short), and HNSW, whose graph walk can
-  // miss a sparse subset, scores a small subset or a short query exactly.
+  // live vectors): IVF is searched with a FAISS IDSelector (probing more
+  // lists while a query comes up short); HNSW is walked by HnswSearch
+  // (index/hnsw_search.h), which passes through rejected vectors, and a
+  // small subset or a query the walk left short is scored exactly.
   // options.ef_search and options.nprobe apply as SearchOptions documents;
   // kInvalidArgument if the index has no such knob or the value is out of
   // range. options.filter is not looked at: `allowed` is its answer.
@@ -100,12 +102,15 @@ class VectorIndex {
   VectorIndex(int dim, Metric metric, std::string spec);
   Status train_from_staging(size_t n, const float* vectors, const int64_t* ids);
   Status check_knobs(const SearchOptions& options) const;
-  // The results to ask an HNSW index for so that it searches with
-  // options.ef_search (or its own efSearch) candidates; 0 for other indexes.
-  int hnsw_fetch(const SearchOptions& options) const;
-  // FAISS search parameters for the inner index carrying the knobs (efSearch
-  // at least `want`); nullptr for index types that take none.
-  std::unique_ptr<faiss::SearchParameters> search_parameters(const SearchOptions& options, size_t want) const;
+  // FAISS search parameters for an IVF inner index carrying nprobe; nullptr
+  // for index types that take none.
+  std::unique_ptr<faiss::SearchParameters> search_parameters(const SearchOptions& options) const;
+  // The allowed live vectors as a bitmap over positions (bit p % 8 of byte
+  // p / 8), and in *matches how many there are.
+  std::vector<uint8_t> allowed_bitmap(const IdSet& allowed, size_t* matches) const;
+  Status search_hnsw(const faiss::IndexHNSW& hnsw, const float* queries, size_t n,
+                     const SearchOptions& options, const IdSet* allowed,
+                     std::vector<std::vector<Neighbor>>* out) const;
   Status search_all(const float* queries, size_t n, const SearchOptions& options,
                     std::vector<std::vector<Neighbor>>* out) const;
   Status search_subset(const float* queries, size_t n, const SearchOptions& options, const IdSet& allowed,

@@ -193,9 +193,8 @@ TEST_CASE("Filtered search returns min(k, matches) hits on HNSW and IVF, at ever
   }
 }
 
-// FAISS 1.7.3 walks an HNSW graph through the rejected vectors too; the store
-// widens the walk's candidate list by 1 / (matching fraction) so that a filter
-// does not cost recall.
+// The store's HNSW walk passes through rejected vectors and keeps ef_search
+// matching ones in its list, so that a filter does not cost recall.
 TEST_CASE("HNSW: filtered recall@10 against the exact filtered answer is at least the unfiltered recall") {
   TempDir dir("filter-hnsw-recall");
   const Corpus corpus(20000, 32, 13);

@@ -22,10 +22,10 @@
 //   recall@10 against the exact unfiltered answer (what the index's knobs give
 //   without a filter);
 // - "hnsw_exact": for a FAISS HNSW32 graph of the same vectors, the time per
-//   query and recall@10 of the graph walk with an IDSelector at efSearch and
-//   at efSearch / (matching fraction) (the store's walk), and the time of an
-//   exact scan of the matching subset, at several selectivities: where the
-//   exact scan wins is the threshold the store uses (kHnswExactFraction in
+//   query and recall@10 of the store's filtered graph walk (HnswSearch with
+//   an allow-bitmap, at efSearch) and the time of an exact scan of the
+//   matching subset, at several selectivities: where the exact scan wins is
+//   the threshold the store uses (kHnswExactFraction in
 //   index/vector_index.cpp);
 // - "ivf_probe": for a FAISS IVF256,Flat of the same vectors with an
 //   IDSelector, time per query and recall@10 of the ways to choose how many
@@ -49,6 +49,7 @@
 #include <vector>
 
 #include "embedapt/store.h"
+#include "index/hnsw_search.h"
 #include "tools/bench/bench_common.h"
 
 using namespace embedapt;
@@ -347,9 +348,8 @@ nlohmann::json bench_ivf_probe(const Args& args, const Data& data) {
             {"rows", rows}}}};
 }
 
-// The graph walk with a selector (at efSearch, and at efSearch / fraction as
-// the store walks) against the exact scan of the subset, on a FAISS HNSW32
-// graph of the same vectors, per query.
+// The store's filtered graph walk against the exact scan of the subset, on a
+// FAISS HNSW32 graph of the same vectors, per query.
 nlohmann::json bench_hnsw_exact(const Args& args, const Data& data) {
   std::unique_ptr<faiss::Index> made;
   const nlohmann::json built =
@@ -358,29 +358,18 @@ nlohmann::json bench_hnsw_exact(const Args& args, const Data& data) {
   const int ef = std::max(index.hnsw.efSearch, kK);
   nlohmann::json rows = nlohmann::json::array();
   const size_t nq = data.queries.size() / args.dim;
-  std::vector<float> scores;
+  HnswSearch walk(index);
+  std::vector<Neighbor> hits;
   std::vector<faiss::Index::idx_t> labels;
   const OneThread one_thread;
   for (double fraction : {0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5}) {
     std::vector<uint8_t> bitmap;
     std::vector<size_t> subset;
     subset_below(data, fraction, &bitmap, &subset);
-    faiss::IDSelectorBitmap selector(bitmap.size(), bitmap.data());
-    // The store's list: ef / fraction, asked for as that many results (FAISS
-    // 1.7.3 sizes the list by k); measured from 1% up (below it the list
-    // nears the whole graph and the store scans exactly anyway).
-    const size_t scaled = std::min(subset.size(), static_cast<size_t>(std::ceil(ef / fraction)));
-    struct Walk {
-      size_t list;
-      std::vector<double> s;
-      double recall = 0;
-    };
-    std::vector<Walk> walks = {{static_cast<size_t>(ef), {}, 0}};
-    if (fraction >= 0.01) walks.push_back({std::max<size_t>(scaled, kK), {}, 0});
-    std::vector<double> exact_s;
+    std::vector<double> walk_s, exact_s;
+    double walk_recall = 0;
     for (int r = 0; r < args.repeats; ++r) {
-      std::vector<double> walk_total(walks.size(), 0);
-      double exact_total = 0;
+      double walk_total = 0, exact_total = 0;
       for (size_t q = 0; q < nq; ++q) {
         const float* query = &data.queries[q * args.dim];
         auto t = Clock::now();
@@ -396,35 +385,23 @@ nlohmann::json bench_hnsw_exact(const Args& args, const Data& data) {
         std::partial_sort(scored.begin(), scored.begin() + top, scored.end(),
                           [](const auto& a, const auto& b) { return a.first > b.first; });
         exact_total += seconds_since(t);
-        for (size_t w = 0; w < walks.size(); ++w) {
-          faiss::SearchParametersHNSW params;
-          params.sel = &selector;
-          params.efSearch = static_cast<int>(walks[w].list);
-          const size_t fetch = std::max<size_t>(walks[w].list, kK);
-          scores.resize(fetch);
-          labels.resize(fetch);
-          t = Clock::now();
-          index.search(1, query, static_cast<faiss::Index::idx_t>(fetch), scores.data(), labels.data(),
-                       &params);
-          walk_total[w] += seconds_since(t);
-          labels.resize(kK);  // FAISS returns them best first: the store keeps these
-          if (r == 0) walks[w].recall += overlap(scored, top, labels) / nq;
+        t = Clock::now();
+        walk.search(query, kK, static_cast<size_t>(ef), bitmap.data(), &hits);
+        walk_total += seconds_since(t);
+        if (r == 0) {
+          labels.clear();
+          for (const Neighbor& hit : hits) labels.push_back(hit.id);
+          walk_recall += overlap(scored, top, labels) / nq;
         }
       }
-      for (size_t w = 0; w < walks.size(); ++w) walks[w].s.push_back(walk_total[w] / nq);
+      walk_s.push_back(walk_total / nq);
       exact_s.push_back(exact_total / nq);
     }
-    nlohmann::json row = {{"fraction", fraction},
-                          {"matches", subset.size()},
-                          {"graph_ms", median(walks[0].s) * 1e3},
-                          {"graph_recall_at_10", walks[0].recall},
-                          {"exact_ms", median(exact_s) * 1e3}};
-    if (walks.size() > 1) {
-      row["scaled_list"] = walks[1].list;
-      row["scaled_graph_ms"] = median(walks[1].s) * 1e3;
-      row["scaled_graph_recall_at_10"] = walks[1].recall;
-    }
-    rows.push_back(row);
+    rows.push_back({{"fraction", fraction},
+                    {"matches", subset.size()},
+                    {"graph_ms", median(walk_s) * 1e3},
+                    {"graph_recall_at_10", walk_recall},
+                    {"exact_ms", median(exact_s) * 1e3}});
   }
   return {{"hnsw_exact",
            {{"n", args.n}, {"dim", args.dim}, {"ef_search", ef}, {"build", built}, {"rows", rows}}}};

@@ -576,8 +576,8 @@ def filter_markdown(rows: list) -> str:
         " Filtered recall@10 is against the exact top 10 of the matching records (brute force); unfiltered"
         " recall@10 against the exact top 10 of all records, what the index gets at the same knob without a"
         " filter. Short = queries whose filtered search returned fewer than min(k, matching records) hits."
-        " Default knobs: HNSW32 efSearch 16 (under a filter its candidate list grows to 16 / matching fraction,"
-        " and at or below 5% the store scans the matching records exactly), IVF256,Flat nprobe 1 (under a filter"
+        " Default knobs: HNSW32 efSearch 16 (under a filter the walk passes through non-matching records and its"
+        " list of 16 holds matching ones only; at or below 5% the store scans the matching records exactly), IVF256,Flat nprobe 1 (under a filter"
         " 1 / matching fraction lists). Random vectors are the hardest case for approximate indexes: their recall"
         " here is a floor.",
         "",
@@ -614,25 +614,18 @@ def filter_markdown(rows: list) -> str:
         f" {ingest['rows_per_s_with_metadata']:,.0f} rows/s with it ({ingest['overhead'] * 100:+.1f}% time).",
         "",
         f"HNSW under a filter: on a FAISS HNSW32 graph of the same vectors{cached_text(exact['build'])}, time per"
-        " query (one thread, median over repeats) and recall@10 against the exact filtered answer of the graph walk"
-        f" with an IDSelector, with a candidate list of efSearch {exact['ef_search']} and of efSearch / (matching"
-        " fraction) (what the store walks: FAISS 1.7.3 walks through rejected vectors and keeps them in the list,"
-        " so only about that fraction of the list is allowed), against an exact scan of the matching subset. The"
-        " store scans exactly at or below `kHnswExactFraction` (index/vector_index.cpp gives its value and why).",
+        " query (one thread, median over repeats) and recall@10 against the exact filtered answer of the store's"
+        f" graph walk (index/hnsw_search.h: it passes through rejected vectors and keeps {exact['ef_search']}"
+        " allowed ones in its list), against an exact scan of the matching subset. The store scans exactly at or"
+        " below `kHnswExactFraction` (index/vector_index.cpp gives its value and why).",
         "",
-        f"| matching fraction | matches | walk, list {exact['ef_search']}: ms / recall@10"
-        " | walk, list ef / fraction: list / ms / recall@10 | exact scan ms |",
-        "|---|---|---|---|---|",
+        f"| matching fraction | matches | walk, list {exact['ef_search']}: ms / recall@10 | exact scan ms |",
+        "|---|---|---|---|",
     ]
     for r in exact["rows"]:
-        scaled = (
-            f"{r['scaled_list']:,} / {r['scaled_graph_ms']:.3f} / {r['scaled_graph_recall_at_10']:.3f}"
-            if "scaled_list" in r
-            else "-"
-        )
         lines.append(
             f"| {r['fraction'] * 100:g}% | {r['matches']:,} | {r['graph_ms']:.3f} / {r['graph_recall_at_10']:.3f}"
-            f" | {scaled} | {r['exact_ms']:.3f} |"
+            f" | {r['exact_ms']:.3f} |"
         )
     probe = next(r["ivf_probe"] for r in rows if "ivf_probe" in r)
     policies = [name for name, v in probe["rows"][0].items() if isinstance(v, dict)]

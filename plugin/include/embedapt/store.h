@@ -221,10 +221,10 @@ struct SearchOptions {
   // on anything but IVF), or out of its range, fails with kInvalidArgument.
   //
   // HNSW: the candidate list a search keeps (FAISS efSearch), in
-  // 1..kMaxEfSearch; never below k. Default 16. A filtered search keeps
-  // ef_search / (the matching fraction), since rejected records take up the
-  // list too; at 5% of the records or fewer it scores the matching ones
-  // exactly instead.
+  // 1..kMaxEfSearch; never below k. Default 16. Under a filter the list
+  // holds matching records only (the walk passes through the others, so it
+  // walks longer the fewer match); at 5% of the records or fewer the
+  // matching ones are scored exactly instead.
   int ef_search = 0;
   // IVF: the lists a search probes (FAISS nprobe), in 1..nlist. Default 1.
   // A filtered search probes more lists the fewer records match, and more
