@@ -1,5 +1,6 @@
 #include "index/hnsw_search.h"
 
+#include <faiss/IndexFlatCodes.h>
 #include <faiss/IndexHNSW.h>
 #include <faiss/impl/AuxIndexStructures.h>
 #include <faiss/impl/DistanceComputer.h>
@@ -8,12 +9,22 @@
 #include <functional>
 
 namespace embedapt {
+namespace {
+
+constexpr size_t kCacheLine = 64;
+
+}  // namespace
 
 HnswSearch::HnswSearch(const faiss::IndexHNSW& index)
     : index_(index),
       sign_(index.storage->metric_type == faiss::METRIC_INNER_PRODUCT ? -1.0f : 1.0f),
       distance_(index.storage->get_distance_computer()),
-      visited_(std::make_unique<faiss::VisitedTable>(static_cast<int>(index.ntotal))) {}
+      visited_(std::make_unique<faiss::VisitedTable>(static_cast<int>(index.ntotal))) {
+  if (const auto* flat = dynamic_cast<const faiss::IndexFlatCodes*>(index.storage)) {
+    codes_ = flat->codes.data();
+    code_size_ = flat->code_size;
+  }
+}
 
 HnswSearch::~HnswSearch() = default;
 
@@ -61,10 +72,24 @@ void HnswSearch::search(const float* query, size_t k, size_t ef, const uint8_t* 
     candidates_.pop_back();
     size_t begin = 0, end = 0;
     graph.neighbor_range(current.second, 0, &begin, &end);
+    // Each new neighbour's vector lies somewhere in memory no cache holds: ask
+    // for the first line of every one before scoring any, and for the rest of
+    // the next one's lines while one is scored, so that memory and the
+    // arithmetic overlap.
+    fresh_.clear();
     for (size_t i = begin; i < end && graph.neighbors[i] >= 0; ++i) {
       const int32_t v = graph.neighbors[i];
       if (visited.get(v)) continue;
       visited.set(v);
+      fresh_.push_back(v);
+      if (codes_ != nullptr) __builtin_prefetch(codes_ + size_t(v) * code_size_);
+    }
+    for (size_t j = 0; j < fresh_.size(); ++j) {
+      const int32_t v = fresh_[j];
+      if (codes_ != nullptr && j + 1 < fresh_.size()) {
+        const uint8_t* next = codes_ + size_t(fresh_[j + 1]) * code_size_;
+        for (size_t line = kCacheLine; line < code_size_; line += kCacheLine) __builtin_prefetch(next + line);
+      }
       const float d = sign_ * distance(v);
       if (results_.size() == ef && d >= results_.front().first) continue;
       candidates_.emplace_back(d, v);
