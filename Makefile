@@ -76,7 +76,7 @@ demo:
 # The benchmark builds only what it runs (not the tests), against the AVX2/FMA
 # FAISS where the CPU has them (faiss-avx2); its reported time includes that build.
 bench: deps models faiss-avx2
-	start=$$(date +%s) && cmake --build $(BUILD) -j $(JOBS) --target embedapt_cli store_bench faiss_bench encoder_bench retrain_bench filter_bench smalllogs_bench peers_bench && \
+	start=$$(date +%s) && cmake --build $(BUILD) -j $(JOBS) --target embedapt_cli store_bench hnsw_bench faiss_bench encoder_bench retrain_bench filter_bench smalllogs_bench peers_bench && \
 	BENCH_START=$$start tools/bench/run.sh $(BUILD)
 
 # `make sanitize` (ASan+UBSan, in build-asan) or `make sanitize SAN=thread`

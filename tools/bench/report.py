@@ -561,6 +561,50 @@ def cached_text(build: dict) -> str:
     return " (built by an earlier run and reused from the benchmarks' cache: `BENCH_CACHE`)"
 
 
+def hnsw_markdown(rows: list) -> str:
+    rows = [r["hnsw"] for r in rows]
+    first = rows[0]
+    cpu = [r["speedup_cpu"] for r in rows]
+    not_worse = all(r["ours_recall_at_10"] >= r["faiss_recall_at_10"] for r in rows)
+    lines = [
+        f"Run of {datetime.date.today().isoformat()} (hnsw_bench, `tools/bench/hnsw.sh`; the machine was shared with"
+        " other jobs, 1-min load averages in the table): a FAISS"
+        f" {first['spec']} graph of {first['n']:,} seeded random unit vectors ({first['dim']}-d, inner product)"
+        f"{cached_text(first['build'])}, FAISS's {first['faiss']} kernels; {first['queries']} queries, k=10, one query"
+        f" at a time on one thread, the two searches interleaved query by query, {first['repeats']} repeats, QPS and"
+        " CPU time per query the medians. FAISS = `IndexHNSW::search` (1.7.3: a bounded candidate list whose pop"
+        " scans ef entries), asked for max(ef, 10) results so that its list holds ef (it sizes the list by the"
+        " index's efSearch or k); the store = `HnswSearch` (index/hnsw_search.h), the walk every HNSW search of"
+        " the store runs since it stopped calling FAISS's. Recall@10 against the exact top 10. Random vectors are"
+        " the hardest case for a graph index (no neighbourhoods): their recall is a floor.",
+        "",
+        "| efSearch | recall@10: FAISS / store | QPS: FAISS / store | CPU ms per query: FAISS / store"
+        " | FAISS's time / the store's: CPU / wall | 1-min load: before / after |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['ef_search']} | {r['faiss_recall_at_10']:.3f} / {r['ours_recall_at_10']:.3f}"
+            f" | {r['faiss_qps']:,.0f} / {r['ours_qps']:,.0f} | {r['faiss_cpu_ms']:.3f} / {r['ours_cpu_ms']:.3f}"
+            f" | {r['speedup_cpu']:.2f}x / {r['speedup_wall']:.2f}x | {r['load_before']:.1f} / {r['load_after']:.1f} |"
+        )
+    last = rows[-1]
+    lines += [
+        "",
+        f"FAISS's search took {min(cpu):.2f}x to {max(cpu):.2f}x the CPU time per query of the store's walk over"
+        f" efSearch {first['ef_search']} to {last['ef_search']}, at "
+        + ("equal or higher recall@10 at every value." if not_worse else "lower recall@10 at some values.")
+        # The ratio's trend says whether FAISS's O(ef^2) list scans matter at these sizes or the
+        # distances and memory waits that both searches pay per vector do.
+        + f" From efSearch {first['ef_search']} to {last['ef_search']} ({last['ef_search'] / first['ef_search']:g}x)"
+        f" FAISS's CPU time per query grew {last['faiss_cpu_ms'] / first['faiss_cpu_ms']:.0f}x and the walk's"
+        f" {last['ours_cpu_ms'] / first['ours_cpu_ms']:.0f}x: both about in proportion to efSearch, so at 384"
+        " dimensions the vectors a search scores cost more than the list FAISS scans."
+        " The store section's HNSW rows compare the store against this same FAISS search (\"raw\").",
+    ]
+    return "\n".join(lines)
+
+
 def filter_markdown(rows: list) -> str:
     ingest = next(r["ingest"] for r in rows if "ingest" in r)
     exact = next(r["hnsw_exact"] for r in rows if "hnsw_exact" in r)
@@ -999,7 +1043,7 @@ def main() -> None:
     parser.add_argument("--total-seconds", type=float, help="wall time of the whole `make bench` run")
     parser.add_argument(
         "--only",
-        choices=["quality", "retrain", "filter", "smalllogs", "store", "faiss", "peers", "encoder"],
+        choices=["quality", "retrain", "filter", "smalllogs", "store", "hnsw", "faiss", "peers", "encoder"],
         help="regenerate only this section, from its own step's output in WORK",
     )
     args = parser.parse_args()
@@ -1009,6 +1053,9 @@ def main() -> None:
         return
     if args.only == "peers":
         write_sections({"peers": peers_markdown(read_jsonl(os.path.join(args.work, "peers.jsonl")))})
+        return
+    if args.only == "hnsw":
+        write_sections({"hnsw": hnsw_markdown(read_jsonl(os.path.join(args.work, "hnsw.jsonl")))})
         return
     if args.only == "faiss":
         faiss = read_jsonl(os.path.join(args.work, "faiss.jsonl"))
@@ -1041,6 +1088,7 @@ def main() -> None:
     result.update(
         {
             "store": read_jsonl(os.path.join(args.work, "store.jsonl")),
+            "hnsw": read_jsonl(os.path.join(args.work, "hnsw.jsonl")),
             "faiss": read_jsonl(os.path.join(args.work, "faiss.jsonl")),
             "filter": read_jsonl(os.path.join(args.work, "filter.jsonl")),
             "encoder": read_encoder(args.work),
@@ -1057,6 +1105,7 @@ def main() -> None:
         {
             "quality": quality_markdown(result),
             "store": store_markdown(result),
+            "hnsw": hnsw_markdown(result["hnsw"]),
             "faiss": faiss_markdown(result),
             "encoder": encoder_markdown(result),
             "retrain": retrain_markdown(retrain),
