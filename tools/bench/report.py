@@ -919,7 +919,10 @@ def peers_summary(rows: list) -> dict:
         for c in chroma["search"]:
             faster = [s for s in ours["search"] if s["qps"] >= c["qps"]]
             best = max(faster, key=lambda s: s["recall_at_10"]) if faster else None
-            points.append({"chroma": c, "ours": best, "met": bool(best and best["recall_at_10"] >= c["recall_at_10"])})
+            points.append({"chroma": c, "ours": best, "met": bool(best and best["recall_at_10"] >= c["recall_at_10"]),
+                           # Every setting of ours was at least as fast: the sweep ended before ours
+                           # slowed to Chroma's speed, so a miss here is not one at equal QPS.
+                           "sweep_ended": len(faster) == len(ours["search"])})
         steps["checks"] = {
             "build_ratio": ours["build_s"] / chroma["build_s"],
             "build_met": ours["build_s"] <= chroma["build_s"],
@@ -1020,6 +1023,15 @@ def peers_markdown(rows: list) -> str:
                     else "."
                 ),
             ]
+            ended = [p for p in misses if p["sweep_ended"]]
+            if ended:
+                top = steps["embedapt-hnsw16"]["search"][-1]
+                efs = ", ".join(f"{p['chroma']['ef_search']:g}" for p in ended)
+                lines[-1] += (
+                    f" At Chroma's ef_search {efs} every ef_search of ours was faster (ours at {top['setting']}:"
+                    f" {top['recall_at_10']:.3f} at {top['qps']:,.0f} QPS): the sweep ends before ours slows to"
+                    " Chroma's speed, so there the check compares our top recall, not our recall at Chroma's QPS."
+                )
     return "\n".join(lines)
 
 
