@@ -2,10 +2,11 @@
 //
 // FAISS builds and stores the graph; the store walks it itself. FAISS 1.7.3's
 // own search keeps its candidates in a bounded list whose pop and count are
-// linear scans of efSearch entries, so a walk costs O(ef^2) and falls behind
-// other HNSW libraries as ef grows; its binary-heap branch is an index-wide
-// flag (unsafe while other threads search), reads the index's efSearch, not
-// the call's, and ignores ID selectors. This walk is the binary-heap one, with
+// linear scans of efSearch entries (O(ef^2) a walk, though at 100k x 384 the
+// vectors it waits for still outweigh the scans up to ef 768: hnsw_bench,
+// docs/benchmarks.md); its binary-heap branch is an index-wide flag (unsafe
+// while other threads search), reads the index's efSearch, not the call's,
+// and ignores ID selectors. This walk is the binary-heap one, with
 // a per-call ef and an allow-list: descend greedily through the upper levels,
 // then go best-first through level 0 with a min-heap of candidates and a
 // max-heap of the best ef results, stopping once the nearest candidate is
