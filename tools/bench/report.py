@@ -319,13 +319,25 @@ def batch_columns(batch: dict) -> str:
 
 
 def store_markdown(result: dict) -> str:
-    bandwidth = next(r["bandwidth"] for r in result["store"] if "bandwidth" in r)
+    # Each store_bench run writes its memory bandwidth first, then its rows
+    # (store.sh runs one per size): a row's bound uses its own run's figure.
+    bandwidth_of, bandwidth = {}, None
+    for r in result["store"]:
+        if "bandwidth" in r:
+            bandwidth = r["bandwidth"]
+        elif "spec" in r:
+            bandwidth_of[id(r)] = bandwidth
     rows = [r for r in result["store"] if "spec" in r]
     first = rows[0]
+    sizes = sorted({r["n"] for r in rows})
+    queries = {r["n"]: r["queries"] for r in rows}
     lines = [
         f"Run of {result['date']} (store_bench, `tools/bench/store.sh`; the machine was shared with other jobs: compare"
-        f" the ratios within a row, not absolute speeds across runs): {first['n']:,} seeded random unit vectors"
-        f" ({first['dim']}-d, cosine), k={first['k']}, {first['queries']} queries. The store and raw FAISS (same factory"
+        " the ratios within a row, not absolute speeds across runs): "
+        + " and ".join(f"{n:,}" for n in sizes)
+        + f" seeded random unit vectors ({first['dim']}-d, cosine), k={first['k']}, "
+        + ", ".join(f"{queries[n]} queries at {n:,}" for n in sizes)
+        + ". The store and raw FAISS (same factory"
         " string, vectors and queries) are interleaved query by query (batch by batch), alternating which goes first;"
         f" QPS and CPU ms per query are medians of {first['repeats']} repeats. \"store\" is the store's ids-only"
         " search (`SearchOptions::ids_only`: ids and scores, what raw FAISS returns; the store also checks and"
@@ -345,7 +357,9 @@ def store_markdown(result: dict) -> str:
         " (its CPU ms per query) |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    missing = [spec for spec in ("Flat", "HNSW32", "IVF1024,Flat") if spec not in {r["spec"] for r in rows}]
+    ran = {(r["spec"], r["n"]) for r in rows}
+    missing = [f"{spec} at {n:,}" for n in sorted({r["n"] for r in rows}) for spec in ("Flat", "HNSW32", "IVF1024,Flat")
+               if (spec, n) not in ran]
     for r in rows:
         # Rows of a store_bench before the ids-only search timed the search with records as "store".
         older = "" if "records_qps" in r["search"][0]["single"] else " (older store_bench: store = with records)"
@@ -421,6 +435,7 @@ def store_markdown(result: dict) -> str:
     for r in rows:
         if r["spec"] != "Flat":
             continue
+        bandwidth = bandwidth_of[id(r)]
         index_bytes = r["n"] * r["dim"] * 4
         bound_qps = bandwidth["read_gb_per_s"] * 1e9 / index_bytes
         cpu_ms = r["search"][0]["single"]["store_cpu_ms"]
