@@ -26,7 +26,7 @@ queries=${PEERS_QUERIES:-200}
 # the other's speed (Chroma's QPS is bound by its Python client's per-query
 # cost), with steps fine enough above 256 (where the real-like recalls pass
 # 0.95) that a point of one side falls near each point of the other.
-ef=16,32,64,128,256,384,512,768
+ef=16,32,64,128,256,384,512,768,1024,1536
 rounds=2
 for tool in embedapt peers_bench; do
   [ -x "$build/bin/$tool" ] || { echo "bench: $build/bin/$tool not found: build it first" >&2; exit 1; }
