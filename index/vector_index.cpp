@@ -618,9 +618,9 @@ Status VectorIndex::search_hnsw(const faiss::IndexHNSW& hnsw, const float* queri
     bitmap = allowed_bitmap(allowed ? *allowed : IdSet{{}, true}, &matches);
   const size_t want = std::min<size_t>(options.k, matches);
   if (want == 0) return Status::OK();
-  std::vector<size_t> all(n);
-  std::iota(all.begin(), all.end(), size_t{0});
   if (!bitmap.empty() && matches <= kHnswExactFraction * live_count()) {
+    std::vector<size_t> all(n);
+    std::iota(all.begin(), all.end(), size_t{0});
     return search_exact(queries, all, want, bitmap, out);
   }
 
