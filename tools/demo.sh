@@ -62,9 +62,11 @@ echo "== 2. adapters: train on Lyft, evaluate on Uber"
 # core, and neither step needs the other. Its output is shown when it is done.
 "$bin" ingest "$out/uber" --dataset "$out/uber.json" --embedder default --pairs none > "$out/uber-ingest.log" 2>&1 &
 uber_ingest=$!
+trap 'kill "$uber_ingest" 2> /dev/null' EXIT  # a failed retrain ends the demo, and the ingest with it
 "$bin" retrain "$out/lyft" --adapter linear --out "$out/linear"
 "$bin" retrain "$out/lyft" --adapter two-layer --out "$out/two-layer"
 wait "$uber_ingest" || { cat "$out/uber-ingest.log" >&2; exit 1; }
+trap - EXIT
 cat "$out/uber-ingest.log"
 "$bin" eval "$out/uber" --dataset "$out/uber.json" --embedder default \
   --adapter "$out/linear" --adapter "$out/two-layer" --json "$out/eval.json"
