@@ -157,16 +157,24 @@ class Flags {
   std::map<std::string, std::vector<std::string>> values_;
 };
 
+// Scales each row of `v` (rows of `dim` floats, one after another) to unit
+// length.
+inline void normalise_rows(std::vector<float>* v, int dim) {
+  for (size_t i = 0; i < v->size() / dim; ++i) {
+    float* row = v->data() + i * dim;
+    double norm = 0;
+    for (int j = 0; j < dim; ++j) norm += double(row[j]) * row[j];
+    for (int j = 0; j < dim; ++j) row[j] = static_cast<float>(row[j] / std::sqrt(norm));
+  }
+}
+
 // `n` seeded random unit vectors of `dim` floats, one after another.
 inline std::vector<float> unit_vectors(size_t n, int dim, uint32_t seed) {
   std::mt19937 rng(seed);
   std::normal_distribution<float> normal;
   std::vector<float> v(n * dim);
-  for (size_t i = 0; i < n; ++i) {
-    double norm = 0;
-    for (int j = 0; j < dim; ++j) norm += std::pow(v[i * dim + j] = normal(rng), 2);
-    for (int j = 0; j < dim; ++j) v[i * dim + j] = static_cast<float>(v[i * dim + j] / std::sqrt(norm));
-  }
+  for (float& x : v) x = normal(rng);
+  normalise_rows(&v, dim);
   return v;
 }
 
@@ -182,10 +190,9 @@ inline std::vector<float> noisy_copies(const std::vector<float>& base, int dim, 
   std::vector<float> v(n * dim);
   for (size_t i = 0; i < n; ++i) {
     const float* from = base.data() + (i % rows) * dim;
-    double norm = 0;
-    for (int j = 0; j < dim; ++j) norm += std::pow(v[i * dim + j] = from[j] + normal(rng), 2);
-    for (int j = 0; j < dim; ++j) v[i * dim + j] = static_cast<float>(v[i * dim + j] / std::sqrt(norm));
+    for (int j = 0; j < dim; ++j) v[i * dim + j] = from[j] + normal(rng);
   }
+  normalise_rows(&v, dim);
   return v;
 }
 

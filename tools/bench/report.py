@@ -358,8 +358,7 @@ def store_markdown(result: dict) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     ran = {(r["spec"], r["n"]) for r in rows}
-    missing = [f"{spec} at {n:,}" for n in sorted({r["n"] for r in rows}) for spec in ("Flat", "HNSW32", "IVF1024,Flat")
-               if (spec, n) not in ran]
+    missing = [f"{spec} at {n:,}" for n in sizes for spec in ("Flat", "HNSW32", "IVF1024,Flat") if (spec, n) not in ran]
     for r in rows:
         # Rows of a store_bench before the ids-only search timed the search with records as "store".
         older = "" if "records_qps" in r["search"][0]["single"] else " (older store_bench: store = with records)"

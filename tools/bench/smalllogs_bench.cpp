@@ -189,44 +189,50 @@ std::vector<double> held_out_hit(const Store& store, Data& data, const QaDataset
   return hit;
 }
 
+// The corpus and a held-out half as the embedder gives them, embedded once
+// for all the systems a log's held-out half is ranked by.
+struct HeldOutVectors {
+  int dim = 0;
+  std::vector<float> docs;     // the corpus' rows, in its order
+  std::vector<float> queries;  // the held-out queries' rows
+  std::map<std::string, size_t> doc_row;
+};
+
+HeldOutVectors embed_held_out(Data& data, const QaDataset& held) {
+  HeldOutVectors v;
+  v.dim = data.embedder->dim();
+  std::vector<std::string> texts;
+  for (const auto& d : data.dataset.corpus) {
+    v.doc_row[d.id] = texts.size();
+    texts.push_back(d.text);
+  }
+  check(data.embedder->embed(texts, EmbedSide::kDocument, &v.docs));
+  texts.clear();
+  for (const auto& q : held.queries) texts.push_back(q.text);
+  check(data.embedder->embed(texts, EmbedSide::kQuery, &v.queries));
+  return v;
+}
+
 // Per held-out query, the rank (1-based) of its best-ranked relevant
 // document in an exact cosine search of the corpus through `adapter`
 // (nullptr: the base): one plus the other documents scoring above it, as the
 // trainer ranks. Exact rather than through the store, whose search keeps only
 // the top few: the effect size needs every query's rank.
-std::vector<int64_t> held_out_ranks(Data& data, const QaDataset& held, const Adapter* adapter) {
-  const int dim = data.embedder->dim();
-  std::vector<std::string> texts;
-  std::map<std::string, size_t> doc_row;
-  for (const auto& d : data.dataset.corpus) {
-    doc_row[d.id] = texts.size();
-    texts.push_back(d.text);
-  }
-  std::vector<float> docs, queries;
-  check(data.embedder->embed(texts, EmbedSide::kDocument, &docs));
-  texts.clear();
-  for (const auto& q : held.queries) texts.push_back(q.text);
-  check(data.embedder->embed(texts, EmbedSide::kQuery, &queries));
-  auto map = [&](std::vector<float>* v) {
-    std::vector<float> mapped(v->size());
-    check(adapter->apply(v->data(), v->size() / dim, mapped.data()));
-    *v = std::move(mapped);
+std::vector<int64_t> held_out_ranks(const HeldOutVectors& v, const QaDataset& held, const Adapter* adapter) {
+  const int dim = v.dim;
+  std::vector<float> docs = v.docs, queries = v.queries;
+  auto map = [&](std::vector<float>* rows) {
+    std::vector<float> mapped(rows->size());
+    check(adapter->apply(rows->data(), rows->size() / dim, mapped.data()));
+    *rows = std::move(mapped);
   };
   if (adapter != nullptr) {
     map(&queries);
     if (adapter->side() == AdapterSide::kBoth) map(&docs);
   }
-  auto unit = [&](std::vector<float>* v) {
-    for (size_t r = 0; r < v->size() / dim; ++r) {
-      double norm = 0;
-      for (int c = 0; c < dim; ++c) norm += double((*v)[r * dim + c]) * (*v)[r * dim + c];
-      for (int c = 0; c < dim; ++c)
-        (*v)[r * dim + c] = static_cast<float>((*v)[r * dim + c] / std::sqrt(norm));
-    }
-  };
-  unit(&docs);
-  unit(&queries);
-  const size_t n_docs = data.dataset.corpus.size();
+  bench::normalise_rows(&docs, dim);
+  bench::normalise_rows(&queries, dim);
+  const size_t n_docs = docs.size() / dim;
   std::vector<int64_t> ranks;
   for (size_t q = 0; q < held.queries.size(); ++q) {
     std::vector<double> score(n_docs);
@@ -236,8 +242,8 @@ std::vector<int64_t> held_out_ranks(Data& data, const QaDataset& held, const Ada
     std::vector<bool> relevant(n_docs, false);
     double best = -std::numeric_limits<double>::infinity();
     for (const std::string& id : held.relevant_docs[q].doc_ids) {
-      relevant[doc_row.at(id)] = true;
-      best = std::max(best, score[doc_row.at(id)]);
+      relevant[v.doc_row.at(id)] = true;
+      best = std::max(best, score[v.doc_row.at(id)]);
     }
     int64_t above = 0;
     for (size_t d = 0; d < n_docs; ++d) above += !relevant[d] && score[d] > best;
@@ -371,7 +377,8 @@ void bench_dataset(const std::string& name, Data& data, const Args& args) {
       const std::vector<double> hit = held_out_hit(*store, data, held, systems);
       nlohmann::json ceiling, effect;
       double final_gain = NAN;
-      const std::vector<int64_t> base_ranks = held_out_ranks(data, held, nullptr);
+      const HeldOutVectors vectors = embed_held_out(data, held);
+      const std::vector<int64_t> base_ranks = held_out_ranks(vectors, held, nullptr);
       // The store's Flat index is exact too: its hit@5 and the exact ranks'
       // may differ only by a tie at rank 5 (a query or so), not more.
       auto agree = [&](double exact, double store, const std::string& system) {
@@ -383,7 +390,7 @@ void bench_dataset(const std::string& name, Data& data, const Args& args) {
       agree(hit_at_5(base_ranks), hit[0], "base");
       for (size_t i = 0; i < args.ceiling_epochs.size(); ++i) {
         ceiling[std::to_string(args.ceiling_epochs[i])] = hit[1 + i] - hit[0];
-        const std::vector<int64_t> ranks = held_out_ranks(data, held, systems[i].adapter.get());
+        const std::vector<int64_t> ranks = held_out_ranks(vectors, held, systems[i].adapter.get());
         agree(hit_at_5(ranks), hit[1 + i], systems[i].name + " epochs");
         effect[std::to_string(args.ceiling_epochs[i])] = effect_sizes(base_ranks, ranks);
         if (args.ceiling_epochs[i] == default_epochs) final_gain = hit[1 + i] - hit[0];
