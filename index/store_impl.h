@@ -52,10 +52,10 @@
 #include <shared_mutex>
 #include <string>
 #include <thread>
-#include <unordered_map>
 #include <vector>
 
 #include "embedapt/store.h"
+#include "index/id_names.h"
 #include "index/vector_index.h"
 
 namespace embedapt {
@@ -212,7 +212,7 @@ class StoreImpl final : public Store {
   bool index_stale_ = false;          // a committed write failed to reach index_; rebuild before use
   // Every stored record's id by iid, updated with index_: an ids-only search
   // (SearchOptions::ids_only) names its hits without reading RocksDB.
-  std::unordered_map<int64_t, std::string> ids_by_iid_;
+  IdNames ids_by_iid_;
 
   // Background retraining; the thread runs only if after_hits > 0.
   std::thread background_;

@@ -480,6 +480,10 @@ Status VectorIndex::search_all(const float* queries, size_t n, const SearchOptio
     // indexes (IVF with few probes) may return fewer than asked anyway.
     bool crowded_out = false;
     for (size_t q = 0; q < n; ++q) {
+      // The hits' positions are scattered over id_map: start every miss first.
+      for (size_t j = 0; j < fetch && labels[q * fetch + j] >= 0; ++j) {
+        __builtin_prefetch(&index_->id_map[labels[q * fetch + j]]);
+      }
       std::vector<Neighbor>& hits = (*out)[q];
       hits.clear();
       bool skipped = false;
