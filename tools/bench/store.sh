@@ -19,7 +19,7 @@ store() {
     --dir "$work/stores" ${BENCH_CACHE:+--cache "$BENCH_CACHE"} "$@" >> "$work/store.jsonl"
 }
 echo "bench: store_bench" >&2
-store --n 100000 --queries 200
+store --n 100000 --queries 1000
 [ -z "${FULL:-}" ] || store --n 1000000 --queries 50
 if [ "${3:-}" = "--report" ]; then
   python3 "$here/report.py" "$work" --only store
