@@ -347,7 +347,9 @@ def store_markdown(result: dict) -> str:
         " thread with BLAS on its own; a batch is also run through raw FAISS on its default threads, as an app"
         " calling FAISS directly gets it. A batch's CPU time is the process's, every thread, spinning included."
         " \"+ records\" is the same search returning every hit's payload and metadata, read from RocksDB (the"
-        " default), run in the same rotation: its extra cost is its own column, so nothing is hidden."
+        " default), run in a pass of its own after each repeat's store and raw FAISS turns (beside the ids-only"
+        " search on the same index it left that search's IVF lists in the cache): its extra cost is its own"
+        " column, so nothing is hidden."
         " Recall@10 is the store's, against the exact top 10. Random vectors are the hardest case for approximate"
         " indexes (no clusters, no neighbourhoods): their recall here is a floor, not what real embeddings get.",
         "",
