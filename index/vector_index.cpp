@@ -415,8 +415,9 @@ Status VectorIndex::search(const float* queries, size_t n, const SearchOptions& 
   if (const auto* hnsw = dynamic_cast<const faiss::IndexHNSW*>(index_->index)) {
     return search_hnsw(*hnsw, queries, n, options, allowed, out);
   }
-  const bool blas = allowed == nullptr && kind_of(index_->index) == Kind::kFlat &&
-                    n >= static_cast<size_t>(faiss::distance_compute_blas_threshold);
+  // kind_of last: its dynamic casts would be spent on every one-query search.
+  const bool blas = allowed == nullptr && n >= static_cast<size_t>(faiss::distance_compute_blas_threshold) &&
+                    kind_of(index_->index) == Kind::kFlat;
   const OneThreadFor one_thread(n == 1 || blas);
   return allowed ? search_subset(queries, n, options, *allowed, out) : search_all(queries, n, options, out);
 }
