@@ -60,13 +60,6 @@ std::string u64_value(uint64_t v) {
   return value;
 }
 
-void normalise(float* v, size_t dim) {
-  double norm = 0;
-  for (size_t i = 0; i < dim; ++i) norm += double(v[i]) * v[i];
-  float scale = static_cast<float>(1.0 / std::sqrt(norm));
-  for (size_t i = 0; i < dim; ++i) v[i] *= scale;
-}
-
 // A random identity a store keeps for life, so its snapshots name it.
 std::string new_store_id() {
   unsigned char bytes[16];
@@ -424,7 +417,7 @@ Status StoreImpl::to_index_space(const Adapter* adapter, const float* raw, size_
     std::copy(raw, raw + n * dim, out->begin());
   }
   if (options_.metric == Metric::kCosine) {
-    for (size_t i = 0; i < n; ++i) normalise(out->data() + i * dim, dim);
+    for (size_t i = 0; i < n; ++i) normalise_vector(out->data() + i * dim, dim);
   }
   return Status::OK();
 }

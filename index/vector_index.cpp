@@ -16,6 +16,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <functional>
 #include <numeric>
@@ -407,6 +408,13 @@ Status VectorIndex::purge() {
   }
   tombstones_.clear();
   return Status::OK();
+}
+
+void normalise_vector(float* v, size_t dim) {
+  double norm = 0;
+  for (size_t i = 0; i < dim; ++i) norm += double(v[i]) * v[i];
+  const auto scale = static_cast<float>(1.0 / std::sqrt(norm));
+  for (size_t i = 0; i < dim; ++i) v[i] *= scale;
 }
 
 Status VectorIndex::search(const float* queries, size_t n, const SearchOptions& options, const IdSet* allowed,

@@ -35,6 +35,11 @@ using IndexIDMap = IndexIDMapTemplate<Index>;
 
 namespace embedapt {
 
+// Scales the `dim` floats at `v` (not all zero) to unit length: how the store
+// puts every vector it indexes or searches under the cosine metric into index
+// space (the norm summed in double, then one float scale).
+void normalise_vector(float* v, size_t dim);
+
 struct Neighbor {
   int64_t id;
   float score;

@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "embedapt/store.h"
+#include "index/vector_index.h"
 
 namespace embedapt::bench {
 
@@ -171,19 +172,12 @@ inline void normalise_rows(std::vector<float>* v, int dim) {
   }
 }
 
-// `vectors` as a cosine store indexes them: each row scaled by the float
-// nearest 1 / its norm, the norm summed in double (index/store.cpp's
-// normalise). Rows already of unit length still move by an ulp here and there,
-// and k-means fed one bit-different row can end elsewhere: a raw FAISS IVF
-// index compared with a store's is built from these.
+// `vectors` as a cosine store indexes them (normalise_vector, row by row).
+// Rows already of unit length still move by an ulp here and there, and k-means
+// fed one bit-different row can end elsewhere: a raw FAISS IVF index compared
+// with a store's is built from these.
 inline std::vector<float> as_store_indexes(std::vector<float> vectors, int dim) {
-  for (size_t i = 0; i < vectors.size() / dim; ++i) {
-    float* row = vectors.data() + i * dim;
-    double norm = 0;
-    for (int j = 0; j < dim; ++j) norm += double(row[j]) * row[j];
-    const auto scale = static_cast<float>(1.0 / std::sqrt(norm));
-    for (int j = 0; j < dim; ++j) row[j] *= scale;
-  }
+  for (size_t i = 0; i < vectors.size() / dim; ++i) normalise_vector(vectors.data() + i * dim, dim);
   return vectors;
 }
 
