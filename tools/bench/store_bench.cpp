@@ -20,8 +20,9 @@
 //   batches of 64, the store's ids-only search (SearchOptions::ids_only: what
 //   raw FAISS returns) and raw FAISS interleaved query by query (batch by
 //   batch) so load from elsewhere hits both alike, the store's search with
-//   records (payload and metadata) in a pass of its own, QPS and CPU time per query the
-//   median over repeats, latency percentiles over every timed single query;
+//   records (payload and metadata) in a pass of its own, QPS and CPU time
+//   per query the median over repeats, latency percentiles over every timed
+//   single query;
 //   batches also through raw FAISS on its default threads;
 // - the same single-query searches with an active linear adapter (query
 //   side), raw FAISS's queries mapped by hand through the same matrix;
@@ -120,9 +121,10 @@ double process_cpu_seconds() {
 
 // The store (ids only, and with records) and raw FAISS in blocks of `block`
 // queries, raw and ids-only taking turns (the passes below); the store's hits
-// of each query go to *store_ids. With `linear` (a dim x dim row-major map, the store's active
-// adapter), raw FAISS's queries go through the same map by hand first (sgemv
-// or sgemm, then normalised), as an app using FAISS alone would apply it.
+// of each query go to *store_ids. With `linear` (a dim x dim row-major map,
+// the store's active adapter), raw FAISS's queries go through the same map by
+// hand first (sgemv or sgemm, then normalised), as an app using FAISS alone
+// would apply it.
 // Raw FAISS runs on the threads the store gives FAISS (OneThreadFor in
 // index/vector_index.cpp): one query at a time on one OpenMP thread and one
 // BLAS thread (the linear adapter's product in core/adapt/adapter.cpp too),
