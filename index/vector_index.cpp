@@ -353,6 +353,10 @@ Status VectorIndex::add(size_t n, const float* vectors, const int64_t* ids) {
                                      std::to_string(last) + " (ids must ascend)");
     }
   }
+  {
+    std::lock_guard<std::mutex> lock(idle_searchers_mu_);
+    idle_searchers_.clear();
+  }
   try {
     if (failing_adds_for_testing.load() > 0 && failing_adds_for_testing.fetch_sub(1) > 0) {
       throw std::bad_alloc();
@@ -646,7 +650,7 @@ Status VectorIndex::search_hnsw(const faiss::IndexHNSW& hnsw, const float* queri
   {
     std::unique_ptr<HnswSearch> searcher;
     try {
-      searcher = std::make_unique<HnswSearch>(hnsw);
+      searcher = take_searcher(hnsw);
     } catch (const std::exception& e) {
 #pragma omp critical(embedapt_hnsw_error)
       error = e.what();
@@ -658,6 +662,7 @@ Status VectorIndex::search_hnsw(const faiss::IndexHNSW& hnsw, const float* queri
       searcher->search(queries + q * dim_, want, ef, admit, &hits);
       for (Neighbor& hit : hits) hit.id = index_->id_map[hit.id];
     }
+    if (searcher) keep_searcher(std::move(searcher));
   }
   if (!error.empty()) return Status::Internal("searching the index: " + error);
   // A walk comes up short only where the graph it reaches holds fewer
@@ -668,6 +673,23 @@ Status VectorIndex::search_hnsw(const faiss::IndexHNSW& hnsw, const float* queri
   }
   if (short_queries.empty()) return Status::OK();
   return search_exact(queries, short_queries, want, bitmap, out);
+}
+
+std::unique_ptr<HnswSearch> VectorIndex::take_searcher(const faiss::IndexHNSW& hnsw) const {
+  {
+    std::lock_guard<std::mutex> lock(idle_searchers_mu_);
+    if (!idle_searchers_.empty()) {
+      std::unique_ptr<HnswSearch> searcher = std::move(idle_searchers_.back());
+      idle_searchers_.pop_back();
+      return searcher;
+    }
+  }
+  return std::make_unique<HnswSearch>(hnsw);
+}
+
+void VectorIndex::keep_searcher(std::unique_ptr<HnswSearch> searcher) const {
+  std::lock_guard<std::mutex> lock(idle_searchers_mu_);
+  idle_searchers_.push_back(std::move(searcher));
 }
 
 Status VectorIndex::search_exact(const float* queries, const std::vector<size_t>& which, size_t want,

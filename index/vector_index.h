@@ -16,6 +16,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <unordered_set>
 #include <utility>
@@ -39,6 +40,8 @@ namespace embedapt {
 // puts every vector it indexes or searches under the cosine metric into index
 // space (the norm summed in double, then one float scale).
 void normalise_vector(float* v, size_t dim);
+
+class HnswSearch;
 
 struct Neighbor {
   int64_t id;
@@ -124,6 +127,10 @@ class VectorIndex {
   // listed in `which`) and keeps the best `want`.
   Status search_exact(const float* queries, const std::vector<size_t>& which, size_t want,
                       const std::vector<uint8_t>& bitmap, std::vector<std::vector<Neighbor>>* out) const;
+  // An idle searcher of `hnsw` (the inner index), or a new one, which throws
+  // as HnswSearch's constructor does; keep_searcher() hands it back.
+  std::unique_ptr<HnswSearch> take_searcher(const faiss::IndexHNSW& hnsw) const;
+  void keep_searcher(std::unique_ptr<HnswSearch> searcher) const;
   // The position of `id` in the FAISS index, -1 if absent.
   int64_t position(int64_t id) const;
 
@@ -138,6 +145,12 @@ class VectorIndex {
   bool staging_ = false;
   std::unique_ptr<faiss::IndexIDMap> index_;
   std::unordered_set<int64_t> tombstones_;
+  // Searchers of an HNSW index between searches: each holds a visited table
+  // of ntotal bytes, which a searcher made per call would allocate and zero
+  // every time (a megabyte per query at a million vectors). add() empties
+  // it: the searchers point into the storage it grows.
+  mutable std::mutex idle_searchers_mu_;
+  mutable std::vector<std::unique_ptr<HnswSearch>> idle_searchers_;
 };
 
 }  // namespace embedapt

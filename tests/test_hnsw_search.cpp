@@ -15,6 +15,7 @@
 #include <fstream>
 #include <functional>
 #include <memory>
+#include <numeric>
 #include <random>
 #include <set>
 #include <sstream>
@@ -249,4 +250,38 @@ TEST_CASE("HNSW search: an empty index, and one whose vectors are all removed, r
   for (int64_t id : ids) index->remove(id);
   REQUIRE(index->search(query.data(), 3, SearchOptions(5), nullptr, &results).ok());
   for (const auto& hits : results) CHECK(hits.empty());
+}
+
+// Searches keep their searchers (and visited tables) between calls; an add
+// grows the graph and moves its storage, so a search after it must not walk
+// with one made before it.
+TEST_CASE("HNSW search through VectorIndex: each search finds every vector added before it") {
+  const int dim = 16;
+  const size_t rounds = 4, per_round = 1500;
+  const std::vector<float> base = unit_vectors(rounds * per_round, dim, 51);
+  std::unique_ptr<VectorIndex> index;
+  REQUIRE(VectorIndex::create(dim, Metric::kL2, "HNSW16", &index).ok());
+  SearchOptions options(1);
+  options.ef_search = 64;
+  for (size_t round = 0; round < rounds; ++round) {
+    INFO("round " << round);
+    std::vector<int64_t> ids(per_round);
+    std::iota(ids.begin(), ids.end(), static_cast<int64_t>(round * per_round));
+    const float* added = &base[round * per_round * dim];
+    REQUIRE(index->add(per_round, added, ids.data()).ok());
+    // Each added vector finds itself, in a batch (a searcher per OpenMP
+    // thread) and alone (the calling thread's).
+    std::vector<std::vector<Neighbor>> found;
+    REQUIRE(index->search(added, per_round, options, nullptr, &found).ok());
+    size_t themselves = 0;
+    for (size_t i = 0; i < per_round; ++i) {
+      themselves += found[i].size() == 1 && found[i][0].id == ids[i] && found[i][0].score == 0;
+    }
+    CHECK(themselves >= per_round * 99 / 100);
+    for (size_t i = 0; i < per_round; i += 97) {
+      REQUIRE(index->search(&added[i * dim], 1, options, nullptr, &found).ok());
+      REQUIRE(found[0].size() == 1);
+      CHECK(found[0][0].id == ids[i]);
+    }
+  }
 }
