@@ -41,13 +41,9 @@ BlasScopes& blas_scopes() {
 
 }  // namespace
 
-ComputeThreads::ComputeThreads(int threads) : threads_(threads), torch_before_(at::get_num_threads()) {
+BlasThreads::BlasThreads(int threads) : threads_(threads) {
   const OpenBlas& blas = openblas();
-  if (!blas.set) {
-    at::set_num_threads(threads);
-    return;
-  }
-  at::set_num_threads(1);
+  if (!blas.set) return;
   BlasScopes& scopes = blas_scopes();
   std::lock_guard<std::mutex> lock(scopes.mu);
   if (scopes.open.empty()) scopes.before = blas.get();
@@ -55,8 +51,7 @@ ComputeThreads::ComputeThreads(int threads) : threads_(threads), torch_before_(a
   blas.set(*scopes.open.begin());
 }
 
-ComputeThreads::~ComputeThreads() {
-  at::set_num_threads(torch_before_);
+BlasThreads::~BlasThreads() {
   const OpenBlas& blas = openblas();
   if (!blas.set) return;
   BlasScopes& scopes = blas_scopes();
@@ -65,9 +60,15 @@ ComputeThreads::~ComputeThreads() {
   blas.set(scopes.open.empty() ? scopes.before : *scopes.open.begin());
 }
 
-int ComputeThreads::blas_threads() {
+int BlasThreads::current() {
   const OpenBlas& blas = openblas();
   return blas.get ? blas.get() : 0;
 }
+
+ComputeThreads::ComputeThreads(int threads) : torch_before_(at::get_num_threads()), blas_(threads) {
+  at::set_num_threads(openblas().set ? 1 : threads);
+}
+
+ComputeThreads::~ComputeThreads() { at::set_num_threads(torch_before_); }
 
 }  // namespace embedapt

@@ -1,5 +1,5 @@
 // ComputeThreads: how many CPU threads LibTorch work uses during a scope, one
-// policy for the encoder and the trainer.
+// policy for the encoder and the trainer; BlasThreads: its OpenBLAS half alone.
 //
 // Debian's LibTorch does its matrix products in OpenBLAS (the pthread build,
 // libopenblas.so.0; FAISS reaches the same library through libblas.so.3),
@@ -21,6 +21,26 @@
 
 namespace embedapt {
 
+// A scope capping OpenBLAS's process-wide thread count at `threads` (the
+// smallest cap of the scopes open on any thread holds); nothing where LibTorch
+// does not compute in OpenBLAS. For BLAS calls made from threads that are
+// already parallel: a batched FAISS search whose OpenMP threads each run an
+// sgemm (index/vector_index.cpp).
+class BlasThreads {
+ public:
+  explicit BlasThreads(int threads);  // threads >= 1
+  ~BlasThreads();
+  BlasThreads(const BlasThreads&) = delete;
+  BlasThreads& operator=(const BlasThreads&) = delete;
+
+  // OpenBLAS's process-wide thread count now, or 0 when LibTorch does not
+  // use OpenBLAS (for tests and benchmarks).
+  static int current();
+
+ private:
+  int threads_;
+};
+
 class ComputeThreads {
  public:
   explicit ComputeThreads(int threads);  // threads >= 1
@@ -28,13 +48,9 @@ class ComputeThreads {
   ComputeThreads(const ComputeThreads&) = delete;
   ComputeThreads& operator=(const ComputeThreads&) = delete;
 
-  // OpenBLAS's process-wide thread count now, or 0 when LibTorch does not
-  // use OpenBLAS (for tests and benchmarks).
-  static int blas_threads();
-
  private:
-  int threads_;
   int torch_before_;
+  BlasThreads blas_;
 };
 
 }  // namespace embedapt

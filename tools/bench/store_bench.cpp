@@ -125,11 +125,12 @@ double process_cpu_seconds() {
 // the store's active adapter), raw FAISS's queries go through the same map by
 // hand first (sgemv or sgemm, then normalised), as an app using FAISS alone
 // would apply it.
-// Raw FAISS runs on the threads the store gives FAISS (OneThreadFor in
-// index/vector_index.cpp): one query at a time on one OpenMP thread and one
-// BLAS thread (the linear adapter's product in core/adapt/adapter.cpp too),
-// an exact batch on one OpenMP thread (BLAS keeps its threads), so the
-// overhead is the store's own work. Batches are also run through raw FAISS
+// Raw FAISS runs on the threads the store gives FAISS (VectorIndex::search
+// in index/vector_index.cpp): one query at a time on one OpenMP thread and
+// one BLAS thread (the linear adapter's product in core/adapt/adapter.cpp
+// too), an exact batch on one OpenMP thread (BLAS keeps its threads), any
+// other batch on OpenMP's threads with BLAS on one, so the overhead is the
+// store's own work. Batches are also run through raw FAISS
 // on its default threads ("raw_default"), as an app calling it directly
 // would. CPU time: the thread's for one query (all ran on it), the
 // process's, every thread, for a batch; the overhead is the median over
@@ -152,13 +153,16 @@ nlohmann::json compare_search(const Store& store, faiss::Index& raw, const std::
   const int threads = omp_get_max_threads(), blas_threads = openblas_get_num_threads();
   const bool exact_blas = dynamic_cast<const faiss::IndexFlat*>(&raw) != nullptr &&
                           block >= static_cast<size_t>(faiss::distance_compute_blas_threshold);
-  if (block == 1) openblas_set_num_threads(1);  // raw's sgemv of one query on this thread too
   const int raw_threads = block == 1 || exact_blas ? 1 : threads;
+  const int raw_blas_threads = exact_blas ? blas_threads : 1;
+  // One query: the store's and raw's sgemv of an adapter on this thread alike.
+  const int others_blas_threads = block == 1 ? 1 : blas_threads;
   auto cpu_now = block == 1 ? thread_cpu_seconds : process_cpu_seconds;
   // One search of `count` queries from `x` by `who`, timed into the repeat's totals.
   double total[kWho], cpu[kWho];
   auto search = [&](Who who, const float* x, size_t count, bool keep_ids) {
     omp_set_num_threads(who == kRaw ? raw_threads : threads);  // the store picks its own
+    openblas_set_num_threads(who == kRaw ? raw_blas_threads : others_blas_threads);
     const auto t = Clock::now();
     const double cpu_start = cpu_now();
     if (who == kRaw || who == kRawDefault) {
