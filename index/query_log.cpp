@@ -30,7 +30,7 @@ std::string pair_key(uint64_t query_id, std::string_view doc_id) {
 Status StoreImpl::log_query(const float* query, size_t dim, const std::vector<std::string>& result_ids,
                             uint64_t* query_id) {
   EMBEDAPT_RETURN_IF_ERROR(check_writable("log_query"));
-  EMBEDAPT_RETURN_IF_ERROR(validate_vector(query, dim, "log_query"));
+  EMBEDAPT_RETURN_IF_ERROR(validate_vector(query, dim).WithContext("log_query"));
   const std::string hash = vector_hash(query, dim);
   std::lock_guard<std::mutex> lock(write_mu_);
   std::string existing;

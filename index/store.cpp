@@ -382,27 +382,20 @@ Status StoreImpl::check_writable(const char* what) const {
                                     " refused: the store was opened read-only (Options::read_only)");
 }
 
-Status StoreImpl::validate_vector(const float* v, size_t dim, const std::string& what) const {
+Status StoreImpl::validate_vector(const float* v, size_t dim) const {
   if (v == nullptr || dim != size_t(options_.dim)) {
-    return Status::InvalidArgument(what + ": vector has dimension " + std::to_string(v ? dim : 0) +
+    return Status::InvalidArgument("vector has dimension " + std::to_string(v ? dim : 0) +
                                    ", the store's is " + std::to_string(options_.dim));
   }
-  // No branch per component (every search checks its queries): a sum of
-  // squares in double is finite exactly when every component is, as no
-  // float's square overflows a double; only a failure looks for the culprit.
-  double sums[4] = {0, 0, 0, 0};
-  size_t i = 0;
-  for (; i + 4 <= dim; i += 4) {
-    for (size_t j = 0; j < 4; ++j) sums[j] += double(v[i + j]) * v[i + j];
-  }
-  for (; i < dim; ++i) sums[0] += double(v[i]) * v[i];
-  const double norm = (sums[0] + sums[1]) + (sums[2] + sums[3]);
+  // Every search checks its queries: finiteness comes from the sum of squares
+  // (no branch per component), and only a failure looks for the culprit.
+  const double norm = sum_of_squares(v, dim);
   if (!std::isfinite(norm)) {
     const size_t bad = size_t(std::find_if(v, v + dim, [](float x) { return !std::isfinite(x); }) - v);
-    return Status::InvalidArgument(what + ": vector component " + std::to_string(bad) + " is not finite");
+    return Status::InvalidArgument("vector component " + std::to_string(bad) + " is not finite");
   }
   if (options_.metric == Metric::kCosine && norm == 0) {
-    return Status::InvalidArgument(what + ": zero vector has no direction under the cosine metric");
+    return Status::InvalidArgument("zero vector has no direction under the cosine metric");
   }
   return Status::OK();
 }
@@ -568,7 +561,8 @@ Status StoreImpl::load_ids() {
 
 Status StoreImpl::upsert(std::string_view id, const float* vector, size_t dim, std::string_view payload) {
   EMBEDAPT_RETURN_IF_ERROR(check_writable("upsert"));
-  EMBEDAPT_RETURN_IF_ERROR(validate_vector(vector, dim, "upsert '" + std::string(id.substr(0, 64)) + "'"));
+  EMBEDAPT_RETURN_IF_ERROR(
+      validate_vector(vector, dim).WithContext("upsert '" + std::string(id.substr(0, 64)) + "'"));
   std::vector<Record> records(1);
   records[0].id = id;
   records[0].vector.assign(vector, vector + dim);
@@ -590,7 +584,7 @@ Status StoreImpl::upsert_batch(const std::vector<Record>& records) {
       return Status::InvalidArgument(what + ": payload of " + std::to_string(r.payload.size()) +
                                      " bytes exceeds " + std::to_string(kMaxPayloadBytes));
     }
-    EMBEDAPT_RETURN_IF_ERROR(validate_vector(r.vector.data(), r.vector.size(), what));
+    EMBEDAPT_RETURN_IF_ERROR(validate_vector(r.vector.data(), r.vector.size()).WithContext(what));
     if (!r.metadata.empty()) EMBEDAPT_RETURN_IF_ERROR(ParseMetadata(r.metadata, what, &metadata[i]));
   }
   if (records.empty()) return Status::OK();
@@ -944,7 +938,7 @@ Status StoreImpl::get(std::string_view id, Record* out) const {
 Status StoreImpl::search(const float* query, size_t dim, const SearchOptions& options,
                          std::vector<Hit>* hits) const {
   std::vector<std::vector<Hit>> results;
-  if (dim != size_t(options_.dim)) return validate_vector(query, dim, "search");
+  if (dim != size_t(options_.dim)) return validate_vector(query, dim).WithContext("search");
   EMBEDAPT_RETURN_IF_ERROR(search_with(SearchTarget(), query, 1, options, &results));
   *hits = std::move(results[0]);
   return Status::OK();
@@ -960,8 +954,8 @@ Status StoreImpl::search_with(const SearchTarget& target, const float* queries, 
   const int k = options.k;
   if (k <= 0) return Status::InvalidArgument("search: k must be positive, got " + std::to_string(k));
   for (size_t i = 0; i < n; ++i) {
-    EMBEDAPT_RETURN_IF_ERROR(
-        validate_vector(queries + i * options_.dim, options_.dim, "search query " + std::to_string(i)));
+    const Status valid = validate_vector(queries + i * options_.dim, options_.dim);
+    if (!valid.ok()) return valid.WithContext("search query " + std::to_string(i));
   }
   IdSet allowed;
   const bool filtered = !options.filter.matches_all();

@@ -174,7 +174,9 @@ class StoreImpl final : public Store {
   Status read_metadata(const rocksdb::ReadOptions& read, const std::string& iid_key, std::string* out) const;
   Status verify_metadata() const;
 
-  Status validate_vector(const float* v, size_t dim, const std::string& what) const;
+  // kInvalidArgument unless `v` holds the store's dim finite floats (not all
+  // zero under the cosine metric); the caller adds which vector it was.
+  Status validate_vector(const float* v, size_t dim) const;
   Status get_u64(const std::string& key, uint64_t* v, uint64_t fallback) const;
   rocksdb::ColumnFamilyHandle* cf(ColumnFamily family) const { return handles_[family]; }
   std::string snapshot_path() const { return path_ + "/index.snap"; }

@@ -36,9 +36,13 @@ using IndexIDMap = IndexIDMapTemplate<Index>;
 
 namespace embedapt {
 
+// The sum of the squares of the `dim` floats at `v`, in double: finite
+// exactly when every component is, as no float's square overflows a double.
+double sum_of_squares(const float* v, size_t dim);
+
 // Scales the `dim` floats at `v` (not all zero) to unit length: how the store
 // puts every vector it indexes or searches under the cosine metric into index
-// space (the norm summed in double, then one float scale).
+// space (sum_of_squares, then one float scale).
 void normalise_vector(float* v, size_t dim);
 
 class HnswSearch;
