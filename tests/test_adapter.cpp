@@ -1,11 +1,13 @@
 // Adapters: built-in kinds, weights files, the exchange directory, TorchScript
 // and registered kinds.
+#include <omp.h>
 #include <torch/nn/module.h>
 #include <torch/script.h>
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <thread>
 #include <tuple>
 
 #include "core/adapt/trainer.h"
@@ -382,4 +384,36 @@ def forward(self, x):
   CHECK(load_adapter(result.config_json, result.weights, {}, &adapter).code() == Code::kFailedPrecondition);
   REQUIRE(load_adapter(result.config_json, result.weights, {true}, &adapter).ok());
   CHECK(adapter->out_dim() == kDim);
+}
+
+// LibTorch's first parallel op on a thread sets the thread's OpenMP count to
+// 1 for good; FAISS would then search every batch from that thread on one
+// thread. Loading and applying an adapter keep the caller's count. Each half
+// runs on a fresh thread, where LibTorch has not run yet.
+TEST_CASE("loading and applying an adapter leave the calling thread's OpenMP count as it was", "[adapter]") {
+  const int threads = omp_get_max_threads();
+  if (threads < 2) return;  // one core: nothing to lose
+  int bare = 0, kept = 0;
+  std::thread([&] {
+    torch::zeros({1000, 1000}).add_(1);  // big enough for LibTorch to go parallel
+    bare = omp_get_max_threads();
+  }).join();
+  CHECK(bare == 1);  // the hazard, with LibTorch called directly
+
+  const std::string cfg = config("two-layer", 64, 64, {{"hidden", 128}});
+  std::string weights;
+  REQUIRE(save_adapter_weights(*perturbed_net(cfg), &weights).ok());
+  const std::vector<float> in = random_vectors(4096, 64, 5);
+  std::vector<float> out(in.size());
+  Status loaded, applied;
+  std::thread([&] {
+    omp_set_num_threads(threads);
+    std::unique_ptr<Adapter> adapter;
+    loaded = load_adapter(cfg, weights, {}, &adapter);
+    if (loaded.ok()) applied = adapter->apply(in.data(), 4096, out.data());
+    kept = omp_get_max_threads();
+  }).join();
+  REQUIRE(loaded.ok());
+  REQUIRE(applied.ok());
+  CHECK(kept == threads);
 }

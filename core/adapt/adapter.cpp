@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/adapt/builtin_nets.h"
+#include "core/adapt/compute_threads.h"
 #include "core/adapt/torchscript_net.h"
 #include "core/common/safetensors.h"
 #include "embedapt/adapter_plugin.h"
@@ -182,6 +183,7 @@ Status fill_net(const TensorMap& stored, AdapterNet& net, const std::string& kin
 Status load_adapter_net(const std::string& config_json, const std::string& weights,
                         const AdapterLoadOptions& options, AdapterConfig* config,
                         std::shared_ptr<AdapterNet>* out) {
+  const KeepOpenMpThreads openmp;
   EMBEDAPT_RETURN_IF_ERROR(parse_adapter_config(config_json, config));
   TensorMap stored;
   Status s = parse_safetensors(weights, &stored);
@@ -235,6 +237,7 @@ class NetAdapter : public Adapter {
 
   Status apply(const float* in, size_t n, float* out) const override {
     if (n == 0) return Status::OK();
+    const KeepOpenMpThreads openmp;
     try {
       c10::InferenceMode inference;
       torch::Tensor x = torch::from_blob(const_cast<float*>(in), {static_cast<int64_t>(n), config_.in_dim},

@@ -2,6 +2,7 @@
 
 #include <ATen/Parallel.h>
 #include <dlfcn.h>
+#include <omp.h>
 
 #include <mutex>
 #include <set>
@@ -64,6 +65,10 @@ int BlasThreads::current() {
   const OpenBlas& blas = openblas();
   return blas.get ? blas.get() : 0;
 }
+
+KeepOpenMpThreads::KeepOpenMpThreads() : threads_(omp_get_max_threads()) {}
+
+KeepOpenMpThreads::~KeepOpenMpThreads() { omp_set_num_threads(threads_); }
 
 ComputeThreads::ComputeThreads(int threads) : torch_before_(at::get_num_threads()), blas_(threads) {
   at::set_num_threads(openblas().set ? 1 : threads);

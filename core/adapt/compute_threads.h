@@ -1,5 +1,6 @@
 // ComputeThreads: how many CPU threads LibTorch work uses during a scope, one
-// policy for the encoder and the trainer; BlasThreads: its OpenBLAS half alone.
+// policy for the encoder and the trainer; BlasThreads: its OpenBLAS half alone;
+// KeepOpenMpThreads: the caller's OpenMP count kept through LibTorch work.
 //
 // Debian's LibTorch does its matrix products in OpenBLAS (the pthread build,
 // libopenblas.so.0; FAISS reaches the same library through libblas.so.3),
@@ -36,6 +37,26 @@ class BlasThreads {
   // OpenBLAS's process-wide thread count now, or 0 when LibTorch does not
   // use OpenBLAS (for tests and benchmarks).
   static int current();
+
+ private:
+  int threads_;
+};
+
+// LibTorch (Debian's, on OpenMP) sets a thread's OpenMP count on the first
+// parallel op it runs there, and left 1 on threads that had 2 (a fresh
+// thread's torch::zeros({1000, 1000}).add_(1), tests/test_adapter.cpp), for
+// good: every later batched FAISS search from that thread ran on one thread
+// (store_bench: once an adapter had been activated, its batches of 64 on
+// HNSW32 and IVF1024 took one CPU-second per wall second, not two). A scope
+// puts back the count it found. The entry points that run LibTorch on their
+// caller's thread outside a ComputeThreads (whose torch count, restored, is
+// that OpenMP count) hold one: loading an adapter, applying a LibTorch one.
+class KeepOpenMpThreads {
+ public:
+  KeepOpenMpThreads();
+  ~KeepOpenMpThreads();
+  KeepOpenMpThreads(const KeepOpenMpThreads&) = delete;
+  KeepOpenMpThreads& operator=(const KeepOpenMpThreads&) = delete;
 
  private:
   int threads_;
