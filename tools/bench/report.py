@@ -344,7 +344,9 @@ def store_markdown(result: dict) -> str:
         " normalises the query and names the hits from ids it keeps in memory); overhead = store / raw - 1 in CPU"
         " time (the median of the repeats' ratios), raw / store - 1 in QPS. Raw FAISS runs on the threads the store"
         " gives FAISS: one query at a time on one OpenMP and one BLAS thread, an exact (Flat) batch on one OpenMP"
-        " thread with BLAS on its own; a batch is also run through raw FAISS on its default threads, as an app"
+        " thread with BLAS on its own, any other batch on OpenMP's threads with BLAS on one (each thread's share"
+        " of an IVF batch goes through the quantizer's sgemm: with BLAS threads of its own the two pools"
+        " oversubscribe the cores); a batch is also run through raw FAISS on its default threads, as an app"
         " calling FAISS directly gets it. A batch's CPU time is the process's, every thread, spinning included."
         " \"+ records\" is the same search returning every hit's payload and metadata, read from RocksDB (the"
         " default), run in a pass of its own after each repeat's store and raw FAISS turns (beside the ids-only"
@@ -386,12 +388,15 @@ def store_markdown(result: dict) -> str:
     for r in rows:
         a = r["search_linear_adapter"]
         built, raw = r["store"], r["raw"]
-        cached = " (cached)" if built["cached"] or raw["cached"] else ""
+        cached = " (cached)" if built["cached"] or raw.get("cached") else ""
+        # HNSW: raw FAISS searched the store's graph and built nothing.
+        raw_build = "(its graph)" if raw.get("store_graph") else f"{raw['raw_build_s']:.1f}"
+        raw_rss = "(its graph)" if raw.get("store_graph") else f"{raw['raw_rss_mb']:,.0f}"
         lines.append(
             f"| {r['spec']}{cached} | {r['n']:,}"
             f" | {r.get('load_before_search', float('nan')):.1f} / {r.get('load_after_search', float('nan')):.1f}"
-            f" | {built['store_build_s']:.1f} / {raw['raw_build_s']:.1f}"
-            f" | {built['store_rss_mb']:,.0f} / {raw['raw_rss_mb']:,.0f} | {built['snapshot_s']:.2f}"
+            f" | {built['store_build_s']:.1f} / {raw_build}"
+            f" | {built['store_rss_mb']:,.0f} / {raw_rss} | {built['snapshot_s']:.2f}"
             f" | {r['open_clean_s']:.2f} / {r['open_after_kill_s']:.2f}"
             f" | {a['store_cpu_ms']:.3f} / {a['raw_cpu_ms']:.3f} ({cpu_overhead(a) * 100:+.1f}%)"
             f" | {records_cpu(a)} |"
@@ -433,7 +438,10 @@ def store_markdown(result: dict) -> str:
         " (the load column) small differences either way are noise: a Flat or IVF store search cannot cost less"
         " than the raw FAISS search inside it. HNSW is the exception: the store walks FAISS's graph with its own"
         " search (`HnswSearch`, the HNSW search section), so its HNSW rows compare that walk with FAISS's"
-        " `IndexHNSW::search` on the same graph, and a negative overhead there is the walk's gain, not noise."
+        " `IndexHNSW::search` on the store's own graph (read from its snapshot: FAISS building on two threads is"
+        " not deterministic, so a second build would be another graph, and it would take 336 s at 100k, an hour or more at 1M),"
+        " and a negative overhead there is the walk's gain, not noise; raw FAISS has no HNSW build of its own"
+        " (\"its graph\")."
         + same_index
         + " RSS MB is the growth of the process's resident memory while building each (raw FAISS first, both kept)."
         " Records carry small metadata (`{\"bucket\": b, \"tenant\": \"t<b % 20>\"}`, as in the filtered-search"

@@ -14,7 +14,9 @@
 // - "raw" and "store": raw FAISS's train + add of the vectors and the store's
 //   durable ingest of them (batches of 1000, each synced, then a snapshot),
 //   seconds, and the process's resident memory growth for each (raw first,
-//   both kept); "cached" when taken from --cache (figures of the build then);
+//   both kept); "cached" when taken from --cache (figures of the build then).
+//   HNSW: raw FAISS searches the store's own graph, read from its snapshot
+//   ("store_graph"), and has no build of its own;
 // - per search-time knob value (HNSW efSearch, IVF nprobe; Flat has none):
 //   recall@10 against the exact answer, QPS one query at a time and in
 //   batches of 64, the store's ids-only search (SearchOptions::ids_only: what
@@ -31,8 +33,11 @@
 #include <cblas.h>
 #include <faiss/IndexFlat.h>
 #include <faiss/IndexHNSW.h>
+#include <faiss/IndexIDMap.h>
 #include <faiss/IndexIVF.h>
+#include <faiss/impl/io.h>
 #include <faiss/index_factory.h>
+#include <faiss/index_io.h>
 #include <faiss/utils/distances.h>
 #include <omp.h>
 #include <signal.h>
@@ -53,6 +58,8 @@
 
 #include "core/common/safetensors.h"
 #include "embedapt/store.h"
+#include "index/codec.h"
+#include "index/snapshot.h"
 #include "tools/bench/bench_common.h"
 
 using namespace embedapt;
@@ -258,6 +265,31 @@ nlohmann::json compare_search(const Store& store, faiss::Index& raw, const std::
   return out;
 }
 
+// The FAISS index inside the flushed store at `path`, read from its snapshot
+// (index/snapshot.h around VectorIndex::serialize's bytes: u64 staging, u64
+// tombstone count and the tombstones, then FAISS's file), without the id map:
+// positions are the rows in ingest order, as raw FAISS numbers them.
+std::unique_ptr<faiss::Index> index_of_store(const std::string& path) {
+  SnapshotInfo info;
+  std::string file;
+  std::string_view payload;
+  die(read_snapshot(path + "/index.snap", &info, &file, &payload), "reading the store's snapshot");
+  uint64_t staging = 1, tombstones = 1;
+  if (!codec::get_u64(&payload, &staging) || !codec::get_u64(&payload, &tombstones) || staging ||
+      tombstones) {
+    die(Status::Corruption("the snapshot holds a staging index or tombstones"),
+        "reading the store's snapshot");
+  }
+  faiss::VectorIOReader reader;
+  reader.data.assign(payload.begin(), payload.end());
+  std::unique_ptr<faiss::Index> read(faiss::read_index(&reader));
+  auto* map = dynamic_cast<faiss::IndexIDMap*>(read.get());
+  if (map == nullptr)
+    die(Status::Corruption("the snapshot's index has no id map"), "reading the store's snapshot");
+  map->own_fields = false;
+  return std::unique_ptr<faiss::Index>(map->index);
+}
+
 // The fraction of each query's exact top k that `found` holds, averaged.
 double recall(const std::vector<std::vector<idx_t>>& truth,
               const std::vector<std::vector<std::string>>& found) {
@@ -323,16 +355,25 @@ void bench_spec(const Args& args, const std::string& spec, const std::vector<flo
                         {"faiss", faiss_kernels()}};
 
   // Raw FAISS first (trained on as many vectors as the store trains on),
-  // then the store; each built or taken from the cache.
+  // then the store; each built or taken from the cache. HNSW: raw FAISS
+  // searches the store's own graph instead, so both walk one graph: FAISS
+  // building on several threads is not deterministic (a second build is
+  // another graph), and it is slow: 336 s at 100k on two cores, so about an
+  // hour or more at a million.
   const std::string key = cache_key(spec, args.n, dim);
+  const bool hnsw = spec.rfind("HNSW", 0) == 0;
   std::unique_ptr<faiss::Index> raw;
-  row["raw"] = cached_index(args.cache, key, spec, dim, as_store_indexes(docs, dim), &raw);
+  if (!hnsw) row["raw"] = cached_index(args.cache, key, spec, dim, as_store_indexes(docs, dim), &raw);
   Options options;
   options.dim = dim;
   options.index_spec = spec;
   options.snapshot_every = 0;  // no automatic snapshot inside the timed ingest: a flush takes it
   std::unique_ptr<Store> store;
   row["store"] = cached_store("store_bench", args.cache, key, path, options, docs, &store);
+  if (hnsw) {
+    raw = index_of_store(path);
+    row["raw"] = {{"store_graph", true}};
+  }
 
   row["load_before_search"] = load_1min();
   nlohmann::json knobs = nlohmann::json::array();
