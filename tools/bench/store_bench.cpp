@@ -309,6 +309,9 @@ double open_after_kill(const std::string& path, const std::vector<float>& vector
                        std::string* recovery) {
   pid_t child = fork();
   if (child == 0) {
+    // libgomp's thread pool does not survive fork(): a parallel region here
+    // (an HNSW add) would wait forever for the parent's threads.
+    omp_set_num_threads(1);
     std::unique_ptr<Store> store;
     Options options;
     options.snapshot_every = 0;
