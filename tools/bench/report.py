@@ -337,7 +337,8 @@ def store_markdown(result: dict) -> str:
         + " and ".join(f"{n:,}" for n in sizes)
         + f" seeded random unit vectors ({first['dim']}-d, cosine), k={first['k']}, "
         + ", ".join(f"{queries[n]} queries at {n:,}" for n in sizes)
-        + ". The store and raw FAISS (same factory"
+        + ". Each index is measured in a process of its own (in one process, the rows after the first ran slower"
+        " and less alike). The store and raw FAISS (same factory"
         " string, vectors and queries) are interleaved query by query (batch by batch), alternating which goes first;"
         f" QPS and CPU ms per query are medians of {first['repeats']} repeats. \"store\" is the store's ids-only"
         " search (`SearchOptions::ids_only`: ids and scores, what raw FAISS returns; the store also checks and"
