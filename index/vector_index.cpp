@@ -85,18 +85,14 @@ constexpr size_t kExactChunk = 4096;
 // OpenBLAS's threads) or with OMP_WAIT_POLICY=passive.
 class OneThreadFor {
  public:
-  explicit OneThreadFor(bool active) : threads_(omp_get_max_threads()), active_(active) {
-    if (active_) omp_set_num_threads(1);
+  explicit OneThreadFor(bool active) {
+    if (!active) return;
+    kept_.emplace();
+    omp_set_num_threads(1);
   }
-  ~OneThreadFor() {
-    if (active_) omp_set_num_threads(threads_);
-  }
-  OneThreadFor(const OneThreadFor&) = delete;
-  OneThreadFor& operator=(const OneThreadFor&) = delete;
 
  private:
-  const int threads_;
-  const bool active_;
+  std::optional<KeepOpenMpThreads> kept_;  // puts the caller's count back
 };
 
 // Whether `a` ranks before `b` under `metric`.

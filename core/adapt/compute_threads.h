@@ -47,10 +47,11 @@ class BlasThreads {
 // thread's torch::zeros({1000, 1000}).add_(1), tests/test_adapter.cpp), for
 // good: every later batched FAISS search from that thread ran on one thread
 // (store_bench: once an adapter had been activated, its batches of 64 on
-// HNSW32 and IVF1024 took one CPU-second per wall second, not two). A scope
-// puts back the count it found. The entry points that run LibTorch on their
-// caller's thread outside a ComputeThreads (whose torch count, restored, is
-// that OpenMP count) hold one: loading an adapter, applying a LibTorch one.
+// HNSW32 took one CPU-second per wall second, not two). A scope puts back the
+// count it found (index/vector_index.cpp's OneThreadFor holds one too). The
+// entry points that run LibTorch on their caller's thread outside a
+// ComputeThreads (whose torch count, restored, is that OpenMP count) hold
+// one: loading an adapter, applying a LibTorch one.
 class KeepOpenMpThreads {
  public:
   KeepOpenMpThreads();
