@@ -28,6 +28,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -367,14 +368,17 @@ inline nlohmann::json cached_index(const std::string& cache, const std::string& 
   // the same index read from its snapshot, at nprobe 1, 16 and 64.
   faiss::VectorIOWriter writer;
   faiss::write_index(out->get(), &writer);
+  if (!cache.empty()) {  // the same bytes
+    std::filesystem::create_directories(cache);
+    std::ofstream bytes(file, std::ios::binary);
+    bytes.write(reinterpret_cast<const char*>(writer.data.data()),
+                static_cast<std::streamsize>(writer.data.size()));
+    if (!bytes.flush()) throw std::runtime_error("cached_index: writing " + file + " failed");
+    std::ofstream(info) << built.dump() << "\n";
+  }
   faiss::VectorIOReader reader;
   reader.data = std::move(writer.data);
   out->reset(faiss::read_index(&reader));
-  if (!cache.empty()) {
-    std::filesystem::create_directories(cache);
-    faiss::write_index(out->get(), file.c_str());
-    std::ofstream(info) << built.dump() << "\n";
-  }
   built["cached"] = false;
   return built;
 }
