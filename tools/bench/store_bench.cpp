@@ -361,8 +361,8 @@ void bench_spec(const Args& args, const std::string& spec, const std::vector<flo
   // then the store; each built or taken from the cache. HNSW: raw FAISS
   // searches the store's own graph instead, so both walk one graph: FAISS
   // building on several threads is not deterministic (a second build is
-  // another graph), and it is slow: 336 s at 100k on two cores, so about an
-  // hour or more at a million.
+  // another graph), and it is slow: 336 s at 100k on two cores in the
+  // section's run before this change, so an hour or more at a million.
   const std::string key = cache_key(spec, args.n, dim);
   const bool hnsw = spec.rfind("HNSW", 0) == 0;
   std::unique_ptr<faiss::Index> raw;
