@@ -382,7 +382,7 @@ Status StoreImpl::check_writable(const char* what) const {
                                     " refused: the store was opened read-only (Options::read_only)");
 }
 
-Status StoreImpl::validate_vector(const float* v, size_t dim) const {
+Status StoreImpl::validate_vector(const float* v, size_t dim, double* squares) const {
   if (v == nullptr || dim != size_t(options_.dim)) {
     return Status::InvalidArgument("vector has dimension " + std::to_string(v ? dim : 0) +
                                    ", the store's is " + std::to_string(options_.dim));
@@ -390,6 +390,7 @@ Status StoreImpl::validate_vector(const float* v, size_t dim) const {
   // Every search checks its queries: finiteness comes from the sum of squares
   // (no branch per component), and only a failure looks for the culprit.
   const double norm = sum_of_squares(v, dim);
+  if (squares != nullptr) *squares = norm;
   if (!std::isfinite(norm)) {
     const size_t bad = size_t(std::find_if(v, v + dim, [](float x) { return !std::isfinite(x); }) - v);
     return Status::InvalidArgument("vector component " + std::to_string(bad) + " is not finite");
@@ -400,16 +401,23 @@ Status StoreImpl::validate_vector(const float* v, size_t dim) const {
   return Status::OK();
 }
 
-Status StoreImpl::to_index_space(const Adapter* adapter, const float* raw, size_t n,
-                                 std::vector<float>* out) const {
+Status StoreImpl::to_index_space(const Adapter* adapter, const float* raw, size_t n, std::vector<float>* out,
+                                 const double* raw_squares) const {
   const size_t dim = options_.dim;
+  const bool cosine = options_.metric == Metric::kCosine;
   out->resize(n * dim);
+  if (adapter == nullptr && cosine && raw_squares != nullptr) {
+    for (size_t i = 0; i < n; ++i) {
+      normalise_vector(raw + i * dim, dim, raw_squares[i], out->data() + i * dim);
+    }
+    return Status::OK();
+  }
   if (adapter != nullptr) {
     EMBEDAPT_RETURN_IF_ERROR(adapter->apply(raw, n, out->data()).WithContext("applying adapter"));
   } else {
     std::copy(raw, raw + n * dim, out->begin());
   }
-  if (options_.metric == Metric::kCosine) {
+  if (cosine) {
     for (size_t i = 0; i < n; ++i) normalise_vector(out->data() + i * dim, dim);
   }
   return Status::OK();
@@ -953,8 +961,9 @@ Status StoreImpl::search_with(const SearchTarget& target, const float* queries, 
                               const SearchOptions& options, std::vector<std::vector<Hit>>* results) const {
   const int k = options.k;
   if (k <= 0) return Status::InvalidArgument("search: k must be positive, got " + std::to_string(k));
+  std::vector<double> squares(n);
   for (size_t i = 0; i < n; ++i) {
-    const Status valid = validate_vector(queries + i * options_.dim, options_.dim);
+    const Status valid = validate_vector(queries + i * options_.dim, options_.dim, &squares[i]);
     if (!valid.ok()) return valid.WithContext("search query " + std::to_string(i));
   }
   IdSet allowed;
@@ -979,7 +988,7 @@ Status StoreImpl::search_with(const SearchTarget& target, const float* queries, 
     if (!active_error_.ok()) return active_error_;
     query_adapter = active_.get();
   }
-  EMBEDAPT_RETURN_IF_ERROR(to_index_space(query_adapter, queries, n, &mapped));
+  EMBEDAPT_RETURN_IF_ERROR(to_index_space(query_adapter, queries, n, &mapped, squares.data()));
   EMBEDAPT_RETURN_IF_ERROR(
       index->search(mapped.data(), n, options, filtered ? &allowed : nullptr, &neighbors));
   results->assign(n, {});

@@ -140,7 +140,10 @@ class StoreImpl final : public Store {
 
   // Maps `n` raw vectors into the space of an index built under
   // `doc_adapter` (nullptr: none): transform, then normalise for cosine.
-  Status to_index_space(const Adapter* adapter, const float* raw, size_t n, std::vector<float>* out) const;
+  // `raw_squares`, when given, holds each raw vector's sum_of_squares (its
+  // check's): without an adapter, the normalisation needs no sum of its own.
+  Status to_index_space(const Adapter* adapter, const float* raw, size_t n, std::vector<float>* out,
+                        const double* raw_squares = nullptr) const;
   // A fresh index of every stored vector, documents mapped by `doc_adapter`.
   Status build_index(const Adapter* doc_adapter, std::unique_ptr<VectorIndex>* out) const;
 
@@ -176,7 +179,8 @@ class StoreImpl final : public Store {
 
   // kInvalidArgument unless `v` holds the store's dim finite floats (not all
   // zero under the cosine metric); the caller adds which vector it was.
-  Status validate_vector(const float* v, size_t dim) const;
+  // `squares`, when given, receives v's sum_of_squares.
+  Status validate_vector(const float* v, size_t dim, double* squares = nullptr) const;
   Status get_u64(const std::string& key, uint64_t* v, uint64_t fallback) const;
   rocksdb::ColumnFamilyHandle* cf(ColumnFamily family) const { return handles_[family]; }
   std::string snapshot_path() const { return path_ + "/index.snap"; }

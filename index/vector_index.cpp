@@ -415,7 +415,7 @@ Status VectorIndex::purge() {
 double sum_of_squares(const float* v, size_t dim) {
   // Four running sums: one is a chain of dim dependent adds, which was the
   // largest of the store's own costs in a profile of batched IVF searches at
-  // nprobe 1 (a query is checked, then normalised: two sums).
+  // nprobe 1 (each query was then summed twice: checked, then normalised).
   double sums[4] = {0, 0, 0, 0};
   size_t i = 0;
   for (; i + 4 <= dim; i += 4) {
@@ -425,9 +425,11 @@ double sum_of_squares(const float* v, size_t dim) {
   return (sums[0] + sums[1]) + (sums[2] + sums[3]);
 }
 
-void normalise_vector(float* v, size_t dim) {
-  const auto scale = static_cast<float>(1.0 / std::sqrt(sum_of_squares(v, dim)));
-  for (size_t i = 0; i < dim; ++i) v[i] *= scale;
+void normalise_vector(float* v, size_t dim) { normalise_vector(v, dim, sum_of_squares(v, dim), v); }
+
+void normalise_vector(const float* v, size_t dim, double squares, float* out) {
+  const auto scale = static_cast<float>(1.0 / std::sqrt(squares));
+  for (size_t i = 0; i < dim; ++i) out[i] = v[i] * scale;
 }
 
 Status VectorIndex::search(const float* queries, size_t n, const SearchOptions& options, const IdSet* allowed,
@@ -518,6 +520,7 @@ Status VectorIndex::search_all(const float* queries, size_t n, const SearchOptio
       }
       std::vector<Neighbor>& hits = (*out)[q];
       hits.clear();
+      hits.reserve(want);
       bool skipped = false;
       for (size_t j = 0; j < fetch && hits.size() < want; ++j) {
         const idx_t label = labels[q * fetch + j];

@@ -44,6 +44,9 @@ double sum_of_squares(const float* v, size_t dim);
 // puts every vector it indexes or searches under the cosine metric into index
 // space (sum_of_squares, then one float scale).
 void normalise_vector(float* v, size_t dim);
+// The same into `out` (may be `v`), given `squares`, v's sum_of_squares: a
+// query checked by its sum is normalised without a second one.
+void normalise_vector(const float* v, size_t dim, double squares, float* out);
 
 class HnswSearch;
 
