@@ -304,6 +304,26 @@ def records_cpu(single: dict) -> str:
     return f"{extra:+.3f} ({cpu_overhead(single, 'records') * 100:+.1f}%)"
 
 
+def twin_text(single: dict) -> str:
+    """Raw FAISS's CPU overhead against a copy of itself, one query at a time (older rows lack it)."""
+    twin = single.get("raw_twin_cpu_overhead")
+    return "(not measured)" if twin is None else f"{twin * 100:+.1f}%"
+
+
+def pages_text(pages: set) -> str:
+    """How the runs' memory was paged: store.sh asks glibc's malloc for transparent huge pages."""
+    if not pages:
+        return ""
+    modes = "; ".join(f"kernel mode \"{mode}\", GLIBC_TUNABLES \"{tunables or '(unset)'}\"" for mode, tunables in
+                      sorted(pages))
+    return (
+        f" Memory: {modes}. store.sh asks glibc's malloc for transparent huge pages (`glibc.malloc.hugetlb=1`,"
+        " blocks under 32 MiB kept in its heap, where they apply): on 4 KiB pages two copies of one index in one"
+        " process can search several percent apart, the same in every repeat (the pages each copy landed on);"
+        " \"huge_pages_mb\" in store.jsonl is how much of each process they covered."
+    )
+
+
 def batch_columns(batch: dict) -> str:
     """Batch 64: CPU ms per query with the overheads, then QPS; rows from store_bench before it timed a
     batch's CPU have QPS only."""
@@ -321,10 +341,12 @@ def batch_columns(batch: dict) -> str:
 def store_markdown(result: dict) -> str:
     # Each store_bench run writes its memory bandwidth first, then its rows
     # (store.sh runs one per size): a row's bound uses its own run's figure.
-    bandwidth_of, bandwidth = {}, None
+    bandwidth_of, bandwidth, pages = {}, None, set()
     for r in result["store"]:
         if "bandwidth" in r:
             bandwidth = r["bandwidth"]
+            if "pages" in r:
+                pages.add((r["pages"]["transparent_huge_pages"], r["pages"]["glibc_tunables"]))
         elif "spec" in r:
             bandwidth_of[id(r)] = bandwidth
     rows = [r for r in result["store"] if "spec" in r]
@@ -354,13 +376,18 @@ def store_markdown(result: dict) -> str:
         " search on the same index it left that search's IVF lists in the cache): its extra cost is its own"
         " column, so nothing is hidden."
         " Recall@10 is the store's, against the exact top 10. Random vectors are the hardest case for approximate"
-        " indexes (no clusters, no neighbourhoods): their recall here is a floor, not what real embeddings get.",
+        " indexes (no clusters, no neighbourhoods): their recall here is a floor, not what real embeddings get."
+        + pages_text(pages)
+        + " \"raw vs its copy\": raw FAISS against a copy of itself (`faiss::clone_index`), one query at a time,"
+        " interleaved and timed the same way: two identical searches on different pages, the noise floor of the"
+        " overhead beside it.",
         "",
-        "| index | n | knob | recall@10 | 1 query, CPU ms: store / raw (overhead) | + records: CPU ms (overhead)"
+        "| index | n | knob | recall@10 | 1 query, CPU ms: store / raw (overhead) | raw vs its copy"
+        " | + records: CPU ms (overhead)"
         " | QPS 1 query: store / raw (overhead) | p50 / p99 ms (store) | batch 64, CPU ms per query: store / raw"
         " (overhead) | + records: CPU ms (overhead) | QPS batch 64: store / raw / raw on FAISS's default threads"
         " (its CPU ms per query) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     ran = {(r["spec"], r["n"]) for r in rows}
     missing = [f"{spec} at {n:,}" for n in sizes for spec in ("Flat", "HNSW32", "IVF1024,Flat") if (spec, n) not in ran]
@@ -373,7 +400,7 @@ def store_markdown(result: dict) -> str:
             lines.append(
                 f"| {r['spec']}{older} | {r['n']:,} | {knob} | {s['recall_at_10']:.3f}"
                 f" | {one['store_cpu_ms']:.3f} / {one['raw_cpu_ms']:.3f} ({cpu_overhead(one) * 100:+.1f}%)"
-                f" | {records_cpu(one)}"
+                f" | {twin_text(one)} | {records_cpu(one)}"
                 f" | {one['store_qps']:,.0f} / {one['raw_qps']:,.0f} ({one['overhead'] * 100:+.1f}%)"
                 f" | {one['store_p50_ms']:.2f} / {one['store_p99_ms']:.2f}"
                 + batch_columns(batch)

@@ -9,8 +9,11 @@
 // raw FAISS index are built once and kept there (shared with filter_bench).
 //
 // First line: the machine's memory read bandwidth on one core (the bound a
-// one-query exact search cannot beat: it reads every vector once). Then per
-// index spec one JSON line (with "faiss": the linked FAISS's kernels):
+// one-query exact search cannot beat: it reads every vector once) and its
+// pages (the kernel's transparent huge page mode, GLIBC_TUNABLES: store.sh
+// asks glibc's malloc for huge pages). Then per index spec one JSON line
+// (with "faiss": the linked FAISS's kernels, "huge_pages_mb": the process's
+// memory on huge pages after the searches):
 // - "raw" and "store": raw FAISS's train + add of the vectors and the store's
 //   durable ingest of them (batches of 1000, each synced, then a snapshot),
 //   seconds, and the process's resident memory growth for each (raw first,
@@ -24,7 +27,9 @@
 //   batch) so load from elsewhere hits both alike, the store's search with
 //   records (payload and metadata) in a pass of its own, QPS and CPU time
 //   per query the median over repeats, latency percentiles over every timed
-//   single query;
+//   single query; and one query at a time, raw FAISS against a copy of
+//   itself ("raw_twin_cpu_overhead": the same search on other pages, the
+//   noise floor of the overhead figures; the copy adds to peak_rss_mb);
 //   batches also through raw FAISS on its default threads;
 // - the same single-query searches with an active linear adapter (query
 //   side), raw FAISS's queries mapped by hand through the same matrix;
@@ -35,6 +40,7 @@
 #include <faiss/IndexHNSW.h>
 #include <faiss/IndexIDMap.h>
 #include <faiss/IndexIVF.h>
+#include <faiss/clone_index.h>
 #include <faiss/impl/io.h>
 #include <faiss/index_factory.h>
 #include <faiss/index_io.h>
@@ -344,6 +350,61 @@ double load_1min() {
   return load;
 }
 
+// Raw FAISS against `twin`, a copy of itself (faiss::clone_index: the same
+// index on other pages), one query at a time at `knob` on one thread, interleaved and
+// timed as compare_search times raw FAISS and the store: the median over
+// repeats of the copy's CPU ratio, minus one. Two identical searches are this
+// far apart, so an overhead figure of the same process resolves no finer.
+double twin_overhead(faiss::Index& raw, faiss::Index& twin, const std::vector<float>& queries, int dim,
+                     int repeats, const Knob& knob) {
+  faiss::Index* copies[2] = {&raw, &twin};
+  const std::unique_ptr<faiss::SearchParameters> params[2] = {raw_params(knob, &raw),
+                                                              raw_params(knob, &twin)};
+  const int threads = omp_get_max_threads(), blas_threads = openblas_get_num_threads();
+  omp_set_num_threads(1);
+  openblas_set_num_threads(1);
+  const size_t nq = queries.size() / dim;
+  std::vector<float> distances(kK);
+  std::vector<idx_t> labels(kK);
+  std::vector<double> ratios;
+  for (int r = 0; r < repeats; ++r) {
+    double cpu[2] = {0, 0};
+    for (size_t q = 0; q < nq; ++q) {
+      for (size_t turn = 0; turn < 2; ++turn) {
+        const size_t who = (turn + q) % 2;
+        const double start = thread_cpu_seconds();
+        copies[who]->search(1, queries.data() + q * dim, kK, distances.data(), labels.data(),
+                            params[who].get());
+        cpu[who] += thread_cpu_seconds() - start;
+      }
+    }
+    ratios.push_back(cpu[1] / cpu[0] - 1.0);
+  }
+  omp_set_num_threads(threads);
+  openblas_set_num_threads(blas_threads);
+  return median(ratios);
+}
+
+// The kernel's transparent huge page mode ("always", "madvise", "never"), or
+// "" where it has none. store.sh asks glibc's malloc for huge pages, which
+// the "madvise" mode grants and "never" refuses.
+std::string transparent_huge_pages() {
+  std::ifstream file("/sys/kernel/mm/transparent_hugepage/enabled");
+  std::string modes;
+  std::getline(file, modes);
+  const size_t open = modes.find('['), close = modes.find(']');
+  return open == std::string::npos || close < open ? "" : modes.substr(open + 1, close - open - 1);
+}
+
+// The process's anonymous memory on transparent huge pages, MB.
+double huge_pages_mb() {
+  std::ifstream file("/proc/self/smaps_rollup");
+  for (std::string line; std::getline(file, line);) {
+    if (line.rfind("AnonHugePages:", 0) == 0) return std::stod(line.substr(14)) / 1024.0;  // kB
+  }
+  return 0;
+}
+
 void bench_spec(const Args& args, const std::string& spec, const std::vector<float>& docs,
                 const std::vector<float>& queries, const std::vector<std::vector<idx_t>>& truth) {
   const int dim = args.dim;
@@ -379,11 +440,13 @@ void bench_spec(const Args& args, const std::string& spec, const std::vector<flo
   }
 
   row["load_before_search"] = load_1min();
+  const std::unique_ptr<faiss::Index> twin(faiss::clone_index(raw.get()));
   nlohmann::json knobs = nlohmann::json::array();
   for (const Knob& knob : knobs_for(*raw)) {
     std::vector<std::vector<std::string>> found;
     nlohmann::json single =
         compare_search(*store, *raw, queries, dim, args.repeats, 1, knob, nullptr, &found);
+    single["raw_twin_cpu_overhead"] = twin_overhead(*raw, *twin, queries, dim, args.repeats, knob);
     nlohmann::json batch =
         compare_search(*store, *raw, queries, dim, args.repeats, kBatch, knob, nullptr, nullptr);
     // How many of raw FAISS's hits the store returns: 1 when both searched
@@ -421,6 +484,7 @@ void bench_spec(const Args& args, const std::string& spec, const std::vector<flo
       compare_search(*store, *raw, queries, dim, args.repeats, 1, knobs_for(*raw)[0], &weights, nullptr);
   die(store->activate_adapter(0), "deactivate");
   row["load_after_search"] = load_1min();
+  row["huge_pages_mb"] = huge_pages_mb();
   raw.reset();
 
   store.reset();
@@ -462,10 +526,12 @@ int main(int argc, char** argv) {
   args.dir = flags.text("--dir", args.dir);
   args.cache = flags.text("--cache", args.cache);
 
-  std::printf("%s\n", nlohmann::json{{"bandwidth",
-                                      {{"read_gb_per_s", read_bandwidth_gb_per_s()}, {"buffer_mb", 1024}}}}
-                          .dump()
-                          .c_str());
+  const char* tunables = std::getenv("GLIBC_TUNABLES");
+  const nlohmann::json machine = {
+      {"bandwidth", {{"read_gb_per_s", read_bandwidth_gb_per_s()}, {"buffer_mb", 1024}}},
+      {"pages",
+       {{"transparent_huge_pages", transparent_huge_pages()}, {"glibc_tunables", tunables ? tunables : ""}}}};
+  std::printf("%s\n", machine.dump().c_str());
   std::fflush(stdout);
   std::filesystem::create_directories(args.dir);
   const std::vector<float> docs = unit_vectors(args.n, args.dim, 1);
