@@ -46,13 +46,15 @@ constexpr size_t kPqCentroids = 256;
 // graph walk wades through many rejected neighbours per accepted one, and the
 // exact pass is cheaper and exact. Measured by filter_bench ("hnsw_exact",
 // 100k x 384 random unit vectors, HNSW32, efSearch 16, one query at a time on
-// one thread, AVX2 FAISS, 1-min load 3 to 5; docs/benchmarks.md, "Filtered
-// search"): the exact scan took 0.04 ms at 0.1%, 0.48 ms at 2% and 0.88 ms at
-// 5% against 33, 8.2 and 3.9 ms for HnswSearch's walk, whose recall@10 fell
-// from 1.0 to 0.64 and 0.39; the two met between 10% (1.9 against 2.2 ms) and
-// 20% (4.4 against 1.3 ms). Random vectors make the walk longest (no
-// neighbourhoods to follow), so the threshold sits at 5%, where the exact scan
-// was four times faster, rather than at the crossing.
+// one thread, each way on its own copy of the index, AVX2 FAISS, huge pages;
+// docs/benchmarks.md, "Filtered search"): the exact scan took 0.05 ms at
+// 0.1%, 0.61 ms at 2% and 1.7 ms at 5% against 32, 8.0 and 4.1 ms for
+// HnswSearch's walk, whose recall@10 fell from 1.0 to 0.62 and 0.40; the two
+// met between 5% and 10% (3.7 against 2.4 ms). Random vectors make the walk
+// longest (no neighbourhoods to follow), so the threshold sits at 5%, where
+// the exact scan was 2.4 times faster, rather than at the crossing. (An
+// earlier run that timed the walk right after the scan, on the same copy,
+// put the crossing between 10% and 20%.)
 constexpr double kHnswExactFraction = 0.05;
 
 // A filtered IVF search probes nprobe / (the matching fraction) lists, and
