@@ -162,7 +162,8 @@ Status Filter::parse(std::string_view text, Filter* out) {
   if (text.size() > kMaxFilterBytes) {
     return bad(std::to_string(text.size()) + " bytes exceeds " + std::to_string(kMaxFilterBytes));
   }
-  nlohmann::json parsed = nlohmann::json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+  nlohmann::json parsed =
+      nlohmann::json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
   if (parsed.is_discarded()) return bad("not valid JSON");
   auto root = std::make_shared<Node>();
   EMBEDAPT_RETURN_IF_ERROR(parse_object(parsed, 0, root.get()));
@@ -179,7 +180,8 @@ Status ParseMetadata(std::string_view text, const std::string& what, nlohmann::j
     return bad_metadata("of " + std::to_string(text.size()) + " bytes exceeds " +
                         std::to_string(kMaxMetadataBytes));
   }
-  nlohmann::json parsed = nlohmann::json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+  nlohmann::json parsed =
+      nlohmann::json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
   if (parsed.is_discarded()) return bad_metadata("is not valid JSON");
   if (!parsed.is_object()) return bad_metadata("must be a JSON object, got " + type_name(parsed));
   if (parsed.size() > kMaxMetadataFields) {
@@ -188,8 +190,8 @@ Status ParseMetadata(std::string_view text, const std::string& what, nlohmann::j
   }
   for (const auto& [field, value] : parsed.items()) {
     if (field.empty() || field.size() > kMaxMetadataFieldBytes || field[0] == '$') {
-      return bad_metadata("field name '" + field + "' must be 1 to " + std::to_string(kMaxMetadataFieldBytes) +
-                          " bytes and not start with '$'");
+      return bad_metadata("field name '" + field + "' must be 1 to " +
+                          std::to_string(kMaxMetadataFieldBytes) + " bytes and not start with '$'");
     }
     if (value.is_string() || value.is_boolean()) continue;
     if (value.is_number()) {

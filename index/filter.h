@@ -9,10 +9,9 @@
 // leaf, so every negation is one complement in the set algebra.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <limits>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <vector>

@@ -144,8 +144,8 @@ Status evaluate_node(const Filter::Node& node, Reader* reader, IdSet* out) {
       sort_unique(&out->ids);
       return Status::OK();
     case Filter::Node::kContains:
-      EMBEDAPT_RETURN_IF_ERROR(
-          reader->scan_prefix(field_prefix(node.field, 'l') + string_value(node.values[0].string), &out->ids));
+      EMBEDAPT_RETURN_IF_ERROR(reader->scan_prefix(
+          field_prefix(node.field, 'l') + string_value(node.values[0].string), &out->ids));
       sort_unique(&out->ids);
       return Status::OK();
     case Filter::Node::kRange:

@@ -84,7 +84,8 @@ Status StoreImpl::evict_queries_locked(uint64_t n, rocksdb::WriteBatch* batch, u
     for (pairs->Seek(prefix); pairs->Valid() && pairs->key().starts_with(prefix); pairs->Next()) {
       std::string_view seq_value(pairs->value().data(), pairs->value().size());
       uint64_t seq = 0;
-      if (!codec::get_u64(&seq_value, &seq)) return Status::Corruption(path_ + ": a logged hit pair is malformed");
+      if (!codec::get_u64(&seq_value, &seq))
+        return Status::Corruption(path_ + ": a logged hit pair is malformed");
       batch->Delete(cf(kHits), codec::key_u64(seq));  // the value is a plain u64, the key big-endian
       batch->Delete(cf(kHitPairs), pairs->key());
       if (*hits > 0) --*hits;

@@ -133,7 +133,8 @@ TEST_CASE("ingest, search, inspect and verify from the command line", "[cli][sto
 
 TEST_CASE("ingest --metadata, search --filter, inspect get, remove --filter from the command line",
           "[cli][store][filter]") {
-  std::string dir = (fs::temp_directory_path() / ("embedapt-cli-filter-" + std::to_string(getpid()))).string();
+  std::string dir =
+      (fs::temp_directory_path() / ("embedapt-cli-filter-" + std::to_string(getpid()))).string();
   fs::remove_all(dir);
   fs::create_directories(dir);
   const std::string db = dir + "/db", vectors = dir + "/v.npy", meta = dir + "/meta.jsonl";

@@ -287,16 +287,21 @@ TEST_CASE("a client error (bad key) stops the run instead of failing every chunk
 TEST_CASE("replies of any JSON shape fail their chunk, never the run", "[generate]") {
   // Each once threw from json's operator[] inside a worker thread, which
   // terminated the process.
-  const std::vector<std::string> bodies = {R"({"choices":[1]})", R"({"choices":[{"message":1}]})",
-                                           R"({"choices":[{"message":{"content":7}}]})", R"({"choices":"x"})",
-                                           R"([1])", R"("text")", R"({"choices":[],"usage":3})"};
+  const std::vector<std::string> bodies = {R"({"choices":[1]})",
+                                           R"({"choices":[{"message":1}]})",
+                                           R"({"choices":[{"message":{"content":7}}]})",
+                                           R"({"choices":"x"})",
+                                           R"([1])",
+                                           R"("text")",
+                                           R"({"choices":[],"usage":3})"};
   TempDir dir("odd_json");
   std::atomic<size_t> served{0};
   ChatServer server([&](const std::string&, int) -> std::optional<HttpReply> {
     return HttpReply::json(200, bodies[served++ % bodies.size()]);
   });
   GenerateResult result;
-  REQUIRE(generate_questions(synthetic_chunks(bodies.size()), options_for(server, 2), dir / "j", &result).ok());
+  REQUIRE(
+      generate_questions(synthetic_chunks(bodies.size()), options_for(server, 2), dir / "j", &result).ok());
   CHECK(result.asked == 0);
   REQUIRE(result.failures.size() == bodies.size());
   for (const Status& failure : result.failures) {

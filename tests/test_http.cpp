@@ -197,7 +197,8 @@ TEST_CASE("http_send refuses a malformed URL without retrying", "[http]") {
 }
 
 TEST_CASE("http_send refuses a response body past the request's limit, without retrying", "[http]") {
-  HttpTestServer server([](const HttpExchange&) { return HttpReply::json(200, std::string(5000, ' ') + "{}"); });
+  HttpTestServer server(
+      [](const HttpExchange&) { return HttpReply::json(200, std::string(5000, ' ') + "{}"); });
   HttpRequest request = post(server);
   request.max_response_bytes = 4096;
   HttpResponse response;

@@ -79,12 +79,14 @@ Status parse_safetensors(std::string_view bytes, TensorMap* tensors,
   return Status::OK();
 }
 
-std::string serialize_safetensors(const TensorMap& tensors, const std::map<std::string, std::string>& metadata) {
+std::string serialize_safetensors(const TensorMap& tensors,
+                                  const std::map<std::string, std::string>& metadata) {
   nlohmann::json header = nlohmann::json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
   uint64_t offset = 0;
   for (const auto& [name, t] : tensors) {
-    header[name] = {{"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.data.size()}}};
+    header[name] = {
+        {"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.data.size()}}};
     offset += t.data.size();
   }
   std::string json = header.dump();
@@ -117,7 +119,10 @@ Status tensor_to_floats(const RawTensor& tensor, std::vector<float>* out) {
           bits = sign;
         } else {  // subnormal: normalise
           exp = 127 - 15 + 1;
-          while (!(mant & 0x400)) { mant <<= 1; --exp; }
+          while (!(mant & 0x400)) {
+            mant <<= 1;
+            --exp;
+          }
           bits = sign | (exp << 23) | ((mant & 0x3ff) << 13);
         }
       } else if (exp == 31) {

@@ -14,9 +14,9 @@
 namespace embedapt {
 
 struct RawTensor {
-  std::string dtype;           // "F32", "F16", "BF16", "I64", ...
+  std::string dtype;  // "F32", "F16", "BF16", "I64", ...
   std::vector<int64_t> shape;
-  std::string data;            // little-endian bytes, product(shape) * itemsize
+  std::string data;  // little-endian bytes, product(shape) * itemsize
 
   int64_t numel() const;
 };

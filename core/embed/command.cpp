@@ -229,7 +229,8 @@ std::string command_identity(const std::string& command) { return "command:" + c
 
 Status parse_command_reply(const std::string& line, size_t n, size_t dim, std::vector<float>* out) {
   const json reply = json::parse(line, nullptr, /*allow_exceptions=*/false);
-  if (!reply.is_object()) return Status::Corruption("answered a line that is not JSON: " + line.substr(0, 200));
+  if (!reply.is_object())
+    return Status::Corruption("answered a line that is not JSON: " + line.substr(0, 200));
   if (auto error = reply.find("error"); error != reply.end()) {
     return Status::IOError("reported an error: " +
                            (error->is_string() ? error->get<std::string>() : error->dump()));

@@ -83,8 +83,8 @@ Status read_beir_texts(const std::string& path, bool with_title, std::vector<Tex
     }
     // BEIR corpora may carry a "metadata" object per document; the store
     // checks it when the document is ingested.
-    if (auto metadata = object.find("metadata"); metadata != object.end() && metadata->is_object() &&
-                                                  !metadata->empty()) {
+    if (auto metadata = object.find("metadata");
+        metadata != object.end() && metadata->is_object() && !metadata->empty()) {
       entry.metadata = metadata->dump();
     }
     if (!ids.insert(entry.id).second)

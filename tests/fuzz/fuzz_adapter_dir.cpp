@@ -16,7 +16,8 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace embedapt;
   static const std::string dir =
-      (std::filesystem::temp_directory_path() / ("embedapt-fuzz-adapter-" + std::to_string(getpid()))).string();
+      (std::filesystem::temp_directory_path() / ("embedapt-fuzz-adapter-" + std::to_string(getpid())))
+          .string();
   std::filesystem::create_directories(dir);
   std::string input(reinterpret_cast<const char*>(data), size);
   const size_t newline = input.find('\n');

@@ -16,7 +16,8 @@ namespace {
 
 const std::string& scratch() {
   static const std::string dir = [] {
-    auto path = std::filesystem::temp_directory_path() / ("embedapt-fuzz-dataset-" + std::to_string(getpid()));
+    auto path =
+        std::filesystem::temp_directory_path() / ("embedapt-fuzz-dataset-" + std::to_string(getpid()));
     std::filesystem::create_directories(path / "qrels");
     return path.string();
   }();

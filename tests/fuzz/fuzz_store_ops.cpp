@@ -46,8 +46,8 @@ void check(bool ok, const char* what, const Status& s = Status::OK()) {
 void check_ok(const Status& s, const char* what) { check(s.ok(), what, s); }
 
 std::string adapter_config(bool both) {
-  return std::string("{\"kind\":\"linear\",\"in_dim\":4,\"out_dim\":4,\"side\":\"") + (both ? "both" : "query") +
-         "\",\"embedder\":\"" + kEmbedder + "\"}";
+  return std::string("{\"kind\":\"linear\",\"in_dim\":4,\"out_dim\":4,\"side\":\"") +
+         (both ? "both" : "query") + "\",\"embedder\":\"" + kEmbedder + "\"}";
 }
 
 // A diagonal linear adapter with scales from the program (never 0).
@@ -66,12 +66,12 @@ void compare(const Store& store, const std::map<std::string, Record>& model) {
   check(stats.count == model.size(), "index count differs from the model");
   size_t scanned = 0;
   check_ok(store.scan([&](const Record& r) {
-             auto it = model.find(r.id);
-             check(it != model.end(), "scan returned a record the model does not hold");
-             check(it->second.vector == r.vector && it->second.payload == r.payload, "record differs");
-             ++scanned;
-             return true;
-           }),
+    auto it = model.find(r.id);
+    check(it != model.end(), "scan returned a record the model does not hold");
+    check(it->second.vector == r.vector && it->second.payload == r.payload, "record differs");
+    ++scanned;
+    return true;
+  }),
            "scan");
   check(scanned == model.size(), "scan count differs from the model");
   check_ok(store.verify(), "verify");

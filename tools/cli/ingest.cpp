@@ -99,7 +99,8 @@ void attach_metadata(const std::string& path, std::unordered_map<std::string, st
     metadata.erase(found);
   }
   if (!metadata.empty()) {
-    throw Failure{path + ": metadata for id '" + metadata.begin()->first + "', which the input does not hold"};
+    throw Failure{path + ": metadata for id '" + metadata.begin()->first +
+                  "', which the input does not hold"};
   }
 }
 

@@ -31,7 +31,8 @@ void run_remove(const RemoveArgs& args) {
 
 void add_remove_command(CLI::App& app) {
   auto args = std::make_shared<RemoveArgs>();
-  CLI::App* cmd = app.add_subcommand("remove", "Remove every record whose metadata matches a filter, atomically");
+  CLI::App* cmd =
+      app.add_subcommand("remove", "Remove every record whose metadata matches a filter, atomically");
   cmd->add_option("db", args->db, "Store directory")->required();
   cmd->add_option("--filter", args->filter, "A JSON metadata filter ('{}' matches every record)")->required();
   cmd->add_flag("--trust-code", args->trust_code, "Allow a TorchScript active adapter (it is code)");

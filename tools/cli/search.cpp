@@ -35,7 +35,8 @@ std::string results_json(const std::vector<std::vector<Hit>>& results) {
     for (const Hit& hit : results[q]) {
       ids.push_back(hit.id);
       scores.push_back(hit.score);
-      metadata.push_back(hit.metadata.empty() ? nlohmann::json::object() : nlohmann::json::parse(hit.metadata));
+      metadata.push_back(hit.metadata.empty() ? nlohmann::json::object()
+                                              : nlohmann::json::parse(hit.metadata));
     }
     out["results"].push_back({{"query", q}, {"ids", ids}, {"scores", scores}, {"metadata", metadata}});
   }
@@ -87,9 +88,11 @@ void add_search_command(CLI::App& app) {
   cmd->add_option("db", args->db, "Store directory")->required();
   cmd->add_option("--npy", args->npy, "Queries, a float32 (rows x dim) .npy file")->required();
   cmd->add_option("-k", args->k, "Neighbours per query")->capture_default_str();
-  cmd->add_option("--json", args->json_out, "Write the results (with each hit's metadata) as JSON to this file");
-  cmd->add_option("--filter", args->filter,
-                  "Only records whose metadata matches this JSON filter, e.g. '{\"lang\": {\"$in\": [\"da\", \"sv\"]}}'");
+  cmd->add_option("--json", args->json_out,
+                  "Write the results (with each hit's metadata) as JSON to this file");
+  cmd->add_option(
+      "--filter", args->filter,
+      "Only records whose metadata matches this JSON filter, e.g. '{\"lang\": {\"$in\": [\"da\", \"sv\"]}}'");
   add_index_knobs(cmd, &args->ef_search, &args->nprobe);
   cmd->add_flag("--trust-code", args->trust_code, "Allow a TorchScript active adapter (it is code)");
   cmd->callback([args] { run_search(*args); });

@@ -34,9 +34,7 @@ class Status {
   static Status IOError(std::string msg) { return {Code::kIOError, std::move(msg)}; }
   static Status Busy(std::string msg) { return {Code::kBusy, std::move(msg)}; }
   static Status NotSupported(std::string msg) { return {Code::kNotSupported, std::move(msg)}; }
-  static Status FailedPrecondition(std::string msg) {
-    return {Code::kFailedPrecondition, std::move(msg)};
-  }
+  static Status FailedPrecondition(std::string msg) { return {Code::kFailedPrecondition, std::move(msg)}; }
   static Status Unavailable(std::string msg) { return {Code::kUnavailable, std::move(msg)}; }
   static Status Internal(std::string msg) { return {Code::kInternal, std::move(msg)}; }
 
@@ -62,8 +60,8 @@ const char* CodeName(Code code);
 }  // namespace embedapt
 
 // Returns early from the enclosing function when `expr` is not ok.
-#define EMBEDAPT_RETURN_IF_ERROR(expr)              \
-  do {                                              \
-    ::embedapt::Status _embedapt_status = (expr);   \
+#define EMBEDAPT_RETURN_IF_ERROR(expr)                   \
+  do {                                                   \
+    ::embedapt::Status _embedapt_status = (expr);        \
     if (!_embedapt_status.ok()) return _embedapt_status; \
   } while (0)
