@@ -71,9 +71,10 @@ void insert(Store* store, const std::vector<float>& vectors, int dim, size_t fir
   REQUIRE(s.ok());
 }
 
-// Exact top-k by the metric's score.
-std::vector<size_t> brute_force(const std::vector<float>& docs, const float* q, int dim, Metric metric,
-                                int k) {
+// Exact top-k by the metric's score; with `scores`, the top k's scores as the
+// store reports them (cosine, inner product, squared L2 distance).
+std::vector<size_t> brute_force(const std::vector<float>& docs, const float* q, int dim, Metric metric, int k,
+                                std::vector<double>* scores = nullptr) {
   size_t n = docs.size() / dim;
   std::vector<std::pair<float, size_t>> scored;
   double qn = 0;
@@ -92,6 +93,10 @@ std::vector<size_t> brute_force(const std::vector<float>& docs, const float* q, 
   std::sort(scored.begin(), scored.end());
   std::vector<size_t> top;
   for (int i = 0; i < k; ++i) top.push_back(scored[i].second);
+  if (scores != nullptr) {
+    scores->clear();
+    for (int i = 0; i < k; ++i) scores->push_back(metric == Metric::kL2 ? scored[i].first : -scored[i].first);
+  }
   return top;
 }
 
@@ -131,11 +136,14 @@ TEST_CASE("Flat search equals brute force under every metric", "[store]") {
       std::vector<std::vector<Hit>> results;
       REQUIRE(store->search_batch(queries.data(), 20, {k}, &results).ok());
       for (size_t q = 0; q < 20; ++q) {
-        std::vector<size_t> expected = brute_force(docs, queries.data() + q * dim, dim, metric, k);
+        std::vector<double> scores;
+        std::vector<size_t> expected = brute_force(docs, queries.data() + q * dim, dim, metric, k, &scores);
         REQUIRE(results[q].size() == size_t(k));
         for (int r = 0; r < k; ++r) {
           CHECK(results[q][r].id == "doc" + std::to_string(expected[r]));
           CHECK(results[q][r].payload == "payload of doc" + std::to_string(expected[r]));
+          // Cosine: the store normalised the query and the documents (neither is unit length here).
+          CHECK(results[q][r].score == Approx(scores[r]).epsilon(1e-5).margin(1e-5));
         }
         // Scores follow the metric's direction.
         bool lower_is_better = metric == Metric::kL2;
