@@ -406,19 +406,22 @@ Status StoreImpl::to_index_space(const Adapter* adapter, const float* raw, size_
   const size_t dim = options_.dim;
   const bool cosine = options_.metric == Metric::kCosine;
   out->resize(n * dim);
-  if (adapter == nullptr && cosine && raw_squares != nullptr) {
-    for (size_t i = 0; i < n; ++i) {
-      normalise_vector(raw + i * dim, dim, raw_squares[i], out->data() + i * dim);
+  if (adapter != nullptr) {
+    EMBEDAPT_RETURN_IF_ERROR(adapter->apply(raw, n, out->data()).WithContext("applying adapter"));
+    if (cosine) {
+      for (size_t i = 0; i < n; ++i) normalise_vector(out->data() + i * dim, dim);
     }
     return Status::OK();
   }
-  if (adapter != nullptr) {
-    EMBEDAPT_RETURN_IF_ERROR(adapter->apply(raw, n, out->data()).WithContext("applying adapter"));
-  } else {
+  if (!cosine) {
     std::copy(raw, raw + n * dim, out->begin());
+    return Status::OK();
   }
-  if (cosine) {
-    for (size_t i = 0; i < n; ++i) normalise_vector(out->data() + i * dim, dim);
+  // Normalised as copied: one pass, and no second sum where the check's is known.
+  for (size_t i = 0; i < n; ++i) {
+    const float* v = raw + i * dim;
+    normalise_vector(v, dim, raw_squares != nullptr ? raw_squares[i] : sum_of_squares(v, dim),
+                     out->data() + i * dim);
   }
   return Status::OK();
 }
