@@ -12,8 +12,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 build=$(cd "$1" && pwd)
 work=$2
 mkdir -p "$work"
-# On huge pages, as store.sh runs store_bench (its comment says why).
-export GLIBC_TUNABLES="glibc.malloc.hugetlb=1:glibc.malloc.mmap_threshold=33554432${GLIBC_TUNABLES:+:$GLIBC_TUNABLES}"
+. "$here/huge_pages.sh"
 echo "bench: hnsw_bench" >&2
 "$build/bin/hnsw_bench" --n 100000 --dim 384 --queries 200 --repeats "${BENCH_REPEATS:-3}" --spec HNSW32 \
   --ef 16,32,64,128,256,384,512,768 ${BENCH_CACHE:+--cache "$BENCH_CACHE"} > "$work/hnsw.jsonl"

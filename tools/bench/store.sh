@@ -14,15 +14,7 @@ build=$(cd "$1" && pwd)
 work=$2
 mkdir -p "$work"
 rm -f "$work/store.jsonl"
-# glibc's malloc asks for transparent huge pages (granted by the kernel's
-# "madvise" mode, Debian's default) and keeps blocks under 32 MiB in its heap,
-# where they apply. On 4 KiB pages a search's speed depends on the pages its
-# index landed on, the same in every repeat of a process and different in the
-# next: in three runs of IVF1024,Flat at 100k, raw FAISS against a copy of
-# itself came out up to 7.4% apart and the store's overhead anywhere from
-# +2.5% to +13.9%; on huge pages the copy was within 0.8% (docs/benchmarks.md,
-# the store section).
-export GLIBC_TUNABLES="glibc.malloc.hugetlb=1:glibc.malloc.mmap_threshold=33554432${GLIBC_TUNABLES:+:$GLIBC_TUNABLES}"
+. "$here/huge_pages.sh"
 # Each index in a process of its own: in one process, the IVF row after the
 # Flat and HNSW rows searched 27% (raw FAISS) and 44% (the store) slower at
 # nprobe 1, batches of 64, than in a process that began with it.

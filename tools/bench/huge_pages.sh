@@ -1,0 +1,10 @@
+# Sourced by store.sh, hnsw.sh and filter.sh: their benchmarks run on huge pages.
+# glibc's malloc asks for transparent huge pages (granted by the kernel's
+# "madvise" mode, Debian's default) and keeps blocks under 32 MiB in its heap,
+# where they apply. On 4 KiB pages a search's speed depends on the pages its
+# index landed on, the same in every repeat of a process and different in the
+# next: in three runs of IVF1024,Flat at 100k, raw FAISS against a copy of
+# itself came out up to 7.4% apart and the store's overhead anywhere from
+# +2.5% to +13.9%; on huge pages the copy was within 0.8% (docs/benchmarks.md,
+# the store section).
+export GLIBC_TUNABLES="glibc.malloc.hugetlb=1:glibc.malloc.mmap_threshold=33554432${GLIBC_TUNABLES:+:$GLIBC_TUNABLES}"
