@@ -99,7 +99,9 @@ Status load_documents(const std::vector<std::string>& inputs, std::vector<Docume
       files.emplace_back(input, fs::path(input).filename().generic_string());
     }
     for (const auto& [path, name] : files) {
-      bool taken = std::any_of(docs->begin(), docs->end(), [&](const Document& d) { return d.name == name; });
+      const std::string& doc_name = name;  // C++17 lambdas cannot capture a structured binding
+      bool taken = std::any_of(docs->begin(), docs->end(),
+                               [&doc_name](const Document& d) { return d.name == doc_name; });
       if (taken) {
         // Chunk ids derive from the name: two documents sharing one would collide.
         return Status::InvalidArgument(path + ": another input is also named \"" + name +
