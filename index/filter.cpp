@@ -15,6 +15,9 @@ constexpr size_t kMaxFilterBytes = 1u << 20;
 
 Status bad(const std::string& message) { return Status::InvalidArgument("filter: " + message); }
 
+// A field name or an operator as messages show it: in single quotes.
+std::string quoted(const std::string& name) { return "'" + name + "'"; }
+
 std::string type_name(const json& v) {
   if (v.is_string()) return "a string";
   if (v.is_boolean()) return "a bool";
@@ -68,7 +71,7 @@ Status parse_field(const std::string& field, const json& condition, int depth, F
   range.field = field;
   bool has_range = false;
   for (const auto& [op, operand] : condition.items()) {
-    const std::string where = op + " on '" + field + "'";
+    const std::string where = op + " on " + quoted(field);
     Filter::Node leaf;
     leaf.field = field;
     if (op == "$eq" || op == "$ne") {
@@ -110,8 +113,8 @@ Status parse_field(const std::string& field, const json& condition, int depth, F
       EMBEDAPT_RETURN_IF_ERROR(parse_field(field, operand, depth + 1, &inner));
       out->children.push_back(negate(std::move(inner)));
     } else {
-      return bad("unknown operator '" + op + "' on '" + field +
-                 "' (expected $eq $ne $gt $gte $lt $lte $in $nin $contains $not)");
+      return bad("unknown operator " + quoted(op) + " on " + quoted(field) +
+                 " (expected $eq $ne $gt $gte $lt $lte $in $nin $contains $not)");
     }
   }
   if (has_range) out->children.push_back(std::move(range));

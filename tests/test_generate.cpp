@@ -170,8 +170,9 @@ std::vector<Chunk> synthetic_chunks(size_t count) {
   std::vector<Chunk> chunks;
   for (size_t i = 0; i < count; ++i) {
     std::string n = std::to_string(i);
-    chunks.push_back({"chunk" + n, i % 2 ? "odd.txt" : "even.txt", 1,
-                      "Subject" + n + " harbour records show that ship " + n + " arrived on day " + n + "."});
+    std::ostringstream text;
+    text << "Subject" << n << " harbour records show that ship " << n << " arrived on day " << n << ".";
+    chunks.push_back({"chunk" + n, i % 2 ? "odd.txt" : "even.txt", 1, text.str()});
   }
   return chunks;
 }

@@ -257,6 +257,7 @@ TEST_CASE("The CLI inspects, verifies and searches a store another process is wr
     uint64_t floor, count;
   };
   std::vector<Seen> seen;
+  const std::string search_command = "search " + db + " --npy " + queries + " -k 3";
   const int kRounds = 6;
   for (int round = 0; round < kRounds; ++round) {
     acked = drain_acks(writer.acks, acked);
@@ -273,7 +274,7 @@ TEST_CASE("The CLI inspects, verifies and searches a store another process is wr
     CHECK_THAT(verify.output, Catch::StartsWith("ok: "));
     seen.push_back({acked, std::stoull(verify.output.substr(4))});
 
-    CliRun search = run_cli("search " + db + " --npy " + queries + " -k 3");
+    CliRun search = run_cli(search_command);
     INFO(search.output);
     REQUIRE(search.exit_code == 0);
     CHECK_THAT(search.output, Catch::Contains("b0-0") && Catch::Contains("b1-0"));

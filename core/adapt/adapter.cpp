@@ -163,15 +163,15 @@ Status fill_net(const TensorMap& stored, AdapterNet& net, const std::string& kin
   for (auto& [name, tensor] : tensors) {
     auto it = stored.find(name);
     if (it == stored.end())
-      return Status::InvalidArgument(kind + " adapter weights: tensor \"" + name + "\" missing");
+      return Status::InvalidArgument(c10::str(kind, " adapter weights: tensor \"", name, "\" missing"));
     if (it->second.shape != tensor.sizes().vec()) {
-      return Status::InvalidArgument(kind + " adapter weights: tensor \"" + name + "\" has shape " +
-                                     c10::str(c10::IntArrayRef(it->second.shape)) + ", the config needs " +
-                                     c10::str(tensor.sizes()));
+      return Status::InvalidArgument(c10::str(kind, " adapter weights: tensor \"", name, "\" has shape ",
+                                              c10::IntArrayRef(it->second.shape), ", the config needs ",
+                                              tensor.sizes()));
     }
     std::vector<float> values;
     Status s = tensor_to_floats(it->second, &values);
-    if (!s.ok()) return s.WithContext(kind + " adapter weights: tensor \"" + name + "\"");
+    if (!s.ok()) return s.WithContext(c10::str(kind, " adapter weights: tensor \"", name, "\""));
     tensor.copy_(torch::from_blob(values.data(), {static_cast<int64_t>(values.size())}, torch::kFloat32)
                      .view(tensor.sizes()));
   }

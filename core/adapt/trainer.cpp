@@ -553,8 +553,9 @@ Status save_checkpoint(const TrainOptions& o, const std::vector<Member>& members
   nlohmann::json adam_steps = nlohmann::json::array();
   for (size_t m = 0; m < members.size(); ++m) {
     const std::string prefix = "m" + std::to_string(m) + ".";
+    const std::string net_prefix = prefix + "net.";
     for (auto& [name, t] : members[m].net->named_tensors()) {
-      tensors.emplace(prefix + "net." + name, raw_tensor(t, "F32"));
+      tensors.emplace(net_prefix + name, raw_tensor(t, "F32"));
     }
     // A parameter has AdamW state once it has had a gradient: its step count
     // and both moments (amsgrad is off).
@@ -663,9 +664,10 @@ Status load_checkpoint(const TrainOptions& o, const std::string& fingerprint, in
   for (size_t m = 0; m < members->size(); ++m) {
     Member& member = (*members)[m];
     const std::string prefix = "m" + std::to_string(m) + ".";
+    const std::string net_prefix = prefix + "net.";
     for (auto& [name, t] : member.net->named_tensors()) {
       torch::Tensor value;
-      EMBEDAPT_RETURN_IF_ERROR(take(prefix + "net." + name, "F32", t.sizes(), &value));
+      EMBEDAPT_RETURN_IF_ERROR(take(net_prefix + name, "F32", t.sizes(), &value));
       t.copy_(value);
     }
     const nlohmann::json& steps = adam_steps[m];

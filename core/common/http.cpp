@@ -212,7 +212,7 @@ Status http_send(const HttpRequest& request, const RetryPolicy& policy, HttpResp
     }
     if (result.curl != CURLE_OK) {
       last_failure = result.curl_error;
-      if (permanent(result.curl)) return Status::InvalidArgument(where + ": " + last_failure);
+      if (permanent(result.curl)) return Status::InvalidArgument(last_failure).WithContext(where);
     } else if (response->status == 429 || response->status >= 500) {
       last_failure = "HTTP " + std::to_string(response->status) + ": " + one_line(response->body);
       wait = retry_after_seconds(response->headers);

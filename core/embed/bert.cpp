@@ -67,6 +67,7 @@ Status read_sentence_config(const std::string& dir, SentenceConfig* config) {
 
   // Without modules.json, sentence-transformers mean-pools a plain transformer.
   if (!modules.is_array() && !modules.empty()) return Status::Corruption(dir + "/modules.json: not a list");
+  auto in_dir = [&dir](const std::string& file) { return dir + "/" + file; };
   for (const auto& module : modules) {
     std::string type = module.value("type", ""), path = module.value("path", "");
     if (type == "sentence_transformers.models.Transformer") continue;
@@ -80,15 +81,15 @@ Status read_sentence_config(const std::string& dir, SentenceConfig* config) {
       bool mean = pooling.value("pooling_mode_mean_tokens", false);
       for (const char* other : {"pooling_mode_max_tokens", "pooling_mode_mean_sqrt_len_tokens",
                                 "pooling_mode_weightedmean_tokens", "pooling_mode_lasttoken"}) {
-        if (pooling.value(other, false)) return Status::NotSupported(dir + "/" + name + ": " + other);
+        if (pooling.value(other, false)) return Status::NotSupported(in_dir(name) + ": " + other);
       }
       if (cls == mean) {
-        return Status::NotSupported(dir + "/" + name + ": exactly one of CLS and mean pooling must be set");
+        return Status::NotSupported(in_dir(name) + ": exactly one of CLS and mean pooling must be set");
       }
       config->pooling.mode = cls ? SentencePooling::Mode::kCls : SentencePooling::Mode::kMean;
       config->include_prompt = pooling.value("include_prompt", true);
     } else {
-      return Status::NotSupported(dir + "/modules.json: module type '" + type + "'");
+      return Status::NotSupported(in_dir("modules.json") + ": module type '" + type + "'");
     }
   }
   EMBEDAPT_RETURN_IF_ERROR(json_field(sbert, "max_seq_length", dir + "/sentence_bert_config.json", int64_t{0},

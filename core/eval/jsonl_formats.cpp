@@ -155,7 +155,7 @@ Status read_beir(const std::string& dir, const std::string& split, QaDataset* ou
   }
   for (const std::string& id : judged_order) {
     if (known.count(id) == 0)
-      return Status::InvalidArgument(qrels + ": query \"" + id + "\" is not in queries.jsonl");
+      return Status::InvalidArgument("query \"" + id + "\" is not in queries.jsonl").WithContext(qrels);
   }
   EMBEDAPT_RETURN_IF_ERROR(validate_dataset(dataset, dir));
   *out = std::move(dataset);

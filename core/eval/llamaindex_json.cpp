@@ -63,6 +63,11 @@ Status member_object(const ParsedJson& parsed, const char* key, const std::strin
   return Status::OK();
 }
 
+// Where an entry of the root member `member` is: `source: member "id"`.
+std::string entry_where(const std::string& source, const char* member, const std::string& id) {
+  return source + ": " + member + " \"" + id + "\"";
+}
+
 // Reads one `id -> text` object (queries or corpus) in file order.
 Status read_texts(const ParsedJson& parsed, const char* key, const std::string& source,
                   std::vector<TextEntry>* out) {
@@ -73,7 +78,7 @@ Status read_texts(const ParsedJson& parsed, const char* key, const std::string& 
   for (const std::string& id : order->second) {
     const Json& text = object->at(id);
     if (!text.is_string()) {
-      return Status::InvalidArgument(source + ": " + key + " \"" + id + "\": text must be a string, not " +
+      return Status::InvalidArgument(entry_where(source, key, id) + ": text must be a string, not " +
                                      text.type_name());
     }
     out->push_back({id, text.get<std::string>(), {}});
@@ -88,7 +93,7 @@ Status read_relevance(const ParsedJson& parsed, const std::string& source, std::
   if (order == parsed.key_order.end()) return Status::OK();
   for (const std::string& query_id : order->second) {
     const Json& docs = object->at(query_id);
-    const std::string where = source + ": relevant_docs \"" + query_id + "\"";
+    const std::string where = entry_where(source, "relevant_docs", query_id);
     if (!docs.is_array()) return Status::InvalidArgument(where + ": must be a list, not " + docs.type_name());
     Relevance r{query_id, {}};
     for (const Json& doc : docs) {

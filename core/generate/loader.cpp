@@ -104,8 +104,9 @@ Status load_documents(const std::vector<std::string>& inputs, std::vector<Docume
                                [&doc_name](const Document& d) { return d.name == doc_name; });
       if (taken) {
         // Chunk ids derive from the name: two documents sharing one would collide.
-        return Status::InvalidArgument(path + ": another input is also named \"" + name +
-                                       "\"; pass their common parent folder instead");
+        return Status::InvalidArgument("another input is also named \"" + name +
+                                       "\"; pass their common parent folder instead")
+            .WithContext(path);
       }
       Document doc;
       Status s = load_document(path, name, &doc);

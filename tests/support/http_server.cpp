@@ -204,7 +204,8 @@ void HttpTestServer::serve(int fd) {
     if (reply.delay_seconds > 0) pause(reply.delay_seconds);
     if (reply.drop || stopping_) return;
     std::string out = "HTTP/1.1 " + std::to_string(reply.status) + " " + reason(reply.status) + "\r\n";
-    for (const auto& [name, value] : reply.headers) out += name + ": " + value + "\r\n";
+    for (const auto& [name, value] : reply.headers)
+      out.append(name).append(": ").append(value).append("\r\n");
     out += "Content-Length: " + std::to_string(reply.body.size()) +
            "\r\nConnection: " + (keep_alive_ ? "keep-alive" : "close") + "\r\n\r\n";
     out += reply.body;
