@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <exception>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -23,9 +24,7 @@ int fail(const std::string& message) {
   return 1;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   using namespace embedapt;
   const char* usage = "usage: encoder_bench MODEL_DIR DATASET.json THREADS REPEATS [OUT.npy]";
   if (argc == 2 && (std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h")) {
@@ -84,4 +83,16 @@ int main(int argc, char** argv) {
                            {"median_seconds", seconds[seconds.size() / 2]}};
   std::printf("%s\n", report.dump().c_str());
   return 0;
+}
+
+}  // namespace
+
+// An error the run throws ends it with one line and exit status 1, not an abort.
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "encoder_bench: %s\n", e.what());
+    return 1;
+  }
 }

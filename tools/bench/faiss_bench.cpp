@@ -23,6 +23,7 @@
 #include <omp.h>
 
 #include <cstdio>
+#include <exception>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <vector>
@@ -72,9 +73,7 @@ constexpr const char* kUsage =
     "ivf-train vectors (s); seeded random unit vectors. Prints one JSON line with the linked FAISS's\n"
     "kernels (\"avx2\" or \"generic\"). Set OPENBLAS_NUM_THREADS=1 (tools/bench/faiss.sh does).\n";
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   const Flags flags(argc, argv, "faiss_bench", kUsage,
                     {"--n", "--queries", "--hnsw-n", "--ivf-train", "--dim"});
   const auto n = static_cast<size_t>(flags.number("--n", 100000));
@@ -98,4 +97,16 @@ int main(int argc, char** argv) {
                               {"ivf_train_cpu_s", ivf_train_cpu_s(first(ivf_train), dim)}};
   std::printf("%s\n", row.dump().c_str());
   return 0;
+}
+
+}  // namespace
+
+// An error the run throws ends it with one line and exit status 1, not an abort.
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "faiss_bench: %s\n", e.what());
+    return 1;
+  }
 }

@@ -43,6 +43,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <exception>
 #include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -442,9 +443,7 @@ Args parse_args(int argc, char** argv) {
   return args;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   const Args args = parse_args(argc, argv);
   Data data{args.dim,
             unit_vectors(args.n, args.dim, 1),
@@ -488,4 +487,16 @@ int main(int argc, char** argv) {
   }
   std::filesystem::remove_all(args.dir);
   return 0;
+}
+
+}  // namespace
+
+// An error the run throws ends it with one line and exit status 1, not an abort.
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "filter_bench: %s\n", e.what());
+    return 1;
+  }
 }

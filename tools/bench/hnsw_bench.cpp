@@ -27,6 +27,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -86,9 +87,7 @@ double load_1min() {
   return load;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   const Args args = parse_args(argc, argv);
   const std::vector<float> docs = unit_vectors(args.n, args.dim, 1);
   const std::vector<float> queries = unit_vectors(args.queries, args.dim, 2);
@@ -180,4 +179,16 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
   }
   return 0;
+}
+
+}  // namespace
+
+// An error the run throws ends it with one line and exit status 1, not an abort.
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "hnsw_bench: %s\n", e.what());
+    return 1;
+  }
 }

@@ -24,6 +24,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -197,9 +198,7 @@ void measure_store(const Flags& flags) {
   std::filesystem::remove_all(path);
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   const Flags flags(argc, argv, "peers_bench", kUsage,
                     {"--make", "--out", "--n", "--queries", "--base", "--base-queries", "--noise",
                      "--vectors", "--spec", "--dir", "--ef", "--repeats"});
@@ -211,4 +210,16 @@ int main(int argc, char** argv) {
     usage_error("give --make or --vectors");
   }
   return 0;
+}
+
+}  // namespace
+
+// An error the run throws ends it with one line and exit status 1, not an abort.
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "peers_bench: %s\n", e.what());
+    return 1;
+  }
 }

@@ -26,6 +26,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <filesystem>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -76,9 +77,7 @@ double cpu_seconds(int who) {
   return seconds(u.ru_utime) + seconds(u.ru_stime);
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   const Flags flags(argc, argv, "retrain_bench", kUsage,
                     {"--n", "--dim", "--log", "--searches", "--repeats", "--dir"});
   Args args;
@@ -250,4 +249,16 @@ int main(int argc, char** argv) {
   store.reset();
   std::filesystem::remove_all(args.dir);
   return 0;
+}
+
+}  // namespace
+
+// An error the run throws ends it with one line and exit status 1, not an abort.
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "retrain_bench: %s\n", e.what());
+    return 1;
+  }
 }

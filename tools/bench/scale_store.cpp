@@ -8,6 +8,7 @@
 // larger --log adds only the missing queries, so one 1M-document store serves
 // every log size. Prints one JSON object: what it built and how long it took.
 #include <cstdio>
+#include <exception>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
@@ -28,9 +29,7 @@ constexpr const char* kUsage =
 
 void die(const Status& s, const char* what) { bench::die("scale_store", s, what); }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   const Flags flags(argc, argv, "scale_store", kUsage, {"--dir", "--n", "--dim", "--log", "--seed"});
   const std::string dir = flags.text("--dir", "");
   if (dir.empty()) {
@@ -104,4 +103,16 @@ int main(int argc, char** argv) {
                         {"log_seconds", log_seconds}};
   std::printf("%s\n", out.dump().c_str());
   return 0;
+}
+
+}  // namespace
+
+// An error the run throws ends it with one line and exit status 1, not an abort.
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "scale_store: %s\n", e.what());
+    return 1;
+  }
 }

@@ -44,6 +44,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <filesystem>
 #include <functional>
 #include <limits>
@@ -543,9 +544,7 @@ Args parse_args(int argc, char** argv) {
   return args;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   Args args = parse_args(argc, argv);
   // Every text embedded first, then the embedder (and its cache, which one
   // process at a time may hold) released for the long part.
@@ -564,4 +563,16 @@ int main(int argc, char** argv) {
   }
   std::filesystem::remove_all(args.store_dir);
   return 0;
+}
+
+}  // namespace
+
+// An error the run throws ends it with one line and exit status 1, not an abort.
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "smalllogs_bench: %s\n", e.what());
+    return 1;
+  }
 }

@@ -55,6 +55,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -512,9 +513,7 @@ constexpr const char* kUsage =
     "there for later runs (shared with filter_bench; never a directory in the repository), with\n"
     "the build figures of the run that built it. Prints JSON lines.\n";
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   const Flags flags(argc, argv, "store_bench", kUsage,
                     {"--n", "--dim", "--queries", "--repeats", "--specs", "--dir", "--cache"});
   Args args;
@@ -539,4 +538,16 @@ int main(int argc, char** argv) {
   const std::vector<std::vector<idx_t>> truth = exact_top_k(docs, queries, args.dim, kK);
   for (const std::string& spec : args.specs) bench_spec(args, spec, docs, queries, truth);
   return 0;
+}
+
+}  // namespace
+
+// An error the run throws ends it with one line and exit status 1, not an abort.
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "store_bench: %s\n", e.what());
+    return 1;
+  }
 }
