@@ -30,7 +30,7 @@ std::string temp_dir(const std::string& name) {
   return dir.string();
 }
 
-std::string config(const std::string& kind, int in_dim, int out_dim, nlohmann::json extra = {}) {
+std::string config(const std::string& kind, int in_dim, int out_dim, const nlohmann::json& extra = {}) {
   nlohmann::json j = {{"kind", kind},
                       {"in_dim", in_dim},
                       {"out_dim", out_dim},
@@ -241,7 +241,7 @@ def forward(self, x):
 
   // A config whose out_dim disagrees with what the module returns is caught when applied.
   REQUIRE(load_adapter(config("torchscript", 4, 5), weights, {true}, &adapter).ok());
-  std::vector<float> wrong(3 * 5);
+  std::vector<float> wrong(size_t{3} * 5);
   CHECK(adapter->apply(in.data(), 3, wrong.data()).code() == Code::kInvalidArgument);
 
   CHECK(load_torchscript_net("not an archive", {true}, &net).code() == Code::kCorruption);

@@ -103,8 +103,10 @@ TEST_CASE("A store with background retraining ships an adapter while searches an
 
   std::atomic<bool> done{false};
   std::atomic<int> search_errors{0}, write_errors{0}, searches{0}, writes{0};
+  const int searchers = 2;
   std::vector<std::thread> threads;
-  for (int t = 0; t < 2; ++t) {
+  threads.reserve(searchers + 1);  // and one writer
+  for (int t = 0; t < searchers; ++t) {
     threads.emplace_back([&, t] {
       for (size_t q = t; !done; q = (q + 1) % task.queries.rows) {
         std::vector<Hit> hits;

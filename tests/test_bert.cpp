@@ -104,7 +104,7 @@ TEST_CASE("bert vectors do not depend on the batch they are computed in") {
   std::vector<float> together = embed(*embedder, batch, EmbedSide::kDocument);
   float worst = 0, norm = 0;
   for (size_t d = 0; d < 384; ++d) {
-    worst = std::max(worst, std::abs(alone[d] - together[2 * 384 + d]));
+    worst = std::max(worst, std::abs(alone[d] - together[size_t{2} * 384 + d]));
     norm += alone[d] * alone[d];
   }
   CHECK(worst < 1e-4f);

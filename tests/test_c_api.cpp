@@ -5,7 +5,6 @@
 
 #include <cmath>
 #include <cstdlib>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
@@ -54,7 +53,7 @@ TEST_CASE("C ABI round trip", "[c_api]") {
   float got[3] = {};
   void* got_payload = nullptr;
   REQUIRE(embedapt_get(store, "a", got, 3, &got_payload, &len, &error) == EMBEDAPT_OK);
-  CHECK(std::memcmp(got, a, sizeof a) == 0);
+  CHECK(std::vector<float>(got, got + 3) == std::vector<float>(a, a + 3));
   CHECK(std::string(static_cast<char*>(got_payload), len) == "alpha");
   embedapt_free(got_payload);
 
@@ -192,7 +191,7 @@ TEST_CASE("C ABI: metadata, filtered search and remove_matching", "[c_api]") {
 
 TEST_CASE("C ABI: search knobs and ids-only hits", "[c_api]") {
   const int dim = 8, n = 1000;
-  std::vector<float> vectors(n * dim);
+  std::vector<float> vectors(size_t(n) * dim);
   for (size_t i = 0; i < vectors.size(); ++i) vectors[i] = float(std::sin(0.37 * i + 0.11 * (i % 7)));
   char* error = nullptr;
   // The hits of `options` on store `s`: ids, scores, payload sizes and metadata, in order.
@@ -231,8 +230,8 @@ TEST_CASE("C ABI: search knobs and ids-only hits", "[c_api]") {
     for (int i = 0; i < n; ++i) {
       const std::string id = "d" + std::to_string(i),
                         metadata = "{\"even\":" + std::string(i % 2 ? "false}" : "true}");
-      REQUIRE(embedapt_upsert_metadata(store, id.c_str(), &vectors[i * dim], dim, "p", 1, metadata.c_str(),
-                                       &error) == EMBEDAPT_OK);
+      REQUIRE(embedapt_upsert_metadata(store, id.c_str(), &vectors[size_t(i) * dim], dim, "p", 1,
+                                       metadata.c_str(), &error) == EMBEDAPT_OK);
     }
     embedapt_search_options options;
     embedapt_search_options_init(&options);

@@ -146,7 +146,7 @@ std::string adapter_config(bool both_sides) {
 }
 
 std::string adapter_weights(const std::vector<float>& scale) {
-  std::vector<float> w(kDim * kDim, 0.0f);
+  std::vector<float> w(size_t(kDim) * kDim, 0.0f);
   for (int d = 0; d < kDim; ++d) w[d * kDim + d] = scale[d];
   TensorMap tensors;
   tensors["linear.weight"] = floats_to_tensor(w, {kDim, kDim});
@@ -247,6 +247,7 @@ pid_t spawn_child(const char* tag, std::vector<std::string> vars, int* ack_fd) {
   vars.push_back("EMBEDAPT_CRASH_ACK_FD=" + std::to_string(fds[1]));
   for (char** e = environ; *e != nullptr; ++e) vars.emplace_back(*e);
   std::vector<char*> envp;
+  envp.reserve(vars.size() + 1);
   for (std::string& v : vars) envp.push_back(v.data());
   envp.push_back(nullptr);
   posix_spawn_file_actions_t actions;

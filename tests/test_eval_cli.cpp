@@ -106,8 +106,8 @@ void export_identity_adapter(const Embedder& embedder, const fs::path& out) {
                            {"out_dim", dim},
                            {"side", "query"},
                            {"embedder", embedder.identity()}};
-  std::vector<float> eye(static_cast<size_t>(dim * dim), 0.0f);
-  for (int i = 0; i < dim; ++i) eye[static_cast<size_t>(i * dim + i)] = 1.0f;
+  std::vector<float> eye(static_cast<size_t>(dim) * dim, 0.0f);
+  for (int i = 0; i < dim; ++i) eye[static_cast<size_t>(i) * dim + i] = 1.0f;
   TensorMap tensors{{"linear.weight", floats_to_tensor(eye, {dim, dim})}};
   REQUIRE(write_adapter_dir(out.string(), config.dump(), serialize_safetensors(tensors)).ok());
 }

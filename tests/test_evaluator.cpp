@@ -134,7 +134,7 @@ Fixture make_fixture() {
 }
 
 std::string fresh_dir(const std::string& name) {
-  const std::string dir = EMBEDAPT_BINARY_DIR "/test_evaluator_tmp/" + name;
+  std::string dir = EMBEDAPT_BINARY_DIR "/test_evaluator_tmp/" + name;
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(std::filesystem::path(dir).parent_path());
   return dir;
@@ -153,7 +153,7 @@ TEST_CASE("ingest upserts the corpus with its text and logs every pair", "[inges
   INFO(s.ToString());
   REQUIRE(s.ok());
   CHECK(counts.documents == kDocs);
-  CHECK(counts.pairs == 2 * kQueriesPerKind);
+  CHECK(counts.pairs == size_t{2} * kQueriesPerKind);
 
   StoreStats stats;
   REQUIRE(store->stats(&stats).ok());
@@ -174,7 +174,7 @@ TEST_CASE("ingest upserts the corpus with its text and logs every pair", "[inges
     return pairs;
   };
   auto pairs = read_pairs(*store);
-  REQUIRE(pairs.size() == 2 * kQueriesPerKind);
+  REQUIRE(pairs.size() == size_t{2} * kQueriesPerKind);
   std::map<std::string, int> per_doc;
   for (const auto& [pair, size] : pairs) {
     ++per_doc[pair.second];
@@ -185,7 +185,7 @@ TEST_CASE("ingest upserts the corpus with its text and logs every pair", "[inges
 
   // Again: upserts replace and the log collapses repeated pairs.
   REQUIRE(ingest_dataset(*store, embedder, f.dataset, options, &counts).ok());
-  CHECK(read_pairs(*store).size() == 2 * kQueriesPerKind);
+  CHECK(read_pairs(*store).size() == size_t{2} * kQueriesPerKind);
   REQUIRE(store->stats(&stats).ok());
   CHECK(stats.count == kDocs);
 
@@ -253,7 +253,7 @@ TEST_CASE("the evaluator scores base and adapters through the real index", "[eva
   const SystemResult& base = report.results[0];
   CHECK(base.name == "base");
   CHECK(base.source.empty());
-  CHECK(base.queries.size() == 2 * kQueriesPerKind);
+  CHECK(base.queries.size() == size_t{2} * kQueriesPerKind);
   // Clear queries rank their document first, confused ones second.
   CHECK(base.hit_rate == Approx(1.0));
   CHECK(base.mrr == Approx(0.75));

@@ -40,6 +40,7 @@ SearchOptions filtered(int k, const std::string& json) {
 
 std::vector<std::string> ids_of(const std::vector<Hit>& hits) {
   std::vector<std::string> ids;
+  ids.reserve(hits.size());
   for (const Hit& hit : hits) ids.push_back(hit.id);
   return ids;
 }
@@ -234,6 +235,7 @@ void change_column_family(const std::string& store_path, const std::string& fami
   std::vector<std::string> names;
   REQUIRE(rocksdb::DB::ListColumnFamilies(rocksdb::DBOptions(), path, &names).ok());
   std::vector<rocksdb::ColumnFamilyDescriptor> families;
+  families.reserve(names.size());
   for (const std::string& name : names) families.emplace_back(name, rocksdb::ColumnFamilyOptions());
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* db = nullptr;

@@ -388,6 +388,7 @@ TEST_CASE("a run killed with SIGKILL resumes asking only what it had no answer f
                                           "EMBEDAPT_GENERATE_JOURNAL=" + journal};
   for (char** e = environ; *e != nullptr; ++e) env_strings.emplace_back(*e);
   std::vector<char*> envp;
+  envp.reserve(env_strings.size() + 1);
   for (std::string& e : env_strings) envp.push_back(e.data());
   envp.push_back(nullptr);
   const char* argv[] = {"test_generate", "[.generate_child]", nullptr};

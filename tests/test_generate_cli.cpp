@@ -76,7 +76,7 @@ fs::path work_dir(const std::string& name) {
 
 // A chat server replying with numbered questions, a preamble and an answer;
 // requests whose prompt contains `fail_on` get HTTP 500.
-HttpTestServer chat_server(std::atomic<int>* requests, std::string fail_on = "") {
+HttpTestServer chat_server(std::atomic<int>* requests, const std::string& fail_on = "") {
   return HttpTestServer([requests, fail_on](const HttpExchange& request) {
     ++*requests;
     json body = json::parse(request.body, nullptr, false);

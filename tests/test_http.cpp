@@ -41,7 +41,7 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 }
 
 // Fails the first `failures` requests with `failure`, then answers 200.
-HttpTestServer failing_then_ok(int failures, HttpReply failure) {
+HttpTestServer failing_then_ok(int failures, const HttpReply& failure) {
   auto seen = std::make_shared<std::atomic<int>>(0);
   return HttpTestServer([=](const HttpExchange&) {
     if ((*seen)++ < failures) return failure;

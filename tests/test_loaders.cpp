@@ -65,7 +65,7 @@ TEST_CASE("text, Markdown and HTML give their visible text", "[loaders]") {
 TEST_CASE("html_to_text survives malformed markup", "[loaders]") {
   CHECK(html_to_text("a < b and <b>bold</b> &unknown; &#99999999; <p>cut") ==
         "a < b and bold &unknown; \xEF\xBF\xBD\n\ncut");
-  CHECK(html_to_text("<script>never closed") == "");
+  CHECK(html_to_text("<script>never closed").empty());
   CHECK(html_to_text("text <unterminated") == "text");
   CHECK(to_valid_utf8("ok \xFF\xC3 end") == "ok \xEF\xBF\xBD\xEF\xBF\xBD end");
   CHECK(to_valid_utf8("caf\xC3\xA9") == "caf\xC3\xA9");

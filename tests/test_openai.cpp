@@ -38,6 +38,7 @@ OpenAIOptions options_for(const HttpTestServer& server) {
 
 std::vector<std::string> numbered_texts(int n) {
   std::vector<std::string> texts;
+  texts.reserve(n);
   for (int i = 0; i < n; ++i) texts.push_back("text number " + std::to_string(i));
   return texts;
 }

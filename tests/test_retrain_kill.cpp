@@ -60,7 +60,7 @@ void make_store(const std::string& path) {
   std::unique_ptr<Store> store;
   REQUIRE(Store::open(path, options, &store).ok());
   REQUIRE(store->set_embedder("synthetic").ok());
-  std::vector<float> a(kDim * kDim);
+  std::vector<float> a(size_t(kDim) * kDim);
   for (int r = 0; r < kDim; ++r) {
     for (int c = 0; c < kDim; ++c) a[r * kDim + c] = (r == c ? 1.0f : 0.0f) + 0.3f * normal(rng);
   }
@@ -92,6 +92,7 @@ pid_t spawn(const std::vector<std::string>& args, const std::string& output) {
   std::vector<std::string> all = {kBinary};
   all.insert(all.end(), args.begin(), args.end());
   std::vector<char*> argv;
+  argv.reserve(all.size() + 1);
   for (std::string& a : all) argv.push_back(a.data());
   argv.push_back(nullptr);
   posix_spawn_file_actions_t actions;

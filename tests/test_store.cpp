@@ -92,6 +92,7 @@ std::vector<size_t> brute_force(const std::vector<float>& docs, const float* q, 
   }
   std::sort(scored.begin(), scored.end());
   std::vector<size_t> top;
+  top.reserve(k);
   for (int i = 0; i < k; ++i) top.push_back(scored[i].second);
   if (scores != nullptr) {
     scores->clear();
@@ -109,7 +110,7 @@ std::string adapter_config(int dim, const char* side, const char* embedder = "te
 // A linear adapter y = diag(scale) x, as safetensors bytes.
 std::string diagonal_weights(const std::vector<float>& scale) {
   int dim = static_cast<int>(scale.size());
-  std::vector<float> w(dim * dim, 0.0f);
+  std::vector<float> w(size_t(dim) * dim, 0.0f);
   for (int i = 0; i < dim; ++i) w[i * dim + i] = scale[i];
   TensorMap tensors;
   tensors["linear.weight"] = floats_to_tensor(w, {dim, dim});
@@ -118,6 +119,7 @@ std::string diagonal_weights(const std::vector<float>& scale) {
 
 std::vector<std::string> ids_of(const std::vector<Hit>& hits) {
   std::vector<std::string> ids;
+  ids.reserve(hits.size());
   for (const Hit& h : hits) ids.push_back(h.id);
   return ids;
 }
@@ -239,7 +241,7 @@ TEST_CASE("late writer (a helper process)", "[.late_writer]") {
   if (!Store::open(dir, options, &store).ok()) _exit(2);
   std::vector<float> more = random_vectors(50, dim, 7);
   for (int i = 0; i < 50; ++i) {
-    if (!store->upsert("late" + std::to_string(i), more.data() + i * dim, dim, "late").ok()) _exit(3);
+    if (!store->upsert("late" + std::to_string(i), more.data() + size_t(i) * dim, dim, "late").ok()) _exit(3);
   }
   if (!store->remove("doc8").ok()) _exit(4);
   _exit(0);  // no destructor: no snapshot
@@ -278,6 +280,7 @@ TEST_CASE("A store persists: snapshot on close, journal replay after a crash", "
   std::vector<std::string> env_strings = {"EMBEDAPT_LATE_WRITER_DIR=" + dir.path};
   for (char** e = environ; *e != nullptr; ++e) env_strings.emplace_back(*e);
   std::vector<char*> envp;
+  envp.reserve(env_strings.size() + 1);
   for (std::string& e : env_strings) envp.push_back(e.data());
   envp.push_back(nullptr);
   const char* argv[] = {"test_store", "[.late_writer]", nullptr};
@@ -304,6 +307,7 @@ TEST_CASE("A store persists: snapshot on close, journal replay after a crash", "
 TEST_CASE("flush() leaves nothing in RocksDB's log for the next open to replay", "[store]") {
   const int dim = 64;
   TempDir dir;
+  constexpr uintmax_t kKiB = 1024;
   auto log_bytes = [&] {
     uintmax_t total = 0;
     for (const auto& f : fs::directory_iterator(dir.path + "/db")) {
@@ -313,16 +317,16 @@ TEST_CASE("flush() leaves nothing in RocksDB's log for the next open to replay",
   };
   auto store = open_store(dir.path, options_for(dim, Metric::kCosine));
   insert(store.get(), random_vectors(2000, dim, 9), dim);  // 512 KB of vectors alone
-  REQUIRE(log_bytes() > 512 * 1024);
+  REQUIRE(log_bytes() > 512 * kKiB);
   REQUIRE(store->flush().ok());
-  CHECK(log_bytes() < 16 * 1024);
+  CHECK(log_bytes() < 16 * kKiB);
   // Again with the snapshot already current: a logged query still reaches a table file.
   std::vector<float> query = random_vectors(1, dim, 10);
   uint64_t id = 0;
   REQUIRE(store->log_query(query.data(), dim, {"doc1"}, &id).ok());
   REQUIRE(store->log_hit(id, "doc1").ok());
   REQUIRE(store->flush().ok());
-  CHECK(log_bytes() < 16 * 1024);
+  CHECK(log_bytes() < 16 * kKiB);
   store.reset();
   store = open_store(dir.path, Options());
   StoreStats stats;
@@ -349,7 +353,7 @@ TEST_CASE("A corrupt snapshot is detected and the index rebuilt from RocksDB", "
     CHECK(stats.recovery.find("checksum mismatch") != std::string::npos);
     CHECK(stats.count == 200);
     std::vector<Hit> hits;
-    REQUIRE(store->search(docs.data() + 5 * dim, dim, {1}, &hits).ok());
+    REQUIRE(store->search(docs.data() + 5 * size_t(dim), dim, {1}, &hits).ok());
     CHECK(hits.at(0).id == "doc5");
     REQUIRE(store->verify().ok());
   }
@@ -372,7 +376,7 @@ TEST_CASE("HNSW deletes by tombstone and rebuilds when they pile up", "[store]")
   for (int i = 0; i < 40; ++i) REQUIRE(store->remove("doc" + std::to_string(i)).ok());
   std::vector<Hit> hits;
   for (int i = 0; i < 40; ++i) {
-    REQUIRE(store->search(docs.data() + i * dim, dim, {5}, &hits).ok());
+    REQUIRE(store->search(docs.data() + size_t(i) * dim, dim, {5}, &hits).ok());
     CHECK(hits.size() == 5);
     for (const Hit& h : hits) CHECK(h.id != "doc" + std::to_string(i));
   }
@@ -383,12 +387,12 @@ TEST_CASE("HNSW deletes by tombstone and rebuilds when they pile up", "[store]")
   StoreStats stats;
   REQUIRE(store->stats(&stats).ok());
   CHECK(stats.count == size_t(n - 300));
-  REQUIRE(store->search(docs.data() + 350 * dim, dim, {3}, &hits).ok());
+  REQUIRE(store->search(docs.data() + 350 * size_t(dim), dim, {3}, &hits).ok());
   CHECK(hits.at(0).id == "doc350");
   store.reset();
   store = open_store(dir.path, Options());
   REQUIRE(store->verify().ok());
-  REQUIRE(store->search(docs.data() + 10 * dim, dim, {100}, &hits).ok());
+  REQUIRE(store->search(docs.data() + 10 * size_t(dim), dim, {100}, &hits).ok());
   for (const Hit& h : hits) CHECK(h.id != "doc10");
 }
 
@@ -398,12 +402,12 @@ TEST_CASE("IVF indexes stage vectors until there are enough to train", "[store]"
   std::vector<float> docs = random_vectors(400, dim, 10);
   {
     auto store = open_store(dir.path, options_for(dim, Metric::kL2, "IVF4,Flat"));
-    std::vector<float> first(docs.begin(), docs.begin() + 100 * dim);
+    std::vector<float> first(docs.begin(), docs.begin() + 100 * size_t(dim));
     insert(store.get(), first, dim);
     std::vector<Hit> hits;
-    REQUIRE(store->search(docs.data() + 42 * dim, dim, {1}, &hits).ok());  // exact while staging
+    REQUIRE(store->search(docs.data() + 42 * size_t(dim), dim, {1}, &hits).ok());  // exact while staging
     CHECK(hits.at(0).id == "doc42");
-    std::vector<float> rest(docs.begin() + 100 * dim, docs.end());
+    std::vector<float> rest(docs.begin() + 100 * size_t(dim), docs.end());
     insert(store.get(), rest, dim, 100);
     REQUIRE(store->verify().ok());
   }
@@ -414,11 +418,11 @@ TEST_CASE("IVF indexes stage vectors until there are enough to train", "[store]"
   CHECK(stats.index_spec == "IVF4,Flat");
   std::vector<Hit> hits;
   for (int i : {0, 150, 399}) {  // a vector's own cell is always probed
-    REQUIRE(store->search(docs.data() + i * dim, dim, {1}, &hits).ok());
+    REQUIRE(store->search(docs.data() + size_t(i) * dim, dim, {1}, &hits).ok());
     CHECK(hits.at(0).id == "doc" + std::to_string(i));
   }
   REQUIRE(store->remove("doc150").ok());
-  REQUIRE(store->search(docs.data() + 150 * dim, dim, {1}, &hits).ok());
+  REQUIRE(store->search(docs.data() + 150 * size_t(dim), dim, {1}, &hits).ok());
   CHECK(hits.at(0).id != "doc150");
   REQUIRE(store->verify().ok());
 }
@@ -474,13 +478,13 @@ TEST_CASE("ef_search and nprobe reach the index and are checked against it", "[s
   // IVF64 trains at 64 * 39 = 2496 vectors; before that it is staging, and
   // the knob is accepted all the same.
   auto ivf = open_store(ivf_dir.path, options_for(dim, Metric::kCosine, "IVF64,Flat"));
-  insert(ivf.get(), std::vector<float>(docs.begin(), docs.begin() + 100 * dim), dim);
+  insert(ivf.get(), std::vector<float>(docs.begin(), docs.begin() + 100 * size_t(dim)), dim);
   probes.nprobe = 8;
   probes.k = k;
   std::vector<Hit> staged;
   REQUIRE(ivf->search(queries.data(), dim, probes, &staged).ok());
   CHECK(staged.size() == size_t(k));
-  insert(ivf.get(), std::vector<float>(docs.begin() + 100 * dim, docs.end()), dim, 100);
+  insert(ivf.get(), std::vector<float>(docs.begin() + 100 * size_t(dim), docs.end()), dim, 100);
   refused(*ivf, ef, "ef_search: applies to HNSW indexes; this store's index is 'IVF64,Flat'");
   probes.nprobe = 65;
   refused(*ivf, probes, "nprobe: must be in 1..64 (the index's lists), got 65");
@@ -532,7 +536,7 @@ TEST_CASE("An ids-only search gives the full search's hits without their records
   std::vector<Record> records(n);
   for (int i = 0; i < n; ++i) {
     records[i].id = "doc" + std::to_string(i);
-    records[i].vector.assign(docs.begin() + i * dim, docs.begin() + (i + 1) * dim);
+    records[i].vector.assign(docs.begin() + size_t(i) * dim, docs.begin() + size_t(i + 1) * dim);
     records[i].payload = "payload of " + records[i].id;
     records[i].metadata = std::string("{\"tenant\":\"") + (i % 3 ? "a" : "b") + "\"}";
   }
@@ -564,7 +568,7 @@ TEST_CASE("An ids-only search gives the full search's hits without their records
     std::vector<Hit> hits;
     REQUIRE(store->search(moved.data(), dim, ids_only, &hits).ok());
     CHECK(hits.at(0).id == "doc7");
-    REQUIRE(store->search(&docs[8 * dim], dim, ids_only, &hits).ok());
+    REQUIRE(store->search(&docs[8 * size_t(dim)], dim, ids_only, &hits).ok());
     for (const Hit& hit : hits) CHECK((hit.id != "doc8" && hit.id != "doc0"));
     REQUIRE(store->verify().ok());
     store.reset();

@@ -30,16 +30,16 @@ TEST_CASE("Searches run while one thread writes and swaps adapters", "[store][co
 
   std::mt19937 rng(3);
   std::normal_distribution<float> normal;
-  std::vector<float> docs(stable * dim);
+  std::vector<float> docs(size_t(stable) * dim);
   for (float& x : docs) x = normal(rng);
   std::vector<Record> batch(stable);
   for (int i = 0; i < stable; ++i) {
     batch[i].id = "stable" + std::to_string(i);
-    batch[i].vector.assign(docs.begin() + i * dim, docs.begin() + (i + 1) * dim);
+    batch[i].vector.assign(docs.begin() + size_t(i) * dim, docs.begin() + size_t(i + 1) * dim);
   }
   REQUIRE(store->upsert_batch(batch).ok());
 
-  std::vector<float> permutation(dim * dim, 0.0f);  // row i picks coordinate (i + 5) % dim
+  std::vector<float> permutation(size_t(dim) * dim, 0.0f);  // row i picks coordinate (i + 5) % dim
   for (int i = 0; i < dim; ++i) permutation[i * dim + (i + 5) % dim] = 1.0f;
   TensorMap tensors;
   tensors["linear.weight"] = floats_to_tensor(permutation, {dim, dim});
@@ -51,8 +51,10 @@ TEST_CASE("Searches run while one thread writes and swaps adapters", "[store][co
 
   std::atomic<bool> done{false};
   std::atomic<int> searches{0}, misses{0}, errors{0};
+  const int reader_threads = 3;
   std::vector<std::thread> readers;
-  for (int t = 0; t < 3; ++t) {
+  readers.reserve(reader_threads);
+  for (int t = 0; t < reader_threads; ++t) {
     readers.emplace_back([&, t] {
       std::mt19937 pick(100 + t);
       while (!done) {
@@ -60,7 +62,7 @@ TEST_CASE("Searches run while one thread writes and swaps adapters", "[store][co
         std::vector<Hit> hits;
         SearchOptions options(3);
         options.ids_only = t == 1;  // ids from memory, updated with the index
-        if (!store->search(docs.data() + i * dim, dim, options, &hits).ok()) {
+        if (!store->search(docs.data() + size_t(i) * dim, dim, options, &hits).ok()) {
           ++errors;
         } else if (hits.empty() || hits[0].id != "stable" + std::to_string(i)) {
           ++misses;

@@ -172,7 +172,7 @@ TEST_CASE("a log the base cannot read ships only on overwhelming evidence, and d
   TrainingSet data = distorted_task(false);
   std::mt19937_64 rng(5);
   std::normal_distribution<float> normal;
-  std::vector<float> random(kDim * kDim);
+  std::vector<float> random(size_t(kDim) * kDim);
   for (float& x : random) x = normal(rng);
   const torch::Tensor rotation =
       std::get<0>(torch::linalg_qr(torch::from_blob(random.data(), {kDim, kDim}).clone()));
@@ -343,7 +343,7 @@ TEST_CASE("a resume refuses a checkpoint that is unsound or of another run", "[t
   refused(edited([](TensorMap&, nlohmann::json& c) { c["epoch_loss"] = "NaN"; }), Code::kCorruption,
           "\"epoch_loss\" is not a finite number");
   refused(edited([&](TensorMap& t, nlohmann::json&) {
-            t[weight] = floats_to_tensor(std::vector<float>(kDim * (kDim + 1)), {kDim, kDim + 1});
+            t[weight] = floats_to_tensor(std::vector<float>(size_t(kDim) * (kDim + 1)), {kDim, kDim + 1});
           }),
           Code::kCorruption, "tensor \"" + weight + "\" has shape [16, 17], the run's is [16, 16]");
   refused(edited([&](TensorMap& t, nlohmann::json&) {

@@ -78,6 +78,7 @@ std::vector<RankMetrics> search(const Adapter* adapter, const Matrix& docs, cons
     }
     std::partial_sort(scored.begin(), scored.begin() + 5, scored.end());
     std::vector<bool> hits;
+    hits.reserve(5);
     for (int k = 0; k < 5; ++k) hits.push_back(scored[k].second == positive[i]);
     out.push_back(score_ranking(hits, 1, 5));
   }
@@ -229,7 +230,7 @@ TEST_CASE("the cost of applying a linear adapter next to a 100k x 384 Flat searc
   index.add(n, docs.data());
 
   // A trained-looking linear adapter (the identity plus noise), through the real weights path.
-  std::vector<float> weight(dim * dim);
+  std::vector<float> weight(size_t(dim) * dim);
   for (int i = 0; i < dim * dim; ++i) weight[i] = (i % (dim + 1) == 0 ? 1.0f : 0.0f) + 0.01f * normal(rng);
   std::string weights = serialize_safetensors({{"linear.weight", floats_to_tensor(weight, {dim, dim})}});
   std::string config =

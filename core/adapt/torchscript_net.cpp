@@ -10,7 +10,7 @@ namespace {
 
 class TorchScriptNet : public AdapterNet {
  public:
-  explicit TorchScriptNet(torch::jit::Module module) : module_(std::move(module)) {}
+  explicit TorchScriptNet(const torch::jit::Module& module) : module_(module) {}
 
   torch::Tensor forward(const torch::Tensor& x) override { return module_.forward({x}).toTensor(); }
 
@@ -40,8 +40,7 @@ Status load_torchscript_net(const std::string& archive, const AdapterLoadOptions
   }
   try {
     std::istringstream stream(archive);
-    torch::jit::Module module = torch::jit::load(stream);
-    *out = std::make_shared<TorchScriptNet>(std::move(module));
+    *out = std::make_shared<TorchScriptNet>(torch::jit::load(stream));
   } catch (const c10::Error& e) {
     return Status::Corruption(std::string("torchscript archive cannot be loaded: ") +
                               e.what_without_backtrace());

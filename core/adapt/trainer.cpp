@@ -755,6 +755,7 @@ Status train(const TrainingSet& data, const TrainOptions& o, TrainResult* result
 
   // The bar to beat: the base embedder on every scored query.
   std::vector<std::vector<size_t>> scored_relevant;
+  scored_relevant.reserve(scored.size());
   for (size_t q : scored) scored_relevant.push_back(data.relevant[q]);
   const torch::Tensor queries = to_tensor(data.queries, scored);
   const std::vector<int64_t> base = rank(nullptr, o.side, queries, docs, scored_relevant);
@@ -842,6 +843,7 @@ Status train(const TrainingSet& data, const TrainOptions& o, TrainResult* result
     for (size_t i = 0; i < m.held_out.size(); ++i) by_row[m.held_out[i]] = ranks[i];
   }
   std::vector<int64_t> held;  // in the order of `scored`, like `base`
+  held.reserve(scored.size());
   for (size_t q : scored) held.push_back(by_row[q]);
   result->cross_validated = mean_score(held, o.top_k);
   std::vector<double> hit, mrr, rr, log_gain;

@@ -24,7 +24,7 @@ class WeightReader {
  public:
   WeightReader(const TensorMap& tensors, const std::string& source) : tensors_(tensors), source_(source) {}
 
-  Status get(const std::string& name, std::vector<int64_t> shape, torch::Tensor* out) const {
+  Status get(const std::string& name, const std::vector<int64_t>& shape, torch::Tensor* out) const {
     auto it = tensors_.find(name);
     if (it == tensors_.end()) it = tensors_.find("bert." + name);
     if (it == tensors_.end())
@@ -156,7 +156,8 @@ Status BertModel::load(const std::string& config_json, const TensorMap& tensors,
     EMBEDAPT_RETURN_IF_ERROR(read.get(p + "attention.self.key.bias", {h}, &kb));
     EMBEDAPT_RETURN_IF_ERROR(read.get(p + "attention.self.value.bias", {h}, &vb));
     // Scaling the queries here saves scaling every attention score.
-    const double scale = 1.0 / std::sqrt(static_cast<double>(h / w->heads));
+    const int64_t head_dim = h / w->heads;  // exact: the config check requires it
+    const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
     l.qkv_weight = torch::cat({q * scale, k, v}, 0);
     l.qkv_bias = torch::cat({qb * scale, kb, vb}, 0);
     EMBEDAPT_RETURN_IF_ERROR(read.get(p + "attention.output.dense.weight", {h, h}, &l.attention_out_weight));

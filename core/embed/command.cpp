@@ -100,7 +100,7 @@ class CommandEmbedder : public Embedder {
       if (has_deadline_) {
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline_ - Clock::now()).count();
         if (left <= 0) return false;
-        timeout_ms = static_cast<int>(std::min<long long>(left, 60 * 60 * 1000));
+        timeout_ms = static_cast<int>(std::min<long long>(left, 60LL * 60 * 1000));
       }
       pollfd p = {fd_, events, 0};
       int n = ::poll(&p, 1, timeout_ms);

@@ -58,9 +58,11 @@ void append_without_accents(char32_t cp, std::u32string* out) {
   constexpr char32_t kHangulFirst = 0xAC00, kHangulCount = 11172;
   constexpr char32_t kLeadBase = 0x1100, kVowelBase = 0x1161, kTailBase = 0x11A7;
   constexpr char32_t kVowelCount = 21, kTailCount = 28;
-  if (cp < 0x80) {
+  if (cp < 0x80) {  // most text: ASCII is in neither table, so skip the lookups
     out->push_back(cp);
-  } else if (cp >= kHangulFirst && cp < kHangulFirst + kHangulCount) {
+    return;
+  }
+  if (cp >= kHangulFirst && cp < kHangulFirst + kHangulCount) {
     char32_t index = cp - kHangulFirst;
     out->push_back(kLeadBase + index / (kVowelCount * kTailCount));
     out->push_back(kVowelBase + (index % (kVowelCount * kTailCount)) / kTailCount);

@@ -92,6 +92,7 @@ Status wait_visible(const MilvusClient& client, const std::vector<std::pair<std:
       std::vector<std::pair<std::string, uint64_t>> want(
           upserted.begin() + i, upserted.begin() + std::min(upserted.size(), i + 500));
       std::vector<std::string> ids;
+      ids.reserve(want.size());
       for (const auto& [id, version] : want) ids.push_back(id);
       std::vector<std::pair<std::string, uint64_t>> found;
       EMBEDAPT_RETURN_IF_ERROR(client.versions(ids, &found));

@@ -175,6 +175,7 @@ int run(int argc, char** argv) {
   };
   auto latencies = [](const std::vector<Timed>& timed) {
     std::vector<double> ms;
+    ms.reserve(timed.size());
     for (const Timed& t : timed) ms.push_back(t.ms);
     return ms;
   };

@@ -58,7 +58,7 @@ int run(int argc, char** argv) {
   constexpr size_t kSlice = 100000;
   for (size_t begin = stats.count; begin < n; begin += kSlice) {
     const size_t end = std::min(n, begin + kSlice);
-    const std::vector<float> slice = unit_vectors(end - begin, dim, seed * 7919 + begin / kSlice);
+    const std::vector<float> slice = unit_vectors(end - begin, dim, size_t{seed} * 7919 + begin / kSlice);
     std::vector<Record> records;
     for (size_t first = 0; first < end - begin; first += 1000) {
       records.clear();

@@ -240,6 +240,7 @@ nlohmann::json compare_search(const Store& store, faiss::Index& raw, const std::
   // Each repeat's CPU ratio of `who` to raw FAISS, minus one: the median.
   auto cpu_overhead = [&](Who who) {
     std::vector<double> ratios;
+    ratios.reserve(repeats);
     for (int r = 0; r < repeats; ++r) ratios.push_back(cpu_ms[who][r] / cpu_ms[kRaw][r] - 1.0);
     return median(ratios);
   };
