@@ -335,8 +335,7 @@ Status VectorIndex::deserialize(std::string_view bytes, int dim, Metric metric, 
   if (!loaded_consistent(*map, *fresh, dim)) {
     return Status::Corruption("index snapshot: the index it holds is inconsistent with itself");
   }
-  loaded.release();
-  index->index_.reset(map);
+  index->index_.reset(static_cast<faiss::IndexIDMap*>(loaded.release()));  // `map`, checked above
   index->staging_ = staging == 1;
   *out = std::move(index);
   return Status::OK();
