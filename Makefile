@@ -126,11 +126,14 @@ crashtest: deps build
 	EMBEDAPT_CRASH_SCALE=8 $(BUILD)/bin/test_crash "[crash]"
 
 format:
+	@tools/install-deps.sh lint
 	clang-format -i $$(git ls-files '*.cpp' '*.h')
 
 # clang-tidy reads the compile commands of a build directory configured
 # without the precompiled LibTorch header (GCC's, which clang cannot read).
-tidy: deps
+# `make tidy` runs clean: every check of .clang-tidy, on every .cpp.
+tidy:
+	@tools/install-deps.sh lint
 	cmake -S . -B build-tidy -DCMAKE_DISABLE_PRECOMPILE_HEADERS=ON > /dev/null
 	run-clang-tidy -quiet -p build-tidy $$(git ls-files '*.cpp')
 

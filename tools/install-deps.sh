@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the system packages embedapt builds and tests with (Debian 12).
+# Installs the system packages embedapt builds and tests with (Debian 12);
+# with `lint`, also those of make format and make tidy.
 # Idempotent: does nothing when everything is already there.
 set -euo pipefail
 
@@ -12,6 +13,9 @@ packages=(
   chromium  # the Python tests open the HTML eval report in it (headless)
   clang libclang-rt-14-dev  # libFuzzer and the sanitizer runtimes for tests/fuzz
 )
+# `install-deps.sh lint`: also the tools of make format and make tidy (libomp's
+# omp.h: clang cannot parse GCC's, which FAISS's headers include).
+[ "${1:-}" = lint ] && packages+=(clang-format clang-tidy libomp-14-dev)
 
 missing=()
 for p in "${packages[@]}"; do
