@@ -33,11 +33,6 @@ const char* const kColumnFamilyNames[kColumnFamilyCount] = {
 // Rows per chunk when rebuilding an index from RocksDB.
 constexpr size_t kRebuildChunk = 4096;
 
-// An ids-only search of at least this many queries names their hits on
-// OpenMP's threads (starting a region costs a few microseconds, naming a
-// query's ten hits about one).
-constexpr size_t kParallelNamingFrom = 16;
-
 std::string doc_value(std::string_view id, std::string_view payload) {
   std::string value;
   codec::put_string(&value, id);
@@ -1001,14 +996,7 @@ Status StoreImpl::search_with(const SearchTarget& target, const float* queries, 
       index->search(mapped.data(), n, options, filtered ? &allowed : nullptr, &neighbors));
   results->assign(n, {});
   if (options.ids_only) {
-    // A batch names its hits on the threads its search ran on, which would
-    // otherwise spin idle meanwhile: what a batch of 64 over IVF1024,Flat
-    // (100k x 384, nprobe 1, a search of about 0.8 ms) does after its index
-    // search took 50 to 54 us on the calling thread alone, 30 to 34 us on two
-    // (the fastest of 135 batches; scratch timing in two runs each). The
-    // threads only read ids_by_iid_, under the lock this thread holds.
     if (!read.owns_lock()) read.lock();  // a view's own index: the ids as of now
-#pragma omp parallel for schedule(static) if (n >= kParallelNamingFrom)
     for (size_t q = 0; q < n; ++q) {
       for (const Neighbor& neighbor : neighbors[q]) ids_by_iid_.prefetch(neighbor.id);
       std::vector<Hit>& hits = (*results)[q];
