@@ -994,11 +994,20 @@ Status StoreImpl::search_with(const SearchTarget& target, const float* queries, 
   EMBEDAPT_RETURN_IF_ERROR(to_index_space(query_adapter, queries, n, &mapped, squares.data()));
   EMBEDAPT_RETURN_IF_ERROR(
       index->search(mapped.data(), n, options, filtered ? &allowed : nullptr, &neighbors));
-  results->assign(n, {});
+  // Cleared, not replaced: a caller that passes the same results to batch
+  // after batch reuses their memory.
+  results->resize(n);
+  for (std::vector<Hit>& hits : *results) hits.clear();
   if (options.ids_only) {
     if (!read.owns_lock()) read.lock();  // a view's own index: the ids as of now
-    for (size_t q = 0; q < n; ++q) {
+    // Each hit's name is a cache miss: the next query's are started while
+    // this one's are read.
+    auto prefetch_names = [&](size_t q) {
       for (const Neighbor& neighbor : neighbors[q]) ids_by_iid_.prefetch(neighbor.id);
+    };
+    if (n > 0) prefetch_names(0);
+    for (size_t q = 0; q < n; ++q) {
+      if (q + 1 < n) prefetch_names(q + 1);
       std::vector<Hit>& hits = (*results)[q];
       hits.reserve(neighbors[q].size());
       for (const Neighbor& neighbor : neighbors[q]) {

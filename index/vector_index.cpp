@@ -514,11 +514,16 @@ Status VectorIndex::search_all(const float* queries, size_t n, const SearchOptio
     // Widen only when tombstones crowded out live results: approximate
     // indexes (IVF with few probes) may return fewer than asked anyway.
     bool crowded_out = false;
-    for (size_t q = 0; q < n; ++q) {
-      // The hits' positions are scattered over id_map: start every miss first.
+    // The hits' positions are scattered over id_map: the next query's misses
+    // are started while this one's are read.
+    auto prefetch_ids = [&](size_t q) {
       for (size_t j = 0; j < fetch && labels[q * fetch + j] >= 0; ++j) {
         __builtin_prefetch(&index_->id_map[labels[q * fetch + j]]);
       }
+    };
+    prefetch_ids(0);
+    for (size_t q = 0; q < n; ++q) {
+      if (q + 1 < n) prefetch_ids(q + 1);
       std::vector<Neighbor>& hits = (*out)[q];
       hits.clear();
       hits.reserve(want);

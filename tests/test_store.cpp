@@ -526,6 +526,12 @@ TEST_CASE("An ids-only search gives the full search's hits without their records
     options.ids_only = true;
     REQUIRE(store.search_batch(queries.data(), 12, options, &ids).ok());
     same_hits(full, ids);
+    // Results passed in again are overwritten, not added to: the records
+    // search's, with more vectors than queries, reused for the ids-only one.
+    std::vector<std::vector<Hit>> reused = full;
+    reused.resize(20);
+    REQUIRE(store.search_batch(queries.data(), 12, options, &reused).ok());
+    same_hits(full, reused);
     std::vector<Hit> one;  // search() as search_batch() of one
     REQUIRE(store.search(queries.data(), dim, options, &one).ok());
     same_hits({full[0]}, {one});
