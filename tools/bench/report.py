@@ -320,7 +320,10 @@ def pages_text(pages: set) -> str:
         f" Memory: {modes}. store.sh asks glibc's malloc for transparent huge pages (`glibc.malloc.hugetlb=1`,"
         " blocks under 32 MiB kept in its heap, where they apply): on 4 KiB pages two copies of one index in one"
         " process can search several percent apart, the same in every repeat (the pages each copy landed on);"
-        " \"huge_pages_mb\" in store.jsonl is how much of each process they covered."
+        " \"huge_pages_mb\" in store.jsonl is how much of each process they covered. It also keeps freed memory"
+        " (`glibc.malloc.trim_threshold`): FAISS takes a 16 MiB block for each batched matrix product (an IVF"
+        " batch's coarse quantizer), which glibc otherwise gives back to the kernel, so that every batch faults in"
+        " fresh huge pages the kernel zeroes first."
     )
 
 
