@@ -20,6 +20,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -83,6 +84,17 @@ inline void die(const char* program, const Status& s, const char* what) {
   if (s.ok()) return;
   std::fprintf(stderr, "%s: %s: %s\n", program, what, s.ToString().c_str());
   std::exit(1);
+}
+
+// A benchmark's main(): runs `run`, and an exception it throws ends the
+// program with `program: <what>` and exit status 1 instead of an abort.
+inline int main_of(const char* program, int (*run)(int, char**), int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: %s\n", program, e.what());
+    return 1;
+  }
 }
 
 // "--flag value" pairs, each flag one of `known` (a flag given twice keeps

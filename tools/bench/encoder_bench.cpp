@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <exception>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -16,6 +15,7 @@
 #include "core/common/files.h"
 #include "core/common/npy.h"
 #include "core/embed/bert.h"
+#include "tools/bench/bench_common.h"
 
 namespace {
 
@@ -87,12 +87,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-// An error the run throws ends it with one line and exit status 1, not an abort.
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "encoder_bench: %s\n", e.what());
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return embedapt::bench::main_of("encoder_bench", run, argc, argv); }

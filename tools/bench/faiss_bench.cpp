@@ -23,7 +23,6 @@
 #include <omp.h>
 
 #include <cstdio>
-#include <exception>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <vector>
@@ -101,12 +100,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-// An error the run throws ends it with one line and exit status 1, not an abort.
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "faiss_bench: %s\n", e.what());
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return embedapt::bench::main_of("faiss_bench", run, argc, argv); }

@@ -27,7 +27,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
-#include <exception>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -183,12 +182,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-// An error the run throws ends it with one line and exit status 1, not an abort.
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "hnsw_bench: %s\n", e.what());
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return embedapt::bench::main_of("hnsw_bench", run, argc, argv); }

@@ -26,7 +26,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <exception>
 #include <filesystem>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -254,12 +253,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-// An error the run throws ends it with one line and exit status 1, not an abort.
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "retrain_bench: %s\n", e.what());
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return embedapt::bench::main_of("retrain_bench", run, argc, argv); }

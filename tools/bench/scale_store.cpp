@@ -8,7 +8,6 @@
 // larger --log adds only the missing queries, so one 1M-document store serves
 // every log size. Prints one JSON object: what it built and how long it took.
 #include <cstdio>
-#include <exception>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
@@ -107,12 +106,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-// An error the run throws ends it with one line and exit status 1, not an abort.
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "scale_store: %s\n", e.what());
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return embedapt::bench::main_of("scale_store", run, argc, argv); }

@@ -55,7 +55,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
-#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -543,12 +542,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-// An error the run throws ends it with one line and exit status 1, not an abort.
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "store_bench: %s\n", e.what());
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return embedapt::bench::main_of("store_bench", run, argc, argv); }
