@@ -61,11 +61,11 @@ Status parse_field(const std::string& field, const json& condition, int depth, F
     leaf.kind = Filter::Node::kEqual;
     leaf.field = field;
     leaf.values.emplace_back();
-    EMBEDAPT_RETURN_IF_ERROR(parse_scalar(condition, "'" + field + "'", &leaf.values[0]));
+    EMBEDAPT_RETURN_IF_ERROR(parse_scalar(condition, quoted(field), &leaf.values[0]));
     out->children.push_back(std::move(leaf));
     return Status::OK();
   }
-  if (condition.empty()) return bad("'" + field + "' has an empty operator object");
+  if (condition.empty()) return bad(quoted(field) + " has an empty operator object");
   Filter::Node range;
   range.kind = Filter::Node::kRange;
   range.field = field;
@@ -149,7 +149,7 @@ Status parse_object(const json& object, int depth, Filter::Node* out) {
       EMBEDAPT_RETURN_IF_ERROR(parse_object(value, depth + 1, &inner));
       *child = negate(std::move(inner));
     } else if (!key.empty() && key[0] == '$') {
-      return bad("unknown operator '" + key + "' (expected $and $or $not or a field name)");
+      return bad("unknown operator " + quoted(key) + " (expected $and $or $not or a field name)");
     } else if (key.empty()) {
       return bad("empty field name");
     } else {
@@ -193,28 +193,29 @@ Status ParseMetadata(std::string_view text, const std::string& what, nlohmann::j
   }
   for (const auto& [field, value] : parsed.items()) {
     if (field.empty() || field.size() > kMaxMetadataFieldBytes || field[0] == '$') {
-      return bad_metadata("field name '" + field + "' must be 1 to " +
+      return bad_metadata("field name " + quoted(field) + " must be 1 to " +
                           std::to_string(kMaxMetadataFieldBytes) + " bytes and not start with '$'");
     }
     if (value.is_string() || value.is_boolean()) continue;
     if (value.is_number()) {
-      if (!std::isfinite(value.get<double>())) return bad_metadata("field '" + field + "' is not finite");
+      if (!std::isfinite(value.get<double>()))
+        return bad_metadata("field " + quoted(field) + " is not finite");
       continue;
     }
     if (value.is_array()) {
       if (value.size() > kMaxMetadataListItems) {
-        return bad_metadata("field '" + field + "' lists more than " + std::to_string(kMaxMetadataListItems) +
-                            " items");
+        return bad_metadata("field " + quoted(field) + " lists more than " +
+                            std::to_string(kMaxMetadataListItems) + " items");
       }
       for (const json& item : value) {
         if (!item.is_string()) {
-          return bad_metadata("field '" + field + "' is a list holding " + type_name(item) +
+          return bad_metadata("field " + quoted(field) + " is a list holding " + type_name(item) +
                               "; lists hold strings only");
         }
       }
       continue;
     }
-    return bad_metadata("field '" + field + "' is " + type_name(value) +
+    return bad_metadata("field " + quoted(field) + " is " + type_name(value) +
                         "; values are strings, numbers, bools or lists of strings");
   }
   *out = std::move(parsed);

@@ -65,9 +65,10 @@ Status read_sentence_config(const std::string& dir, SentenceConfig* config) {
   EMBEDAPT_RETURN_IF_ERROR(read_json(dir, "sentence_bert_config.json", false, &sbert));
   EMBEDAPT_RETURN_IF_ERROR(read_json(dir, "config_sentence_transformers.json", false, &st_config));
 
-  // Without modules.json, sentence-transformers mean-pools a plain transformer.
-  if (!modules.is_array() && !modules.empty()) return Status::Corruption(dir + "/modules.json: not a list");
   auto in_dir = [&dir](const std::string& file) { return dir + "/" + file; };
+  // Without modules.json, sentence-transformers mean-pools a plain transformer.
+  if (!modules.is_array() && !modules.empty())
+    return Status::Corruption(in_dir("modules.json") + ": not a list");
   for (const auto& module : modules) {
     std::string type = module.value("type", ""), path = module.value("path", "");
     if (type == "sentence_transformers.models.Transformer") continue;
@@ -92,12 +93,12 @@ Status read_sentence_config(const std::string& dir, SentenceConfig* config) {
       return Status::NotSupported(in_dir("modules.json") + ": module type '" + type + "'");
     }
   }
-  EMBEDAPT_RETURN_IF_ERROR(json_field(sbert, "max_seq_length", dir + "/sentence_bert_config.json", int64_t{0},
-                                      &config->max_seq_length));
+  EMBEDAPT_RETURN_IF_ERROR(json_field(sbert, "max_seq_length", in_dir("sentence_bert_config.json"),
+                                      int64_t{0}, &config->max_seq_length));
 
   // sentence-transformers' encode_query uses the "query" prompt, and
   // encode_document the first of "document", "passage", "corpus".
-  const std::string st_path = dir + "/config_sentence_transformers.json";
+  const std::string st_path = in_dir("config_sentence_transformers.json");
   nlohmann::json prompts = st_config.value("prompts", nlohmann::json::object());
   EMBEDAPT_RETURN_IF_ERROR(json_field(prompts, "query", st_path, std::string(), &config->query_prompt));
   for (const char* name : {"document", "passage", "corpus"}) {
