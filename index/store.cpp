@@ -33,6 +33,10 @@ const char* const kColumnFamilyNames[kColumnFamilyCount] = {
 // Rows per chunk when rebuilding an index from RocksDB.
 constexpr size_t kRebuildChunk = 4096;
 
+// The most query floats a thread's search buffer keeps between searches (a
+// batch of 256 queries of 1024 dimensions); a bigger batch's is let go.
+constexpr size_t kKeptQueryFloats = 256 * 1024;
+
 std::string doc_value(std::string_view id, std::string_view payload) {
   std::string value;
   codec::put_string(&value, id);
@@ -972,7 +976,12 @@ Status StoreImpl::search_with(const SearchTarget& target, const float* queries, 
   IdSet allowed;
   const bool filtered = !options.filter.matches_all();
   if (filtered) EMBEDAPT_RETURN_IF_ERROR(match(options.filter, rocksdb::ReadOptions(), &allowed));
-  std::vector<float> mapped;
+  // The queries as the index takes them, in a buffer each thread keeps:
+  // glibc merges its fast bins before serving any request of 1 KB or more,
+  // and a one-query search allocating its 1.5 KB here (384 dimensions) spent
+  // about a tenth of the store's own time around an IVF1024 search at nprobe
+  // 1 on that (0.2 of 2.4 us, timed in a scratch driver).
+  thread_local std::vector<float> mapped;
   std::vector<std::vector<Neighbor>> neighbors;
   std::shared_lock<std::shared_mutex> read(mu_, std::defer_lock);
   const VectorIndex* index = target.index;
@@ -994,6 +1003,7 @@ Status StoreImpl::search_with(const SearchTarget& target, const float* queries, 
   EMBEDAPT_RETURN_IF_ERROR(to_index_space(query_adapter, queries, n, &mapped, squares.data()));
   EMBEDAPT_RETURN_IF_ERROR(
       index->search(mapped.data(), n, options, filtered ? &allowed : nullptr, &neighbors));
+  if (mapped.capacity() > kKeptQueryFloats) std::vector<float>().swap(mapped);
   // Cleared, not replaced: a caller that passes the same results to batch
   // after batch reuses their memory.
   results->resize(n);
