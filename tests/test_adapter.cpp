@@ -113,10 +113,14 @@ TEST_CASE("export and import through a directory give identical outputs", "[adap
 
 TEST_CASE("a served linear adapter computes what its net computes", "[adapter]") {
   // Served by BLAS, not the net: one query and a batch, with and without a
-  // bias, square and rectangular; 384 inputs make one query several bands of
-  // rows (the last one short).
-  for (const auto& [in_dim, out_dim, bias] :
-       {std::tuple{12, 12, false}, {12, 12, true}, {12, 5, true}, {384, 384, true}, {384, 50, false}}) {
+  // bias, square and rectangular; 1024 inputs make one query several bands
+  // of rows (the last one short).
+  for (const auto& [in_dim, out_dim, bias] : {std::tuple{12, 12, false},
+                                              {12, 12, true},
+                                              {12, 5, true},
+                                              {384, 384, true},
+                                              {384, 50, false},
+                                              {1024, 600, true}}) {
     INFO(in_dim << " -> " << out_dim << (bias ? " with bias" : ""));
     std::string cfg = config("linear", in_dim, out_dim, {{"bias", bias}});
     auto net = perturbed_net(cfg);

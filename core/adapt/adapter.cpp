@@ -273,18 +273,19 @@ class NetAdapter : public Adapter {
 // 384 x 384 sgemv to a helper thread, and on a busy machine that call then
 // waited for the helper to be scheduled (5 ms of wall time against 12 us of
 // CPU, measured under a load of 12 on 2 cores), as FAISS's OpenMP threads did
-// (OneThreadFor in index/vector_index.cpp). OpenBLAS (0.3) runs an sgemv on
-// the caller alone below kOneThreadGemv products, so one query is a few such
-// sgemvs of a band of rows each, a multiple of four rows: 7.4 us for 384 x 384
-// in bands of 20 here (8.5 in bands of 23), against 6.8 us for one sgemv with
-// OpenBLAS capped at one thread (a process-wide setting) and 8.9 to 10.3 us
-// for one sdot per row (the best of 200 runs of 100 each, AVX-512 kernels).
-// A batch is one sgemm, whose threads pay off. The weights are copied once:
-// a served net is not trained.
+// (OneThreadFor in index/vector_index.cpp). OpenBLAS (0.3) runs an sgemm on
+// the caller alone up to kOneThreadGemm products, so one query is an sgemm of
+// one row by a band of W's rows, as many bands as that takes (one for a
+// square W up to 512 x 512). 6.7 us for 384 x 384, against 7.4 us for sgemvs
+// of 20-row bands (the sgemv's own limit is 9,216 products) and 6.8 us for
+// one sgemv with OpenBLAS capped at one thread (a process-wide setting); 53
+// against 60 us at 1024 x 1024 (the best of 100 runs of 50 each, AVX-512
+// kernels). A batch is one sgemm, whose threads pay off. The weights are
+// copied once: a served net is not trained.
 class LinearAdapter : public Adapter {
-  // OpenBLAS's interface/gemv.c: fewer than 2304 * GEMM_MULTITHREAD_THRESHOLD
+  // OpenBLAS's interface/gemm.c: at most 65536 * GEMM_MULTITHREAD_THRESHOLD
   // (4 by default) products run on the calling thread.
-  static constexpr int kOneThreadGemv = 2304 * 4;
+  static constexpr int kOneThreadGemm = 65536 * 4;
 
  public:
   LinearAdapter(AdapterConfig config, AdapterNet& net) : config_(std::move(config)) {
@@ -302,14 +303,13 @@ class LinearAdapter : public Adapter {
 
   Status apply(const float* in, size_t n, float* out) const override {
     const int rows = config_.out_dim, cols = config_.in_dim;
-    if (n == 1) {
-      int band = std::max(1, (kOneThreadGemv - 1) / cols);
-      if (band >= 4) band -= band % 4;  // whole steps of the kernel's four rows
+    if (n == 1) {  // out[r, r + m) = bias + in (1 x cols) * W[r, r + m)^T
+      const int band = std::max(1, kOneThreadGemm / cols);
       for (int r = 0; r < rows; r += band) {
         const int m = std::min(band, rows - r);
         if (!bias_.empty()) std::copy_n(bias_.begin() + r, m, out + r);
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, m, cols, 1.0f, weight_.data() + size_t(r) * cols, cols, in,
-                    1, bias_.empty() ? 0.0f : 1.0f, out + r, 1);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1, m, cols, 1.0f, in, cols,
+                    weight_.data() + size_t(r) * cols, cols, bias_.empty() ? 0.0f : 1.0f, out + r, m);
       }
     } else if (n > 1) {  // out (n x rows) = bias + in (n x cols) * W^T
       for (size_t i = 0; i < n && !bias_.empty(); ++i) std::copy(bias_.begin(), bias_.end(), out + i * rows);
