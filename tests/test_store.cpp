@@ -155,6 +155,16 @@ TEST_CASE("Flat search equals brute force under every metric", "[store]") {
       std::vector<Hit> single;
       REQUIRE(store->search(queries.data(), dim, {k}, &single).ok());
       CHECK(ids_of(single) == ids_of(results[0]));
+      // A batch past what a thread's query buffer keeps (256 x 1024 floats),
+      // then one query again: the buffer let go after the batch is searched.
+      const size_t many = 256 * 1024 / dim + 1;
+      std::vector<float> big = random_vectors(many, dim, 3);
+      std::copy(queries.begin(), queries.begin() + dim, big.end() - dim);
+      std::vector<std::vector<Hit>> big_results;
+      REQUIRE(store->search_batch(big.data(), many, {k}, &big_results).ok());
+      CHECK(ids_of(big_results.back()) == ids_of(results[0]));
+      REQUIRE(store->search(queries.data(), dim, {k}, &single).ok());
+      CHECK(ids_of(single) == ids_of(results[0]));
       REQUIRE(store->verify().ok());
     }
   }
