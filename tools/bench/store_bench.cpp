@@ -168,7 +168,7 @@ nlohmann::json compare_search(const Store& store, faiss::Index& raw, const std::
                           block >= static_cast<size_t>(faiss::distance_compute_blas_threshold);
   const int raw_threads = block == 1 || exact_blas ? 1 : threads;
   const int raw_blas_threads = exact_blas ? blas_threads : 1;
-  // One query: the store's and raw's sgemv of an adapter on this thread alike.
+  // One query: the store's and raw's adapter product on this thread alike.
   const int others_blas_threads = block == 1 ? 1 : blas_threads;
   auto cpu_now = block == 1 ? thread_cpu_seconds : process_cpu_seconds;
   // One search of `count` queries from `x` by `who`, timed into the repeat's totals.
