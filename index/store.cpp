@@ -35,7 +35,7 @@ constexpr size_t kRebuildChunk = 4096;
 
 // The most query floats a thread's search buffer keeps between searches (a
 // batch of 256 queries of 1024 dimensions); a bigger batch's is let go.
-constexpr size_t kKeptQueryFloats = 256 * 1024;
+constexpr size_t kKeptQueryFloats = size_t{256} * 1024;
 
 std::string doc_value(std::string_view id, std::string_view payload) {
   std::string value;
