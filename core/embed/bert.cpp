@@ -23,9 +23,12 @@ namespace fs = std::filesystem;
 
 constexpr char kDefaultModel[] = "all-MiniLM-L6-v2";
 
+// The path of the model folder's file `name`, as messages name it.
+std::string in_dir(const std::string& dir, const std::string& name) { return dir + "/" + name; }
+
 // Reads `dir/name` as JSON. A missing optional file yields an empty object.
 Status read_json(const std::string& dir, const std::string& name, bool required, nlohmann::json* out) {
-  std::string path = dir + "/" + name, text;
+  std::string path = in_dir(dir, name), text;
   if (!required && !fs::exists(path)) {
     *out = nlohmann::json::object();
     return Status::OK();
@@ -65,10 +68,9 @@ Status read_sentence_config(const std::string& dir, SentenceConfig* config) {
   EMBEDAPT_RETURN_IF_ERROR(read_json(dir, "sentence_bert_config.json", false, &sbert));
   EMBEDAPT_RETURN_IF_ERROR(read_json(dir, "config_sentence_transformers.json", false, &st_config));
 
-  auto in_dir = [&dir](const std::string& file) { return dir + "/" + file; };
   // Without modules.json, sentence-transformers mean-pools a plain transformer.
   if (!modules.is_array() && !modules.empty())
-    return Status::Corruption(in_dir("modules.json") + ": not a list");
+    return Status::Corruption(in_dir(dir, "modules.json") + ": not a list");
   for (const auto& module : modules) {
     std::string type = module.value("type", ""), path = module.value("path", "");
     if (type == "sentence_transformers.models.Transformer") continue;
@@ -82,23 +84,23 @@ Status read_sentence_config(const std::string& dir, SentenceConfig* config) {
       bool mean = pooling.value("pooling_mode_mean_tokens", false);
       for (const char* other : {"pooling_mode_max_tokens", "pooling_mode_mean_sqrt_len_tokens",
                                 "pooling_mode_weightedmean_tokens", "pooling_mode_lasttoken"}) {
-        if (pooling.value(other, false)) return Status::NotSupported(in_dir(name) + ": " + other);
+        if (pooling.value(other, false)) return Status::NotSupported(in_dir(dir, name) + ": " + other);
       }
       if (cls == mean) {
-        return Status::NotSupported(in_dir(name) + ": exactly one of CLS and mean pooling must be set");
+        return Status::NotSupported(in_dir(dir, name) + ": exactly one of CLS and mean pooling must be set");
       }
       config->pooling.mode = cls ? SentencePooling::Mode::kCls : SentencePooling::Mode::kMean;
       config->include_prompt = pooling.value("include_prompt", true);
     } else {
-      return Status::NotSupported(in_dir("modules.json") + ": module type '" + type + "'");
+      return Status::NotSupported(in_dir(dir, "modules.json") + ": module type '" + type + "'");
     }
   }
-  EMBEDAPT_RETURN_IF_ERROR(json_field(sbert, "max_seq_length", in_dir("sentence_bert_config.json"),
+  EMBEDAPT_RETURN_IF_ERROR(json_field(sbert, "max_seq_length", in_dir(dir, "sentence_bert_config.json"),
                                       int64_t{0}, &config->max_seq_length));
 
   // sentence-transformers' encode_query uses the "query" prompt, and
   // encode_document the first of "document", "passage", "corpus".
-  const std::string st_path = in_dir("config_sentence_transformers.json");
+  const std::string st_path = in_dir(dir, "config_sentence_transformers.json");
   nlohmann::json prompts = st_config.value("prompts", nlohmann::json::object());
   EMBEDAPT_RETURN_IF_ERROR(json_field(prompts, "query", st_path, std::string(), &config->query_prompt));
   for (const char* name : {"document", "passage", "corpus"}) {
