@@ -25,11 +25,13 @@
 //   batches of 64, the store's ids-only search (SearchOptions::ids_only: what
 //   raw FAISS returns) and raw FAISS interleaved query by query (batch by
 //   batch) so load from elsewhere hits both alike, the store's search with
-//   records (payload and metadata) in a pass of its own, QPS and CPU time
-//   per query the median over repeats, latency percentiles over every timed
-//   single query; and one query at a time, raw FAISS against a copy of
-//   itself ("raw_twin_cpu_overhead": the same search on other pages, the
-//   noise floor of the overhead figures; the copy adds to peak_rss_mb);
+//   records (payload and metadata) in a pass of its own, each pass going
+//   over the queries as many times ("rounds") as raw FAISS takes half a
+//   second for, QPS and CPU time per query the median over repeats, latency
+//   percentiles over every timed single query; and one query at a time, raw
+//   FAISS against a copy of itself ("raw_twin_cpu_overhead": the same search
+//   on other pages, the noise floor of the overhead figures; the copy adds
+//   to peak_rss_mb);
 //   batches also through raw FAISS on its default threads;
 // - the same single-query searches with an active linear adapter (query
 //   side), raw FAISS's queries mapped by hand through the same matrix;
@@ -53,6 +55,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -77,6 +80,8 @@ using idx_t = faiss::Index::idx_t;
 
 constexpr int kK = 10;
 constexpr size_t kBatch = 64;
+// The least time raw FAISS spends on each pass of a repeat (compare_search).
+constexpr double kMinPassSeconds = 0.5;
 
 struct Args {
   size_t n = 100000;
@@ -217,21 +222,36 @@ nlohmann::json compare_search(const Store& store, faiss::Index& raw, const std::
   // raw FAISS on the same index at nprobe 16), as raw_default did for raw.
   std::vector<std::vector<Who>> passes = {{kRaw, kIdsOnly}, {kRecords}};
   if (block > 1) passes.push_back({kRawDefault});
+  // Each pass goes over the queries as many times as raw FAISS needs to
+  // search for kMinPassSeconds (timed in an untimed first pass that also
+  // warms the caches): a batch of 64 at IVF1024 nprobe 1 over 100k vectors
+  // takes about a millisecond, and a single pass of 1000 queries (16 batches)
+  // put the store's batch overhead anywhere from -15% to +11% in QPS between
+  // runs of the same build.
+  total[kRaw] = 0;
+  for (size_t begin = 0; begin < nq; begin += block) {
+    search(kRaw, queries.data() + begin * dim, std::min(block, nq - begin), false);
+  }
+  lat[kRaw].clear();
+  const int rounds = static_cast<int>(std::max(1.0, std::ceil(kMinPassSeconds / total[kRaw])));
+  const double searched = static_cast<double>(nq) * rounds;
   for (int r = 0; r < repeats; ++r) {
     std::fill(std::begin(total), std::end(total), 0.0);
     std::fill(std::begin(cpu), std::end(cpu), 0.0);
     for (const std::vector<Who>& pass : passes) {
-      for (size_t begin = 0; begin < nq; begin += block) {
-        const size_t count = std::min(block, nq - begin);
-        for (size_t turn = 0; turn < pass.size(); ++turn) {
-          search(pass[(turn + begin / block) % pass.size()], queries.data() + begin * dim, count,
-                 store_ids && r == 0);
+      for (int round = 0; round < rounds; ++round) {
+        for (size_t begin = 0; begin < nq; begin += block) {
+          const size_t count = std::min(block, nq - begin);
+          for (size_t turn = 0; turn < pass.size(); ++turn) {
+            search(pass[(turn + begin / block) % pass.size()], queries.data() + begin * dim, count,
+                   store_ids && r == 0 && round == 0);
+          }
         }
       }
     }
     for (int who = 0; who < players; ++who) {
-      qps[who].push_back(nq / total[who]);
-      cpu_ms[who].push_back(cpu[who] * 1e3 / nq);
+      qps[who].push_back(searched / total[who]);
+      cpu_ms[who].push_back(cpu[who] * 1e3 / searched);
     }
   }
   omp_set_num_threads(threads);
@@ -248,7 +268,8 @@ nlohmann::json compare_search(const Store& store, faiss::Index& raw, const std::
   // "store": ids only, the search raw FAISS does; "records": the same search
   // returning every hit's payload and metadata (read from RocksDB). CPU ms
   // are per query, the median over repeats.
-  nlohmann::json out = {{"store_qps", ids_qps},
+  nlohmann::json out = {{"rounds", rounds},
+                        {"store_qps", ids_qps},
                         {"raw_qps", raw_qps},
                         {"records_qps", records_qps},
                         {"overhead", raw_qps / ids_qps - 1.0},
@@ -352,12 +373,13 @@ double load_1min() {
 }
 
 // Raw FAISS against `twin`, a copy of itself (faiss::clone_index: the same
-// index on other pages), one query at a time at `knob` on one thread, interleaved and
-// timed as compare_search times raw FAISS and the store: the median over
+// index on other pages), one query at a time at `knob` on one thread, each
+// repeat `rounds` passes over the queries, interleaved and timed as
+// compare_search times raw FAISS and the store: the median over
 // repeats of the copy's CPU ratio, minus one. Two identical searches are this
 // far apart, so an overhead figure of the same process resolves no finer.
 double twin_overhead(faiss::Index& raw, faiss::Index& twin, const std::vector<float>& queries, int dim,
-                     int repeats, const Knob& knob) {
+                     int repeats, int rounds, const Knob& knob) {
   faiss::Index* copies[2] = {&raw, &twin};
   const std::unique_ptr<faiss::SearchParameters> params[2] = {raw_params(knob, &raw),
                                                               raw_params(knob, &twin)};
@@ -370,13 +392,15 @@ double twin_overhead(faiss::Index& raw, faiss::Index& twin, const std::vector<fl
   std::vector<double> ratios;
   for (int r = 0; r < repeats; ++r) {
     double cpu[2] = {0, 0};
-    for (size_t q = 0; q < nq; ++q) {
-      for (size_t turn = 0; turn < 2; ++turn) {
-        const size_t who = (turn + q) % 2;
-        const double start = thread_cpu_seconds();
-        copies[who]->search(1, queries.data() + q * dim, kK, distances.data(), labels.data(),
-                            params[who].get());
-        cpu[who] += thread_cpu_seconds() - start;
+    for (int round = 0; round < rounds; ++round) {
+      for (size_t q = 0; q < nq; ++q) {
+        for (size_t turn = 0; turn < 2; ++turn) {
+          const size_t who = (turn + q) % 2;
+          const double start = thread_cpu_seconds();
+          copies[who]->search(1, queries.data() + q * dim, kK, distances.data(), labels.data(),
+                              params[who].get());
+          cpu[who] += thread_cpu_seconds() - start;
+        }
       }
     }
     ratios.push_back(cpu[1] / cpu[0] - 1.0);
@@ -447,7 +471,8 @@ void bench_spec(const Args& args, const std::string& spec, const std::vector<flo
     std::vector<std::vector<std::string>> found;
     nlohmann::json single =
         compare_search(*store, *raw, queries, dim, args.repeats, 1, knob, nullptr, &found);
-    single["raw_twin_cpu_overhead"] = twin_overhead(*raw, *twin, queries, dim, args.repeats, knob);
+    single["raw_twin_cpu_overhead"] =
+        twin_overhead(*raw, *twin, queries, dim, args.repeats, single["rounds"].get<int>(), knob);
     nlohmann::json batch =
         compare_search(*store, *raw, queries, dim, args.repeats, kBatch, knob, nullptr, nullptr);
     // How many of raw FAISS's hits the store returns: 1 when both searched
