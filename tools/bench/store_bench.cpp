@@ -536,7 +536,8 @@ constexpr const char* kUsage =
     "query at a time and in batches of 64 at several efSearch / nprobe values, the overhead, open\n"
     "times; first the memory read bandwidth. --cache DIR keeps each store and FAISS index built\n"
     "there for later runs (shared with filter_bench; never a directory in the repository), with\n"
-    "the build figures of the run that built it. Prints JSON lines.\n";
+    "the build figures of the run that built it. Each of --repeats timed passes goes over the\n"
+    "--queries as many times as raw FAISS takes half a second for. Prints JSON lines.\n";
 
 int run(int argc, char** argv) {
   const Flags flags(argc, argv, "store_bench", kUsage,
