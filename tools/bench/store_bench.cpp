@@ -223,8 +223,8 @@ nlohmann::json compare_search(const Store& store, faiss::Index& raw, const std::
   std::vector<std::vector<Who>> passes = {{kRaw, kIdsOnly}, {kRecords}};
   if (block > 1) passes.push_back({kRawDefault});
   // Each pass goes over the queries as many times as raw FAISS needs to
-  // search for kMinPassSeconds (timed in an untimed first pass that also
-  // warms the caches): a batch of 64 at IVF1024 nprobe 1 over 100k vectors
+  // search for kMinPassSeconds (measured by a first pass that counts for
+  // nothing else and warms the caches): a batch of 64 at IVF1024 nprobe 1 over 100k vectors
   // takes about a millisecond, and a single pass of 1000 queries (16 batches)
   // put the store's batch overhead anywhere from -15% to +11% in QPS between
   // runs of the same build.
