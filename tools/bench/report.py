@@ -366,7 +366,7 @@ def store_markdown(result: dict) -> str:
         " and less alike). The store and raw FAISS (same factory"
         " string, vectors and queries) are interleaved query by query (batch by batch), alternating which goes first;"
         f" QPS and CPU ms per query are medians of {first['repeats']} repeats, each going over the queries as"
-        " many times as raw FAISS needs half a second for (a batch of 64 over 100,000 vectors can take a"
+        f" many times as raw FAISS needs {first['pass_seconds']:g} s for (a batch of 64 over 100,000 vectors can take a"
         " millisecond: one pass of 1,000 queries swung its overhead between runs by more than the 5% it is"
         " held to). \"store\" is the store's ids-only"
         " search (`SearchOptions::ids_only`: ids and scores, what raw FAISS returns; the store also checks and"

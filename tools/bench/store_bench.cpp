@@ -26,8 +26,8 @@
 //   raw FAISS returns) and raw FAISS interleaved query by query (batch by
 //   batch) so load from elsewhere hits both alike, the store's search with
 //   records (payload and metadata) in a pass of its own, each pass going
-//   over the queries as many times ("rounds") as raw FAISS takes half a
-//   second for, QPS and CPU time per query the median over repeats, latency
+//   over the queries as many times ("rounds") as raw FAISS takes
+//   "pass_seconds" for, QPS and CPU time per query the median over repeats, latency
 //   percentiles over every timed single query; and one query at a time, raw
 //   FAISS against a copy of itself ("raw_twin_cpu_overhead": the same search
 //   on other pages, the noise floor of the overhead figures; the copy adds
@@ -441,6 +441,7 @@ void bench_spec(const Args& args, const std::string& spec, const std::vector<flo
                         {"k", kK},
                         {"queries", args.queries},
                         {"repeats", args.repeats},
+                        {"pass_seconds", kMinPassSeconds},
                         {"faiss", faiss_kernels()}};
 
   // Raw FAISS first (trained on as many vectors as the store trains on),
