@@ -308,9 +308,16 @@ torch::Tensor batch_loss(AdapterNet& net, const TrainOptions& o, const torch::Te
     torch::Tensor d = embed_docs(&net, o.side, docs.index_select(0, positives));
     torch::Tensor logits = o.scale * q.matmul(d.t());
     // Two queries of one document in a batch: the other's copy is no negative.
-    torch::Tensor same = positives.unsqueeze(1).eq(positives.unsqueeze(0)) &
-                         torch::eye(positives.size(0), torch::kBool).logical_not();
-    logits = logits.masked_fill(same, -std::numeric_limits<float>::infinity());
+    // Most batches have no such pair, and building the mask is a few percent
+    // of a linear net's step.
+    const int64_t* rows = positives.data_ptr<int64_t>();
+    std::vector<int64_t> sorted(rows, rows + positives.size(0));
+    std::sort(sorted.begin(), sorted.end());
+    if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end()) {
+      torch::Tensor same = positives.unsqueeze(1).eq(positives.unsqueeze(0)) &
+                           torch::eye(positives.size(0), torch::kBool).logical_not();
+      logits = logits.masked_fill(same, -std::numeric_limits<float>::infinity());
+    }
     return F::cross_entropy(logits, torch::arange(positives.size(0)));
   }
   torch::Tensor candidates = torch::cat({positives.unsqueeze(1), negatives}, 1);  // [b, 1 + h]
