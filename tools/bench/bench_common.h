@@ -55,6 +55,20 @@ inline double thread_cpu_seconds() {
   return double(ts.tv_sec) + ts.tv_nsec * 1e-9;
 }
 
+// CPU seconds of every thread of this process so far.
+inline double process_cpu_seconds() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + ts.tv_nsec * 1e-9;
+}
+
+// The machine's 1-minute load average: how many jobs shared the cores.
+inline double load_1min() {
+  double load = 0;
+  getloadavg(&load, 1);
+  return load;
+}
+
 // Read bandwidth of one core: glibc's memchr scans a buffer that does not
 // hold the byte it looks for at the speed memory delivers it. The best of 5
 // passes over 1 GiB (far beyond the caches), in GB per CPU second: the bound

@@ -79,13 +79,6 @@ Args parse_args(int argc, char** argv) {
 
 double cpu_seconds_since(double start) { return thread_cpu_seconds() - start; }
 
-// The machine's 1-minute load average (other jobs share the cores).
-double load_1min() {
-  double load = 0;
-  getloadavg(&load, 1);
-  return load;
-}
-
 int run(int argc, char** argv) {
   const Args args = parse_args(argc, argv);
   const std::vector<float> docs = unit_vectors(args.n, args.dim, 1);

@@ -15,12 +15,11 @@
 // --spec: durable ingest of DIR's rows (batches of 1000 records, each
 // upsert_batch followed by sync(), which fsyncs; then flush(), which writes
 // the index snapshot), its wall seconds and the CPU seconds of the process
-// (every thread: rusage), the open time of the closed store (open plus the
+// (every thread), the open time of the closed store (open plus the
 // first search), the bytes it takes on disk, and per efSearch value (HNSW;
 // Flat has none) recall@10 and QPS one query at a time, the median over
 // repeats; "faiss" names the linked FAISS's compile options ("AVX2" or not).
 #include <faiss/utils/utils.h>
-#include <sys/resource.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -58,14 +57,6 @@ void die(const Status& s, const char* what) { bench::die("peers_bench", s, what)
 [[noreturn]] void usage_error(const std::string& problem) {
   std::fprintf(stderr, "peers_bench: %s\n%s", problem.c_str(), kUsage);
   std::exit(2);
-}
-
-// User plus system CPU seconds of this process so far, every thread.
-double process_cpu_seconds() {
-  struct rusage usage;
-  getrusage(RUSAGE_SELF, &usage);
-  return double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) +
-         double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) * 1e-6;
 }
 
 std::string load_average() {

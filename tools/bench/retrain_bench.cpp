@@ -154,8 +154,7 @@ int run(int argc, char** argv) {
   std::vector<float> v(dim);
 
   // The machine may be shared: the load before the timed phases says how quiet it was.
-  double load_1min = -1;
-  getloadavg(&load_1min, 1);
+  const double load = load_1min();
   std::vector<double> idle, during;
   std::vector<double> idle_p50, idle_p99, during_p50, during_p99, retrain_cores, train_seconds, store_seconds,
       swap_search_ms;
@@ -231,7 +230,7 @@ int run(int argc, char** argv) {
                         {"dim", args.dim},
                         {"log_per_repeat", args.log},
                         {"repeats", args.repeats},
-                        {"load_1min", load_1min},
+                        {"load_1min", load},
                         {"idle_searches", idle.size()},
                         {"during_searches", during.size()},
                         {"idle_p50_ms", idle_p50},

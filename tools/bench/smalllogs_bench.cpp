@@ -33,9 +33,9 @@
 //    shuffled among them; whether retrain ships, and what a shipped adapter
 //    does to the held-out half (real labels). A log that passes the gain test
 //    but not the signal check gets a plain adapter scored the same way.
-// Then "time": retrain()'s wall time on logs of --time-sizes queries drawn
-// from one dataset (all its queries, with repetition past its size), the
-// median of --repeats.
+// Then "time": retrain()'s wall and CPU seconds on logs of --time-sizes
+// queries drawn from one dataset (all its queries, with repetition past its
+// size), the medians of --repeats, and the load before each.
 // --kind, --epochs and --lr change the options of every run (the plain
 // adapters too): how the per-kind schedule was chosen, on the training files.
 // One JSON object per line on stdout.
@@ -65,7 +65,7 @@
 #include "tools/bench/bench_common.h"
 
 using namespace embedapt;
-using Clock = std::chrono::steady_clock;
+using namespace embedapt::bench;
 
 namespace {
 
@@ -324,14 +324,17 @@ EvalSystem plain_adapter(const Store& store, const Args& args, int epochs, const
 struct Run {
   RetrainReport report;
   double seconds = 0;
+  double cpu_seconds = 0;  // every thread of the process: not stretched by other jobs
   bool shipped = false;
 };
 
 Run run_retrain(Store* store, const Args& args) {
   Run run;
   const auto start = Clock::now();
+  const double cpu = process_cpu_seconds();
   check(retrain(store, retrain_options(args), &run.report));
-  run.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  run.seconds = seconds_since(start);
+  run.cpu_seconds = process_cpu_seconds() - cpu;
   run.shipped = run.report.decision == RetrainReport::Decision::kActivated;
   return run;
 }
@@ -477,21 +480,32 @@ void bench_time(const std::string& name, Data& data, const Args& args) {
   for (size_t size : args.time_sizes) {
     std::vector<size_t> rows;
     for (size_t i = 0; i < size; ++i) rows.push_back(i % n_queries);
-    const QaDataset log = take(data, rows);  // "logged": what the store kept (a repeated vector is one query)
-    std::vector<double> seconds;
+    QaDataset log = take(data, rows);
+    // Past the dataset's size a query comes again under an id of its own
+    // (ingest refuses a repeated id); "logged" is what the store kept.
+    for (size_t i = n_queries; i < size; ++i) {
+      const std::string id = log.queries[i].id + "#" + std::to_string(i / n_queries);
+      log.queries[i].id = id;
+      log.relevant_docs[i].query_id = id;
+    }
+    std::vector<double> seconds, cpu_seconds, loads;
     Run run;
     for (int r = 0; r < args.repeats; ++r) {
       std::unique_ptr<Store> store = store_of(args, data, log);
+      loads.push_back(load_1min());
       run = run_retrain(store.get(), args);
       seconds.push_back(run.seconds);
+      cpu_seconds.push_back(run.cpu_seconds);
     }
-    std::sort(seconds.begin(), seconds.end());
     print({{"section", "time"},
            {"dataset", name},
            {"queries", size},
            {"logged", run.report.queries},
-           {"median_seconds", seconds[seconds.size() / 2]},
+           {"median_seconds", median(seconds)},
            {"seconds", seconds},
+           {"median_cpu_seconds", median(cpu_seconds)},
+           {"cpu_seconds", cpu_seconds},
+           {"load_1min", loads},
            {"epochs_run", run.report.epochs_run}});
   }
 }

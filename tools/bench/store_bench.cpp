@@ -130,13 +130,6 @@ std::unique_ptr<faiss::SearchParameters> raw_params(const Knob& knob, faiss::Ind
   return nullptr;
 }
 
-// CPU seconds of every thread of this process so far.
-double process_cpu_seconds() {
-  timespec ts;
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return double(ts.tv_sec) + ts.tv_nsec * 1e-9;
-}
-
 // The store (ids only, and with records) and raw FAISS in blocks of `block`
 // queries, raw and ids-only taking turns (the passes below); the store's hits
 // of each query go to *store_ids. With `linear` (a dim x dim row-major map,
@@ -363,13 +356,6 @@ double open_after_kill(const std::string& path, const std::vector<float>& vector
   die(store->stats(&stats), "stats");
   *recovery = stats.recovery;
   return s;
-}
-
-// The machine's 1-minute load average (other jobs share the cores).
-double load_1min() {
-  double load = 0;
-  getloadavg(&load, 1);
-  return load;
 }
 
 // Raw FAISS against `twin`, a copy of itself (faiss::clone_index: the same
