@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <vector>
 
@@ -165,15 +166,22 @@ class PyStore {
     return out;
   }
 
-  Store& store() const {
+  // Runs fn(store) with the GIL released and the store held open: close()
+  // waits for every call in flight (freeing the store under a search in
+  // another thread crashed the process). FailedPrecondition once closed.
+  template <typename Fn>
+  auto with_store(Fn&& fn) const {
+    py::gil_scoped_release release;
+    std::shared_lock<std::shared_mutex> open(mu_);
     if (!store_) throw StatusError{Status::FailedPrecondition(path_ + ": the store is closed")};
-    return *store_;
+    return fn(*store_);
   }
   const std::string& path() const { return path_; }
   int dim() const { return dim_; }
 
   void close() {
     py::gil_scoped_release release;
+    std::unique_lock<std::shared_mutex> closing(mu_);
     store_.reset();
   }
 
@@ -191,26 +199,18 @@ class PyStore {
   uint64_t remove_matching(const py::object& filter) {
     Filter parsed;
     check(Filter::parse(to_json(filter, "filter"), &parsed));
-    Store& s = store();
-    py::gil_scoped_release release;
     uint64_t removed = 0;
-    check(s.remove_matching(parsed, &removed));
+    with_store([&](Store& s) { check(s.remove_matching(parsed, &removed)); });
     return removed;
   }
 
   void remove(const std::string& id) {
-    Store& s = store();
-    py::gil_scoped_release release;
-    check(s.remove(id));
+    with_store([&](Store& s) { check(s.remove(id)); });
   }
 
   py::tuple get(const std::string& id) const {
     Record record;
-    {
-      Store& s = store();
-      py::gil_scoped_release release;
-      check(s.get(id, &record));
-    }
+    with_store([&](Store& s) { check(s.get(id, &record)); });
     FloatArray vector(static_cast<py::ssize_t>(record.vector.size()));
     std::copy(record.vector.begin(), record.vector.end(), vector.mutable_data());
     return py::make_tuple(vector, py::bytes(record.payload), metadata_dict(record.metadata));
@@ -221,11 +221,7 @@ class PyStore {
     const Vectors q = vectors_of(query, true, dim_, "search");
     const SearchOptions options = search_options(k, filter, ef_search, nprobe, ids_only);
     std::vector<Hit> hits;
-    Store& s = store();
-    {
-      py::gil_scoped_release release;
-      check(s.search(q.data, q.dim, options, &hits));
-    }
+    with_store([&](Store& s) { check(s.search(q.data, q.dim, options, &hits)); });
     return to_results(std::move(hits));
   }
 
@@ -234,11 +230,7 @@ class PyStore {
     const Vectors q = vectors_of(queries, false, dim_, "search_batch");
     const SearchOptions options = search_options(k, filter, ef_search, nprobe, ids_only);
     std::vector<std::vector<Hit>> hits;
-    Store& s = store();
-    {
-      py::gil_scoped_release release;
-      check(s.search_batch(q.data, q.rows, options, &hits));
-    }
+    with_store([&](Store& s) { check(s.search_batch(q.data, q.rows, options, &hits)); });
     std::vector<Results> out;
     for (auto& h : hits) out.push_back(to_results(std::move(h)));
     return out;
@@ -247,14 +239,12 @@ class PyStore {
   // Every record's id, payload and metadata, in id order (vectors left out: get() has them).
   py::list records() const {
     std::vector<Record> rows;
-    {
-      Store& s = store();
-      py::gil_scoped_release release;
+    with_store([&](Store& s) {
       check(s.scan([&](const Record& r) {
         rows.push_back({r.id, {}, r.payload, r.metadata});
         return true;
       }));
-    }
+    });
     py::list out;
     for (const Record& r : rows)
       out.append(py::make_tuple(r.id, py::bytes(r.payload), metadata_dict(r.metadata)));
@@ -264,57 +254,46 @@ class PyStore {
   uint64_t log_query(const FloatArray& query, const std::vector<std::string>& result_ids) {
     const Vectors q = vectors_of(query, true, dim_, "log_query");
     uint64_t id = 0;
-    Store& s = store();
-    py::gil_scoped_release release;
-    check(s.log_query(q.data, q.dim, result_ids, &id));
+    with_store([&](Store& s) { check(s.log_query(q.data, q.dim, result_ids, &id)); });
     return id;
   }
 
   void log_hit(uint64_t query_id, const std::string& doc_id) {
-    Store& s = store();
-    py::gil_scoped_release release;
-    check(s.log_hit(query_id, doc_id));
+    with_store([&](Store& s) { check(s.log_hit(query_id, doc_id)); });
   }
 
   py::list adapters() const {
     std::vector<AdapterVersion> versions;
-    check(store().list_adapters(&versions));
+    with_store([&](Store& s) { check(s.list_adapters(&versions)); });
     py::list out;
     for (const auto& v : versions) out.append(adapter_dict(v));
     return out;
   }
 
   void activate(uint64_t version) {
-    Store& s = store();
-    py::gil_scoped_release release;
-    check(s.activate_adapter(version));
+    with_store([&](Store& s) { check(s.activate_adapter(version)); });
   }
 
   void rollback() {
-    Store& s = store();
-    py::gil_scoped_release release;
-    check(s.rollback_adapter());
+    with_store([&](Store& s) { check(s.rollback_adapter()); });
   }
 
   void export_adapter(uint64_t version, const std::string& dir) const {
-    Store& s = store();
-    py::gil_scoped_release release;
     AdapterVersion v;
-    check(s.get_adapter(version, &v));
+    with_store([&](Store& s) { check(s.get_adapter(version, &v)); });
+    py::gil_scoped_release release;
     check(write_adapter_dir(dir, v.config_json, v.weights));
   }
 
   uint64_t import_adapter(const std::string& dir, bool trust_code) {
-    Store& s = store();
-    py::gil_scoped_release release;
     uint64_t version = 0;
-    check(import_adapter_dir(&s, dir, trust_code, &version));
+    with_store([&](Store& s) { check(import_adapter_dir(&s, dir, trust_code, &version)); });
     return version;
   }
 
   py::dict stats() const {
     StoreStats st;
-    check(store().stats(&st));
+    with_store([&](Store& s) { check(s.stats(&st)); });
     py::dict d;
     d["count"] = st.count;
     d["dim"] = st.dim;
@@ -367,35 +346,30 @@ class PyStore {
     options.torchscript_archive = torchscript_archive;
     options.trust_code = trust_code;
     RetrainReport report;
-    Store& s = store();
-    py::gil_scoped_release release;
-    check(embedapt::retrain(&s, options, &report));
+    with_store([&](Store& s) { check(embedapt::retrain(&s, options, &report)); });
     return report;
   }
 
-  void set_embedder(const std::string& identity) { check(store().set_embedder(identity)); }
+  void set_embedder(const std::string& identity) {
+    with_store([&](Store& s) { check(s.set_embedder(identity)); });
+  }
 
   void verify() const {
-    Store& s = store();
-    py::gil_scoped_release release;
-    check(s.verify());
+    with_store([&](Store& s) { check(s.verify()); });
   }
 
   void flush() {
-    Store& s = store();
-    py::gil_scoped_release release;
-    check(s.flush());
+    with_store([&](Store& s) { check(s.flush()); });
   }
 
  private:
   void write(const std::vector<Record>& records) {
-    Store& s = store();
-    py::gil_scoped_release release;
-    check(s.upsert_batch(records));
+    with_store([&](Store& s) { check(s.upsert_batch(records)); });
   }
 
   std::string path_;
   int dim_ = 0;
+  mutable std::shared_mutex mu_;  // shared by calls in flight, exclusive to close()
   std::unique_ptr<Store> store_;
 };
 
@@ -461,14 +435,13 @@ py::dict evaluate_store(const PyStore& store, const std::string& dataset_path, P
                         const std::vector<std::string>& adapters, int top_k, uint64_t seed, bool trust_code,
                         const std::string& html, const std::string& json) {
   EvalReport report;
-  {
-    py::gil_scoped_release release;
+  store.with_store([&](const Store& opened) {
     QaDataset dataset;
     check(read_dataset(dataset_path, &dataset));
     std::vector<EvalSystem> systems;
     for (const std::string& spec : adapters) {
       EvalSystem system;
-      Status s = load_eval_system(store.store(), spec, embedder.identity(), trust_code, &system);
+      Status s = load_eval_system(opened, spec, embedder.identity(), trust_code, &system);
       check(s.WithContext("adapter " + spec));
       systems.push_back(std::move(system));
     }
@@ -476,13 +449,13 @@ py::dict evaluate_store(const PyStore& store, const std::string& dataset_path, P
     options.top_k = top_k;
     options.seed = seed;
     std::lock_guard<std::mutex> lock(embedder.mutex());
-    check(evaluate(store.store(), embedder.get(), dataset, systems, options, &report));
+    check(evaluate(opened, embedder.get(), dataset, systems, options, &report));
     if (!html.empty()) {
       check(write_file_atomic(html,
                               report_html(report, "embedapt eval: " + store.path() + " on " + dataset_path)));
     }
     if (!json.empty()) check(write_file_atomic(json, report_json(report)));
-  }
+  });
   py::list results, comparisons;
   for (const SystemResult& r : report.results) results.append(result_dict(r));
   for (const Comparison& c : report.comparisons) {

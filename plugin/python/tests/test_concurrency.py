@@ -122,3 +122,33 @@ def test_two_searchers_and_an_upserter_overlap(store):
     # inside at once means one was in a call that had let the GIL go.
     assert most_inside[0] >= 2
     assert store.stats()["count"] == 20000 + 2 * 2000
+
+
+def test_close_waits_for_calls_in_flight(tmp_path):
+    # Closing freed the store under a search running in another thread: the
+    # process crashed (RocksDB's assertion, or a segfault). Now close() waits
+    # for it, and every call after it raises FAILED_PRECONDITION.
+    s = embedapt.Store.open(str(tmp_path / "db"), dim=16)
+    s.upsert_batch([f"d{i}" for i in range(20000)], random_vectors(20000, 16))
+    inside = threading.Event()
+    outcomes = []
+
+    def search_until_closed():
+        query = random_vectors(64, 16, seed=1)
+        try:
+            while True:
+                inside.set()
+                outcomes.append(len(s.search_batch(query, k=1000)))
+        except embedapt.Error as e:
+            outcomes.append(e.code)
+
+    searcher = threading.Thread(target=search_until_closed)
+    searcher.start()
+    inside.wait()
+    time.sleep(0.05)
+    s.close()
+    searcher.join()
+    assert outcomes[-1] == embedapt.Code.FAILED_PRECONDITION
+    assert all(n == 64 for n in outcomes[:-1])
+    with embedapt.Store.open(str(tmp_path / "db")) as reopened:  # close() let the store go
+        assert reopened.stats()["count"] == 20000
