@@ -160,6 +160,10 @@ StoreImpl::~StoreImpl() {
 }
 
 Status StoreImpl::open(const std::string& path, const Options& options, std::unique_ptr<Store>* out) {
+  // The file system would see the path up to the NUL and make a store there.
+  if (path.empty() || path.find('\0') != std::string::npos) {
+    return Status::InvalidArgument("store path must be non-empty and hold no NUL byte");
+  }
   const double interval = options.background_retrain.min_interval_seconds;
   if (!(interval >= 0 && interval <= 1e9)) {  // NaN too
     return Status::InvalidArgument("background_retrain.min_interval_seconds must be in [0, 1e9], got " +
@@ -217,8 +221,15 @@ Status StoreImpl::open_db(bool create) {
   for (const char* name : kColumnFamilyNames) families.emplace_back(name, rocksdb::ColumnFamilyOptions());
   rocksdb::DB* db = nullptr;
   if (!options_.read_only) {
+    // RocksDB refuses a second writer in this process by the LOCK file's name
+    // as spelt: "store/", "./store" or a symlink would open the same files
+    // twice, and two writers destroy the database. The canonical spelling
+    // makes the second open BUSY.
+    std::error_code ec;
+    const fs::path dir = fs::canonical(path_, ec);
+    if (ec) return Status::IOError(path_ + ": cannot resolve the path: " + ec.message());
     EMBEDAPT_RETURN_IF_ERROR(
-        from_rocksdb(rocksdb::DB::Open(db_options, path_ + "/db", families, &handles_, &db), path_));
+        from_rocksdb(rocksdb::DB::Open(db_options, (dir / "db").string(), families, &handles_, &db), path_));
     db_.reset(db);
     return Status::OK();
   }

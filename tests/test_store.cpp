@@ -697,6 +697,25 @@ TEST_CASE("A second open gets kBusy, in this process and in another", "[store]")
   CHECK(WEXITSTATUS(status) == 0);
 }
 
+TEST_CASE("The same store under another spelling of its path is kBusy too", "[store]") {
+  // Two writers on one database destroyed it: after both wrote and closed,
+  // RocksDB's MANIFEST named table files that no longer existed.
+  TempDir dir;
+  fs::create_directories(dir.path);
+  const std::string path = dir.path + "/db-store";
+  auto store = open_store(path, options_for(4));
+  fs::create_directory_symlink(path, dir.path + "/link");
+  for (const std::string& alias : {path + "/", dir.path + "/./db-store", dir.path + "/link"}) {
+    std::unique_ptr<Store> second;
+    CHECK(Store::open(alias, Options(), &second).code() == Code::kBusy);
+  }
+  std::unique_ptr<Store> other;
+  const std::string with_nul = dir.path + "/cut" + std::string(1, '\0') + "rest";
+  CHECK(Store::open(with_nul, options_for(4), &other).code() == Code::kInvalidArgument);
+  CHECK_FALSE(fs::exists(dir.path + "/cut"));  // nothing made at the path the NUL would cut
+  CHECK(Store::open("", options_for(4), &other).code() == Code::kInvalidArgument);
+}
+
 namespace {
 
 std::vector<LoggedQuery> read_log(const Store& store) {
