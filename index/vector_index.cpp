@@ -6,6 +6,7 @@
 #include <faiss/IndexIDMap.h>
 #include <faiss/IndexIVF.h>
 #include <faiss/IndexIVFFlat.h>
+#include <faiss/IndexNSG.h>
 #include <faiss/impl/FaissException.h>
 #include <faiss/impl/IDSelector.h>
 #include <faiss/impl/io.h>
@@ -211,6 +212,21 @@ Status VectorIndex::create(int dim, Metric metric, const std::string& spec,
     probe.reset(faiss::index_factory(dim, spec.c_str(), faiss_metric(metric)));
   } catch (const faiss::FaissException& e) {
     return Status::InvalidArgument("index spec '" + spec + "' is not a FAISS factory string: " + e.what());
+  }
+  // Specs FAISS builds but cannot serve a store with: found crashing (or
+  // hanging) at the first add, and then at every open of the store made.
+  if (dynamic_cast<const faiss::IndexNSG*>(probe.get()) != nullptr) {
+    return Status::InvalidArgument("index spec '" + spec +
+                                   "': NSG builds its graph once and cannot add vectors later; use HNSW");
+  }
+  if (const auto* hnsw = dynamic_cast<const faiss::IndexHNSW*>(probe.get());
+      hnsw != nullptr && hnsw->hnsw.nb_neighbors(1) < 2) {
+    return Status::InvalidArgument("index spec '" + spec +
+                                   "': HNSW needs at least 2 neighbours a node (HNSW2)");
+  }
+  if (const faiss::IndexIVF* ivf = faiss::ivflib::try_extract_index_ivf(probe.get());
+      ivf && ivf->nlist == 0) {
+    return Status::InvalidArgument("index spec '" + spec + "': an IVF index needs at least one list (IVF1)");
   }
   std::unique_ptr<VectorIndex> index(new VectorIndex(dim, metric, spec));
   index->hnsw_ = dynamic_cast<const faiss::IndexHNSW*>(probe.get()) != nullptr;

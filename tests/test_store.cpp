@@ -665,6 +665,14 @@ TEST_CASE("Bad input gets a typed error, never a crash", "[store]") {
   CHECK(Store::open(scratch.path + "/nodim", Options(), &other).code() == Code::kInvalidArgument);
   CHECK(Store::open(scratch.path + "/spec", options_for(dim, Metric::kL2, "NoSuchIndex"), &other).code() ==
         Code::kInvalidArgument);
+  // FAISS builds these, then crashed or hung at the first add and at every
+  // later open of the store made.
+  for (const char* spec : {"HNSW0", "HNSW1", "IVF0,Flat", "NSG32"}) {
+    CAPTURE(spec);
+    CHECK(Store::open(scratch.path + "/spec", options_for(dim, Metric::kL2, spec), &other).code() ==
+          Code::kInvalidArgument);
+    CHECK_FALSE(fs::exists(scratch.path + "/spec"));
+  }
   {  // A RocksDB that is not ours.
     rocksdb::Options rocks;
     rocks.create_if_missing = true;
