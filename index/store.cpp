@@ -1,3 +1,4 @@
+#include <fmt/format.h>
 #include <openssl/rand.h>
 #include <rocksdb/write_batch.h>
 #include <unistd.h>
@@ -8,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -397,6 +399,35 @@ Status StoreImpl::check_writable(const char* what) const {
                                     " refused: the store was opened read-only (Options::read_only)");
 }
 
+namespace {
+
+// FAISS scores in float: a vector whose squared norm passes a quarter of the
+// largest float makes inf of an L2 distance (the squares of a difference can
+// be four times one vector's), and k-means then aborts on it; under cosine a
+// norm whose square is below the smallest normal float has no scale to unit
+// length in float (1e-45 became inf and NaN, and the vector vanished from
+// every search or stopped an IVF training for good).
+constexpr double kMaxSquares = std::numeric_limits<float>::max() / 4;
+constexpr double kMinCosineSquares = std::numeric_limits<float>::min();
+
+// Empty, or why a vector of these `squares` (its sum_of_squares, finite)
+// cannot be indexed or searched.
+std::string magnitude_problem(double squares, bool cosine) {
+  if (squares > kMaxSquares) {
+    return fmt::format("norm {:.3g} is too large for float arithmetic (at most {:.3g})", std::sqrt(squares),
+                       std::sqrt(kMaxSquares));
+  }
+  if (cosine && squares == 0) return "norm is 0: no direction under the cosine metric";
+  if (cosine && squares < kMinCosineSquares) {
+    return fmt::format(
+        "norm {:.3g} is too small to scale to unit length in float arithmetic (at least {:.3g})",
+        std::sqrt(squares), std::sqrt(kMinCosineSquares));
+  }
+  return "";
+}
+
+}  // namespace
+
 Status StoreImpl::validate_vector(const float* v, size_t dim, double* squares) const {
   if (v == nullptr || dim != size_t(options_.dim)) {
     return Status::InvalidArgument("vector has dimension " + std::to_string(v ? dim : 0) +
@@ -410,9 +441,8 @@ Status StoreImpl::validate_vector(const float* v, size_t dim, double* squares) c
     const size_t bad = size_t(std::find_if(v, v + dim, [](float x) { return !std::isfinite(x); }) - v);
     return Status::InvalidArgument("vector component " + std::to_string(bad) + " is not finite");
   }
-  if (options_.metric == Metric::kCosine && norm == 0) {
-    return Status::InvalidArgument("zero vector has no direction under the cosine metric");
-  }
+  const std::string problem = magnitude_problem(norm, options_.metric == Metric::kCosine);
+  if (!problem.empty()) return Status::InvalidArgument("vector's " + problem);
   return Status::OK();
 }
 
@@ -423,8 +453,17 @@ Status StoreImpl::to_index_space(const Adapter* adapter, const float* raw, size_
   out->resize(n * dim);
   if (adapter != nullptr) {
     EMBEDAPT_RETURN_IF_ERROR(adapter->apply(raw, n, out->data()).WithContext("applying adapter"));
-    if (cosine) {
-      for (size_t i = 0; i < n; ++i) normalise_vector(out->data() + i * dim, dim);
+    // An adapter may map a valid vector to one the index cannot take (an
+    // all-zero row made NaN scores, or no hits at all).
+    for (size_t i = 0; i < n; ++i) {
+      float* v = out->data() + i * dim;
+      const double squares = sum_of_squares(v, dim);
+      const std::string problem = magnitude_problem(squares, cosine);
+      if (!problem.empty()) {
+        return Status::InvalidArgument("applying adapter: row " + std::to_string(i) +
+                                       " maps to a vector whose " + problem);
+      }
+      if (cosine) normalise_vector(v, dim, squares, v);
     }
     return Status::OK();
   }

@@ -642,7 +642,22 @@ TEST_CASE("Bad input gets a typed error, never a crash", "[store]") {
   CHECK(store->search(v.data(), dim, {0}, &hits).code() == Code::kInvalidArgument);
   REQUIRE(store->search(v.data(), dim, {1000}, &hits).ok());  // k beyond the count
   CHECK(hits.size() == 1);
+  // Finite, yet beyond float arithmetic: a norm of 1e-45 has no float scale
+  // to unit length (it vanished from every search, or stopped an IVF's
+  // training for good), and 3e38 makes inf of an L2 distance.
+  const std::vector<float> tiny = {1e-45f, 0, 0, 0}, huge = {3e38f, 3e38f, 0, 0};
+  CHECK(store->upsert("tiny", tiny.data(), dim, "").code() == Code::kInvalidArgument);
+  CHECK(store->search(tiny.data(), dim, {3}, &hits).code() == Code::kInvalidArgument);
+  CHECK(store->upsert("huge", huge.data(), dim, "").code() == Code::kInvalidArgument);
+  const std::vector<float> small = {1e-18f, 0, 0, 0};  // tiny, yet a direction
+  CHECK(store->upsert("small", small.data(), dim, "").ok());
   store.reset();
+  {
+    TempDir l2_dir;
+    auto l2 = open_store(l2_dir.path, options_for(dim, Metric::kL2, "IVF2,Flat"));
+    CHECK(l2->upsert("huge", huge.data(), dim, "").code() == Code::kInvalidArgument);
+    CHECK(l2->upsert("tiny", tiny.data(), dim, "").ok());  // no scaling under L2
+  }
 
   // Reopening with options that contradict the stored ones.
   std::unique_ptr<Store> other;
@@ -941,4 +956,23 @@ TEST_CASE("Adapters that do not fit the store are refused", "[store][adapter]") 
   StoreStats stats;
   REQUIRE(store->stats(&stats).ok());
   CHECK(stats.active_adapter == 0);
+
+  // An adapter that maps a valid query to zero: its search is an error, not
+  // NaN scores or no hits.
+  std::vector<float> diagonal(dim, 1.0f);
+  diagonal.back() = 0;
+  AdapterVersion flattening;
+  flattening.config_json = adapter_config(dim, "query", "test-embedder");
+  flattening.weights = diagonal_weights(diagonal);
+  REQUIRE(store->put_adapter(&flattening).ok());
+  REQUIRE(store->activate_adapter(flattening.version).ok());
+  std::vector<float> doc(dim, 1.0f), last_axis(dim, 0.0f);
+  last_axis.back() = 1;
+  REQUIRE(store->upsert("d", doc.data(), dim, "").ok());
+  std::vector<Hit> hits;
+  const Status s = store->search(last_axis.data(), dim, {3}, &hits);
+  CHECK(s.code() == Code::kInvalidArgument);
+  CHECK(s.message().find("applying adapter: row 0") != std::string::npos);
+  REQUIRE(store->search(doc.data(), dim, {3}, &hits).ok());
+  CHECK(hits.size() == 1);
 }
