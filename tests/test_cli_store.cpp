@@ -178,6 +178,16 @@ TEST_CASE("ingest --metadata, search --filter, inspect get, remove --filter from
   CliRun typo = run_cli("ingest " + db + " --npy " + vectors + " --metadata " + dir + "/typo.jsonl");
   CHECK(typo.exit_code != 0);
   CHECK(typo.output.find("typo.jsonl: metadata for id '400'") != std::string::npos);
+  // 100,000 nested brackets parsed, then overflowed the stack when written
+  // back out (a segfault): refused while parsing.
+  const size_t levels = 100000;
+  REQUIRE(write_file_atomic(dir + "/deep.jsonl",
+                            "{\"id\": \"1\", \"metadata\": {\"x\": " + std::string(levels, '[') +
+                                std::string(levels, ']') + "}}\n")
+              .ok());
+  CliRun deep = run_cli("ingest " + db + " --npy " + vectors + " --metadata " + dir + "/deep.jsonl");
+  CHECK(deep.exit_code == 1);
+  CHECK(deep.output.find("deep.jsonl:1: JSON nested deeper than 64 levels") != std::string::npos);
 
   CliRun remove = run_cli("remove " + db + " --filter '{\"lang\": \"en\"}'");
   INFO(remove.output);

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "core/common/files.h"
+#include "core/common/json.h"
 #include "core/eval/dataset.h"
 #include "core/eval/random.h"
 #include "core/eval/split.h"
@@ -193,6 +194,36 @@ TEST_CASE("a BEIR folder reads corpus, queries and positive qrels", "[dataset][b
   s = embedapt::read_beir(kFixtures + "beir", "dev", &dangling);
   CHECK(s.code() == Code::kIOError);
   CHECK_THAT(s.message(), Catch::Contains("qrels/dev.tsv"));
+}
+
+TEST_CASE("JSON nested past kMaxJsonDepth is refused while it is parsed", "[dataset][json]") {
+  auto nested = [](size_t levels) { return std::string(levels, '[') + std::string(levels, ']'); };
+  nlohmann::json parsed;
+  CHECK(embedapt::parse_json(nested(embedapt::kMaxJsonDepth), "x", &parsed).ok());
+  CHECK(embedapt::parse_json(nested(embedapt::kMaxJsonDepth + 1), "x", &parsed).code() ==
+        Code::kInvalidArgument);
+  const Status s = embedapt::parse_json("{\"a\": " + nested(100000) + "}", "deep.json:3", &parsed);
+  CHECK(s.code() == Code::kInvalidArgument);
+  CHECK(s.message() == "deep.json:3: JSON nested deeper than 64 levels");
+  CHECK(embedapt::parse_json("{\"a\": ", "x", &parsed).code() == Code::kInvalidArgument);
+
+  // A BEIR document's metadata that deep overflowed the stack when it was
+  // written back out for the store (a segfault).
+  const std::string dir = (std::filesystem::temp_directory_path() / "embedapt-beir-deep").string();
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir + "/qrels");
+  REQUIRE(embedapt::write_file_atomic(
+              dir + "/corpus.jsonl",
+              "{\"_id\": \"d0\", \"text\": \"x\", \"metadata\": {\"x\": " + nested(100000) + "}}\n")
+              .ok());
+  REQUIRE(embedapt::write_file_atomic(dir + "/queries.jsonl", "{\"_id\": \"1\", \"text\": \"q\"}\n").ok());
+  REQUIRE(
+      embedapt::write_file_atomic(dir + "/qrels/test.tsv", "query-id\tcorpus-id\tscore\n1\td0\t1\n").ok());
+  QaDataset d;
+  const Status beir = embedapt::read_dataset(dir, &d);
+  CHECK(beir.code() == Code::kInvalidArgument);
+  CHECK_THAT(beir.message(), Catch::Contains("corpus.jsonl:1: JSON nested deeper than 64 levels"));
+  std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("JSONL pairs derive stable ids from the texts and collapse repeats", "[dataset][jsonl]") {

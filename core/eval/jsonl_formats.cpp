@@ -7,6 +7,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "core/common/json.h"
 #include "core/common/sha256.h"
 #include "core/common/utf8.h"
 #include "core/eval/dataset.h"
@@ -35,11 +36,7 @@ Status for_each_line(const std::string& text, const std::function<Status(size_t,
 }
 
 Status parse_object_line(std::string_view line, const std::string& where, Json* out) {
-  try {
-    *out = Json::parse(line);
-  } catch (const Json::exception& e) {
-    return Status::InvalidArgument(where + ": not JSON: " + e.what());
-  }
+  EMBEDAPT_RETURN_IF_ERROR(parse_json(line, where, out));
   if (!out->is_object())
     return Status::InvalidArgument(where + ": expected a JSON object, not " + out->type_name());
   return Status::OK();

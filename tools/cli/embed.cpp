@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/common/files.h"
+#include "core/common/json.h"
 #include "core/common/npy.h"
 #include "core/common/progress.h"
 #include "embedapt/embedder.h"
@@ -60,8 +61,8 @@ std::vector<std::string> read_texts(const std::string& input) {
   for (size_t number = 1; std::getline(lines, line); ++number) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     auto where = [&] { return name + ":" + std::to_string(number) + ": "; };
-    nlohmann::json value = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (value.is_discarded()) throw Failure{where() + "not JSON"};
+    nlohmann::json value;
+    check(parse_json(line, name + ":" + std::to_string(number), &value));
     if (value.is_object() && value.contains("text")) value = value["text"];
     if (!value.is_string())
       throw Failure{where() + "expected a JSON string or an object with a string \"text\""};

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/common/files.h"
+#include "core/common/json.h"
 #include "core/common/npy.h"
 #include "core/common/progress.h"
 #include "core/eval/dataset.h"
@@ -75,7 +76,8 @@ std::unordered_map<std::string, std::string> read_metadata_file(const std::strin
     const std::string at = path + ":" + std::to_string(++line_number);
     start = end + 1;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    nlohmann::json object = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    nlohmann::json object;
+    check(parse_json(line, at, &object));
     if (!object.is_object() || !object.contains("id") || !object["id"].is_string() ||
         !object.contains("metadata") || !object["metadata"].is_object()) {
       throw Failure{at + ": expected {\"id\": string, \"metadata\": object}"};
