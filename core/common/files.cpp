@@ -50,23 +50,27 @@ Status fsync_path(const std::string& path, int flags) {
   return Status::OK();
 }
 
-}  // namespace
-
-Status write_file_atomic(const std::string& path, std::string_view data) {
-  std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return Status::IOError(tmp + ": cannot create: " + std::strerror(errno));
+// Writes all of `data` to `fd`.
+Status write_all(int fd, const std::string& path, std::string_view data) {
   size_t written = 0;
   while (written < data.size()) {
     ssize_t n = ::write(fd, data.data() + written, data.size() - written);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      Status s = Status::IOError(tmp + ": write failed: " + std::strerror(errno));
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return s;
-    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Status::IOError(path + ": write failed: " + std::strerror(errno));
     written += static_cast<size_t>(n);
+  }
+  return Status::OK();
+}
+
+// The crash-safe replacement of the plain file (or nothing yet) at `path`.
+Status replace_file(const std::string& path, std::string_view data) {
+  std::string tmp = path + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::IOError(tmp + ": cannot create: " + std::strerror(errno));
+  if (Status s = write_all(fd, tmp, data); !s.ok()) {
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    return s;
   }
   if (::fsync(fd) != 0 || ::close(fd) != 0) {
     ::unlink(tmp.c_str());
@@ -79,6 +83,37 @@ Status write_file_atomic(const std::string& path, std::string_view data) {
   }
   std::string dir = std::filesystem::path(path).parent_path().string();
   return fsync_path(dir.empty() ? "." : dir, O_RDONLY | O_DIRECTORY);
+}
+
+// Links followed at most this many times, as the kernel does (ELOOP).
+constexpr int kMaxLinkHops = 40;
+
+}  // namespace
+
+Status write_file_atomic(const std::string& path, std::string_view data) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::file_status st = fs::status(path, ec);  // of what a link points to
+  if (fs::is_directory(st)) return Status::IOError(path + ": is a directory");
+  if (fs::exists(st) && !fs::is_regular_file(st)) {
+    // A FIFO, a terminal, a device (/dev/stdout): written to as it is.
+    // Renaming a file over it replaced the node instead of writing to it.
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return Status::IOError(path + ": cannot open: " + std::strerror(errno));
+    Status s = write_all(fd, path, data);
+    if (::close(fd) != 0 && s.ok()) s = Status::IOError(path + ": write failed: " + std::strerror(errno));
+    return s;
+  }
+  // A link stays and its target is replaced (renaming over the link replaced
+  // the link with a file and left the target as it was).
+  fs::path file = path;
+  for (int hops = 0; fs::is_symlink(fs::symlink_status(file, ec)); ++hops) {
+    if (hops == kMaxLinkHops) return Status::IOError(path + ": too many levels of symbolic links");
+    const fs::path next = fs::read_symlink(file, ec);
+    if (ec) return Status::IOError(path + ": cannot read the link: " + ec.message());
+    file = next.is_absolute() ? next : file.parent_path() / next;
+  }
+  return replace_file(file.string(), data);
 }
 
 }  // namespace embedapt
