@@ -197,6 +197,9 @@ TEST_CASE("ingest --metadata, search --filter, inspect get, remove --filter from
   INFO(verify.output);
   CHECK(verify.exit_code == 0);
   CHECK(verify.output.find("ok: 10 records") != std::string::npos);
+  // Output that could not be written is a failure (it exited 0).
+  CHECK(run_cli("inspect " + db + " --json > /dev/full").exit_code == 1);
+  CHECK(run_cli("search " + db + " --npy " + vectors + " -k 3 > /dev/full").exit_code == 1);
   fs::remove_all(dir);
 }
 

@@ -1,7 +1,9 @@
 // embedapt: the command-line tool, a thin layer over the library.
 #include <malloc.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 
 #include "tools/cli/cli.h"
 
@@ -39,6 +41,11 @@ int main(int argc, char** argv) {
     return kExitFailure;
   } catch (const std::exception& e) {  // a library bug or a user's code that threw: fail, never abort
     std::fprintf(stderr, "embedapt: internal error: %s\n", e.what());
+    return kExitFailure;
+  }
+  // Output lost on the way out (a full disk, a closed pipe) is a failure too.
+  if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
+    std::fprintf(stderr, "embedapt: writing to standard output failed: %s\n", std::strerror(errno));
     return kExitFailure;
   }
   return 0;
