@@ -61,10 +61,6 @@ size_t append_header(char* data, size_t size, size_t count, void* user) {
   return size * count;
 }
 
-// The URL as it may appear in messages: without a query string, which some
-// services use for keys.
-std::string printable_url(const std::string& url) { return url.substr(0, url.find('?')); }
-
 std::string one_line(const std::string& body) {
   std::string s = body.substr(0, kMaxQuotedBody);
   std::replace_if(
@@ -197,6 +193,16 @@ Attempt send_once(const HttpRequest& request, const RetryPolicy& policy, HttpRes
 }
 
 }  // namespace
+
+std::string printable_url(const std::string& url) {
+  std::string out = url.substr(0, url.find('?'));
+  const size_t scheme = out.find("://");
+  const size_t host = scheme == std::string::npos ? 0 : scheme + 3;
+  const size_t path = out.find('/', host);
+  const size_t at = out.rfind('@', path == std::string::npos ? std::string::npos : path);
+  if (at != std::string::npos && at >= host) out.replace(host, at + 1 - host, "[redacted]@");
+  return out;
+}
 
 Status http_send(const HttpRequest& request, const RetryPolicy& policy, HttpResponse* response) {
   global_init_once();

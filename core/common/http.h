@@ -48,4 +48,9 @@ struct RetryPolicy {
 // Retry-After longer than policy.max_backoff_seconds is cut to it.
 Status http_send(const HttpRequest& request, const RetryPolicy& policy, HttpResponse* response);
 
+// `url` as it may appear in messages and files: without a user name and
+// password ("https://user:secret@host/v1") and without a query string,
+// which some services use for keys.
+std::string printable_url(const std::string& url);
+
 }  // namespace embedapt

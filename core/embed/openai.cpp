@@ -119,7 +119,7 @@ class OpenAIEmbedder : public Embedder {
   }
 
  private:
-  std::string where() const { return "openai:" + options_.model + " at " + options_.base_url; }
+  std::string where() const { return "openai:" + options_.model + " at " + printable_url(options_.base_url); }
 
   // Replaces the key wherever a message might quote it.
   std::string redact(std::string text) const {
@@ -246,7 +246,7 @@ std::string openai_identity(const OpenAIOptions& options) {
 Status open_openai_embedder(const OpenAIOptions& options, std::unique_ptr<Embedder>* out) {
   if (options.model.empty()) return Status::InvalidArgument("openai: no model named (use openai:MODEL)");
   if (host_of(options.base_url).empty()) {
-    return Status::InvalidArgument("openai: base URL '" + options.base_url + "' is not a URL");
+    return Status::InvalidArgument("openai: base URL '" + printable_url(options.base_url) + "' is not a URL");
   }
   auto embedder = std::make_unique<OpenAIEmbedder>(options, openai_identity(options));
   EMBEDAPT_RETURN_IF_ERROR(embedder->probe());

@@ -59,14 +59,14 @@ Status chat_complete(const ChatOptions& options, const std::string& prompt, std:
   HttpResponse response;
   EMBEDAPT_RETURN_IF_ERROR(http_send(request, options.retry, &response));
   if (response.status == 429 || response.status >= 500) {
-    return Status::Unavailable(request.url + ": HTTP " + std::to_string(response.status) + ": " +
-                               error_message(response.body));
+    return Status::Unavailable(printable_url(request.url) + ": HTTP " + std::to_string(response.status) +
+                               ": " + error_message(response.body));
   }
   if (response.status < 200 || response.status >= 300) {
-    return Status::InvalidArgument(request.url + ": HTTP " + std::to_string(response.status) + ": " +
-                                   error_message(response.body));
+    return Status::InvalidArgument(printable_url(request.url) + ": HTTP " + std::to_string(response.status) +
+                                   ": " + error_message(response.body));
   }
-  return parse_chat_completion(response.body, reply, usage).WithContext(request.url);
+  return parse_chat_completion(response.body, reply, usage).WithContext(printable_url(request.url));
 }
 
 Status parse_chat_completion(const std::string& body, std::string* reply, ChatUsage* usage) {

@@ -8,6 +8,7 @@
 #include <set>
 #include <thread>
 
+#include "core/common/http.h"
 #include "core/common/sha256.h"
 #include "core/generate/journal.h"
 
@@ -32,7 +33,7 @@ std::string journal_arguments(const std::vector<Chunk>& chunks, const GenerateOp
   }
   std::string base = options.chat.base_url;
   while (!base.empty() && base.back() == '/') base.pop_back();
-  json arguments = {{"llm_base_url", base},
+  json arguments = {{"llm_base_url", printable_url(base)},  // the journal is a file: no password in it
                     {"llm_model", options.chat.model},
                     {"temperature", options.chat.temperature},
                     {"questions_per_chunk", options.questions_per_chunk},
