@@ -213,6 +213,18 @@ TEST_CASE("truncated or mis-shaped weights are clear errors", "[adapter]") {
 
   std::string cfg_back, weights_back;
   CHECK(read_adapter_dir(temp_dir("empty"), &cfg_back, &weights_back).code() == Code::kNotFound);
+
+  // A NaN weight was imported and activated, and then every search failed.
+  auto poisoned = perturbed_net(cfg);
+  {
+    torch::NoGradGuard no_grad;
+    poisoned->named_tensors().front().second.view(-1)[7] = std::nanf("");
+  }
+  std::string nan_weights;
+  REQUIRE(save_adapter_weights(*poisoned, &nan_weights).ok());
+  Status nan = load_adapter(cfg, nan_weights, {}, &adapter);
+  CHECK(nan.code() == Code::kInvalidArgument);
+  CHECK_THAT(nan.message(), Catch::Contains("non-finite value at 7"));
 }
 
 TEST_CASE("a TorchScript adapter loads only when trusted", "[adapter]") {

@@ -172,6 +172,12 @@ Status fill_net(const TensorMap& stored, AdapterNet& net, const std::string& kin
     std::vector<float> values;
     Status s = tensor_to_floats(it->second, &values);
     if (!s.ok()) return s.WithContext(c10::str(kind, " adapter weights: tensor \"", name, "\""));
+    // A NaN weight imported and activated made every search fail after.
+    const auto bad = std::find_if(values.begin(), values.end(), [](float v) { return !std::isfinite(v); });
+    if (bad != values.end()) {
+      return Status::InvalidArgument(c10::str(kind, " adapter weights: tensor \"", name,
+                                              "\" holds a non-finite value at ", bad - values.begin()));
+    }
     tensor.copy_(torch::from_blob(values.data(), {static_cast<int64_t>(values.size())}, torch::kFloat32)
                      .view(tensor.sizes()));
   }
