@@ -191,3 +191,30 @@ TEST_CASE("generate exits non-zero and writes no dataset when a chunk keeps fail
   CHECK(!fs::exists(out));
   CHECK(fs::exists(out + ".journal"));
 }
+
+TEST_CASE("generate refuses a timeout or price that is not a number in range, before sending",
+          "[generate_cli]") {
+  if (!fs::exists(kCli)) {
+    WARN("skipped: " << kCli << " is not built");
+    return;
+  }
+  // --timeout nan passed CLI11's check (NaN compares false with its bound),
+  // reached curl as no timeout at all, and a stalled server hung the run.
+  fs::path dir = work_dir("bad_numbers");
+  std::atomic<int> requests{0};
+  HttpTestServer server = chat_server(&requests);
+  const std::vector<std::pair<std::string, std::string>> bad = {{"--timeout", "nan"},
+                                                                {"--timeout", "inf"},
+                                                                {"--timeout", "0"},
+                                                                {"--price-per-1k-input", "-1"},
+                                                                {"--price-per-1k-output", "nan"}};
+  for (const auto& [flag, value] : bad) {
+    CAPTURE(flag, value);
+    Run run = run_cli(dir, {"generate", (dir / "docs").string(), "--out", (dir / "out.json").string(),
+                            "--llm-base-url", server.base_url() + "/v1", "--llm-model", "m", flag, value});
+    CHECK(run.exit_code == 1);
+    CHECK(run.err.rfind("embedapt: " + flag + ": ", 0) == 0);
+  }
+  CHECK(requests == 0);
+  CHECK(!fs::exists(dir / "out.json.journal"));
+}

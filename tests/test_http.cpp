@@ -213,6 +213,17 @@ TEST_CASE("messages name a URL without its password or query string", "[http]") 
   CHECK(s.message().find("127.0.0.1:" + std::to_string(port)) != std::string::npos);
 }
 
+TEST_CASE("http_send refuses a timeout curl would take as none", "[http]") {
+  HttpRequest request;
+  request.url = "http://127.0.0.1:9/v1";
+  HttpResponse response;
+  for (double timeout : {std::nan(""), 0.0, -1.0, 1e300}) {
+    RetryPolicy policy = fast_policy();
+    policy.timeout_seconds = timeout;
+    CHECK(http_send(request, policy, &response).code() == Code::kInvalidArgument);
+  }
+}
+
 TEST_CASE("http_send refuses a malformed URL without retrying", "[http]") {
   HttpRequest request;
   request.url = "htp:/nowhere";

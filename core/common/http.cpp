@@ -207,6 +207,12 @@ std::string printable_url(const std::string& url) {
 Status http_send(const HttpRequest& request, const RetryPolicy& policy, HttpResponse* response) {
   global_init_once();
   const std::string where = request.method + " " + printable_url(request.url);
+  // curl takes the timeout in whole milliseconds, 0 meaning none: a NaN
+  // became that, and a stalled server then held the call for ever.
+  if (!(policy.timeout_seconds >= 0.001 && policy.timeout_seconds <= 1e6)) {
+    return Status::InvalidArgument(where + ": a timeout must be 0.001 to 1e6 seconds, got " +
+                                   std::to_string(policy.timeout_seconds));
+  }
   const int attempts = std::max(1, policy.max_attempts);
   std::string last_failure;
   for (int attempt = 0; attempt < attempts; ++attempt) {

@@ -1,5 +1,6 @@
 // `embedapt generate`: documents in, a question/chunk dataset out, by asking
 // an LLM for questions about each chunk.
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -20,6 +21,8 @@
 namespace embedapt::cli {
 
 namespace {
+
+constexpr double kMaxTimeoutSeconds = 86400;  // a day per attempt
 
 struct GenerateArgs {
   std::vector<std::string> inputs;
@@ -89,7 +92,24 @@ std::string val_path(const std::string& out) {
   return (path.parent_path() / (path.stem().string() + "_val" + path.extension().string())).string();
 }
 
+// Checks CLI11's validators let through: NaN compares false with any bound
+// (--timeout nan turned the timeout off and a stalled server hung the run).
+void check_numbers(const GenerateArgs& args) {
+  if (!(args.timeout_seconds > 0 && args.timeout_seconds <= kMaxTimeoutSeconds)) {
+    throw Failure{"--timeout: seconds must be in (0, " + std::to_string(int(kMaxTimeoutSeconds)) + "], got " +
+                  std::to_string(args.timeout_seconds)};
+  }
+  for (const auto& [flag, price] : {std::pair{"--price-per-1k-input", args.price_per_1k_input},
+                                    std::pair{"--price-per-1k-output", args.price_per_1k_output}}) {
+    if (!(price >= 0 && std::isfinite(price))) {
+      throw Failure{std::string(flag) + ": a price must be a finite number >= 0, got " +
+                    std::to_string(price)};
+    }
+  }
+}
+
 void run_generate(const GenerateArgs& args) {
+  check_numbers(args);
   GenerateOptions options;
   if (!args.prompt_file.empty()) {
     Status read = read_file(args.prompt_file, &options.prompt);
@@ -189,9 +209,7 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--concurrency", args->concurrency, "Requests in flight at once")
       ->capture_default_str()
       ->check(CLI::Range(1, 256));
-  cmd->add_option("--timeout", args->timeout_seconds, "Seconds per request attempt")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+  cmd->add_option("--timeout", args->timeout_seconds, "Seconds per request attempt")->capture_default_str();
   cmd->add_option("--max-attempts", args->max_attempts,
                   "Attempts per request (429, 5xx and timeouts retried)")
       ->capture_default_str()
