@@ -75,10 +75,11 @@ Status to_train_options(const RetrainOptions& in, const std::string& embedder, T
     return Status::FailedPrecondition(
         "retrain: a TorchScript adapter is code; it trains only with trust_code");
   }
-  if (in.epochs < 0 || in.lr < 0 || in.folds < 0 || in.folds == 1 || in.threads < 1 ||
-      in.checkpoint_every < 0) {
+  if (in.epochs < 0 || !(in.lr >= 0 && std::isfinite(in.lr)) || in.folds < 0 || in.folds == 1 ||
+      in.threads < 1 || in.checkpoint_every < 0) {
     return Status::InvalidArgument(
-        "retrain: epochs and lr must be >= 0 (0: the default), folds 0 (the default) or at least 2, "
+        "retrain: epochs and lr must be finite and >= 0 (0: the default), folds 0 (the default) or at least "
+        "2, "
         "threads >= 1, checkpoint_every >= 0");
   }
   TrainOptions o;

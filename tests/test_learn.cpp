@@ -1,6 +1,8 @@
 // retrain() (embedapt/learn.h) on real stores: the report, the activation
 // policies, a log without signal, cancellation, and the same adapter bytes
 // from C++, the C ABI and the CLI.
+#include <cmath>
+#include <limits>
 #include <memory>
 #include <string>
 
@@ -147,6 +149,11 @@ TEST_CASE("retrain on a log without signal stores nothing; bad options and cance
   o = quick();
   o.threads = 0;
   CHECK(retrain(store.get(), o, &report).code() == Code::kInvalidArgument);
+  for (double lr : {std::nan(""), std::numeric_limits<double>::infinity(), -1.0}) {  // NaN was the default
+    o = quick();
+    o.lr = lr;
+    CHECK(retrain(store.get(), o, &report).code() == Code::kInvalidArgument);
+  }
   o = quick();
   o.kind = "torchscript";
   CHECK(retrain(store.get(), o, &report).code() == Code::kFailedPrecondition);
