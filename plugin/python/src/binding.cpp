@@ -121,6 +121,21 @@ struct Results {
   std::vector<std::string> metadata;
 };
 
+// A record id as Python text. The store takes any bytes as an id (bytes
+// given from Python, an ids file): one that is not UTF-8 comes back with
+// U+FFFD for its bad bytes, as `embedapt search --json` writes it, instead
+// of a UnicodeDecodeError on every search that finds it.
+py::str id_text(const std::string& id) {
+  return py::reinterpret_steal<py::str>(
+      PyUnicode_DecodeUTF8(id.data(), static_cast<py::ssize_t>(id.size()), "replace"));
+}
+
+py::list id_list(const std::vector<std::string>& ids) {
+  py::list out;
+  for (const std::string& id : ids) out.append(id_text(id));
+  return out;
+}
+
 Results to_results(std::vector<Hit>&& hits) {
   Results r;
   for (Hit& h : hits) {
@@ -247,7 +262,7 @@ class PyStore {
     });
     py::list out;
     for (const Record& r : rows)
-      out.append(py::make_tuple(r.id, py::bytes(r.payload), metadata_dict(r.metadata)));
+      out.append(py::make_tuple(id_text(r.id), py::bytes(r.payload), metadata_dict(r.metadata)));
     return out;
   }
 
@@ -506,7 +521,7 @@ PYBIND11_MODULE(_core, m) {
   });
 
   py::class_<Results>(m, "Results")
-      .def_readonly("ids", &Results::ids)
+      .def_property_readonly("ids", [](const Results& r) { return id_list(r.ids); })
       .def_property_readonly("scores",
                              [](const Results& r) {
                                FloatArray a(static_cast<py::ssize_t>(r.scores.size()));

@@ -55,6 +55,8 @@ def test_embed_equals_the_cli(tmp_path, run_cli, cache_dir):
         run_cli("embed", "--embedder", "default", "--input", tmp_path / "in.jsonl", "--out", tmp_path / "o.npy",
                 "--cache-dir", tmp_path / "cli-cache", *side)
         np.testing.assert_allclose(ours, np.load(tmp_path / "o.npy"), atol=1e-5)
+    with pytest.raises(TypeError):  # one string is no list of texts (each character was embedded)
+        embedapt.embed("hello", cache_dir=cache_dir)
 
 
 def test_evaluate_equals_embedapt_eval(tmp_path, run_cli, cache_dir, evaluated_store):

@@ -147,6 +147,14 @@ def test_delete_nodes_by_filter_and_clear(tmp_path, embed_model):
     store.delete_nodes(filters=MetadataFilters(filters=[MetadataFilter(key="tags", value="nature",
                                                                        operator=FilterOperator.CONTAINS)]))
     assert {node.metadata["topic"] for node in store.get_nodes()} == {"bread", "chess", "comets"}
+    # An unknown id among them: nothing removed (the ids before it were).
+    kept = [node.node_id for node in store.get_nodes()]
+    with pytest.raises(embedapt.Error) as missing:
+        store.delete_nodes([kept[0], "no-such-node", kept[1]])
+    assert missing.value.code == embedapt.Code.NOT_FOUND
+    assert sorted(node.node_id for node in store.get_nodes()) == sorted(kept)
+    store.delete_nodes(kept[:2])
+    assert sorted(node.node_id for node in store.get_nodes()) == sorted(kept[2:])
     store.clear()
     assert store.client.stats()["count"] == 0
     store.close()

@@ -84,6 +84,16 @@ def test_errors_carry_the_status_code_and_message(tmp_path):
     with pytest.raises(embedapt.Error) as busy:  # one handle per store
         embedapt.Store.open(path)
     assert busy.value.code == embedapt.Code.BUSY
+    for alias in (path + "/", str(tmp_path / "." / "db")):  # under any spelling (two writers destroyed it)
+        with pytest.raises(embedapt.Error) as busy:
+            embedapt.Store.open(alias)
+        assert busy.value.code == embedapt.Code.BUSY
+    # An id of bytes that are not UTF-8 is the store's to keep; it comes back
+    # with U+FFFD for them (every search that found it raised UnicodeDecodeError).
+    store.upsert(b"\xff\xfe", np.array([0, 0, 0, 1], dtype=np.float32))
+    assert "\ufffd\ufffd" in store.search(np.array([0, 0, 0, 1], dtype=np.float32), k=1).ids
+    assert "\ufffd\ufffd" in [record[0] for record in store.records()]
+    store.remove(b"\xff\xfe")
     with pytest.raises(embedapt.Error) as no_version:
         store.activate(7)
     assert no_version.value.code == embedapt.Code.NOT_FOUND

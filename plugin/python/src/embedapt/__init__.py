@@ -34,6 +34,8 @@ def embed(texts: Sequence[str], embedder: str = "default", query: bool = False, 
           cache_dir: str = "", models_dir: str = "") -> np.ndarray:
     """Embeds `texts` (as queries if `query`, else as documents) into a
     (len(texts), dim) float32 array."""
+    if isinstance(texts, (str, bytes)):  # a str is a sequence too: each character was embedded
+        raise TypeError("embed: texts must be a sequence of strings, not one string (embed([text]))")
     return get_embedder(embedder, cache_dir, models_dir).embed(list(texts), query=query)
 
 

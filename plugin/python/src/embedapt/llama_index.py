@@ -223,13 +223,18 @@ class EmbedaptVectorStore(BasePydanticVectorStore):
 
     def delete_nodes(self, node_ids: Optional[List[str]] = None, filters: Optional[MetadataFilters] = None,
                      **delete_kwargs: Any) -> None:
-        """Removes the nodes `node_ids`, or every node `filters` match (atomically), not both at once."""
+        """Removes the nodes `node_ids`, or every node `filters` match (atomically), not both at once.
+
+        An id with no node raises NOT_FOUND before any node is removed."""
         if filters is not None and node_ids is not None:
             raise _error(embedapt.Code.NOT_SUPPORTED,
                          "EmbedaptVectorStore.delete_nodes: node_ids and filters together")
         if filters is not None:
             self._store.remove_matching(to_filter(filters))
-        for node_id in node_ids or []:
+        node_ids = list(node_ids or [])
+        for node_id in node_ids:  # all there, or nothing removed (one missing id removed those before it)
+            self._store.get(node_id)
+        for node_id in node_ids:
             self._store.remove(node_id)
 
     def clear(self) -> None:
