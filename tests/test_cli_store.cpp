@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <catch2/catch.hpp>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -128,6 +129,23 @@ TEST_CASE("ingest, search, inspect and verify from the command line", "[cli][sto
   CliRun unknown = run_cli("inspect " + db + " get nobody");
   CHECK(unknown.exit_code == 1);
   CHECK(unknown.output.find("nobody") != std::string::npos);
+
+  // A repeated id was stored once (two records from three rows), silently.
+  REQUIRE(write_file_atomic(dir + "/dup.txt", "a\na\nb\n").ok());
+  Matrix three = random_matrix(3, 12, 4);
+  REQUIRE(write_npy(dir + "/three.npy", three).ok());
+  CliRun dup = run_cli("ingest " + db + " --npy " + dir + "/three.npy --ids " + dir + "/dup.txt");
+  CHECK(dup.exit_code == 1);
+  CHECK(dup.output.find("dup.txt:2: id 'a' repeats line 1") != std::string::npos);
+  // A failed ingest into a new path leaves no store there (the empty one it
+  // made kept the failed run's dimension for the next try).
+  three.data[5] = std::nanf("");
+  REQUIRE(write_npy(dir + "/nan.npy", three).ok());
+  CliRun nan = run_cli("ingest " + dir + "/fresh --npy " + dir + "/nan.npy");
+  CHECK(nan.exit_code == 1);
+  CHECK_FALSE(fs::exists(dir + "/fresh"));
+  CliRun retry = run_cli("ingest " + dir + "/fresh --npy " + queries);
+  CHECK(retry.exit_code == 0);
   fs::remove_all(dir);
 }
 

@@ -4,9 +4,11 @@
 #include "core/eval/ingest.h"
 
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -38,7 +40,7 @@ struct IngestArgs {
   bool trust_code = false;  // an existing store's active adapter may be TorchScript
 };
 
-// One id per line; as many lines as rows.
+// One id per line, each once; as many lines as rows.
 std::vector<std::string> read_ids(const std::string& path, size_t rows) {
   std::vector<std::string> ids;
   if (path.empty()) {
@@ -58,6 +60,15 @@ std::vector<std::string> read_ids(const std::string& path, size_t rows) {
   }
   if (ids.size() != rows) {
     throw Failure{path + ": " + std::to_string(ids.size()) + " ids for " + std::to_string(rows) + " vectors"};
+  }
+  // A repeated id was stored once, the later row silently replacing the
+  // earlier (three rows, two records).
+  std::unordered_map<std::string_view, size_t> line_of;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (auto [at, added] = line_of.emplace(ids[i], i + 1); !added) {
+      throw Failure{path + ":" + std::to_string(i + 1) + ": id '" + ids[i] + "' repeats line " +
+                    std::to_string(at->second)};
+    }
   }
   return ids;
 }
@@ -156,10 +167,7 @@ void ingest_text_dataset(const IngestArgs& args) {
   std::printf("committed %zu\nlogged %zu pairs\n", counts.documents, counts.pairs);
 }
 
-void run_ingest(const IngestArgs& args) {
-  if (args.batch == 0) throw Failure{"--batch must be at least 1"};
-  if (args.npy.empty() == args.dataset.empty()) throw Failure{"give exactly one of --npy and --dataset"};
-  if (!args.dataset.empty()) return ingest_text_dataset(args);
+void ingest_vectors(const IngestArgs& args) {
   Matrix vectors;
   check(read_npy(args.npy, &vectors));
   std::vector<std::string> ids = read_ids(args.ids_file, vectors.rows);
@@ -172,6 +180,22 @@ void run_ingest(const IngestArgs& args) {
   std::unique_ptr<Store> store = open_store(args, static_cast<int>(vectors.cols));
   write_batches(store.get(), records, args.batch);
   check(store->flush());
+}
+
+void run_ingest(const IngestArgs& args) {
+  if (args.batch == 0) throw Failure{"--batch must be at least 1"};
+  if (args.npy.empty() == args.dataset.empty()) throw Failure{"give exactly one of --npy and --dataset"};
+  // A failed ingest into a path that held nothing leaves nothing there: the
+  // empty store it made kept the failed run's dimension, metric and index,
+  // and refused the next try ("store has dim 8, options ask for 16").
+  std::error_code ec;
+  const bool was_there = std::filesystem::exists(args.db, ec);
+  try {
+    args.dataset.empty() ? ingest_vectors(args) : ingest_text_dataset(args);
+  } catch (...) {
+    if (!was_there) std::filesystem::remove_all(args.db, ec);
+    throw;
+  }
 }
 
 }  // namespace
