@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "core/common/files.h"
 #include "embedapt/store.h"
 #include "tests/support/catch.h"
 #include "tests/support/cli_run.h"
@@ -57,6 +58,14 @@ TEST_CASE("retrain stores, activates and exports an adapter that moves between s
   TrainingSet task = test::distorted_task(false);
   std::string db = temp_dir("db"), out = temp_dir("export");
   make_store(db, task, "synthetic");
+
+  // An --out that cannot be a directory fails before anything is stored (it
+  // failed after the version was stored and activated).
+  REQUIRE(embedapt::write_file_atomic(out + "-file", "x").ok());
+  CliRun bad_out = run_cli("retrain " + db + " --epochs 2 --activate --out " + out + "-file");
+  CHECK(bad_out.exit_code == 1);
+  CHECK_THAT(bad_out.output, Catch::StartsWith("embedapt: --out ") && Catch::Contains("not a directory"));
+  CHECK(run_cli("adapters " + db + " list").output.find("* ") == std::string::npos);
 
   CliRun trained = run_cli("retrain " + db + " --epochs 12 --lr 0.01 --threads 1 --activate --out " + out);
   INFO(trained.output);

@@ -2,6 +2,7 @@
 // from the command line, its report printed, the new version optionally exported.
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <memory>
 #include <string>
 
@@ -64,9 +65,27 @@ void run_retrain(const RetrainArgs& args) {
                                                : ActivationPolicy::kNever;
 
   std::unique_ptr<Store> store = open_existing_store(args.db, args.trust_code);
+  // --out is made before training: a path that cannot be a directory failed
+  // only after the new version was stored (and activated). Made here, it is
+  // removed again if nothing is exported into it.
+  std::error_code ec;
+  const bool out_was_there = !args.out.empty() && std::filesystem::exists(args.out, ec);
+  if (!args.out.empty() && !out_was_there) {
+    std::filesystem::create_directories(args.out, ec);
+    if (ec) throw Failure{"--out " + args.out + ": cannot create the directory: " + ec.message()};
+  }
+  if (out_was_there && !std::filesystem::is_directory(args.out, ec)) {
+    throw Failure{"--out " + args.out + ": not a directory"};
+  }
+  auto drop_new_out = [&] {
+    if (!args.out.empty() && !out_was_there) std::filesystem::remove(args.out, ec);
+  };
   RetrainReport report;
   Status trained = retrain(store.get(), options, &report);
-  if (!trained.ok()) throw Failure{args.db + ": " + trained.message()};
+  if (!trained.ok()) {
+    drop_new_out();
+    throw Failure{args.db + ": " + trained.message()};
+  }
 
   if (report.dropped_hits > 0)
     std::fprintf(stderr, "retrain: %zu logged hits skipped (document no longer stored)\n",
@@ -81,6 +100,7 @@ void run_retrain(const RetrainArgs& args) {
               report.train_seconds, report.store_seconds);
   if (report.decision == RetrainReport::Decision::kNoGain) {
     std::printf("no adapter: the store is unchanged\n");
+    drop_new_out();
     return;
   }
   std::printf("adapter version %llu (%s, %s side)\n", static_cast<unsigned long long>(report.version),
