@@ -120,6 +120,17 @@ TEST_CASE("ingest, search, inspect and verify from the command line", "[cli][sto
   CliRun nprobe = run_cli("search " + db + " --npy " + queries + " -k 2 --nprobe 4");
   CHECK(nprobe.exit_code == 1);
   CHECK(nprobe.output.rfind("embedapt: --nprobe: applies to IVF indexes", 0) == 0);
+  // Flags the parser let through: 0 searched at the default, and -1 read
+  // into an unsigned flag was 2^64 - 1. Bad usage is one line, too.
+  CliRun ef_zero = run_cli("search " + db + " --npy " + queries + " --ef-search 0");
+  CHECK(ef_zero.exit_code != 0);
+  CHECK(ef_zero.output.rfind("embedapt: --ef-search: must be at least 1", 0) == 0);
+  CliRun negative = run_cli("ingest " + db + " --npy " + vectors + " --batch -1");
+  CHECK(negative.exit_code != 0);
+  CHECK(negative.output.rfind("embedapt: --batch: must not be negative", 0) == 0);
+  CliRun unknown_flag = run_cli("search " + db + " --bogus");
+  CHECK(unknown_flag.exit_code != 0);
+  CHECK(std::count(unknown_flag.output.begin(), unknown_flag.output.end(), '\n') == 1);
   CliRun ids_mismatch = run_cli("ingest " + db + " --npy " + vectors + " --ids " + dir + "/ids.txt");
   CHECK(ids_mismatch.exit_code == 1);
   CHECK(ids_mismatch.output.find("2 ids for 250 vectors") != std::string::npos);

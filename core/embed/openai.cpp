@@ -245,6 +245,10 @@ std::string openai_identity(const OpenAIOptions& options) {
 
 Status open_openai_embedder(const OpenAIOptions& options, std::unique_ptr<Embedder>* out) {
   if (options.model.empty()) return Status::InvalidArgument("openai: no model named (use openai:MODEL)");
+  if (options.dimensions < 0) {  // was asked of the API, then compared with as unsigned: 2^64 - 3
+    return Status::InvalidArgument("openai: dimensions must be positive (0: the model's), got " +
+                                   std::to_string(options.dimensions));
+  }
   if (host_of(options.base_url).empty()) {
     return Status::InvalidArgument("openai: base URL '" + printable_url(options.base_url) + "' is not a URL");
   }

@@ -97,13 +97,13 @@ void add_adapters_command(CLI::App& app) {
     list(*args);
   });
   CLI::App* act = cmd->add_subcommand("activate", "Make a version the active one (0: none)");
-  act->add_option("version", args->version)->required();
+  act->add_option("version", args->version)->check(kNotNegative)->required();
   act->callback([args] { activate(*args); });
   cmd->add_subcommand("rollback", "Re-activate the previously active version")->callback([args] {
     rollback(*args);
   });
   CLI::App* exp = cmd->add_subcommand("export", "Write a version as config.json + adapter.safetensors");
-  exp->add_option("version", args->version)->required();
+  exp->add_option("version", args->version)->check(kNotNegative)->required();
   exp->add_option("dir", args->dir)->required();
   exp->callback([args] { export_version(*args); });
   CLI::App* imp = cmd->add_subcommand("import", "Store an exported adapter directory as a new version");

@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cstdlib>
 #include <memory>
 #include <string>
 
@@ -19,6 +20,13 @@ constexpr int kExitFailure = 1;
 struct Failure {
   std::string message;
 };
+
+// For options read into unsigned integers: CLI11 (2.1) reads "-1" as
+// 2^64 - 1 (--batch -1 wrote everything in one batch, adapters activate -1
+// looked for version 18446744073709551615).
+inline const CLI::Validator kNotNegative(
+    [](std::string& value) { return value.rfind('-', 0) == 0 ? std::string("must not be negative") : ""; },
+    "NOT NEGATIVE");
 
 // Throws Failure with `s` as the message when `s` is not ok.
 inline void check(const Status& s) {
@@ -44,14 +52,27 @@ inline void check_search(const Status& s) {
 }
 
 // --ef-search and --nprobe (SearchOptions::ef_search, ::nprobe), for the
-// commands that search.
+// commands that search. SearchOptions reads 0 as "the index's default", so a
+// 0 given on the command line is refused here (it searched at the default);
+// the store checks every other value.
 inline void add_index_knobs(CLI::App* cmd, int* ef_search, int* nprobe) {
+  const CLI::Validator not_zero(
+      [](std::string& value) {
+        char* end = nullptr;
+        const long parsed = std::strtol(value.c_str(), &end, 10);
+        return end != value.c_str() && *end == '\0' && parsed == 0
+                   ? std::string("must be at least 1 (leave it out for the index's default)")
+                   : std::string();
+      },
+      "NOT 0");
   cmd->add_option("--ef-search", *ef_search,
                   "HNSW: candidates a search keeps (FAISS efSearch); more is slower and finds more. "
-                  "Default: the index's (16)");
+                  "Default: the index's (16)")
+      ->check(not_zero);
   cmd->add_option(
-      "--nprobe", *nprobe,
-      "IVF: lists a search probes (FAISS nprobe); more is slower and finds more. Default: the index's (1)");
+         "--nprobe", *nprobe,
+         "IVF: lists a search probes (FAISS nprobe); more is slower and finds more. Default: the index's (1)")
+      ->check(not_zero);
 }
 
 // Opens the store at `db`, which must exist (options as stored), for writing.

@@ -162,6 +162,7 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--cache-dir", args->cache_dir,
                   "The embedding cache ($EMBEDAPT_CACHE_DIR, ~/.cache/embedapt)");
   cmd->add_option("--seed", args->seed, "Seed of the bootstrap and the permutation test")
+      ->check(kNotNegative)
       ->capture_default_str();
   cmd->add_flag("--trust-code", args->trust_code, "Allow TorchScript adapters (they run code from the file)");
   cmd->add_option("--milvus", args->milvus_uri,

@@ -203,8 +203,10 @@ void add_generate_command(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::Range(1, 20));
   cmd->add_option("--chunk-size", args->chunk_size, "Tokens per chunk (the embedding model's tokenizer)")
+      ->check(kNotNegative)
       ->capture_default_str();
   cmd->add_option("--chunk-overlap", args->chunk_overlap, "Tokens shared by consecutive chunks")
+      ->check(kNotNegative)
       ->capture_default_str();
   cmd->add_option("--concurrency", args->concurrency, "Requests in flight at once")
       ->capture_default_str()
@@ -217,8 +219,11 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--val-fraction", args->val_fraction,
                   "Share of documents written to <out stem>_val.json instead")
       ->capture_default_str();
-  cmd->add_option("--seed", args->seed, "Seed of the document split")->capture_default_str();
+  cmd->add_option("--seed", args->seed, "Seed of the document split")
+      ->check(kNotNegative)
+      ->capture_default_str();
   cmd->add_option("--max-chunks", args->max_chunks, "Ask about the first N chunks only (0: all)")
+      ->check(kNotNegative)
       ->capture_default_str();
   cmd->add_option("--price-per-1k-input", args->price_per_1k_input,
                   "Price of 1000 input tokens, for the estimate");

@@ -222,7 +222,9 @@ void add_ingest_command(CLI::App& app) {
   cmd->add_flag("--no-cache", args->no_cache, "Neither read nor write the embedding cache");
   cmd->add_option("--index", args->index_spec, "FAISS factory string for a new store (default Flat)");
   cmd->add_option("--metric", args->metric, "cosine, ip or l2, for a new store (default cosine)");
-  cmd->add_option("--batch", args->batch, "Rows (or texts) per atomic, durable batch")->capture_default_str();
+  cmd->add_option("--batch", args->batch, "Rows (or texts) per atomic, durable batch")
+      ->check(kNotNegative)
+      ->capture_default_str();
   cmd->add_flag("--trust-code", args->trust_code, "Allow a TorchScript active adapter (it is code)");
   cmd->callback([args] { run_ingest(*args); });
 }

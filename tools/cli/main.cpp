@@ -19,6 +19,10 @@ int main(int argc, char** argv) {
   mallopt(M_MMAP_THRESHOLD, 32 << 20);
   mallopt(M_TRIM_THRESHOLD, 128 << 20);
   CLI::App app{"embedapt: an embedded vector store that learns from its query log"};
+  // Bad usage is one line, as every other error (CLI11 adds a second).
+  app.failure_message([](const CLI::App*, const CLI::Error& e) {
+    return "embedapt: " + std::string(e.what()) + " (--help: usage)\n";
+  });
   app.require_subcommand(1);
   app.set_version_flag("--version", "embedapt 0.1.0");
   add_ingest_command(app);

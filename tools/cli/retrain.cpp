@@ -151,6 +151,7 @@ void add_retrain_command(CLI::App& app) {
   cmd->add_option("--folds", args->folds, "Cross-validation folds (default: the trainer's)")
       ->check(CLI::Range(2, 1000));
   cmd->add_option("--seed", args->seed, "Seed of the split, shuffling and initial weights")
+      ->check(kNotNegative)
       ->capture_default_str();
   cmd->add_option("--threads", args->threads, "LibTorch threads while training")
       ->check(CLI::PositiveNumber)

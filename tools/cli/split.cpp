@@ -59,6 +59,7 @@ void add_split_command(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--seed", args->seed, "Seed of the shuffle (same seed, same halves, on any machine)")
+      ->check(kNotNegative)
       ->capture_default_str();
   cmd->add_option("--by", args->by,
                   "query: queries one by one; document: queries sharing a document together")
