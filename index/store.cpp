@@ -774,7 +774,7 @@ Status StoreImpl::apply_committed_locked(const std::function<Status(VectorIndex*
     try {
       applied = mutate(index_.get());
     } catch (const std::exception& e) {
-      applied = Status::Internal(std::string("updating the index: ") + e.what());
+      applied = Status::Internal(std::string("updating the index: ") + faiss_message(e));
     }
     if (!applied.ok()) index_stale_ = true;
   }
@@ -890,7 +890,7 @@ Status StoreImpl::rebuild_if_stale_locked() {
   try {
     s = build_index(doc_adapter_version_ ? active_.get() : nullptr, &rebuilt);
   } catch (const std::exception& e) {
-    s = Status::Internal(std::string("rebuilding the index: ") + e.what());
+    s = Status::Internal(std::string("rebuilding the index: ") + faiss_message(e));
   }
   EMBEDAPT_RETURN_IF_ERROR(s);
   EMBEDAPT_RETURN_IF_ERROR(load_ids());  // the failed update may have reached the ids in part

@@ -197,6 +197,14 @@ bool loaded_consistent(const faiss::IndexIDMap& map, const faiss::Index& fresh, 
 
 }  // namespace
 
+std::string faiss_message(const std::exception& e) {
+  const std::string what = e.what();
+  if (what.rfind("Error in ", 0) != 0) return what;
+  const size_t at = what.find(" at ");
+  const size_t reason = at == std::string::npos ? std::string::npos : what.find(": ", at);
+  return reason == std::string::npos ? what : what.substr(reason + 2);
+}
+
 VectorIndex::VectorIndex(int dim, Metric metric, std::string spec)
     : dim_(dim), metric_(metric), spec_(std::move(spec)) {}
 
@@ -211,7 +219,8 @@ Status VectorIndex::create(int dim, Metric metric, const std::string& spec,
   try {
     probe.reset(faiss::index_factory(dim, spec.c_str(), faiss_metric(metric)));
   } catch (const faiss::FaissException& e) {
-    return Status::InvalidArgument("index spec '" + spec + "' is not a FAISS factory string: " + e.what());
+    return Status::InvalidArgument("index spec '" + spec +
+                                   "' is not a FAISS factory string: " + faiss_message(e));
   }
   // Specs FAISS builds but cannot serve a store with: found crashing (or
   // hanging) at the first add, and then at every open of the store made.
@@ -267,7 +276,7 @@ Status VectorIndex::serialize(std::string* out) const {
   try {
     faiss::write_index(index_.get(), &writer);
   } catch (const std::exception& e) {
-    return Status::Internal(std::string("serializing the index: ") + e.what());
+    return Status::Internal(std::string("serializing the index: ") + faiss_message(e));
   }
   return Status::OK();
 }
@@ -327,7 +336,7 @@ Status VectorIndex::deserialize(std::string_view bytes, int dim, Metric metric, 
   try {
     loaded.reset(faiss::read_index(&reader));
   } catch (const std::exception& e) {
-    return Status::Corruption(std::string("index snapshot: FAISS cannot read it: ") + e.what());
+    return Status::Corruption(std::string("index snapshot: FAISS cannot read it: ") + faiss_message(e));
   }
   auto* map = dynamic_cast<faiss::IndexIDMap*>(loaded.get());
   // FAISS fills the metric enum with whatever bytes were stored: compared as
@@ -346,7 +355,7 @@ Status VectorIndex::deserialize(std::string_view bytes, int dim, Metric metric, 
     fresh.reset(staging == 1 ? new faiss::IndexFlat(dim, faiss_metric(metric))
                              : faiss::index_factory(dim, spec.c_str(), faiss_metric(metric)));
   } catch (const std::exception& e) {
-    return Status::Internal(std::string("index snapshot: ") + e.what());
+    return Status::Internal(std::string("index snapshot: ") + faiss_message(e));
   }
   if (!loaded_consistent(*map, *fresh, dim)) {
     return Status::Corruption("index snapshot: the index it holds is inconsistent with itself");
@@ -379,7 +388,7 @@ Status VectorIndex::add(size_t n, const float* vectors, const int64_t* ids) {
     if (staging_ && live_count() + n >= train_threshold_) return train_from_staging(n, vectors, ids);
     index_->add_with_ids(static_cast<idx_t>(n), vectors, ids);
   } catch (const std::exception& e) {  // FaissException, std::bad_alloc, ...
-    return Status::Internal(std::string("adding to the index: ") + e.what());
+    return Status::Internal(std::string("adding to the index: ") + faiss_message(e));
   }
   return Status::OK();
 }
@@ -423,7 +432,7 @@ Status VectorIndex::purge() {
   try {
     index_->remove_ids(selector);
   } catch (const std::exception& e) {
-    return Status::Internal("removing from index '" + spec_ + "': " + e.what());
+    return Status::Internal("removing from index '" + spec_ + "': " + faiss_message(e));
   }
   tombstones_.clear();
   return Status::OK();
@@ -525,7 +534,7 @@ Status VectorIndex::search_all(const float* queries, size_t n, const SearchOptio
       index_->index->search(static_cast<idx_t>(n), queries, static_cast<idx_t>(fetch), scores.data(),
                             labels.data(), params.get());
     } catch (const std::exception& e) {
-      return Status::Internal(std::string("searching the index: ") + e.what());
+      return Status::Internal(std::string("searching the index: ") + faiss_message(e));
     }
     // Widen only when tombstones crowded out live results: approximate
     // indexes (IVF with few probes) may return fewer than asked anyway.
@@ -658,7 +667,7 @@ Status VectorIndex::search_subset(const float* queries, size_t n, const SearchOp
       run(all, *params, &short_queries);
     }
   } catch (const faiss::FaissException& e) {
-    return Status::NotSupported("index '" + spec_ + "' cannot search a filtered subset: " + e.what());
+    return Status::NotSupported("index '" + spec_ + "' cannot search a filtered subset: " + faiss_message(e));
   }
   if (short_queries.empty()) return Status::OK();
   return search_exact(queries, short_queries, want, bitmap, out);
@@ -697,7 +706,7 @@ Status VectorIndex::search_hnsw(const faiss::IndexHNSW& hnsw, const float* queri
       searcher = take_searcher(hnsw);
     } catch (const std::exception& e) {
 #pragma omp critical(embedapt_hnsw_error)
-      error = e.what();
+      error = faiss_message(e);
     }
 #pragma omp for schedule(dynamic)
     for (size_t q = 0; q < n; ++q) {
@@ -777,7 +786,8 @@ Status VectorIndex::search_exact(const float* queries, const std::vector<size_t>
     }
     if (!positions.empty()) score_chunk();
   } catch (const faiss::FaissException& e) {
-    return Status::NotSupported("index '" + spec_ + "' cannot score a filtered subset exactly: " + e.what());
+    return Status::NotSupported("index '" + spec_ +
+                                "' cannot score a filtered subset exactly: " + faiss_message(e));
   }
   for (size_t q = 0; q < which.size(); ++q) {
     std::sort_heap(heaps[q].begin(), heaps[q].end(), worse);

@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -47,6 +48,12 @@ void normalise_vector(float* v, size_t dim);
 // The same into `out` (may be `v`), given `squares`, v's sum_of_squares: a
 // query checked by its sum is normalised without a second one.
 void normalise_vector(const float* v, size_t dim, double squares, float* out);
+
+// What an exception from FAISS says, without the C++ function and source
+// line FAISS starts its messages with ("Error in <signature> at
+// faiss/index_factory.cpp:879: "), which mean nothing to a user; any other
+// exception's what() as it is.
+std::string faiss_message(const std::exception& e);
 
 class HnswSearch;
 

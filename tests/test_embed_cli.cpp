@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <filesystem>
@@ -142,7 +143,8 @@ TEST_CASE("embed fails with one line naming the file and line, writing nothing",
                        out.string(), "--no-cache"},
                       dir);
     CHECK(run.exit_code == 1);
-    CHECK(run.err == "embedapt: " + (dir / "in.jsonl").string() + ":3: not JSON\n");
+    CHECK_THAT(run.err, Catch::StartsWith("embedapt: " + (dir / "in.jsonl").string() + ":3: not JSON: "));
+    CHECK(std::count(run.err.begin(), run.err.end(), '\n') == 1);
   }
   SECTION("not a text") {
     write_text(dir / "in.jsonl", "{\"title\": \"no text\"}\n");

@@ -285,4 +285,16 @@ TEST_CASE("eval fails with one line naming the problem and writes no report", "[
   CHECK(run.exit_code == 1);
   CHECK_FALSE(fs::exists(dir / "no_db"));  // eval never creates a store
   CHECK_FALSE(fs::exists(json));
+
+  // Report files are checked before anything runs: an --html in a missing
+  // directory failed after --json was written; --json and --html naming one
+  // file left the HTML in it.
+  run = eval({"--dataset", kFixtures + "tiny.json", "--html", (dir / "nowhere" / "r.html").string()});
+  CHECK(run.exit_code == 1);
+  CHECK_THAT(run.err, Catch::StartsWith("embedapt: --html ") && Catch::Contains("no directory"));
+  CHECK_FALSE(fs::exists(json));
+  run = eval({"--dataset", kFixtures + "tiny.json", "--html", json});
+  CHECK(run.exit_code == 1);
+  CHECK_THAT(run.err, Catch::Contains("--html and --json name the same file"));
+  CHECK_FALSE(fs::exists(json));
 }

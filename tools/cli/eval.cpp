@@ -6,9 +6,11 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/common/files.h"
@@ -76,7 +78,33 @@ void print_table(const EvalReport& report) {
   }
 }
 
+// The report files asked for (flag, path), checked before anything is
+// computed: one file each, in a directory that exists. A --html in a missing
+// directory failed after --json was written, and --json and --html naming
+// one file left the HTML in it.
+std::vector<std::pair<std::string, std::string>> checked_outputs(const EvalArgs& args) {
+  std::vector<std::pair<std::string, std::string>> outputs;
+  for (const auto& [flag, path] : {std::pair{"--json", &args.json_out}, std::pair{"--html", &args.html_out},
+                                   std::pair{"--per-query", &args.per_query_out}}) {
+    if (path->empty()) continue;
+    const std::filesystem::path normal = std::filesystem::path(*path).lexically_normal();
+    for (const auto& [other_flag, other] : outputs) {
+      if (std::filesystem::path(other).lexically_normal() == normal) {
+        throw Failure{std::string(flag) + " and " + other_flag + " name the same file " + *path};
+      }
+    }
+    std::error_code ec;
+    const std::filesystem::path dir = normal.parent_path().empty() ? "." : normal.parent_path();
+    if (!std::filesystem::is_directory(dir, ec)) {
+      throw Failure{std::string(flag) + " " + *path + ": no directory " + dir.string()};
+    }
+    outputs.emplace_back(flag, *path);
+  }
+  return outputs;
+}
+
 void run_eval(const EvalArgs& args) {
+  const std::vector<std::pair<std::string, std::string>> outputs = checked_outputs(args);
   QaDataset dataset;
   check(read_dataset(args.dataset, &dataset));
   for (const std::string& warning : dataset_warnings(dataset)) {
@@ -130,12 +158,20 @@ void run_eval(const EvalArgs& args) {
                  report.unanswerable_queries[0].c_str());
   }
   print_table(report);
-  if (!args.json_out.empty()) check(write_file_atomic(args.json_out, report_json(report)));
-  if (!args.html_out.empty()) {
-    const std::string title = "embedapt eval: " + args.db + " on " + args.dataset;
-    check(write_file_atomic(args.html_out, report_html(report, title)));
+  // Every report file or none: one that fails takes back those written.
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    const auto& [flag, path] = outputs[i];
+    const std::string text = flag == "--json" ? report_json(report)
+                             : flag == "--html"
+                                 ? report_html(report, "embedapt eval: " + args.db + " on " + args.dataset)
+                                 : per_query_jsonl(report);
+    const Status written = write_file_atomic(path, text);
+    if (!written.ok()) {
+      std::error_code ignored;
+      for (size_t j = 0; j < i; ++j) std::filesystem::remove(outputs[j].second, ignored);
+      throw Failure{flag + " " + written.message()};
+    }
   }
-  if (!args.per_query_out.empty()) check(write_file_atomic(args.per_query_out, per_query_jsonl(report)));
 }
 
 }  // namespace
