@@ -48,15 +48,9 @@ struct Filter::Node {
   bool upper_inclusive = true;
 };
 
-// Limits on a record's metadata.
-constexpr size_t kMaxMetadataBytes = 64u << 10;  // of its JSON text
-constexpr size_t kMaxMetadataFields = 256;
-constexpr size_t kMaxMetadataFieldBytes = 256;  // of a field name
-constexpr size_t kMaxMetadataListItems = 1024;
-
 // Checks that `json` is metadata a store accepts: a JSON object whose values
-// are strings, numbers, bools or lists of strings, within the limits above.
-// On success *out holds it parsed. Errors are one line naming `what` and the
+// are strings, numbers, bools or lists of strings, within the kMaxMetadata*
+// limits (embedapt/store.h). On success *out holds it parsed. Errors are one line naming `what` and the
 // field.
 Status ParseMetadata(std::string_view json, const std::string& what, nlohmann::json* out);
 

@@ -198,7 +198,7 @@ bool loaded_consistent(const faiss::IndexIDMap& map, const faiss::Index& fresh, 
 }  // namespace
 
 std::string faiss_message(const std::exception& e) {
-  const std::string what = e.what();
+  std::string what = e.what();
   if (what.rfind("Error in ", 0) != 0) return what;
   const size_t at = what.find(" at ");
   const size_t reason = at == std::string::npos ? std::string::npos : what.find(": ", at);

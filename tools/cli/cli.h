@@ -13,7 +13,8 @@
 
 namespace embedapt::cli {
 
-// Exit codes: 0 success, 1 the operation failed, 2 bad usage (CLI11's own).
+// Exit codes: 0 success, 1 the operation failed; bad usage exits with
+// CLI11's own codes (105 a value a check refused, 109 an unknown argument, ...).
 constexpr int kExitFailure = 1;
 
 // Thrown by a subcommand's callback to end the program with one error line.

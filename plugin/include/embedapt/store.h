@@ -88,6 +88,11 @@ struct Options {
 // Limits on what a store accepts (the dimension: kMaxDim, in adapter.h).
 constexpr size_t kMaxIdBytes = 1024;
 constexpr size_t kMaxPayloadBytes = 64u << 20;
+// ... and on a record's metadata (Record::metadata).
+constexpr size_t kMaxMetadataBytes = 64u << 10;  // of its JSON text
+constexpr size_t kMaxMetadataFields = 256;
+constexpr size_t kMaxMetadataFieldBytes = 256;  // of a field name
+constexpr size_t kMaxMetadataListItems = 1024;
 
 struct Record {
   std::string id;

@@ -509,6 +509,12 @@ PYBIND11_MODULE(_core, m) {
   // embedapt.Error(message) with .code (a Code) and .message; str() is "CodeName: message".
   static PyObject* error = PyErr_NewException("embedapt.Error", PyExc_Exception, nullptr);
   m.attr("Error") = py::handle(error);
+  // What a record's metadata may hold (embedapt/store.h): the LlamaIndex
+  // integration keeps what does not fit in the payload only.
+  m.attr("MAX_METADATA_BYTES") = kMaxMetadataBytes;
+  m.attr("MAX_METADATA_FIELDS") = kMaxMetadataFields;
+  m.attr("MAX_METADATA_FIELD_BYTES") = kMaxMetadataFieldBytes;
+  m.attr("MAX_METADATA_LIST_ITEMS") = kMaxMetadataListItems;
   py::register_exception_translator([](std::exception_ptr p) {
     try {
       if (p) std::rethrow_exception(p);

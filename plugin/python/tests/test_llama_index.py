@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from llama_index.core import Document, StorageContext, VectorStoreIndex
 from llama_index.core.llms import MockLLM
-from llama_index.core.schema import TextNode
+from llama_index.core.schema import NodeRelationship, RelatedNodeInfo, TextNode
 from llama_index.core.vector_stores.types import (
     ExactMatchFilter,
     FilterCondition,
@@ -193,4 +193,24 @@ def test_feedback_then_retrain_changes_what_llama_index_retrieves(tmp_path):
     assert after != before
     # Far above the 5 hits a random ranking gets: retrain's fixed 20-epoch schedule undoes part of the rotation (1 -> 24).
     assert hits(after) > hits(before) + n_docs // 10, (hits(before), hits(after))
+    store.close()
+
+
+def test_metadata_past_the_store_limits_stays_in_the_payload(tmp_path):
+    """A node with a 70 kB text field, 300 fields or a list of 2,000 tags was
+    refused outright (the store's metadata limits); what does not fit is now
+    kept in the payload only, and the rest can still be filtered on."""
+    store = EmbedaptVectorStore.open(str(tmp_path / "db"), dim=4)
+    big = {"topic": "t", "window": "x" * 70000, "tags": ["t"] * 2000,
+           **{f"f{j}": j for j in range(300)}}
+    store.add([TextNode(id_="n", text="hello", embedding=[1.0, 0, 0, 0], metadata=big)])
+    store.add([TextNode(id_="m", text="other", embedding=[0, 1.0, 0, 0], metadata=big,
+                        relationships={NodeRelationship.SOURCE: RelatedNodeInfo(node_id="doc-m")})])
+    node = store.get_nodes(["n"])[0]
+    assert node.metadata["window"] == "x" * 70000 and len(node.metadata["tags"]) == 2000
+    hits = store.client.search(np.array([1, 0, 0, 0], dtype=np.float32), k=1, filter={"topic": "t"})
+    assert hits.ids == ["n"]
+    assert len(hits.metadata[0]) == embedapt._core.MAX_METADATA_FIELDS
+    store.delete("doc-m")  # by ref_doc_id, which the cut kept
+    assert [n.node_id for n in store.get_nodes()] == ["n"]
     store.close()

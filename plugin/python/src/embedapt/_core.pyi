@@ -25,6 +25,13 @@ class Error(Exception):
     code: Code
     message: str
 
+# What a record's metadata may hold: its JSON text's bytes, its fields, a
+# field name's bytes, a list's items.
+MAX_METADATA_BYTES: int
+MAX_METADATA_FIELDS: int
+MAX_METADATA_FIELD_BYTES: int
+MAX_METADATA_LIST_ITEMS: int
+
 class Results:
     """One query's results, best first."""
 

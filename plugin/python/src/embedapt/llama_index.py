@@ -112,11 +112,23 @@ def _indexed_metadata(node_dict: Dict[str, Any]) -> Dict[str, Any]:
     """The fields of a node a filter can test, as LlamaIndex's vector stores
     expose them (node_to_metadata_dict's: the node's metadata and its
     document ids, less the serialised node) and embedapt can index. Others
-    (nested objects, lists of numbers, None, names embedapt refuses) stay in
-    the payload only."""
-    return {key: value for key, value in node_dict.items()
-            if key not in ("_node_content", "_node_type") and 0 < len(key.encode()) <= 256
-            and not key.startswith("$") and _indexable(value)}
+    (nested objects, lists of numbers, None, names embedapt refuses, and
+    whatever passes the store's limits on metadata: the document ids first,
+    which delete() filters on, then the first fields that fit) stay in the
+    payload only: a node with a long text field was refused outright."""
+    fields: Dict[str, Any] = {}
+    for key in sorted(node_dict, key=lambda k: k not in ("ref_doc_id", "doc_id", "document_id")):
+        value = node_dict[key]
+        if key in ("_node_content", "_node_type") or key.startswith("$") or not _indexable(value):
+            continue
+        if not 0 < len(key.encode()) <= embedapt._core.MAX_METADATA_FIELD_BYTES:
+            continue
+        if len(fields) == embedapt._core.MAX_METADATA_FIELDS:
+            break
+        fields[key] = value
+        if len(json.dumps(fields).encode()) > embedapt._core.MAX_METADATA_BYTES:  # as the binding writes it
+            del fields[key]
+    return fields
 
 
 def _indexable(value: Any) -> bool:
@@ -124,7 +136,8 @@ def _indexable(value: Any) -> bool:
         return True
     if isinstance(value, float):
         return math.isfinite(value)
-    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+    return (isinstance(value, list) and len(value) <= embedapt._core.MAX_METADATA_LIST_ITEMS
+            and all(isinstance(v, str) for v in value))
 
 
 class EmbedaptEmbedding(BaseEmbedding):
