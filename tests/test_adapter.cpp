@@ -210,6 +210,12 @@ TEST_CASE("truncated or mis-shaped weights are clear errors", "[adapter]") {
   CHECK(load_adapter(config("nonsense", 6, 6), weights, {}, &adapter).code() == Code::kNotSupported);
   CHECK(load_adapter("{\"kind\": \"linear\"}", weights, {}, &adapter).code() == Code::kInvalidArgument);
   CHECK(load_adapter("not json", weights, {}, &adapter).code() == Code::kCorruption);
+  // A config that does not parse is not quoted back (200 kB of it made a
+  // 200 kB error line).
+  const std::string long_broken = "{\"kind\": \"linear\", " + std::string(200000, ' ') + "oops";
+  Status broken = load_adapter(long_broken, weights, {}, &adapter);
+  CHECK(broken.code() == Code::kCorruption);
+  CHECK(broken.message().size() < 1000);
 
   std::string cfg_back, weights_back;
   CHECK(read_adapter_dir(temp_dir("empty"), &cfg_back, &weights_back).code() == Code::kNotFound);

@@ -11,6 +11,7 @@
 #include "core/adapt/builtin_nets.h"
 #include "core/adapt/compute_threads.h"
 #include "core/adapt/torchscript_net.h"
+#include "core/common/json.h"
 #include "core/common/safetensors.h"
 #include "embedapt/adapter_plugin.h"
 
@@ -27,8 +28,13 @@ const char* AdapterSideName(AdapterSide side) {
 }
 
 Status parse_adapter_config(const std::string& config_json, AdapterConfig* out) {
-  nlohmann::json j = nlohmann::json::parse(config_json, nullptr, /*allow_exceptions=*/false);
-  if (!j.is_object()) return Status::Corruption("adapter config is not a JSON object: " + config_json);
+  // The config is not quoted back: a config.json of 200 kB made a 200 kB
+  // error line.
+  nlohmann::json j;
+  const Status parsed = parse_json(config_json, "adapter config", &j);
+  if (!parsed.ok()) return Status::Corruption(parsed.message());
+  if (!j.is_object())
+    return Status::Corruption(std::string("adapter config is a JSON ") + j.type_name() + ", not an object");
   AdapterConfig config;
   config.config_json = config_json;
   if (!j.contains("kind") || !j["kind"].is_string()) {

@@ -6,6 +6,8 @@ namespace {
 
 struct TooDeep {};
 
+constexpr size_t kMaxReasonBytes = 200;
+
 }  // namespace
 
 Status parse_json(std::string_view text, const std::string& where, nlohmann::json* out) {
@@ -25,7 +27,15 @@ Status parse_json(std::string_view text, const std::string& where, nlohmann::jso
                                    " levels");
   } catch (const nlohmann::json::exception& e) {
     *out = nullptr;
-    return Status::InvalidArgument(where + ": not JSON: " + e.what());
+    // The parser quotes what it read up to the error, which may be all of it.
+    std::string reason = e.what();
+    if (reason.size() > kMaxReasonBytes) {
+      size_t cut = kMaxReasonBytes;
+      while (cut > 0 && (static_cast<unsigned char>(reason[cut]) & 0xC0) == 0x80)
+        --cut;  // not inside a character
+      reason = reason.substr(0, cut) + "...";
+    }
+    return Status::InvalidArgument(where + ": not JSON: " + reason);
   }
   return Status::OK();
 }
