@@ -72,7 +72,9 @@ std::string to_json(const py::handle& value, const std::string& what) {
   try {
     return py::module_::import("json").attr("dumps")(value, py::arg("allow_nan") = false).cast<std::string>();
   } catch (py::error_already_set& e) {
-    throw StatusError{Status::InvalidArgument(what + ": not JSON: " + e.what())};
+    // The exception's own text: e.what() appends the Python traceback.
+    throw StatusError{
+        Status::InvalidArgument(what + ": not JSON: " + py::str(e.value()).cast<std::string>())};
   }
 }
 

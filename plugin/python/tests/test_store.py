@@ -81,6 +81,9 @@ def test_errors_carry_the_status_code_and_message(tmp_path):
     with pytest.raises(embedapt.Error) as nan:
         store.upsert("a", np.array([1, np.nan, 0, 0], dtype=np.float32))
     assert nan.value.code == embedapt.Code.INVALID_ARGUMENT
+    with pytest.raises(embedapt.Error) as not_json:  # one line, no Python traceback in it
+        store.upsert("a", np.ones(4, dtype=np.float32), metadata={"tags": {"a", "b"}})
+    assert "set is not JSON serializable" in not_json.value.message and "\n" not in not_json.value.message
     with pytest.raises(embedapt.Error) as busy:  # one handle per store
         embedapt.Store.open(path)
     assert busy.value.code == embedapt.Code.BUSY
