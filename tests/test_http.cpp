@@ -172,20 +172,22 @@ TEST_CASE("http_send gives up after the attempt limit with kUnavailable, never q
   CHECK(s.message().find("sk-secret-123") == std::string::npos);
 }
 
-TEST_CASE("http_send reports a refused connection as kUnavailable", "[http]") {
+TEST_CASE("http_send reports a refused connection as kUnavailable, naming the host but no password",
+          "[http]") {
   int port;
   {
     HttpTestServer gone([](const HttpExchange&) { return HttpReply::json(200, "{}"); });
     port = gone.port();
   }
   HttpRequest request;
-  request.url = "http://127.0.0.1:" + std::to_string(port) + "/v1/things";
+  request.url = "http://user:s3cretPASS@127.0.0.1:" + std::to_string(port) + "/v1/things";
   RetryPolicy policy = fast_policy();
   policy.max_attempts = 2;
   HttpResponse response;
   embedapt::Status s = http_send(request, policy, &response);
   CHECK(s.code() == Code::kUnavailable);
   CHECK(s.message().find("127.0.0.1:" + std::to_string(port)) != std::string::npos);
+  CHECK(s.message().find("s3cretPASS") == std::string::npos);  // it was quoted twice
 }
 
 TEST_CASE("messages name a URL without its password or query string", "[http]") {
@@ -194,23 +196,6 @@ TEST_CASE("messages name a URL without its password or query string", "[http]") 
   CHECK(printable_url("https://api.example.com/v1") == "https://api.example.com/v1");
   CHECK(printable_url("https://host/v1/a@b") == "https://host/v1/a@b");  // an @ in the path is no password
   CHECK(printable_url("user:pw@host:8080") == "[redacted]@host:8080");
-
-  // A refused connection to a URL with credentials: the error names the
-  // host, never the password (it was quoted twice).
-  int port;
-  {
-    HttpTestServer gone([](const HttpExchange&) { return HttpReply::json(200, "{}"); });
-    port = gone.port();
-  }
-  HttpRequest request;
-  request.url = "http://user:s3cretPASS@127.0.0.1:" + std::to_string(port) + "/v1";
-  RetryPolicy policy = fast_policy();
-  policy.max_attempts = 1;
-  HttpResponse response;
-  const embedapt::Status s = http_send(request, policy, &response);
-  CHECK(s.code() == Code::kUnavailable);
-  CHECK(s.message().find("s3cretPASS") == std::string::npos);
-  CHECK(s.message().find("127.0.0.1:" + std::to_string(port)) != std::string::npos);
 }
 
 TEST_CASE("http_send refuses a timeout curl would take as none", "[http]") {
