@@ -128,6 +128,9 @@ TEST_CASE("ingest, search, inspect and verify from the command line", "[cli][sto
   CliRun negative = run_cli("ingest " + db + " --npy " + vectors + " --batch -1");
   CHECK(negative.exit_code != 0);
   CHECK(negative.output.rfind("embedapt: --batch: must not be negative", 0) == 0);
+  CliRun text_flag = run_cli("ingest " + db + " --npy " + vectors + " --embedder openai:x");  // was ignored
+  CHECK(text_flag.exit_code != 0);
+  CHECK(text_flag.output.rfind("embedapt: --embedder requires --dataset", 0) == 0);
   CliRun unknown_flag = run_cli("search " + db + " --bogus");
   CHECK(unknown_flag.exit_code != 0);
   CHECK(std::count(unknown_flag.output.begin(), unknown_flag.output.end(), '\n') == 1);

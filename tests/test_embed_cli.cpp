@@ -171,6 +171,14 @@ TEST_CASE("embed fails with one line naming the file and line, writing nothing",
     CHECK(spec.exit_code == 1);
     CHECK(spec.err.find("embedder spec 'word2vec' is not one of") != std::string::npos);
   }
+  SECTION("API options given to another embedder") {  // ignored: --dimensions 5 gave 4-d vectors
+    write_text(dir / "in.jsonl", "\"one\"\n");
+    Run run = run_cli({"embed", "--embedder", fake_spec(), "--input", (dir / "in.jsonl").string(), "--out",
+                       out.string(), "--no-cache", "--dimensions", "5"},
+                      dir);
+    CHECK(run.exit_code == 1);
+    CHECK(run.err.find("apply to openai:MODEL only") != std::string::npos);
+  }
   CHECK_FALSE(fs::exists(out));
   CHECK_FALSE(fs::exists(dir / "out.csv"));
 }

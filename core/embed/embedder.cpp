@@ -34,6 +34,13 @@ Status open_uncached(const std::string& spec, const EmbedderOptions& options, co
   auto recorded_dim = [cache](const std::string& identity) {
     return cache != nullptr ? cache->recorded_dim(identity) : 0;
   };
+  // The API options name the openai: embedder's requests; any other embedder
+  // ignored them (--dimensions 5 gave 4-d vectors without a word).
+  if (!starts_with(spec, "openai:") &&
+      (options.dimensions != 0 || !options.api_base_url.empty() || !options.api_key.empty())) {
+    return Status::InvalidArgument("embedder '" + spec +
+                                   "': dimensions, the API base URL and key apply to openai:MODEL only");
+  }
   if (spec == "default") {
     std::string dir;
     EMBEDAPT_RETURN_IF_ERROR(resolve_default_model_dir(options, &dir));

@@ -204,22 +204,27 @@ void add_ingest_command(CLI::App& app) {
   auto args = std::make_shared<IngestArgs>();
   CLI::App* cmd = app.add_subcommand("ingest", "Create or extend a store from vectors or a text dataset");
   cmd->add_option("db", args->db, "Store directory")->required();
-  cmd->add_option("--npy", args->npy, "Vectors, a float32 (rows x dim) .npy file");
-  cmd->add_option("--ids", args->ids_file, "With --npy: ids, one per line (default: the row numbers)");
+  CLI::Option* npy = cmd->add_option("--npy", args->npy, "Vectors, a float32 (rows x dim) .npy file");
+  cmd->add_option("--ids", args->ids_file, "With --npy: ids, one per line (default: the row numbers)")
+      ->needs(npy);
   cmd->add_option("--metadata", args->metadata_file,
                   "Metadata for filters: JSON lines {\"id\": ..., \"metadata\": {...}} (with --dataset it "
                   "replaces a document's own)");
-  cmd->add_option(
+  CLI::Option* dataset = cmd->add_option(
       "--dataset", args->dataset,
       "A dataset (LlamaIndex JSON, BEIR folder or JSONL pairs): its corpus is embedded and stored");
+  // The flags of one input given with the other were ignored without a word.
   cmd->add_option("--embedder", args->embedder,
                   "With --dataset: default, bert:DIR, openai:MODEL or command:CMD")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->needs(dataset);
   cmd->add_option("--pairs", args->pairs, "With --dataset: log its (query, relevant doc) pairs, or none")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->needs(dataset);
   cmd->add_option("--cache-dir", args->cache_dir,
-                  "Embedding cache (default $EMBEDAPT_CACHE_DIR or ~/.cache/embedapt)");
-  cmd->add_flag("--no-cache", args->no_cache, "Neither read nor write the embedding cache");
+                  "Embedding cache (default $EMBEDAPT_CACHE_DIR or ~/.cache/embedapt)")
+      ->needs(dataset);
+  cmd->add_flag("--no-cache", args->no_cache, "Neither read nor write the embedding cache")->needs(dataset);
   cmd->add_option("--index", args->index_spec, "FAISS factory string for a new store (default Flat)");
   cmd->add_option("--metric", args->metric, "cosine, ip or l2, for a new store (default cosine)");
   cmd->add_option("--batch", args->batch, "Rows (or texts) per atomic, durable batch")
