@@ -66,6 +66,9 @@ TEST_CASE("retrain stores, activates and exports an adapter that moves between s
   CHECK(bad_out.exit_code == 1);
   CHECK_THAT(bad_out.output, Catch::StartsWith("embedapt: --out ") && Catch::Contains("not a directory"));
   CHECK(run_cli("adapters " + db + " list").output.find("* ") == std::string::npos);
+  CliRun every = run_cli("retrain " + db + " --checkpoint-dir " + out + "-ck --checkpoint-every -1");
+  CHECK(every.exit_code != 0);
+  CHECK_THAT(every.output, Catch::StartsWith("embedapt: --checkpoint-every: must not be negative"));
 
   CliRun trained = run_cli("retrain " + db + " --epochs 12 --lr 0.01 --threads 1 --activate --out " + out);
   INFO(trained.output);

@@ -158,6 +158,7 @@ void add_retrain_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--checkpoint-dir", args->checkpoint_dir, "Write checkpoints here");
   cmd->add_option("--checkpoint-every", args->checkpoint_every, "Steps between checkpoints")
+      ->check(kNotNegative)
       ->capture_default_str();
   cmd->add_flag("--resume", args->resume, "Continue from the checkpoint in --checkpoint-dir")
       ->needs(cmd->get_option("--checkpoint-dir"));
