@@ -182,7 +182,7 @@ Status StoreImpl::open(const std::string& path, const Options& options, std::uni
   }
   bool has_db = fs::exists(path + "/db/CURRENT", ec);
   if (exists && !has_db && !fs::is_empty(path, ec)) {
-    return Status::InvalidArgument(path + ": not a store (a non-empty directory without db/)");
+    return Status::InvalidArgument(path + ": not a store (a non-empty directory with no database in db/)");
   }
   if (!has_db) {
     if (!options.create_if_missing || options.read_only) return Status::NotFound(path + ": no store here");
