@@ -48,7 +48,31 @@ TEST_CASE("C ABI round trip", "[c_api]") {
   size_t len = 0;
   const void* payload = embedapt_results_payload(results, 0, &len);
   CHECK(std::string(static_cast<const char*>(payload), len) == "alpha");
+  // The accessors' promise for a NULL handle or an index past the end holds
+  // for the metadata too (it read out of bounds, or segfaulted).
+  CHECK(embedapt_results_metadata(results, 2) == nullptr);
+  CHECK(embedapt_results_metadata(results, 1000000) == nullptr);
+  CHECK(embedapt_results_metadata(nullptr, 0) == nullptr);
   embedapt_results_free(results);
+  embedapt_search_options ids_only;
+  embedapt_search_options_init(&ids_only);
+  ids_only.k = 1;
+  ids_only.ids_only = 1;
+  REQUIRE(embedapt_search_with(store, a, 3, &ids_only, &results, &error) == EMBEDAPT_OK);
+  CHECK(embedapt_results_payload(results, 0, &len) == nullptr);  // as ids_only promises (it was "")
+  CHECK(len == 0);
+  embedapt_results_free(results);
+  // A wrong dim is refused before `dim` floats are read (1 << 28 of them
+  // from a 3-float vector segfaulted).
+  CHECK(embedapt_upsert_metadata(store, "c", a, size_t{1} << 28, nullptr, 0, "{}", nullptr) ==
+        EMBEDAPT_INVALID_ARGUMENT);
+  // A zeroed options struct means the defaults (threads and hidden 0 were refused).
+  embedapt_retrain_options zeroed{};
+  CHECK(embedapt_retrain(store, &zeroed, nullptr, &error) != EMBEDAPT_OK);  // no log yet
+  REQUIRE(error != nullptr);
+  CHECK(std::string(error).find("threads") == std::string::npos);
+  embedapt_free(error);
+  error = nullptr;
 
   float got[3] = {};
   void* got_payload = nullptr;

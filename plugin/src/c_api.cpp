@@ -152,6 +152,13 @@ embedapt_code embedapt_upsert_metadata(embedapt_store* store, const char* id, co
     }
     if (payload == nullptr && payload_len != 0)
       return invalid("embedapt_upsert_metadata: NULL payload", error);
+    // Before the `dim` floats are copied: a wrong, huge dim read past the
+    // caller's vector (a segfault) or could not be allocated.
+    if (dim != static_cast<size_t>(store->dim)) {
+      const std::string message = "embedapt_upsert_metadata: vector has dimension " + std::to_string(dim) +
+                                  ", the store's is " + std::to_string(store->dim);
+      return invalid(message.c_str(), error);
+    }
     std::vector<embedapt::Record> records(1);
     records[0].id = id;
     records[0].vector.assign(vector, vector + dim);
@@ -303,11 +310,13 @@ const void* embedapt_results_payload(const embedapt_results* results, size_t i, 
     if (len != nullptr) *len = 0;
     return nullptr;
   }
-  if (len != nullptr) *len = results->hits[i].payload.size();
-  return results->hits[i].payload.data();
+  const std::string& payload = results->hits[i].payload;
+  if (len != nullptr) *len = payload.size();
+  return payload.empty() ? nullptr : payload.data();  // NULL for none, as ids_only promises
 }
 
 const char* embedapt_results_metadata(const embedapt_results* results, size_t i) {
+  if (results == nullptr || i >= results->hits.size()) return nullptr;
   return results->hits[i].metadata.c_str();
 }
 
@@ -363,13 +372,15 @@ embedapt_code embedapt_retrain(embedapt_store* store, const embedapt_retrain_opt
     embedapt::RetrainOptions o;
     if (given.kind != nullptr) o.kind = given.kind;
     o.side = given.both_sides ? embedapt::AdapterSide::kBoth : embedapt::AdapterSide::kQuery;
-    o.hidden = given.hidden;
+    // 0 is "the default" for every number but the seed (a zeroed struct was
+    // refused: threads 0, hidden 0).
+    if (given.hidden != 0) o.hidden = given.hidden;
     o.epochs = given.epochs;
     o.lr = given.lr;
     if (given.loss != nullptr) o.loss = given.loss;
     o.folds = given.folds;
     o.seed = given.seed;
-    o.threads = given.threads;
+    if (given.threads != 0) o.threads = given.threads;
     o.trust_code = store->trust_code;
     switch (given.activate) {
       case EMBEDAPT_ACTIVATE_NEVER:

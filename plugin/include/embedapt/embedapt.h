@@ -133,7 +133,7 @@ embedapt_code embedapt_search_with(const embedapt_store* store, const float* que
 size_t embedapt_results_count(const embedapt_results* results);
 /* The i-th hit; pointers stay valid until embedapt_results_free(). A NULL
  * handle or i past the end gives NULL (payload: NULL and *len 0) and a NaN
- * score. */
+ * score; so do the metadata of such an i. An empty payload is NULL, *len 0. */
 const char* embedapt_results_id(const embedapt_results* results, size_t i);
 float embedapt_results_score(const embedapt_results* results, size_t i);
 const void* embedapt_results_payload(const embedapt_results* results, size_t i, size_t* len);
@@ -162,7 +162,8 @@ typedef enum {
 } embedapt_activation;
 
 /* embedapt::RetrainOptions; fill with embedapt_retrain_options_init first.
- * Numbers left 0 (and NULL strings) mean the trainer's defaults. */
+ * Numbers left 0 (and NULL strings) mean the trainer's defaults, but the
+ * seed: 0 is a seed like any other. */
 typedef struct {
   const char* kind; /* "linear" or "two-layer" */
   int both_sides;   /* 0: the adapter transforms queries; 1: queries and documents */
