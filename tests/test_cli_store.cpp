@@ -252,9 +252,9 @@ TEST_CASE("read_npy refuses a shape too large to represent, without throwing", "
   fs::remove(path);
 }
 
-TEST_CASE("a .npy with a zero dimension and a huge other one is refused", "[npy]") {
-  auto npy = [](const std::string& shape) {
-    std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': " + shape + ", }";
+TEST_CASE("a .npy with a zero dimension and a huge other one, or a malformed dict, is refused", "[npy]") {
+  auto npy = [](const std::string& shape, const std::string& dict_end = ", }") {
+    std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': " + shape + dict_end;
     header.append((64 - (10 + header.size() + 1) % 64) % 64, ' ');
     header.push_back('\n');
     std::string bytes("\x93NUMPY\x01\x00", 8);
@@ -270,6 +270,10 @@ TEST_CASE("a .npy with a zero dimension and a huge other one is refused", "[npy]
   REQUIRE(parse_npy(npy("(0, 384)"), &m).ok());  // fuzz_npy: was a memcpy to null (UBSan)
   CHECK(m.rows == 0);
   CHECK(m.cols == 384);
+  // Both were read as if well formed.
+  CHECK(parse_npy(npy("(0, 384)", ", "), &m).message().find("not a dict") != std::string::npos);
+  CHECK(parse_npy(npy("(0, 384)", ", 'descr': '<f8', }"), &m).message().find("'descr' twice") !=
+        std::string::npos);
 }
 
 TEST_CASE("search --json writes an id that is not UTF-8, replacing its bad bytes", "[cli][store]") {

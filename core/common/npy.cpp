@@ -18,6 +18,18 @@ bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' |
 // Offers parse() what follows each `'key' : ` of the header (any spaces around
 // the colon), first to last, until it accepts one. A hand scan rather than
 // <regex>: std::regex alone made this file take 9 CPU-s to compile.
+// How many entries `'key' :` the header opens.
+size_t entries(std::string_view header, std::string_view quoted_key) {
+  size_t count = 0;
+  for (size_t at = header.find(quoted_key); at != std::string_view::npos;
+       at = header.find(quoted_key, at + 1)) {
+    size_t i = at + quoted_key.size();
+    while (i < header.size() && is_space(header[i])) ++i;
+    count += i < header.size() && header[i] == ':';
+  }
+  return count;
+}
+
 template <typename Parse>
 bool find_entry(std::string_view header, std::string_view quoted_key, Parse parse) {
   for (size_t at = header.find(quoted_key); at != std::string_view::npos;
@@ -33,6 +45,17 @@ bool find_entry(std::string_view header, std::string_view quoted_key, Parse pars
 }
 
 Status parse_header(std::string_view header, std::string* descr, bool* fortran, std::vector<size_t>* shape) {
+  // A dict, each key once: an unclosed one, or one naming 'descr' twice, was
+  // read as if well formed.
+  std::string_view dict = header;
+  while (!dict.empty() && is_space(dict.back())) dict.remove_suffix(1);
+  if (dict.empty() || dict.front() != '{' || dict.back() != '}') {
+    return Status::InvalidArgument("header is not a dict {...}");
+  }
+  for (std::string_view key : {"'descr'", "'fortran_order'", "'shape'"}) {
+    if (entries(header, key) > 1)
+      return Status::InvalidArgument("header names " + std::string(key) + " twice");
+  }
   auto quoted = [&](std::string_view value) {
     if (value.empty() || value[0] != '\'') return false;
     size_t end = value.find('\'', 1);
