@@ -160,7 +160,9 @@ void add_retrain_command(CLI::App& app) {
   cmd->add_option("--checkpoint-every", args->checkpoint_every, "Steps between checkpoints")
       ->check(kNotNegative)
       ->capture_default_str();
-  cmd->add_flag("--resume", args->resume, "Continue from the checkpoint in --checkpoint-dir")
+  cmd->add_flag(
+         "--resume", args->resume,
+         "Continue from the checkpoint in --checkpoint-dir (none there yet: start from the first step)")
       ->needs(cmd->get_option("--checkpoint-dir"));
   cmd->add_flag("--activate", args->activate, "Activate the new version");
   cmd->add_flag("--activate-if-better", args->activate_if_better,
