@@ -17,6 +17,10 @@
 namespace embedapt {
 namespace {
 
+// Far past any schedule that helps (an epoch visits up to 8,192 pairs);
+// --epochs 2000000000 ran for ever.
+constexpr int kMaxEpochs = 10000;
+
 using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point start) {
@@ -75,12 +79,12 @@ Status to_train_options(const RetrainOptions& in, const std::string& embedder, T
     return Status::FailedPrecondition(
         "retrain: a TorchScript adapter is code; it trains only with trust_code");
   }
-  if (in.epochs < 0 || !(in.lr >= 0 && std::isfinite(in.lr)) || in.folds < 0 || in.folds == 1 ||
-      in.threads < 1 || in.checkpoint_every < 0) {
+  if (in.epochs < 0 || in.epochs > kMaxEpochs || !(in.lr >= 0 && std::isfinite(in.lr)) || in.folds < 0 ||
+      in.folds == 1 || in.threads < 1 || in.checkpoint_every < 0) {
     return Status::InvalidArgument(
-        "retrain: epochs and lr must be finite and >= 0 (0: the default), folds 0 (the default) or at least "
-        "2, "
-        "threads >= 1, checkpoint_every >= 0");
+        "retrain: epochs must be 0 (the default) to " + std::to_string(kMaxEpochs) +
+        ", lr finite and >= 0 (0: the default), folds 0 (the default) or at least 2, threads >= 1, "
+        "checkpoint_every >= 0");
   }
   TrainOptions o;
   o.kind = in.kind;

@@ -148,6 +148,16 @@ TEST_CASE("ingest, search, inspect and verify from the command line", "[cli][sto
   REQUIRE(write_file_atomic(dir + "/dup.txt", "a\na\nb\n").ok());
   Matrix three = random_matrix(3, 12, 4);
   REQUIRE(write_npy(dir + "/three.npy", three).ok());
+  Matrix nan_row = three;
+  nan_row.data[2 * 12 + 1] = std::nanf("");  // row 3
+  REQUIRE(write_npy(dir + "/nan_row.npy", nan_row).ok());
+  // A bad row of a later batch: the message says which rows its batch held.
+  CliRun later = run_cli("ingest " + dir + "/later --npy " + dir + "/nan_row.npy --batch 2");
+  CHECK(later.exit_code == 1);
+  CHECK(later.output.find("committed 2\n") != std::string::npos);
+  CHECK(later.output.find("rows 3 to 3 of 3: ") != std::string::npos);
+  CHECK(later.output.find("(the new store " + dir + "/later was removed)") != std::string::npos);
+  CHECK_FALSE(fs::exists(dir + "/later"));
   CliRun dup = run_cli("ingest " + db + " --npy " + dir + "/three.npy --ids " + dir + "/dup.txt");
   CHECK(dup.exit_code == 1);
   CHECK(dup.output.find("dup.txt:2: id 'a' repeats line 1") != std::string::npos);

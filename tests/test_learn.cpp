@@ -155,6 +155,9 @@ TEST_CASE("retrain on a log without signal stores nothing; bad options and cance
     CHECK(retrain(store.get(), o, &report).code() == Code::kInvalidArgument);
   }
   o = quick();
+  o.epochs = 2000000000;  // ran for ever
+  CHECK(retrain(store.get(), o, &report).code() == Code::kInvalidArgument);
+  o = quick();
   o.kind = "torchscript";
   CHECK(retrain(store.get(), o, &report).code() == Code::kFailedPrecondition);
 

@@ -136,7 +136,11 @@ void write_batches(Store* store, const std::vector<Record>& records, size_t batc
   for (size_t begin = 0; begin < records.size(); begin += batch) {
     size_t end = std::min(records.size(), begin + batch);
     chunk.assign(records.begin() + begin, records.begin() + end);
-    check(store->upsert_batch(chunk));
+    // The store numbers a bad record within its batch; the context says
+    // which rows of the input the batch held (the earlier ones are committed).
+    check(store->upsert_batch(chunk).WithContext("rows " + std::to_string(begin + 1) + " to " +
+                                                 std::to_string(end) + " of " +
+                                                 std::to_string(records.size())));
     check(store->sync());
     std::printf("committed %zu\n", end);
     std::fflush(stdout);
@@ -192,6 +196,10 @@ void run_ingest(const IngestArgs& args) {
   const bool was_there = std::filesystem::exists(args.db, ec);
   try {
     args.dataset.empty() ? ingest_vectors(args) : ingest_text_dataset(args);
+  } catch (const Failure& failure) {
+    if (was_there || !std::filesystem::exists(args.db, ec)) throw;
+    std::filesystem::remove_all(args.db, ec);  // batches it reported committed go with it
+    throw Failure{failure.message + " (the new store " + args.db + " was removed)"};
   } catch (...) {
     if (!was_there) std::filesystem::remove_all(args.db, ec);
     throw;
