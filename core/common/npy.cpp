@@ -18,18 +18,6 @@ bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' |
 // Offers parse() what follows each `'key' : ` of the header (any spaces around
 // the colon), first to last, until it accepts one. A hand scan rather than
 // <regex>: std::regex alone made this file take 9 CPU-s to compile.
-// How many entries `'key' :` the header opens.
-size_t entries(std::string_view header, std::string_view quoted_key) {
-  size_t count = 0;
-  for (size_t at = header.find(quoted_key); at != std::string_view::npos;
-       at = header.find(quoted_key, at + 1)) {
-    size_t i = at + quoted_key.size();
-    while (i < header.size() && is_space(header[i])) ++i;
-    count += i < header.size() && header[i] == ':';
-  }
-  return count;
-}
-
 template <typename Parse>
 bool find_entry(std::string_view header, std::string_view quoted_key, Parse parse) {
   for (size_t at = header.find(quoted_key); at != std::string_view::npos;
@@ -42,6 +30,16 @@ bool find_entry(std::string_view header, std::string_view quoted_key, Parse pars
     if (parse(header.substr(i))) return true;
   }
   return false;
+}
+
+// How many entries `'key' :` the header opens (find_entry, accepting none).
+size_t entries(std::string_view header, std::string_view quoted_key) {
+  size_t count = 0;
+  find_entry(header, quoted_key, [&count](std::string_view) {
+    ++count;
+    return false;
+  });
+  return count;
 }
 
 Status parse_header(std::string_view header, std::string* descr, bool* fortran, std::vector<size_t>* shape) {
