@@ -117,6 +117,7 @@ def _indexed_metadata(node_dict: Dict[str, Any]) -> Dict[str, Any]:
     which delete() filters on, then the first fields that fit) stay in the
     payload only: a node with a long text field was refused outright."""
     fields: Dict[str, Any] = {}
+    size = len("{}")  # of json.dumps(fields), as the binding writes it: "{" + ", ".join(entries) + "}"
     for key in sorted(node_dict, key=lambda k: k not in ("ref_doc_id", "doc_id", "document_id")):
         value = node_dict[key]
         if key in ("_node_content", "_node_type") or key.startswith("$") or not _indexable(value):
@@ -125,9 +126,10 @@ def _indexed_metadata(node_dict: Dict[str, Any]) -> Dict[str, Any]:
             continue
         if len(fields) == embedapt._core.MAX_METADATA_FIELDS:
             break
-        fields[key] = value
-        if len(json.dumps(fields).encode()) > embedapt._core.MAX_METADATA_BYTES:  # as the binding writes it
-            del fields[key]
+        entry = len(json.dumps({key: value}).encode()) - len("{}") + (len(", ") if fields else 0)
+        if size + entry <= embedapt._core.MAX_METADATA_BYTES:
+            fields[key] = value
+            size += entry
     return fields
 
 
