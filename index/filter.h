@@ -50,8 +50,8 @@ struct Filter::Node {
 
 // Checks that `json` is metadata a store accepts: a JSON object whose values
 // are strings, numbers, bools or lists of strings, within the kMaxMetadata*
-// limits (embedapt/store.h). On success *out holds it parsed. Errors are one line naming `what` and the
-// field.
+// limits (embedapt/store.h). On success *out holds it parsed. Errors are one
+// line naming `what` and the field.
 Status ParseMetadata(std::string_view json, const std::string& what, nlohmann::json* out);
 
 }  // namespace embedapt
