@@ -157,6 +157,16 @@ TEST_CASE("split fails with one line and writes nothing", "[cli][split]") {
   CHECK(run.exit_code == 1);
   CHECK_THAT(run.err, Catch::Contains("same file"));
   CHECK_FALSE(fs::exists(a));
+  // The same file spelled two ways: relative to the working directory and
+  // through a link to its directory. Compared as spelled, both passed, and
+  // half b replaced half a.
+  fs::create_directory_symlink(dir, dir / "here");
+  for (const std::string& other : {fs::relative(a).string(), (dir / "here" / "a.json").string()}) {
+    run = run_cli({"split", kFixtures + "tiny.json", "--out-a", a, "--out-b", other}, dir);
+    CHECK(run.exit_code == 1);
+    CHECK_THAT(run.err, Catch::Contains("name the same file"));
+    CHECK_FALSE(fs::exists(a));
+  }
 }
 
 TEST_CASE("eval prints the table and writes the JSON the library computes", "[cli][eval]") {
@@ -296,5 +306,10 @@ TEST_CASE("eval fails with one line naming the problem and writes no report", "[
   run = eval({"--dataset", kFixtures + "tiny.json", "--html", json});
   CHECK(run.exit_code == 1);
   CHECK_THAT(run.err, Catch::Contains("--html and --json name the same file"));
+  CHECK_FALSE(fs::exists(json));
+  fs::create_directory_symlink(dir, dir / "link");
+  run = eval({"--dataset", kFixtures + "tiny.json", "--per-query", (dir / "link" / "report.json").string()});
+  CHECK(run.exit_code == 1);
+  CHECK_THAT(run.err, Catch::Contains("--per-query and --json name the same file"));
   CHECK_FALSE(fs::exists(json));
 }

@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdlib>
+#include <filesystem>
 #include <memory>
 #include <string>
 
@@ -74,6 +75,19 @@ inline void add_index_knobs(CLI::App* cmd, int* ef_search, int* nprobe) {
          "--nprobe", *nprobe,
          "IVF: lists a search probes (FAISS nprobe); more is slower and finds more. Default: the index's (1)")
       ->check(not_zero);
+}
+
+// Whether two output paths name one file: as spelled ("out.json",
+// "./out.json") or through the directories and links that exist ("dir/" a
+// symlink to the working directory). The commands that write two files
+// refuse that before anything runs: the second write replaced the first.
+inline bool same_file(const std::string& a, const std::string& b) {
+  std::error_code ec_a, ec_b;
+  const std::filesystem::path real_a = std::filesystem::weakly_canonical(a, ec_a);
+  const std::filesystem::path real_b = std::filesystem::weakly_canonical(b, ec_b);
+  if (ec_a || ec_b)
+    return std::filesystem::path(a).lexically_normal() == std::filesystem::path(b).lexically_normal();
+  return real_a == real_b;
 }
 
 // Opens the store at `db`, which must exist (options as stored), for writing.

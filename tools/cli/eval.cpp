@@ -87,14 +87,14 @@ std::vector<std::pair<std::string, std::string>> checked_outputs(const EvalArgs&
   for (const auto& [flag, path] : {std::pair{"--json", &args.json_out}, std::pair{"--html", &args.html_out},
                                    std::pair{"--per-query", &args.per_query_out}}) {
     if (path->empty()) continue;
-    const std::filesystem::path normal = std::filesystem::path(*path).lexically_normal();
     for (const auto& [other_flag, other] : outputs) {
-      if (std::filesystem::path(other).lexically_normal() == normal) {
+      if (same_file(other, *path)) {
         throw Failure{std::string(flag) + " and " + other_flag + " name the same file " + *path};
       }
     }
     std::error_code ec;
-    const std::filesystem::path dir = normal.parent_path().empty() ? "." : normal.parent_path();
+    const std::filesystem::path parent = std::filesystem::path(*path).lexically_normal().parent_path();
+    const std::filesystem::path dir = parent.empty() ? "." : parent;
     if (!std::filesystem::is_directory(dir, ec)) {
       throw Failure{std::string(flag) + " " + *path + ": no directory " + dir.string()};
     }

@@ -24,8 +24,7 @@ struct SplitArgs {
 };
 
 void run_split(const SplitArgs& args) {
-  if (std::filesystem::path(args.out_a).lexically_normal() ==
-      std::filesystem::path(args.out_b).lexically_normal()) {
+  if (same_file(args.out_a, args.out_b)) {
     throw Failure{"--out-a and --out-b name the same file " + args.out_a};
   }
   QaDataset dataset, a, b;
