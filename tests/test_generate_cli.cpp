@@ -203,11 +203,9 @@ TEST_CASE("generate refuses a timeout or price that is not a number in range, be
   fs::path dir = work_dir("bad_numbers");
   std::atomic<int> requests{0};
   HttpTestServer server = chat_server(&requests);
-  const std::vector<std::pair<std::string, std::string>> bad = {{"--timeout", "nan"},
-                                                                {"--timeout", "inf"},
-                                                                {"--timeout", "0"},
-                                                                {"--price-per-1k-input", "-1"},
-                                                                {"--price-per-1k-output", "nan"}};
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"--timeout", "nan"},    {"--timeout", "inf"},           {"--timeout", "0"},
+      {"--timeout", "0.0001"}, {"--price-per-1k-input", "-1"}, {"--price-per-1k-output", "nan"}};
   for (const auto& [flag, value] : bad) {
     CAPTURE(flag, value);
     Run run = run_cli(dir, {"generate", (dir / "docs").string(), "--out", (dir / "out.json").string(),

@@ -13,6 +13,7 @@ using embedapt::HttpRequest;
 using embedapt::HttpResponse;
 using embedapt::RetryPolicy;
 using embedapt::Status;
+using embedapt::timeout_problem;
 using embedapt::testing::HttpExchange;
 using embedapt::testing::HttpReply;
 using embedapt::testing::HttpTestServer;
@@ -202,11 +203,18 @@ TEST_CASE("http_send refuses a timeout curl would take as none", "[http]") {
   HttpRequest request;
   request.url = "http://127.0.0.1:9/v1";
   HttpResponse response;
-  for (double timeout : {std::nan(""), 0.0, -1.0, 1e300}) {
+  for (double timeout : {std::nan(""), 0.0, -1.0, 1e300, 86401.0}) {
+    CAPTURE(timeout);
     RetryPolicy policy = fast_policy();
     policy.timeout_seconds = timeout;
     CHECK(http_send(request, policy, &response).code() == Code::kInvalidArgument);
+    CHECK_FALSE(timeout_problem(timeout).empty());
   }
+  // The bounds callers check up front are the ones http_send keeps
+  // (generate's --timeout took (0, 86400] while http_send took 0.001 to 1e6).
+  CHECK(timeout_problem(0.001).empty());
+  CHECK(timeout_problem(86400).empty());
+  CHECK_FALSE(timeout_problem(0.0005).empty());
 }
 
 TEST_CASE("http_send refuses a malformed URL without retrying", "[http]") {

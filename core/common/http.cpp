@@ -204,15 +204,17 @@ std::string printable_url(const std::string& url) {
   return out;
 }
 
+std::string timeout_problem(double seconds) {
+  // Written so that NaN fails: a NaN timeout reached curl as none.
+  if (seconds >= 0.001 && seconds <= 86400) return "";
+  return "a timeout must be 0.001 to 86400 seconds, got " + std::to_string(seconds);
+}
+
 Status http_send(const HttpRequest& request, const RetryPolicy& policy, HttpResponse* response) {
   global_init_once();
   const std::string where = request.method + " " + printable_url(request.url);
-  // curl takes the timeout in whole milliseconds, 0 meaning none: a NaN
-  // became that, and a stalled server then held the call for ever.
-  if (!(policy.timeout_seconds >= 0.001 && policy.timeout_seconds <= 1e6)) {
-    return Status::InvalidArgument(where + ": a timeout must be 0.001 to 1e6 seconds, got " +
-                                   std::to_string(policy.timeout_seconds));
-  }
+  const std::string timeout = timeout_problem(policy.timeout_seconds);
+  if (!timeout.empty()) return Status::InvalidArgument(where + ": " + timeout);
   const int attempts = std::max(1, policy.max_attempts);
   std::string last_failure;
   for (int attempt = 0; attempt < attempts; ++attempt) {

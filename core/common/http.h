@@ -38,8 +38,14 @@ struct RetryPolicy {
   int max_attempts = 6;
   double initial_backoff_seconds = 0.5;
   double max_backoff_seconds = 30;
-  double timeout_seconds = 120;  // per attempt
+  double timeout_seconds = 120;  // per attempt; timeout_problem() says which are taken
 };
+
+// Why http_send refuses `seconds` as RetryPolicy::timeout_seconds (0.001 to
+// 86400: curl counts whole milliseconds, 0 meaning no timeout at all, and a
+// day is past any request's patience), or "" when it takes them. For callers
+// that check their settings before starting work.
+std::string timeout_problem(double seconds);
 
 // Sends `request`, retrying as above. ok() with the response for any final
 // status (the caller judges 4xx); Code::kUnavailable when retries ran out,

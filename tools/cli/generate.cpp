@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/common/files.h"
+#include "core/common/http.h"
 #include "core/common/progress.h"
 #include "core/embed/bert.h"
 #include "core/eval/dataset.h"
@@ -21,8 +22,6 @@
 namespace embedapt::cli {
 
 namespace {
-
-constexpr double kMaxTimeoutSeconds = 86400;  // a day per attempt
 
 struct GenerateArgs {
   std::vector<std::string> inputs;
@@ -95,10 +94,8 @@ std::string val_path(const std::string& out) {
 // Checks CLI11's validators let through: NaN compares false with any bound
 // (--timeout nan turned the timeout off and a stalled server hung the run).
 void check_numbers(const GenerateArgs& args) {
-  if (!(args.timeout_seconds > 0 && args.timeout_seconds <= kMaxTimeoutSeconds)) {
-    throw Failure{"--timeout: seconds must be in (0, " + std::to_string(int(kMaxTimeoutSeconds)) + "], got " +
-                  std::to_string(args.timeout_seconds)};
-  }
+  const std::string timeout = timeout_problem(args.timeout_seconds);
+  if (!timeout.empty()) throw Failure{"--timeout: " + timeout};
   for (const auto& [flag, price] : {std::pair{"--price-per-1k-input", args.price_per_1k_input},
                                     std::pair{"--price-per-1k-output", args.price_per_1k_output}}) {
     if (!(price >= 0 && std::isfinite(price))) {
