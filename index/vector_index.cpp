@@ -455,6 +455,10 @@ void normalise_vector(float* v, size_t dim) { normalise_vector(v, dim, sum_of_sq
 
 void normalise_vector(const float* v, size_t dim, double squares, float* out) {
   const auto scale = static_cast<float>(1.0 / std::sqrt(squares));
+  // GCC's -O2 left this loop scalar (out may be v, and its cheap cost model
+  // will not check at run time): a fifth of the store's own time around a
+  // batched IVF search at nprobe 1. No iteration reads what another writes.
+#pragma omp simd
   for (size_t i = 0; i < dim; ++i) out[i] = v[i] * scale;
 }
 
@@ -557,7 +561,7 @@ Status VectorIndex::search_all(const float* queries, size_t n, const SearchOptio
         const idx_t label = labels[q * fetch + j];
         if (label < 0) break;
         const int64_t id = index_->id_map[label];
-        if (tombstones_.count(id)) {
+        if (!tombstones_.empty() && tombstones_.count(id)) {  // count() is a call, even on an empty set
           skipped = true;
           continue;
         }
