@@ -173,6 +173,32 @@ TEST_CASE("http_send gives up after the attempt limit with kUnavailable, never q
   CHECK(s.message().find("sk-secret-123") == std::string::npos);
 }
 
+TEST_CASE("http_send quotes a failing reply as one bounded line, without the request's key", "[http]") {
+  // The key sits where a message cut at 300 bytes would have kept its first
+  // bytes; the reply also spans lines and clears the terminal.
+  const std::string reply =
+      "line one\nline two\x1b[2J" + std::string(270, 'x') + "sk-secret-123" + std::string(20000, 'y');
+  HttpTestServer server([&](const HttpExchange&) { return HttpReply::json(503, reply); });
+  RetryPolicy policy = fast_policy();
+  policy.max_attempts = 1;
+  HttpResponse response;
+  embedapt::Status s = http_send(post(server), policy, &response);
+  REQUIRE(s.code() == Code::kUnavailable);
+  CHECK(s.message().find("line one line two") != std::string::npos);
+  CHECK(s.message().find_first_of("\n\r\x1b") == std::string::npos);
+  CHECK(s.message().find("sk-sec") == std::string::npos);
+  CHECK(s.message().size() < 600);
+}
+
+TEST_CASE("a path is appended before a base URL's query string", "[http]") {
+  using embedapt::url_with_path;
+  CHECK(url_with_path("https://h/v1", "/embeddings") == "https://h/v1/embeddings");
+  CHECK(url_with_path("https://h/v1/", "/embeddings") == "https://h/v1/embeddings");
+  CHECK(url_with_path("https://h/v1?api-version=2", "/embeddings") ==
+        "https://h/v1/embeddings?api-version=2");
+  CHECK(url_with_path("https://h/v1#frag", "/chat/completions") == "https://h/v1/chat/completions#frag");
+}
+
 TEST_CASE("http_send reports a refused connection as kUnavailable, naming the host but no password",
           "[http]") {
   int port;

@@ -123,3 +123,12 @@ TEST_CASE("a huge Markdown line is kept as text, not fed to the regexes", "[load
   std::string text = markdown_to_text("# Title\n" + huge + "\n**bold** end\n");
   CHECK(text == "Title\n" + huge + "\nbold end");
 }
+
+TEST_CASE("text quoted in a message is one bounded line of valid UTF-8", "[utf8]") {
+  CHECK(quotable("plain") == "plain");
+  CHECK(quotable("two\nlines\r\x1b]0;title\x07") == "two lines  ]0;title ");
+  CHECK(quotable("bad \xff byte") == "bad \xEF\xBF\xBD byte");  // U+FFFD
+  CHECK(quotable("caf\xC3\xA9 au lait", 4) == "caf...");        // never half of the two-byte e-acute
+  CHECK(quotable(std::string(1000, 'a'), 10) == std::string(10, 'a') + "...");
+  CHECK(quotable("\xC2\x9B") == " ");  // C1 controls too (CSI)
+}

@@ -12,12 +12,11 @@
 #include <random>
 #include <thread>
 
+#include "core/common/utf8.h"
+
 namespace embedapt {
 
 namespace {
-
-// Error bodies are quoted in messages, shortened to keep them one line.
-constexpr size_t kMaxQuotedBody = 300;
 
 void global_init_once() {
   static std::once_flag once;
@@ -61,12 +60,19 @@ size_t append_header(char* data, size_t size, size_t count, void* user) {
   return size * count;
 }
 
-std::string one_line(const std::string& body) {
-  std::string s = body.substr(0, kMaxQuotedBody);
-  std::replace_if(
-      s.begin(), s.end(), [](char c) { return c == '\n' || c == '\r'; }, ' ');
-  if (body.size() > kMaxQuotedBody) s += "...";
-  return s;
+// The key a request's "Authorization: Bearer KEY" header carries: a server
+// refusing it may quote it back in the body a failure message shows (taken
+// out before the body is cut, which could leave the key's first bytes).
+std::string bearer_token(const std::vector<std::string>& headers) {
+  static const std::string kPrefix = "authorization: bearer ";
+  for (const std::string& header : headers) {
+    if (header.size() > kPrefix.size() &&
+        std::equal(kPrefix.begin(), kPrefix.end(), header.begin(),
+                   [](char a, char b) { return a == std::tolower(static_cast<unsigned char>(b)); })) {
+      return trim(header.substr(kPrefix.size()));
+    }
+  }
+  return "";
 }
 
 // Failures a retry cannot fix: the request itself is wrong.
@@ -204,6 +210,20 @@ std::string printable_url(const std::string& url) {
   return out;
 }
 
+std::string url_with_path(const std::string& base_url, const std::string& path) {
+  const size_t tail = base_url.find_first_of("?#");
+  std::string head = base_url.substr(0, tail);
+  while (!head.empty() && head.back() == '/') head.pop_back();
+  return head + path + (tail == std::string::npos ? "" : base_url.substr(tail));
+}
+
+std::string redacted(std::string text, const std::string& secret) {
+  if (secret.empty()) return text;
+  for (size_t at; (at = text.find(secret)) != std::string::npos;)
+    text.replace(at, secret.size(), "[redacted]");
+  return text;
+}
+
 std::string timeout_problem(double seconds) {
   // Written so that NaN fails: a NaN timeout reached curl as none.
   if (seconds >= 0.001 && seconds <= 86400) return "";
@@ -228,7 +248,8 @@ Status http_send(const HttpRequest& request, const RetryPolicy& policy, HttpResp
       last_failure = result.curl_error;
       if (permanent(result.curl)) return Status::InvalidArgument(last_failure).WithContext(where);
     } else if (response->status == 429 || response->status >= 500) {
-      last_failure = "HTTP " + std::to_string(response->status) + ": " + one_line(response->body);
+      last_failure = "HTTP " + std::to_string(response->status) + ": " +
+                     quotable(redacted(response->body, bearer_token(request.headers)));
       wait = retry_after_seconds(response->headers);
     } else {
       return Status::OK();

@@ -59,4 +59,14 @@ Status http_send(const HttpRequest& request, const RetryPolicy& policy, HttpResp
 // which some services use for keys.
 std::string printable_url(const std::string& url);
 
+// `base_url` with `path` ("/embeddings") appended to its path, before any
+// query string or fragment ("https://host/v1?api-version=2" gives
+// "https://host/v1/embeddings?api-version=2"; appended at the end, the path
+// became part of the query).
+std::string url_with_path(const std::string& base_url, const std::string& path);
+
+// `text` with every occurrence of `secret` (an API key) replaced by
+// "[redacted]": servers quote the key they refused back in their replies.
+std::string redacted(std::string text, const std::string& secret);
+
 }  // namespace embedapt

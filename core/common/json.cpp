@@ -1,5 +1,7 @@
 #include "core/common/json.h"
 
+#include "core/common/utf8.h"
+
 namespace embedapt {
 
 namespace {
@@ -28,14 +30,7 @@ Status parse_json(std::string_view text, const std::string& where, nlohmann::jso
   } catch (const nlohmann::json::exception& e) {
     *out = nullptr;
     // The parser quotes what it read up to the error, which may be all of it.
-    std::string reason = e.what();
-    if (reason.size() > kMaxReasonBytes) {
-      size_t cut = kMaxReasonBytes;
-      while (cut > 0 && (static_cast<unsigned char>(reason[cut]) & 0xC0) == 0x80)
-        --cut;  // not inside a character
-      reason = reason.substr(0, cut) + "...";
-    }
-    return Status::InvalidArgument(where + ": not JSON: " + reason);
+    return Status::InvalidArgument(where + ": not JSON: " + quotable(e.what(), kMaxReasonBytes));
   }
   return Status::OK();
 }

@@ -109,6 +109,22 @@ std::string to_valid_utf8(std::string_view text) {
   return out;
 }
 
+std::string quotable(std::string_view text, size_t max_bytes) {
+  std::string out, piece;
+  for (size_t pos = 0; pos < text.size();) {
+    const char32_t cp = decode_utf8(text, &pos);
+    piece.clear();
+    if (cp < 0x20 || (cp >= 0x7F && cp < 0xA0)) {  // C0 (ESC among them), DEL and C1
+      piece = " ";
+    } else {
+      append_utf8(cp, &piece);
+    }
+    if (out.size() + piece.size() > max_bytes) return out + "...";
+    out += piece;
+  }
+  return out;
+}
+
 Status read_utf8_file(const std::string& path, std::string* out) {
   EMBEDAPT_RETURN_IF_ERROR(read_file(path, out));
   size_t bad = 0;

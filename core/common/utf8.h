@@ -33,6 +33,13 @@ bool is_valid_utf8(std::string_view text, size_t* bad_offset);
 // U+FFFD (one replacement per such byte); valid sequences are kept as written.
 std::string to_valid_utf8(std::string_view text);
 
+// Text from elsewhere (a server's reply or error message, a child process's
+// error, a parser's complaint quoting its input) as a message may quote it:
+// one line of at most `max_bytes`, cut at a character boundary with "..."
+// after, control characters (newlines, terminal escapes) as spaces and
+// malformed bytes as U+FFFD. Messages are printed to terminals.
+std::string quotable(std::string_view text, size_t max_bytes = 300);
+
 // Reads the whole file at `path`, which must be UTF-8 text; otherwise
 // Code::kInvalidArgument naming the file, line and byte of the first bad sequence.
 Status read_utf8_file(const std::string& path, std::string* out);
