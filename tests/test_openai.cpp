@@ -232,3 +232,73 @@ TEST_CASE("openai embedder refuses a number no float holds", "[openai]") {
   CHECK(huge.message().find("non-finite") != std::string::npos);
   CHECK(out.empty());
 }
+
+TEST_CASE("openai embedder names its backend by the base URL's path and keeps a query string last",
+          "[openai]") {
+  std::mutex mu;
+  std::vector<std::string> paths;
+  HttpTestServer server([&](const HttpExchange& request) {
+    std::lock_guard<std::mutex> lock(mu);
+    paths.push_back(request.path);
+    return fake_embeddings_reply(request, kDim);
+  });
+  // Two deployments on one host were one identity, so one cache: the second
+  // got the first's vectors.
+  auto identity_at = [&](const std::string& path) {
+    OpenAIOptions options = options_for(server);
+    options.base_url = server.base_url() + path;
+    std::unique_ptr<Embedder> embedder;
+    REQUIRE(open_openai_embedder(options, &embedder).ok());
+    return embedder->identity();
+  };
+  const std::string host = "openai:fake-embed-1@127.0.0.1:" + std::to_string(server.port());
+  CHECK(identity_at("/v1") == host);  // the API's root: identities from before the path counted
+  CHECK(identity_at("/a/v1") == host + "/a/v1");
+  CHECK(identity_at("/b/v1/") == host + "/b/v1");
+  CHECK(identity_at("/v1?api-version=2") == host);
+  std::lock_guard<std::mutex> lock(mu);
+  CHECK(paths.back() == "/v1/embeddings?api-version=2");  // was "/v1?api-version=2/embeddings"
+}
+
+TEST_CASE("openai embedder says why a reply is not JSON and refuses a probe of absurd size", "[openai]") {
+  std::atomic<int> mode{0};
+  HttpTestServer server([&](const HttpExchange& request) {
+    if (mode == 1) return HttpReply::json(200, R"({"data":[{"index":0,"embedding":[NaN,1]}]})");
+    if (mode == 2) {
+      std::string huge = "[0";
+      for (int i = 1; i < 70000; ++i) huge += ",0.5";
+      return HttpReply::json(200, R"({"data":[{"index":0,"embedding":)" + huge + "]}]}");
+    }
+    return fake_embeddings_reply(request, kDim);
+  });
+  std::unique_ptr<Embedder> embedder;
+  REQUIRE(open_openai_embedder(options_for(server), &embedder).ok());
+  mode = 1;
+  std::vector<float> out;
+  Status nan = embedder->embed({"a"}, EmbedSide::kQuery, &out);
+  CHECK(nan.code() == Code::kCorruption);
+  CHECK(nan.message().find("not JSON") != std::string::npos);  // was: has no "data" array
+  // A probe sized the first batch by its reply: 2,000,000 numbers asked for
+  // gigabytes and died of bad_alloc.
+  mode = 2;
+  std::unique_ptr<Embedder> absurd;
+  Status probe = open_openai_embedder(options_for(server), &absurd);
+  CHECK(probe.code() == Code::kCorruption);
+  CHECK(probe.message().find("70000 dimensions") != std::string::npos);
+}
+
+TEST_CASE("openai embedder quotes a server's error as one bounded line without the key", "[openai]") {
+  HttpTestServer server([](const HttpExchange& request) {
+    const std::string key = request.headers.at("authorization").substr(7);
+    const std::string message =
+        "bad\\nrequest\\u001b[2J" + std::string(290, 'x') + key + std::string(20000, 'z');
+    return HttpReply::json(400, R"({"error":{"message":")" + message + R"("}})");
+  });
+  std::unique_ptr<Embedder> embedder;
+  Status s = open_openai_embedder(options_for(server), &embedder);
+  CHECK(s.code() == Code::kInvalidArgument);
+  CHECK(s.message().find("bad request") != std::string::npos);
+  CHECK(s.message().find_first_of("\n\x1b") == std::string::npos);
+  CHECK(s.message().find(kKey.substr(0, 7)) == std::string::npos);
+  CHECK(s.message().size() < 600);
+}

@@ -10,7 +10,10 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "core/common/json.h"
 #include "core/common/progress.h"
+#include "core/common/utf8.h"
+#include "embedapt/adapter.h"
 
 namespace embedapt {
 
@@ -25,34 +28,41 @@ std::string env_or(const char* name, const std::string& fallback) {
   return value != nullptr && value[0] != '\0' ? value : fallback;
 }
 
-// "host" or "host:port" of `url`, or "" when it is not a URL.
-std::string host_of(const std::string& url) {
+// "host" or "host:port" of `url`, or "" when it is not a URL; with
+// `path`, its path too, less trailing slashes ("/v1" of ".../v1/").
+std::string host_of(const std::string& url, std::string* path = nullptr) {
   CURLU* parsed = curl_url();
   std::string result;
   if (curl_url_set(parsed, CURLUPART_URL, url.c_str(), 0) == CURLUE_OK) {
     char* host = nullptr;
     char* port = nullptr;
+    char* url_path = nullptr;
     if (curl_url_get(parsed, CURLUPART_HOST, &host, 0) == CURLUE_OK) result = host;
     if (curl_url_get(parsed, CURLUPART_PORT, &port, 0) == CURLUE_OK) result += std::string(":") + port;
+    if (path != nullptr && curl_url_get(parsed, CURLUPART_PATH, &url_path, 0) == CURLUE_OK) {
+      *path = url_path;
+      while (!path->empty() && path->back() == '/') path->pop_back();
+    }
     curl_free(host);
     curl_free(port);
+    curl_free(url_path);
   }
   curl_url_cleanup(parsed);
   return result;
 }
 
 // The message an OpenAI-style error body carries ({"error": {"message": ...}}
-// or {"error": "..."}), else the body itself.
+// or {"error": "..."}), else the body itself, as a message may quote it.
 std::string server_message(const std::string& body) {
-  json parsed = json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (parsed.is_object() && parsed.contains("error")) {
+  json parsed;
+  if (parse_json(body, "", &parsed).ok() && parsed.is_object() && parsed.contains("error")) {
     const json& error = parsed["error"];
-    if (error.is_string()) return error.get<std::string>();
+    if (error.is_string()) return quotable(error.get<std::string>());
     if (error.is_object() && error.contains("message") && error["message"].is_string()) {
-      return error["message"].get<std::string>();
+      return quotable(error["message"].get<std::string>());
     }
   }
-  return body.substr(0, 300);
+  return quotable(body);
 }
 
 class OpenAIEmbedder : public Embedder {
@@ -60,7 +70,7 @@ class OpenAIEmbedder : public Embedder {
   OpenAIEmbedder(OpenAIOptions options, std::string identity)
       : options_(std::move(options)),
         identity_(std::move(identity)),
-        url_(options_.base_url + "/embeddings"),
+        url_(url_with_path(options_.base_url, "/embeddings")),
         dim_(options_.known_dim > 0 ? options_.known_dim : options_.dimensions) {}
 
   // Learns the dimension from one request when the options did not say it.
@@ -68,6 +78,12 @@ class OpenAIEmbedder : public Embedder {
     if (dim_ > 0) return Status::OK();
     std::vector<std::vector<float>> rows;
     EMBEDAPT_RETURN_IF_ERROR(request({"dimension probe"}, &rows));
+    // A reply of millions of numbers parses as one embedding; sized by it,
+    // the first batch asked for gigabytes.
+    if (rows[0].size() > size_t(kMaxDim)) {
+      return fail(Code::kCorruption, "the dimension probe returned " + std::to_string(rows[0].size()) +
+                                         " dimensions; at most " + std::to_string(kMaxDim) + " are taken");
+    }
     dim_ = static_cast<int>(rows[0].size());
     return Status::OK();
   }
@@ -121,17 +137,9 @@ class OpenAIEmbedder : public Embedder {
  private:
   std::string where() const { return "openai:" + options_.model + " at " + printable_url(options_.base_url); }
 
-  // Replaces the key wherever a message might quote it.
-  std::string redact(std::string text) const {
-    if (options_.api_key.empty()) return text;
-    for (size_t at; (at = text.find(options_.api_key)) != std::string::npos;) {
-      text.replace(at, options_.api_key.size(), "[redacted]");
-    }
-    return text;
-  }
-
+  // Every message leaves with the key taken out (servers quote what they refuse).
   Status fail(Code code, const std::string& problem) const {
-    std::string message = redact(where() + ": " + problem);
+    std::string message = redacted(where() + ": " + problem, options_.api_key);
     switch (code) {
       case Code::kUnavailable:
         return Status::Unavailable(message);
@@ -159,7 +167,9 @@ class OpenAIEmbedder : public Embedder {
     Status sent = http_send(http, options_.retry, &response);
     if (!sent.ok()) return fail(sent.code(), sent.message());
     if (response.status < 200 || response.status >= 300) {
-      std::string problem = "HTTP " + std::to_string(response.status) + ": " + server_message(response.body);
+      // The key out before the body is cut, which could leave its first bytes.
+      std::string problem = "HTTP " + std::to_string(response.status) + ": " +
+                            server_message(redacted(response.body, options_.api_key));
       if (response.status == 401 || response.status == 403) {
         return fail(Code::kFailedPrecondition, problem + " (check the API key)");
       }
@@ -169,7 +179,8 @@ class OpenAIEmbedder : public Embedder {
   }
 
   Status parse(const std::string& body, size_t n, std::vector<std::vector<float>>* rows) const {
-    Status parsed = parse_openai_embeddings(body, n, static_cast<size_t>(dim_), rows);
+    Status parsed =
+        parse_openai_embeddings(redacted(body, options_.api_key), n, static_cast<size_t>(dim_), rows);
     return parsed.ok() ? parsed : fail(parsed.code(), parsed.message());
   }
 
@@ -183,10 +194,13 @@ class OpenAIEmbedder : public Embedder {
 
 Status parse_openai_embeddings(const std::string& body, size_t n, size_t dim,
                                std::vector<std::vector<float>>* rows) {
-  const json parsed = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  json parsed;
+  // NaN, Infinity or a cut-off body: the parser's reason, not "no data".
+  const Status json_ok = parse_json(body, "response", &parsed);
+  if (!json_ok.ok()) return Status::Corruption(json_ok.message());
   const auto data = parsed.is_object() ? parsed.find("data") : parsed.end();
   if (!parsed.is_object() || data == parsed.end() || !data->is_array()) {
-    return Status::Corruption("response has no \"data\" array: " + body.substr(0, 200));
+    return Status::Corruption("response has no \"data\" array: " + quotable(body, 200));
   }
   if (data->size() != n) {
     return Status::Corruption("sent " + std::to_string(n) + " texts, got " + std::to_string(data->size()) +
@@ -237,8 +251,14 @@ OpenAIOptions openai_options(const std::string& model, const EmbedderOptions& op
 }
 
 std::string openai_identity(const OpenAIOptions& options) {
-  std::string host = host_of(options.base_url);
-  std::string identity = "openai:" + options.model + "@" + (host.empty() ? options.base_url : host);
+  // The path names the backend behind proxies that route by it, and Azure's
+  // deployments ("/openai/deployments/NAME"): two paths on one host may be
+  // two models. The API's own root ("/v1", or none) is left out, so that
+  // identities from before the path counted stay as they were.
+  std::string path;
+  const std::string host = host_of(options.base_url, &path);
+  if (path == "/v1") path.clear();
+  std::string identity = "openai:" + options.model + "@" + (host.empty() ? options.base_url : host + path);
   if (options.dimensions > 0) identity += "/dimensions=" + std::to_string(options.dimensions);
   return identity;
 }

@@ -35,8 +35,9 @@ struct OpenAIOptions {
 // key from options.api_key, else $OPENAI_API_KEY.
 OpenAIOptions openai_options(const std::string& model, const EmbedderOptions& options);
 
-// "openai:MODEL@HOST[:PORT]" (plus "/dimensions=N" when asked for): what
-// the vectors depend on, without the key.
+// "openai:MODEL@HOST[:PORT][PATH]" (plus "/dimensions=N" when asked for):
+// what the vectors depend on, without the key; PATH is the base URL's path
+// unless it is "/v1" or empty.
 std::string openai_identity(const OpenAIOptions& options);
 
 // Opens the embedder. Unless options.known_dim or options.dimensions says
