@@ -285,6 +285,55 @@ TEST_CASE("a client error (bad key) stops the run instead of failing every chunk
   CHECK(result.failures[0].message().find("HTTP 401: Incorrect API key provided") != std::string::npos);
 }
 
+TEST_CASE("a chat server never gets the key into a message or a reply", "[generate]") {
+  const std::string key = "sk-chat-4d1e9b7a55";
+  std::atomic<int> mode{0};
+  std::string last_path;
+  std::mutex mu;
+  HttpTestServer server([&](const HttpExchange& request) {
+    std::lock_guard<std::mutex> lock(mu);
+    last_path = request.path;
+    const std::string quoted = std::string(295, 'x') + " key " + key;  // past a 300-byte cut: its first bytes
+    switch (mode.load()) {
+      case 0:
+        return HttpReply::json(401, R"({"error":{"message":"Incorrect API key provided: )" + key + R"("}})");
+      case 1:
+        return HttpReply::json(500, R"({"error":{"message":")" + quoted + R"("}})");
+      case 2:
+        return HttpReply::json(200, "not json " + quoted);
+      default: {
+        json body = {{"choices", {{{"message", {{"content", "What is " + key + "?"}}}}}},
+                     {"usage", {{"prompt_tokens", -3000}, {"completion_tokens", uint64_t{1} << 63}}}};
+        return HttpReply::json(200, body.dump());
+      }
+    }
+  });
+  ChatOptions options;
+  options.base_url = server.base_url() + "/v1?api-version=1";
+  options.model = "m";
+  options.api_key = key;
+  options.retry.max_attempts = 1;
+  options.retry.timeout_seconds = 5;
+  for (int m = 0; m < 3; ++m) {
+    CAPTURE(m);
+    mode = m;
+    std::string reply;
+    ChatUsage usage;
+    const Status s = chat_complete(options, "Q", &reply, &usage);
+    CHECK_FALSE(s.ok());
+    CHECK(s.message().find(key.substr(0, 7)) == std::string::npos);
+  }
+  mode = 3;
+  std::string reply;
+  ChatUsage usage;
+  REQUIRE(chat_complete(options, "Q", &reply, &usage).ok());
+  CHECK(reply == "What is [redacted]?");  // a question quoting the key would be written to the dataset
+  CHECK(usage.input_tokens == 0);         // -3000 made a negative cost
+  CHECK(usage.output_tokens == 0);        // 2^63 overflowed the run's sum
+  std::lock_guard<std::mutex> lock(mu);
+  CHECK(last_path == "/v1/chat/completions?api-version=1");
+}
+
 TEST_CASE("replies of any JSON shape fail their chunk, never the run", "[generate]") {
   // Each once threw from json's operator[] inside a worker thread, which
   // terminated the process.

@@ -1,5 +1,5 @@
 // One question to an OpenAI-compatible chat endpoint (OpenAI, vLLM, Ollama,
-// llama.cpp's server): POST {base_url}/chat/completions.
+// llama.cpp's server): POST {base_url}/chat/completions (before any query string).
 #pragma once
 
 #include <cstdint>
@@ -13,7 +13,7 @@ namespace embedapt {
 struct ChatOptions {
   std::string base_url;  // e.g. "https://api.openai.com/v1"; a trailing '/' is ignored
   std::string model;
-  std::string api_key;     // sent as a bearer token when set; never logged or written
+  std::string api_key;     // sent as a bearer token when set; never in a message, reply or file
   double temperature = 0;  // 0: the same chunk gives the same questions where the server allows
   RetryPolicy retry;       // 429 and 5xx are retried there, honouring Retry-After
 };
@@ -24,7 +24,9 @@ struct ChatUsage {
 };
 
 // Sends `prompt` as the single user message; *reply is the first choice's
-// content, *usage the reply's usage (zeros when the server omits it).
+// content, *usage the reply's usage (zeros when the server omits it or
+// reports counts no reply has). The key is taken out of everything the
+// server sends back, the reply included.
 // Unavailable when retries ran out, InvalidArgument for another non-2xx
 // status (a bad key, an unknown model: the server's message is quoted),
 // Corruption for a reply that is not a chat completion.
