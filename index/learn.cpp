@@ -150,6 +150,12 @@ Status retrain(Store* store, const RetrainOptions& options, RetrainReport* repor
   EMBEDAPT_RETURN_IF_ERROR(
       read_training_set(*store, static_cast<size_t>(stats.dim), &data, &fingerprint, report));
   report->read_seconds = seconds_since(read_start);
+  // The trainer would say "no logged query/hit pairs" of a log whose hits
+  // all name documents removed since, while the store counts them.
+  if (data.queries.rows == 0 && report->dropped_hits > 0) {
+    return Status::InvalidArgument("retrain: every one of the " + std::to_string(report->dropped_hits) +
+                                   " logged hits names a document no longer stored; nothing to train on");
+  }
 
   const auto train_start = Clock::now();
   TrainResult result;

@@ -130,6 +130,31 @@ TEST_CASE("retrain stores and activates an adapter that beats the base, with its
   CHECK(report.queries == 357);
 }
 
+TEST_CASE("retrain says so when every logged hit names a removed document", "[learn]") {
+  // The trainer's "no logged query/hit pairs" was all it said, while the
+  // store counted 2 logged hits.
+  TempDir dir("learn_removed_hits");
+  Options options;
+  options.dim = 4;
+  std::unique_ptr<Store> store;
+  REQUIRE(Store::open(dir / "db", options, &store).ok());
+  const float a[] = {1, 0, 0, 0}, b[] = {0, 1, 0, 0};
+  REQUIRE(store->upsert("a", a, 4, "").ok());
+  REQUIRE(store->upsert("b", b, 4, "").ok());
+  for (int i = 0; i < 2; ++i) {
+    const float q[] = {1, 0.1f * float(i + 1), 0, 0};  // one logged query each
+    uint64_t query_id = 0;
+    REQUIRE(store->log_query(q, 4, {"a", "b"}, &query_id).ok());
+    REQUIRE(store->log_hit(query_id, "a").ok());
+  }
+  REQUIRE(store->remove("a").ok());
+  RetrainReport report;
+  const Status s = retrain(store.get(), quick(), &report);
+  CHECK(s.code() == Code::kInvalidArgument);
+  CHECK(s.message().find("every one of the 2 logged hits names a document no longer stored") !=
+        std::string::npos);
+}
+
 TEST_CASE("retrain on a log without signal stores nothing; bad options and cancellation write nothing",
           "[learn]") {
   TempDir dir("learn_noise");
