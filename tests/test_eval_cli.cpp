@@ -157,6 +157,15 @@ TEST_CASE("split fails with one line and writes nothing", "[cli][split]") {
   CHECK(run.exit_code == 1);
   CHECK_THAT(run.err, Catch::Contains("same file"));
   CHECK_FALSE(fs::exists(a));
+  // 0 and 1 passed the flag's range and failed in the library under the
+  // dataset's name; NaN passed both.
+  for (const std::string fraction : {"0", "1", "nan"}) {
+    run =
+        run_cli({"split", kFixtures + "tiny.json", "--out-a", a, "--out-b", b, "--fraction", fraction}, dir);
+    CHECK(run.exit_code == 1);
+    CHECK_THAT(run.err, Catch::StartsWith("embedapt: --fraction: must be in (0, 1)"));
+    CHECK_FALSE(fs::exists(a));
+  }
   // The same file spelled two ways: relative to the working directory and
   // through a link to its directory. Compared as spelled, both passed, and
   // half b replaced half a.

@@ -73,7 +73,7 @@ QaDataset subset(const QaDataset& dataset, const std::vector<bool>& keep) {
 Status split_dataset(const QaDataset& dataset, const SplitOptions& options, QaDataset* first,
                      QaDataset* second) {
   if (!(options.fraction > 0 && options.fraction < 1)) {
-    return Status::InvalidArgument("split: the fraction must be in (0, 1), got " +
+    return Status::InvalidArgument("fraction: must be in (0, 1), both halves non-empty, got " +
                                    std::to_string(options.fraction));
   }
   EMBEDAPT_RETURN_IF_ERROR(validate_dataset(dataset, "split"));
