@@ -264,6 +264,7 @@ TEST_CASE("openai embedder says why a reply is not JSON and refuses a probe of a
   std::atomic<int> mode{0};
   HttpTestServer server([&](const HttpExchange& request) {
     if (mode == 1) return HttpReply::json(200, R"({"data":[{"index":0,"embedding":[NaN,1]}]})");
+    if (mode == 3) return HttpReply::json(200, R"({"data":")" + std::string(100000, 'j') + R"("})");
     if (mode == 2) {
       std::string huge = "[0";
       for (int i = 1; i < 70000; ++i) huge += ",0.5";
@@ -285,6 +286,13 @@ TEST_CASE("openai embedder says why a reply is not JSON and refuses a probe of a
   Status probe = open_openai_embedder(options_for(server), &absurd);
   CHECK(probe.code() == Code::kCorruption);
   CHECK(probe.message().find("70000 dimensions") != std::string::npos);
+  // A reply larger than any n embeddings can be is cut off unread: 60 MB of
+  // junk, parsed whole, took 2 GB.
+  mode = 3;
+  std::vector<float> rows;
+  Status junk = embedder->embed({"a"}, EmbedSide::kQuery, &rows);
+  CHECK(junk.code() == Code::kCorruption);
+  CHECK(junk.message().find("bytes") != std::string::npos);
 }
 
 TEST_CASE("openai embedder quotes a server's error as one bounded line without the key", "[openai]") {

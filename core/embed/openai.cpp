@@ -154,12 +154,24 @@ class OpenAIEmbedder : public Embedder {
     }
   }
 
+  // The largest reply `n` texts can have: their numbers written out (a float
+  // in JSON takes at most 25 bytes, 32 with its comma and spaces) and room
+  // for the rest, for at most kMaxDim dimensions while probing. A reply is
+  // parsed whole, at some 30 bytes of memory for each byte read, so the
+  // HTTP client's general 64 MiB limit let one reply of junk take 2 GB (and
+  // max_in_flight of them at once).
+  size_t reply_limit(size_t n) const {
+    const size_t dim = dim_ > 0 ? size_t(dim_) : size_t(kMaxDim);
+    return n * dim * 32 + (size_t{1} << 16);
+  }
+
   // One POST for `texts`; *rows receives their vectors in input order.
   Status request(const std::vector<std::string>& texts, std::vector<std::vector<float>>* rows) const {
     json body = {{"model", options_.model}, {"input", texts}};
     if (options_.dimensions > 0) body["dimensions"] = options_.dimensions;
     HttpRequest http;
     http.url = url_;
+    http.max_response_bytes = reply_limit(texts.size());
     http.headers = {"Content-Type: application/json"};
     if (!options_.api_key.empty()) http.headers.push_back("Authorization: Bearer " + options_.api_key);
     http.body = body.dump(-1, ' ', false, json::error_handler_t::replace);

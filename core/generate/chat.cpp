@@ -49,6 +49,10 @@ Status chat_complete(const ChatOptions& options, const std::string& prompt, std:
                      ChatUsage* usage) {
   HttpRequest request;
   request.url = url_with_path(options.base_url, "/chat/completions");
+  // A completion of a few questions is kilobytes, and a reply is parsed
+  // whole at some 30 bytes of memory per byte: the client's general 64 MiB
+  // limit let each worker's reply of junk take 2 GB.
+  request.max_response_bytes = size_t{4} << 20;
   request.headers = {"Content-Type: application/json"};
   if (!options.api_key.empty()) request.headers.push_back("Authorization: Bearer " + options.api_key);
   json body = {{"model", options.model},
