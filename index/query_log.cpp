@@ -31,6 +31,14 @@ Status StoreImpl::log_query(const float* query, size_t dim, const std::vector<st
                             uint64_t* query_id) {
   EMBEDAPT_RETURN_IF_ERROR(check_writable("log_query"));
   EMBEDAPT_RETURN_IF_ERROR(validate_vector(query, dim).WithContext("log_query"));
+  // The ids log_hit takes: an empty or oversized result was logged, and no
+  // hit could ever name it.
+  for (size_t i = 0; i < result_ids.size(); ++i) {
+    if (result_ids[i].empty() || result_ids[i].size() > kMaxIdBytes) {
+      return Status::InvalidArgument("log_query: result " + std::to_string(i) + "'s id must be 1.." +
+                                     std::to_string(kMaxIdBytes) + " bytes");
+    }
+  }
   const std::string hash = vector_hash(query, dim);
   std::lock_guard<std::mutex> lock(write_mu_);
   std::string existing;

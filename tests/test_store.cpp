@@ -774,6 +774,12 @@ TEST_CASE("The query log deduplicates queries and hits and keeps the newest hits
     CHECK(a == a_again);
     CHECK(store->log_hit(a + b + 7, "d1").code() == Code::kNotFound);
     CHECK(store->log_hit(a, "").code() == Code::kInvalidArgument);
+    // A result no hit could name (log_hit refuses its id) is not logged.
+    uint64_t never = 0;
+    const std::vector<float> q3 = {0, 0, 1, 0};
+    CHECK(store->log_query(q3.data(), dim, {"d1", ""}, &never).code() == Code::kInvalidArgument);
+    CHECK(store->log_query(q3.data(), dim, {std::string(kMaxIdBytes + 1, 'x')}, &never).code() ==
+          Code::kInvalidArgument);
     REQUIRE(store->log_hit(a, "d1").ok());
     REQUIRE(store->log_hit(a, "d1").ok());  // duplicate: no-op
     REQUIRE(store->log_hit(a, "d2").ok());

@@ -304,7 +304,8 @@ class Store {
   virtual Status scan(const std::function<bool(const Record&)>& fn) const = 0;
 
   // The query log. A query is identified by its vector: logging the same
-  // vector again returns the same id. log_hit of a pair already logged is a no-op.
+  // vector again returns the same id. Result and hit ids are record ids
+  // (1..kMaxIdBytes bytes). log_hit of a pair already logged is a no-op.
   virtual Status log_query(const float* query, size_t dim, const std::vector<std::string>& result_ids,
                            uint64_t* query_id) = 0;
   virtual Status log_hit(uint64_t query_id, std::string_view doc_id) = 0;
