@@ -40,18 +40,31 @@ void check(const Status& s) {
 
 using FloatArray = py::array_t<float, py::array::c_style | py::array::forcecast>;
 
-// A Python array of vectors as float32 rows: `rows` vectors of `dim` floats
-// at `data` (FloatArray converted any other dtype or layout, copying only then).
+// Vectors from Python as float32 rows: `rows` vectors of `dim` floats at
+// `data`, inside `array` (the caller's own when it was C-ordered float32,
+// else a converted copy).
 struct Vectors {
+  FloatArray array;
   const float* data = nullptr;
   size_t rows = 0;
   size_t dim = 0;
 };
 
-// Every call that takes vectors checks them here: a `single` one takes one
-// 1-d vector, the others an (n, dim) array, and their dimension must be the
-// store's.
-Vectors vectors_of(const FloatArray& a, bool single, int store_dim, const char* what) {
+// Every call that takes vectors checks them here: an array or a sequence of
+// real numbers (integers and floats of any width), a `single` one as one
+// 1-d vector, the others as an (n, dim) array, of the store's dimension.
+// Complex numbers are refused: converting them dropped the imaginary part
+// with only a warning, and (1+2j, 0, ...) was stored as (1, 0, ...).
+Vectors vectors_of(const py::object& given, bool single, int store_dim, const char* what) {
+  const py::array any = py::array::ensure(given);
+  const char kind = any ? any.dtype().kind() : 'O';
+  if (kind != 'f' && kind != 'i' && kind != 'u') {
+    throw StatusError{
+        Status::InvalidArgument(std::string(what) + ": expected real numbers, got " +
+                                (any ? "an array of " + py::str(any.dtype()).cast<std::string>()
+                                     : std::string("a value numpy makes no array of numbers from")))};
+  }
+  FloatArray a = FloatArray::ensure(any);
   if (a.ndim() != (single ? 1 : 2)) {
     throw StatusError{Status::InvalidArgument(std::string(what) + ": expected " +
                                               (single ? "a 1-d vector" : "an (n, dim) array") + ", got a " +
@@ -62,7 +75,9 @@ Vectors vectors_of(const FloatArray& a, bool single, int store_dim, const char* 
     throw StatusError{Status::InvalidArgument(std::string(what) + ": vectors have " + std::to_string(dim) +
                                               " dimensions; the store holds " + std::to_string(store_dim))};
   }
-  return {a.data(), single ? 1 : static_cast<size_t>(a.shape(0)), dim};
+  const float* data = a.data();
+  const size_t rows = single ? 1 : static_cast<size_t>(a.shape(0));
+  return {std::move(a), data, rows, dim};
 }
 
 // Metadata and filters cross as Python dicts and reach the library as the
@@ -202,12 +217,12 @@ class PyStore {
     store_.reset();
   }
 
-  void upsert(const std::string& id, const FloatArray& vector, const py::bytes& payload,
+  void upsert(const std::string& id, const py::object& vector, const py::bytes& payload,
               const py::object& metadata) {
     write(to_records({id}, vectors_of(vector, true, dim_, "upsert"), {payload}, {metadata}));
   }
 
-  void upsert_batch(const std::vector<std::string>& ids, const FloatArray& vectors,
+  void upsert_batch(const std::vector<std::string>& ids, const py::object& vectors,
                     const std::vector<py::bytes>& payloads, const std::vector<py::object>& metadata) {
     write(to_records(ids, vectors_of(vectors, false, dim_, "upsert_batch"),
                      std::vector<std::string>(payloads.begin(), payloads.end()), metadata));
@@ -233,7 +248,7 @@ class PyStore {
     return py::make_tuple(vector, py::bytes(record.payload), metadata_dict(record.metadata));
   }
 
-  Results search(const FloatArray& query, int k, const py::object& filter, int ef_search, int nprobe,
+  Results search(const py::object& query, int k, const py::object& filter, int ef_search, int nprobe,
                  bool ids_only) const {
     const Vectors q = vectors_of(query, true, dim_, "search");
     const SearchOptions options = search_options(k, filter, ef_search, nprobe, ids_only);
@@ -242,7 +257,7 @@ class PyStore {
     return to_results(std::move(hits));
   }
 
-  std::vector<Results> search_batch(const FloatArray& queries, int k, const py::object& filter, int ef_search,
+  std::vector<Results> search_batch(const py::object& queries, int k, const py::object& filter, int ef_search,
                                     int nprobe, bool ids_only) const {
     const Vectors q = vectors_of(queries, false, dim_, "search_batch");
     const SearchOptions options = search_options(k, filter, ef_search, nprobe, ids_only);
@@ -268,7 +283,7 @@ class PyStore {
     return out;
   }
 
-  uint64_t log_query(const FloatArray& query, const std::vector<std::string>& result_ids) {
+  uint64_t log_query(const py::object& query, const std::vector<std::string>& result_ids) {
     const Vectors q = vectors_of(query, true, dim_, "log_query");
     uint64_t id = 0;
     with_store([&](Store& s) { check(s.log_query(q.data, q.dim, result_ids, &id)); });

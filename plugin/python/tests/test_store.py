@@ -113,6 +113,20 @@ def test_float64_and_strided_input_are_converted(tmp_path):
         store.upsert_batch([str(i) for i in range(10)], wide)
         assert np.allclose(store.get("4")[0], wide[4])
         assert store.search(wide[4], k=1).ids == ["4"]
+        assert store.search(list(map(float, wide[4])), k=1).ids == ["4"]  # a list of numbers too
+
+
+def test_vectors_that_are_not_real_numbers_are_refused(tmp_path):
+    # Complex input lost its imaginary part with only a warning: (1+2j, 0, ...)
+    # was stored as (1, 0, ...).
+    with embedapt.Store.open(str(tmp_path / "db"), dim=4) as store:
+        for bad in (np.array([1 + 2j, 0, 0, 0]), np.array([True, False, True, True]), ["a", "b", "c", "d"],
+                    [[1.0, 2.0], [3.0]]):
+            with pytest.raises(embedapt.Error, match="expected real numbers"):
+                store.upsert("a", bad)
+            with pytest.raises(embedapt.Error, match="expected real numbers"):
+                store.search(bad, k=1)
+        assert store.stats()["count"] == 0
 
 
 def test_retrain_stores_the_adapter_bytes_the_cli_stores(tmp_path, run_cli):
