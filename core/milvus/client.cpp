@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <nlohmann/json.hpp>
@@ -93,11 +94,31 @@ std::string quoted(const std::string& s) {
   return out + "\"";
 }
 
-uint64_t as_u64(const json& v) {
-  if (v.is_number_unsigned()) return v.get<uint64_t>();
-  if (v.is_number_integer()) return static_cast<uint64_t>(v.get<int64_t>());
-  if (v.is_string()) return std::stoull(v.get<std::string>());
-  throw json::type_error::create(302, "not an integer", nullptr);
+// Server answers are read through these, never with at(), value() or get<>
+// on a field whose type was not checked: those throw, and a throw in a
+// MilvusView search worker thread ends the process.
+const json* field(const json& object, const char* key) {
+  if (!object.is_object()) return nullptr;
+  auto it = object.find(key);
+  return it == object.end() ? nullptr : &*it;
+}
+
+const std::string* string_field(const json& object, const char* key) {
+  const json* v = field(object, key);
+  return v != nullptr && v->is_string() ? &v->get_ref<const std::string&>() : nullptr;
+}
+
+// Milvus writes Int64 fields as numbers, or as strings when they exceed 2^53.
+bool as_u64(const json* v, uint64_t* out) {
+  if (v == nullptr) return false;
+  if (v->is_number_unsigned()) {
+    *out = v->get<uint64_t>();
+    return true;
+  }
+  if (!v->is_string()) return false;
+  const std::string& text = v->get_ref<const std::string&>();
+  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), *out);
+  return !text.empty() && error == std::errc() && end == text.data() + text.size();
 }
 
 json vector_json(const float* v, int dim) { return json(std::vector<float>(v, v + dim)); }
@@ -181,6 +202,18 @@ Status MilvusClient::make(const MilvusCollection& collection, MilvusClient* out)
   if (uri.rfind("http://", 0) != 0 && uri.rfind("https://", 0) != 0) {
     return Status::InvalidArgument("Milvus URI '" + uri + "' must start with http:// or https://");
   }
+  // Without a host curl fails only after every retry ("Could not resolve host").
+  const size_t host = uri.find("://") + 3;
+  const size_t at = uri.find('@', host);
+  const size_t authority_end = uri.find('/', host);
+  const size_t host_begin = at != std::string::npos && at < authority_end ? at + 1 : host;
+  if (host_begin == uri.size() || uri[host_begin] == '/' || uri[host_begin] == ':') {
+    return Status::InvalidArgument("Milvus URI '" + uri + "' names no host");
+  }
+  // The client appends each request's path to the URI.
+  if (uri.find_first_of("?#") != std::string::npos) {
+    return Status::InvalidArgument("Milvus URI '" + uri + "': no query string or fragment");
+  }
   const std::string& name = collection.name;
   bool valid = !name.empty() && name.size() <= 255 && !std::isdigit(static_cast<unsigned char>(name[0]));
   for (char c : name) valid = valid && (std::isalnum(static_cast<unsigned char>(c)) || c == '_');
@@ -206,17 +239,23 @@ Status MilvusClient::rest(const std::string& path, const std::string& body, std:
     return Status::Unavailable(where + ": HTTP " + std::to_string(response.status) + ": " +
                                response.body.substr(0, 300));
   }
-  json answer = json::parse(response.body, nullptr, /*allow_exceptions=*/false);
-  if (!answer.is_object() || !answer.contains("code")) {
+  const json answer = json::parse(response.body, nullptr, /*allow_exceptions=*/false);
+  const json* code = field(answer, "code");
+  if (code == nullptr || !code->is_number_integer()) {
     return Status::Unavailable(where + ": unexpected answer: " + response.body.substr(0, 300));
   }
-  if (answer["code"] != 200) {
-    std::string message = answer.value("message", std::string());
+  if (*code != 200) {
+    const json* message = field(answer, "message");
+    const std::string text = message == nullptr ? ""
+                             : message->is_string()
+                                 ? message->get_ref<const std::string&>()
+                                 : message->dump(-1, ' ', false, json::error_handler_t::replace);
     // Milvus's "collection not found" (code 100) is the one callers act on.
-    if (answer["code"] == 100) return Status::NotFound(where + ": " + message);
-    return Status::Unavailable(where + ": code " + answer["code"].dump() + ": " + message);
+    if (*code == 100) return Status::NotFound(where + ": " + text.substr(0, 300));
+    return Status::Unavailable(where + ": code " + code->dump() + ": " + text.substr(0, 300));
   }
-  *data = answer.contains("data") ? answer["data"].dump() : "null";
+  const json* answer_data = field(answer, "data");
+  *data = answer_data ? answer_data->dump(-1, ' ', false, json::error_handler_t::replace) : "null";
   return Status::OK();
 }
 
@@ -316,9 +355,9 @@ Status MilvusClient::create(int dim, const std::string& metric, MilvusIndex inde
   for (int attempt = 0; attempt < 600; ++attempt) {
     std::string data;
     EMBEDAPT_RETURN_IF_ERROR(rest("collections/describe?collectionName=" + collection_.name, "", &data));
-    json described = json::parse(data, nullptr, false);
-    if (described.is_object() && described.value("load", std::string()) == "LoadStateLoaded")
-      return Status::OK();
+    const json described = json::parse(data, nullptr, false);
+    const std::string* load = string_field(described, "load");
+    if (load != nullptr && *load == "LoadStateLoaded") return Status::OK();
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
   return Status::Unavailable("Milvus collection " + collection_.name + " did not load within 2 minutes");
@@ -363,10 +402,8 @@ Status MilvusClient::count(const std::string& filter, uint64_t* out) const {
                                      {"limit", 0}}  // Milvus refuses count(*) with its default page
                                     .dump(),
                                 &data));
-  json rows = json::parse(data, nullptr, false);
-  try {
-    *out = as_u64(rows.at(0).at("count(*)"));
-  } catch (const std::exception&) {
+  const json rows = json::parse(data, nullptr, false);
+  if (!rows.is_array() || rows.size() != 1 || !as_u64(field(rows[0], "count(*)"), out)) {
     return Status::Unavailable("Milvus count (" + collection_.name + "): unexpected answer " +
                                data.substr(0, 200));
   }
@@ -388,10 +425,16 @@ Status MilvusClient::versions(const std::vector<std::string>& ids,
                                      {"limit", ids.size()}}
                                     .dump(),
                                 &data));
-  try {
-    for (const json& row : json::parse(data))
-      out->emplace_back(row.at("id").get<std::string>(), as_u64(row.at("version")));
-  } catch (const std::exception&) {
+  const json rows = json::parse(data, nullptr, false);
+  bool valid = rows.is_array();
+  for (size_t i = 0; valid && i < rows.size(); ++i) {
+    const std::string* id = string_field(rows[i], "id");
+    uint64_t version = 0;
+    valid = id != nullptr && as_u64(field(rows[i], "version"), &version);
+    if (valid) out->emplace_back(*id, version);
+  }
+  if (!valid) {
+    out->clear();
     return Status::Unavailable("Milvus query (" + collection_.name + "): unexpected answer " +
                                data.substr(0, 200));
   }
@@ -406,11 +449,16 @@ Status MilvusClient::search(const float* query, int dim, int k, std::vector<Milv
   std::string data;
   EMBEDAPT_RETURN_IF_ERROR(rest("search", body.dump(), &data));
   out->clear();
-  try {
-    for (const json& hit : json::parse(data)) {
-      out->push_back({hit.at("id").get<std::string>(), hit.at("distance").get<float>()});
-    }
-  } catch (const std::exception&) {
+  const json hits = json::parse(data, nullptr, false);
+  bool valid = hits.is_array();
+  for (size_t i = 0; valid && i < hits.size(); ++i) {
+    const std::string* id = string_field(hits[i], "id");
+    const json* distance = field(hits[i], "distance");
+    valid = id != nullptr && distance != nullptr && distance->is_number();
+    if (valid) out->push_back({*id, distance->get<float>()});
+  }
+  if (!valid) {
+    out->clear();
     return Status::Unavailable("Milvus search (" + collection_.name + "): unexpected answer " +
                                data.substr(0, 200));
   }

@@ -2,6 +2,7 @@
 // chosen adapter (the evaluator), milvus_search() for the active one.
 #include <algorithm>
 #include <atomic>
+#include <exception>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -37,12 +38,19 @@ class MilvusView final : public SearchView {
     results->assign(n, {});
     std::vector<Status> failures(n);
     std::atomic<size_t> next{0};
+    // An exception escaping a thread ends the process: each query's becomes its Status.
     auto worker = [&] {
       std::vector<MilvusHit> hits;
       for (size_t q = next++; q < n; q = next++) {
-        failures[q] = client_.search(mapped.data() + q * size_t(out_dim), out_dim, k, &hits);
-        if (!failures[q].ok()) continue;
-        for (const MilvusHit& hit : hits) (*results)[q].push_back({hit.id, hit.distance, "", ""});
+        try {
+          failures[q] = client_.search(mapped.data() + q * size_t(out_dim), out_dim, k, &hits);
+          if (!failures[q].ok()) continue;
+          for (const MilvusHit& hit : hits) (*results)[q].push_back({hit.id, hit.distance, "", ""});
+        } catch (const std::exception& e) {
+          failures[q] = Status::Internal(std::string("Milvus search: ") + e.what());
+        } catch (...) {
+          failures[q] = Status::Internal("Milvus search: unknown exception");
+        }
       }
     };
     std::vector<std::thread> threads;

@@ -1,0 +1,184 @@
+// The Milvus client and the milvus CLI against a fake Milvus proxy on
+// loopback whose answers each test chooses: hostile or malformed answers are
+// errors (never crashes or wrong results), and what the user typed is checked
+// before anything is sent or written. The real server is test_milvus's.
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "core/common/npy.h"
+#include "core/milvus/client.h"
+#include "embedapt/milvus.h"
+#include "embedapt/store.h"
+#include "tests/support/catch.h"
+#include "tests/support/cli_run.h"
+#include "tests/support/http_server.h"
+#include "tests/support/store.h"
+#include "tests/support/temp_dir.h"
+
+namespace embedapt {
+namespace {
+
+using testing::CliRun;
+using testing::HttpExchange;
+using testing::HttpReply;
+using testing::HttpTestServer;
+using testing::run_cli;
+
+constexpr int kDim = 4;
+
+// Milvus's REST API as far as a synced collection's searches need it: the
+// collection is loaded, and "search", "query" and the others answer what the
+// test set, by default success with no rows.
+class FakeMilvus {
+ public:
+  FakeMilvus() : server_([this](const HttpExchange& request) { return reply(request); }) {}
+
+  // `endpoint`: the path after /v1/vector/, e.g. "search" or "collections/describe".
+  void answer(const std::string& endpoint, HttpReply reply) {
+    std::lock_guard<std::mutex> lock(mu_);
+    replies_[endpoint] = std::move(reply);
+  }
+  void answer(const std::string& endpoint, const std::string& body) {
+    answer(endpoint, HttpReply::json(200, body));
+  }
+  std::string uri() const { return server_.base_url(); }
+  std::vector<std::string> requests() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return requests_;
+  }
+
+ private:
+  HttpReply reply(const HttpExchange& request) {
+    std::string endpoint = request.path.substr(std::string("/v1/vector/").size());
+    endpoint = endpoint.substr(0, endpoint.find('?'));
+    std::lock_guard<std::mutex> lock(mu_);
+    requests_.push_back(request.method + " " + request.path + " " + request.body);
+    auto it = replies_.find(endpoint);
+    if (it != replies_.end()) return it->second;
+    if (endpoint == "collections/describe")
+      return HttpReply::json(200, R"({"code":200,"data":{"load":"LoadStateLoaded"}})");
+    return HttpReply::json(200, R"({"code":200,"data":[]})");
+  }
+
+  mutable std::mutex mu_;
+  std::map<std::string, HttpReply> replies_;
+  std::vector<std::string> requests_;
+  HttpTestServer server_;  // last: stopped before the replies it reads go
+};
+
+// A store holding documents a, b and c whose cursor says it is fully synced
+// to `collection` (raw documents, a Flat index).
+std::unique_ptr<Store> synced_store(const std::string& db, const MilvusCollection& collection) {
+  auto store = testing::open_store(db, kDim);
+  for (const char* id : {"a", "b", "c"}) {
+    std::vector<float> v = {1, float(id[0] - 'a'), 0, 0};
+    REQUIRE(store->upsert(id, v.data(), kDim, "").ok());
+  }
+  StoreStats stats;
+  REQUIRE(store->stats(&stats).ok());
+  MilvusSyncState state;
+  state.complete = true;
+  REQUIRE(
+      store->put_cursor(sync_cursor_name(collection), {stats.journal_seq, encode_sync_state(state)}).ok());
+  return store;
+}
+
+Status search_one(const Store& store, const MilvusCollection& collection, int k, std::vector<Hit>* hits) {
+  const std::vector<float> query = {1, 0.5f, 0, 0};
+  std::vector<std::vector<Hit>> results;
+  Status s = milvus_search(store, collection, query.data(), 1, k, false, &results);
+  if (s.ok()) *hits = results[0];
+  return s;
+}
+
+// One query vector of the store's dim, as the CLI reads it.
+std::string query_npy(const testing::TempDir& dir) {
+  Matrix m;
+  m.rows = 1;
+  m.cols = kDim;
+  m.data = {1, 0.5f, 0, 0};
+  const std::string path = dir / "q.npy";
+  REQUIRE(write_npy(path, m).ok());
+  return path;
+}
+
+TEST_CASE("Milvus error answers of any shape are errors, not crashes", "[milvus]") {
+  FakeMilvus milvus;
+  testing::TempDir dir("milvus-answers");
+  const MilvusCollection collection{milvus.uri(), "docs"};
+  auto store = synced_store(dir / "db", collection);
+  std::vector<Hit> hits;
+
+  // A "message" that is no string threw nlohmann's type_error in a search
+  // worker thread: std::terminate, SIGABRT.
+  milvus.answer("search", R"({"code":1100,"message":12345})");
+  Status s = search_one(*store, collection, 3, &hits);
+  CHECK(s.code() == Code::kUnavailable);
+  CHECK_THAT(s.message(), Catch::Contains("code 1100: 12345"));
+  for (const char* body : {R"({"code":null,"message":null})", R"({"code":"200","data":[]})",
+                           R"({"code":200,"data":{"id":"a","distance":0.5}})",
+                           R"({"code":200,"data":[{"id":7,"distance":0.5}]})",
+                           R"({"code":200,"data":[{"id":"a","distance":"0.5"}]})", "[1,2]"}) {
+    INFO(body);
+    milvus.answer("search", body);
+    CHECK(search_one(*store, collection, 3, &hits).code() == Code::kUnavailable);
+  }
+
+  // The sync's first request, answered likewise, ended in "internal error: [json.exception...]".
+  milvus.answer("collections/describe", R"({"code":1100,"message":[1]})");
+  MilvusSyncReport report;
+  s = milvus_sync(*store, collection, MilvusSyncOptions(), &report);
+  CHECK(s.code() == Code::kUnavailable);
+  CHECK_THAT(s.message(), Catch::Contains("code 1100: [1]"));
+
+  // The CLI: one error line, exit 1.
+  store.reset();
+  milvus.answer("search", R"({"code":1100,"message":12345})");
+  CliRun run = run_cli("milvus search " + dir / "db" + " --uri " + milvus.uri() +
+                       " --collection docs --npy " + query_npy(dir) + " -k 3");
+  CHECK(run.exit_code == 1);
+  CHECK_THAT(run.output, Catch::StartsWith("embedapt: ") && Catch::Contains("code 1100: 12345"));
+  CHECK(std::count(run.output.begin(), run.output.end(), '\n') == 1);
+}
+
+TEST_CASE("Milvus counts are read strictly, and a URI must name a host", "[milvus]") {
+  FakeMilvus milvus;
+  MilvusClient client;
+  REQUIRE(MilvusClient::make({milvus.uri(), "docs"}, &client).ok());
+  uint64_t n = 0;
+  for (const char* count : {"\"12abc\"", "-1", "\"\"", "\"-1\"", "1.5", "null"}) {
+    INFO(count);
+    milvus.answer("query", std::string(R"j({"code":200,"data":[{"count(*)":)j") + count + "}]}");
+    CHECK(client.count("version >= 0", &n).code() == Code::kUnavailable);
+  }
+  milvus.answer("query", R"({"code":200,"data":[]})");
+  CHECK(client.count("version >= 0", &n).code() == Code::kUnavailable);
+  milvus.answer("query", R"j({"code":200,"data":[{"count(*)":"12"}]})j");
+  REQUIRE(client.count("version >= 0", &n).ok());
+  CHECK(n == 12);
+  milvus.answer("query", R"j({"code":200,"data":[{"count(*)":12}]})j");
+  REQUIRE(client.count("version >= 0", &n).ok());
+  CHECK(n == 12);
+
+  // A row of a versions query that is not {"id": string, "version": integer}.
+  std::vector<std::pair<std::string, uint64_t>> versions;
+  milvus.answer("query", R"({"code":200,"data":[{"id":"a","version":"3x"}]})");
+  CHECK(client.versions({"a"}, &versions).code() == Code::kUnavailable);
+  CHECK(versions.empty());
+
+  // "http://" was taken, and failed after every retry: "Could not resolve host".
+  for (const char* uri : {"http://", "https://", "http:///v1", "http://:19530", "http://user:pw@:19530",
+                          "http://127.0.0.1:19530?x=1", "http://127.0.0.1:19530/#f"}) {
+    INFO(uri);
+    Status s = MilvusClient::make({uri, "docs"}, &client);
+    CHECK(s.code() == Code::kInvalidArgument);
+  }
+  CHECK(MilvusClient::make({"http://milvus.internal:19530/", "docs"}, &client).ok());
+}
+
+}  // namespace
+}  // namespace embedapt
