@@ -3,6 +3,9 @@
 // errors (never crashes or wrong results), and what the user typed is checked
 // before anything is sent or written. The real server is test_milvus's.
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -178,6 +181,87 @@ TEST_CASE("Milvus counts are read strictly, and a URI must name a host", "[milvu
     CHECK(s.code() == Code::kInvalidArgument);
   }
   CHECK(MilvusClient::make({"http://milvus.internal:19530/", "docs"}, &client).ok());
+}
+
+// Every byte of every file under `dir`, for a secret that must not be there.
+bool any_file_holds(const std::string& dir, const std::string& secret) {
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
+    if (!entry.is_regular_file()) continue;
+    std::ifstream in(entry.path(), std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (bytes.find(secret) != std::string::npos) return true;
+  }
+  return false;
+}
+
+TEST_CASE("a password in the Milvus URI reaches no message and no store file", "[milvus]") {
+  FakeMilvus milvus;
+  testing::TempDir dir("milvus-secret");
+  const std::string address = milvus.uri().substr(std::string("http://").size());
+  const MilvusCollection collection{"http://admin:s3cretpw@" + address, "docs"};
+
+  // A first sync pins its cursor before the push, which fails here.
+  auto store = testing::open_store(dir / "db", kDim);
+  milvus.answer("collections/describe", R"({"code":100,"message":"can't find collection"})");
+  milvus.answer("collections/drop", R"({"code":1,"message":"boom"})");
+  MilvusSyncReport report;
+  Status s = milvus_sync(*store, collection, MilvusSyncOptions(), &report);
+  CHECK(s.code() == Code::kUnavailable);
+  CHECK_THAT(s.message(), !Catch::Contains("s3cretpw"));
+  JournalCursor cursor;
+  REQUIRE(store->get_cursor("milvus http://" + address + " docs", &cursor).ok());
+
+  // A sync that completes (here an incremental one with nothing to send).
+  StoreStats stats;
+  REQUIRE(store->stats(&stats).ok());
+  MilvusSyncState state;
+  state.complete = true;
+  REQUIRE(
+      store->put_cursor("milvus http://" + address + " docs", {stats.journal_seq, encode_sync_state(state)})
+          .ok());
+  milvus.answer("collections/describe", R"({"code":200,"data":{"load":"LoadStateLoaded"}})");
+  s = milvus_sync(*store, collection, MilvusSyncOptions(), &report);
+  INFO(s.ToString());
+  CHECK(s.ok());
+  CHECK_FALSE(report.full);
+
+  std::unique_ptr<SearchView> view;
+  s = milvus_view(*store, {collection.uri, "other"}, nullptr, &view);
+  CHECK(s.code() == Code::kFailedPrecondition);
+  CHECK_THAT(s.message(), Catch::Contains("[redacted]@") && !Catch::Contains("s3cretpw"));
+  s = milvus_view(*store, {"ftp://admin:s3cretpw@" + address, "docs"}, nullptr, &view);
+  CHECK(s.code() == Code::kInvalidArgument);
+  CHECK_THAT(s.message(), !Catch::Contains("s3cretpw"));
+  store.reset();
+  CHECK_FALSE(any_file_holds(dir / "db", "s3cretpw"));
+}
+
+TEST_CASE("a store synced under a URI with credentials keeps its cursor", "[milvus]") {
+  FakeMilvus milvus;
+  testing::TempDir dir("milvus-legacy");
+  const std::string address = milvus.uri().substr(std::string("http://").size());
+  const MilvusCollection collection{"http://admin:pw@" + address, "docs"};
+  // The cursor as a store synced before kept it: under the whole URI.
+  auto store = testing::open_store(dir / "db", kDim);
+  std::vector<float> v = {1, 0, 0, 0};
+  REQUIRE(store->upsert("a", v.data(), kDim, "").ok());
+  StoreStats stats;
+  REQUIRE(store->stats(&stats).ok());
+  MilvusSyncState state;
+  state.complete = true;
+  const std::string legacy = "milvus http://admin:pw@" + address + " docs";
+  REQUIRE(store->put_cursor(legacy, {stats.journal_seq, encode_sync_state(state)}).ok());
+
+  std::unique_ptr<SearchView> view;
+  CHECK(milvus_view(*store, collection, nullptr, &view).ok());
+  MilvusSyncReport report;
+  REQUIRE(milvus_sync(*store, collection, MilvusSyncOptions(), &report).ok());
+  CHECK_FALSE(report.full);
+  JournalCursor cursor;
+  CHECK(store->get_cursor(legacy, &cursor).code() == Code::kNotFound);
+  // The same collection without credentials (or with others) is the same cursor.
+  CHECK(milvus_view(*store, {milvus.uri() + "/", "docs"}, nullptr, &view).ok());
+  CHECK(milvus_view(*store, {"http://other:pw2@" + address, "docs"}, nullptr, &view).ok());
 }
 
 }  // namespace

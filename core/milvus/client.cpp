@@ -148,9 +148,29 @@ Status ParseMilvusIndex(std::string_view name, MilvusIndex* out) {
 }
 
 std::string sync_cursor_name(const MilvusCollection& collection) {
+  std::string address = collection.uri;
+  while (!address.empty() && address.back() == '/') address.pop_back();
+  const size_t scheme = address.find("://");
+  if (scheme != std::string::npos) {
+    const size_t host = scheme + 3;
+    const size_t path = address.find('/', host);
+    const size_t at = address.rfind('@', path);
+    if (at != std::string::npos && at >= host) address.erase(host, at + 1 - host);
+  }
+  return "milvus " + address + " " + collection.name;
+}
+
+std::string legacy_sync_cursor_name(const MilvusCollection& collection) {
   std::string uri = collection.uri;
   while (!uri.empty() && uri.back() == '/') uri.pop_back();
   return "milvus " + uri + " " + collection.name;
+}
+
+Status get_sync_cursor(const Store& store, const MilvusCollection& collection, JournalCursor* out) {
+  Status found = store.get_cursor(sync_cursor_name(collection), out);
+  const std::string legacy = legacy_sync_cursor_name(collection);
+  if (found.code() != Code::kNotFound || legacy == sync_cursor_name(collection)) return found;
+  return store.get_cursor(legacy, out);
 }
 
 std::string encode_sync_state(const MilvusSyncState& state) {
@@ -200,7 +220,8 @@ Status to_collection_space(const Adapter* adapter, Metric metric, const float* i
 Status MilvusClient::make(const MilvusCollection& collection, MilvusClient* out) {
   const std::string& uri = collection.uri;
   if (uri.rfind("http://", 0) != 0 && uri.rfind("https://", 0) != 0) {
-    return Status::InvalidArgument("Milvus URI '" + uri + "' must start with http:// or https://");
+    return Status::InvalidArgument("Milvus URI '" + printable_url(uri) +
+                                   "' must start with http:// or https://");
   }
   // Without a host curl fails only after every retry ("Could not resolve host").
   const size_t host = uri.find("://") + 3;
@@ -208,11 +229,11 @@ Status MilvusClient::make(const MilvusCollection& collection, MilvusClient* out)
   const size_t authority_end = uri.find('/', host);
   const size_t host_begin = at != std::string::npos && at < authority_end ? at + 1 : host;
   if (host_begin == uri.size() || uri[host_begin] == '/' || uri[host_begin] == ':') {
-    return Status::InvalidArgument("Milvus URI '" + uri + "' names no host");
+    return Status::InvalidArgument("Milvus URI '" + printable_url(uri) + "' names no host");
   }
   // The client appends each request's path to the URI.
   if (uri.find_first_of("?#") != std::string::npos) {
-    return Status::InvalidArgument("Milvus URI '" + uri + "': no query string or fragment");
+    return Status::InvalidArgument("Milvus URI '" + printable_url(uri) + "': no query string or fragment");
   }
   const std::string& name = collection.name;
   bool valid = !name.empty() && name.size() <= 255 && !std::isdigit(static_cast<unsigned char>(name[0]));

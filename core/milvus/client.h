@@ -30,7 +30,15 @@ struct MilvusSyncState {
   uint64_t doc_adapter = 0;  // the both-side version the documents went through (0: raw)
   bool complete = false;     // false while a full push is under way
 };
+// Named after the collection's address (scheme, host, port, path) and name:
+// never the URI's user name and password, which the store would keep in its
+// files. Two URIs differing only in credentials reach the same collection.
 std::string sync_cursor_name(const MilvusCollection& collection);
+// The name stores used before: the whole URI, credentials too. Readers fall
+// back to it once (a store synced before must not push everything again), and
+// the next sync that completes moves the cursor off it.
+std::string legacy_sync_cursor_name(const MilvusCollection& collection);
+Status get_sync_cursor(const Store& store, const MilvusCollection& collection, JournalCursor* out);
 std::string encode_sync_state(const MilvusSyncState& state);
 bool parse_sync_state(const std::string& bytes, MilvusSyncState* out);
 

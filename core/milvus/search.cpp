@@ -7,6 +7,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/common/http.h"
 #include "core/milvus/client.h"
 #include "embedapt/milvus.h"
 
@@ -76,11 +77,11 @@ Status milvus_view(const Store& store, const MilvusCollection& collection,
   const std::string cursor_name = sync_cursor_name(collection);
   JournalCursor cursor;
   MilvusSyncState state;
-  Status found = store.get_cursor(cursor_name, &cursor);
+  Status found = get_sync_cursor(store, collection, &cursor);
   if (found.code() == Code::kNotFound ||
       (found.ok() && parse_sync_state(cursor.state, &state) && !state.complete)) {
     return Status::FailedPrecondition("this store was never fully synced to Milvus collection " +
-                                      collection.name + " at " + collection.uri +
+                                      collection.name + " at " + printable_url(collection.uri) +
                                       ": run a Milvus sync first");
   }
   EMBEDAPT_RETURN_IF_ERROR(found);
@@ -122,8 +123,8 @@ Status milvus_search(const Store& store, const MilvusCollection& collection, con
     if (loaded->side() == AdapterSide::kBoth) {
       JournalCursor cursor;
       MilvusSyncState state;
-      if (store.get_cursor(sync_cursor_name(collection), &cursor).ok() &&
-          parse_sync_state(cursor.state, &state) && state.doc_adapter != stats.active_adapter) {
+      if (get_sync_cursor(store, collection, &cursor).ok() && parse_sync_state(cursor.state, &state) &&
+          state.doc_adapter != stats.active_adapter) {
         return Status::FailedPrecondition("the active adapter v" + std::to_string(stats.active_adapter) +
                                           " maps documents, and Milvus collection " + collection.name +
                                           " was not synced under it: run a Milvus sync");

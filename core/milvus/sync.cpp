@@ -138,7 +138,7 @@ Status milvus_sync(Store& store, const MilvusCollection& collection, const Milvu
   const std::string cursor_name = sync_cursor_name(collection);
   JournalCursor cursor;
   MilvusSyncState state;
-  Status found = store.get_cursor(cursor_name, &cursor);
+  Status found = get_sync_cursor(store, collection, &cursor);
   if (!found.ok() && found.code() != Code::kNotFound) return found;
   bool exists = false;
   EMBEDAPT_RETURN_IF_ERROR(client.exists(&exists));
@@ -234,6 +234,13 @@ Status milvus_sync(Store& store, const MilvusCollection& collection, const Milvu
   state.complete = true;
   cursor.state = encode_sync_state(state);
   EMBEDAPT_RETURN_IF_ERROR(store.put_cursor(cursor_name, cursor));
+  // A cursor under the old name (which holds the URI's password) goes: it
+  // would pin the journal. Only if it is there: a delete writes its key too.
+  const std::string legacy = legacy_sync_cursor_name(collection);
+  JournalCursor old;
+  if (legacy != cursor_name && store.get_cursor(legacy, &old).ok()) {
+    EMBEDAPT_RETURN_IF_ERROR(store.remove_cursor(legacy));
+  }
   report->seq = cursor.seq;
   return Status::OK();
 }

@@ -22,7 +22,8 @@
 // back to a query-side one) makes the next sync push everything again.
 //
 // Where the sync stands is a journal cursor in the store (Store::put_cursor),
-// named after the URI and the collection. It advances only after Milvus
+// named after the URI without its user name and password (so they never reach
+// the store's files) and the collection. It advances only after Milvus
 // acknowledged what it covers, and every request is idempotent (upsert by id,
 // delete by version), so a sync killed at any point is finished by the next.
 #pragma once
