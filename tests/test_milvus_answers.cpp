@@ -264,5 +264,52 @@ TEST_CASE("a store synced under a URI with credentials keeps its cursor", "[milv
   CHECK(milvus_view(*store, {"http://other:pw2@" + address, "docs"}, nullptr, &view).ok());
 }
 
+std::vector<std::string> ids_of(const std::vector<Hit>& hits) {
+  std::vector<std::string> ids;
+  for (const Hit& hit : hits) ids.push_back(hit.id);
+  return ids;
+}
+
+TEST_CASE("Milvus results are checked: each id once, at most k, stored ids, finite scores", "[milvus]") {
+  FakeMilvus milvus;
+  testing::TempDir dir("milvus-results");
+  const MilvusCollection collection{milvus.uri(), "docs"};
+  auto store = synced_store(dir / "db", collection);
+  milvus.answer("search", R"({"code":200,"data":[{"id":"a","distance":0.9},{"id":"a","distance":0.9},
+      {"id":"ghost","distance":0.8},{"id":"b","distance":0.7},{"id":"c","distance":0.6},
+      {"id":"b","distance":0.5}]})");
+
+  // The client: duplicates dropped (the first kept), then k at most.
+  MilvusClient client;
+  REQUIRE(MilvusClient::make(collection, &client).ok());
+  std::vector<MilvusHit> raw;
+  const std::vector<float> query = {1, 0, 0, 0};
+  REQUIRE(client.search(query.data(), kDim, 3, &raw).ok());
+  REQUIRE(raw.size() == 3);
+  CHECK(raw[0].id == "a");
+  CHECK(raw[1].id == "ghost");
+  CHECK(raw[2].id == "b");
+  CHECK(raw[2].distance == Approx(0.7));
+
+  // The view: and no id the store does not hold (eval scored a repeated hit
+  // several times: ndcg@10 4.54, recall@10 10.0).
+  std::vector<Hit> hits;
+  REQUIRE(search_one(*store, collection, 3, &hits).ok());
+  CHECK(ids_of(hits) == std::vector<std::string>{"a", "b"});
+  REQUIRE(search_one(*store, collection, 10, &hits).ok());
+  CHECK(ids_of(hits) == std::vector<std::string>{"a", "b", "c"});
+  REQUIRE(store->remove("c").ok());
+  REQUIRE(search_one(*store, collection, 10, &hits).ok());
+  CHECK(ids_of(hits) == std::vector<std::string>{"a", "b"});
+
+  // 1e300 fits a double, not a float: it became an inf score.
+  for (const char* distance : {"1e300", "-1e300"}) {
+    milvus.answer("search", std::string(R"({"code":200,"data":[{"id":"a","distance":)") + distance + "}]}");
+    Status s = search_one(*store, collection, 3, &hits);
+    CHECK(s.code() == Code::kUnavailable);
+    CHECK_THAT(s.message(), Catch::Contains("not a finite float"));
+  }
+}
+
 }  // namespace
 }  // namespace embedapt

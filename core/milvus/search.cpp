@@ -20,8 +20,9 @@ constexpr size_t kConcurrentRequests = 4;
 
 class MilvusView final : public SearchView {
  public:
-  MilvusView(MilvusClient client, std::shared_ptr<const Adapter> adapter, Metric metric, int dim)
-      : client_(std::move(client)), adapter_(std::move(adapter)), metric_(metric), dim_(dim) {}
+  MilvusView(const Store& store, MilvusClient client, std::shared_ptr<const Adapter> adapter, Metric metric,
+             int dim)
+      : store_(store), client_(std::move(client)), adapter_(std::move(adapter)), metric_(metric), dim_(dim) {}
 
   Status search(const float* queries, size_t n, const SearchOptions& options,
                 std::vector<std::vector<Hit>>* results) const override {
@@ -58,10 +59,28 @@ class MilvusView final : public SearchView {
     for (size_t t = 0; t < std::min(n, kConcurrentRequests); ++t) threads.emplace_back(worker);
     for (std::thread& t : threads) t.join();
     for (const Status& s : failures) EMBEDAPT_RETURN_IF_ERROR(s);
+    for (std::vector<Hit>& hits : *results) EMBEDAPT_RETURN_IF_ERROR(drop_unstored(&hits));
     return Status::OK();
   }
 
  private:
+  // The store is the source of truth: a record removed from it stays in the
+  // collection until the next sync, and an id it never held is the server's
+  // error. Neither is served (nor logged as shown, nor scored by eval).
+  Status drop_unstored(std::vector<Hit>* hits) const {
+    Record record;
+    std::vector<Hit> kept;
+    for (Hit& hit : *hits) {
+      Status s = store_.get(hit.id, &record);
+      if (s.code() == Code::kNotFound || s.code() == Code::kInvalidArgument) continue;
+      EMBEDAPT_RETURN_IF_ERROR(s);
+      kept.push_back(std::move(hit));
+    }
+    *hits = std::move(kept);
+    return Status::OK();
+  }
+
+  const Store& store_;
   const MilvusClient client_;
   const std::shared_ptr<const Adapter> adapter_;
   const Metric metric_;
@@ -103,7 +122,7 @@ Status milvus_view(const Store& store, const MilvusCollection& collection,
     return Status::FailedPrecondition("adapter takes " + std::to_string(adapter->in_dim()) +
                                       "-dim vectors, the store holds " + std::to_string(stats.dim));
   }
-  *out = std::make_unique<MilvusView>(std::move(client), std::move(adapter), stats.metric, stats.dim);
+  *out = std::make_unique<MilvusView>(store, std::move(client), std::move(adapter), stats.metric, stats.dim);
   return Status::OK();
 }
 

@@ -85,7 +85,10 @@ Status milvus_sync(Store& store, const MilvusCollection& collection, const Milvu
 // the collection's documents: a query-side one (or none) needs raw ones, a
 // both-side one the documents it mapped, which the view cannot check (pass
 // the version the last sync used). Code::kFailedPrecondition if the store
-// was never synced to the collection, or the sides do not fit.
+// was never synced to the collection, or the sides do not fit. Results are
+// checked: an id once, at most k, finite scores, and only ids the store holds
+// (one removed since the last sync is dropped), so the view reads `store` at
+// each search and must not outlive it.
 Status milvus_view(const Store& store, const MilvusCollection& collection,
                    std::shared_ptr<const Adapter> adapter, std::unique_ptr<SearchView>* out);
 
