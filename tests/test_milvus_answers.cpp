@@ -3,6 +3,8 @@
 // errors (never crashes or wrong results), and what the user typed is checked
 // before anything is sent or written. The real server is test_milvus's.
 #include <algorithm>
+#include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -309,6 +311,45 @@ TEST_CASE("Milvus results are checked: each id once, at most k, stored ids, fini
     CHECK(s.code() == Code::kUnavailable);
     CHECK_THAT(s.message(), Catch::Contains("not a finite float"));
   }
+}
+
+TEST_CASE("a Milvus server that never answers fails within 4 x the timeout", "[milvus]") {
+  FakeMilvus milvus;
+  testing::TempDir dir("milvus-timeout");
+  MilvusCollection collection{milvus.uri(), "docs"};
+  auto store = synced_store(dir / "db", collection);
+  HttpReply hang = HttpReply::json(200, R"({"code":200,"data":[]})");
+  hang.delay_seconds = 120;
+  milvus.answer("search", hang);
+
+  // Each attempt was bounded at 300 s, with no way to shorten it: ~20 minutes.
+  collection.timeout_seconds = 0.2;
+  std::vector<Hit> hits;
+  const auto start = std::chrono::steady_clock::now();
+  Status s = search_one(*store, collection, 3, &hits);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  CHECK(s.code() == Code::kUnavailable);
+  CHECK(seconds < 20);
+  for (double bad : {0.0, -1.0, 1e6, std::nan("")}) {
+    collection.timeout_seconds = bad;
+    CHECK(search_one(*store, collection, 3, &hits).code() == Code::kInvalidArgument);
+  }
+  store.reset();
+
+  // The CLI's --timeout, checked before anything is opened or sent.
+  const std::string search = "milvus search " + dir / "db" + " --uri " + milvus.uri() +
+                             " --collection docs --npy " + query_npy(dir) + " -k 3";
+  CliRun run = run_cli(search + " --timeout 0");
+  CHECK(run.exit_code == 1);
+  CHECK_THAT(run.output, Catch::Contains("--timeout: a timeout must be 0.001 to 86400 seconds"));
+  run = run_cli("milvus sync " + dir / "db" + " --uri " + milvus.uri() + " --collection docs --timeout nan");
+  CHECK(run.exit_code == 1);
+  CHECK_THAT(run.output, Catch::Contains("--timeout: "));
+  const size_t before = milvus.requests().size();
+  run = run_cli(search + " --timeout 0.2");
+  CHECK(run.exit_code == 1);
+  CHECK_THAT(run.output, Catch::Contains("gave up after 4 attempts"));
+  CHECK(milvus.requests().size() == before + 4);
 }
 
 }  // namespace

@@ -18,11 +18,13 @@ namespace {
 using nlohmann::json;
 
 // Loopback and cluster alike: a request may wait on a segment load or a
-// compaction, so attempts are generous; a dead server still fails in minutes.
-RetryPolicy milvus_retry() {
+// compaction, so an attempt gets the collection's timeout_seconds (60 s by
+// default) and there are 4; a server that never answers fails after
+// 4 x timeout plus at most 3.5 s of backoff: about 4 minutes by default.
+RetryPolicy milvus_retry(double timeout_seconds) {
   RetryPolicy policy;
   policy.max_attempts = 4;
-  policy.timeout_seconds = 300;
+  policy.timeout_seconds = timeout_seconds;
   return policy;
 }
 
@@ -237,6 +239,8 @@ Status MilvusClient::make(const MilvusCollection& collection, MilvusClient* out)
   if (uri.find_first_of("?#") != std::string::npos) {
     return Status::InvalidArgument("Milvus URI '" + printable_url(uri) + "': no query string or fragment");
   }
+  const std::string timeout = timeout_problem(collection.timeout_seconds);
+  if (!timeout.empty()) return Status::InvalidArgument("Milvus timeout: " + timeout);
   const std::string& name = collection.name;
   bool valid = !name.empty() && name.size() <= 255 && !std::isdigit(static_cast<unsigned char>(name[0]));
   for (char c : name) valid = valid && (std::isalnum(static_cast<unsigned char>(c)) || c == '_');
@@ -256,7 +260,7 @@ Status MilvusClient::rest(const std::string& path, const std::string& body, std:
   request.body = body;
   request.headers = {"Content-Type: application/json", "Accept: application/json"};
   HttpResponse response;
-  EMBEDAPT_RETURN_IF_ERROR(http_send(request, milvus_retry(), &response));
+  EMBEDAPT_RETURN_IF_ERROR(http_send(request, milvus_retry(collection_.timeout_seconds), &response));
   const std::string where = "Milvus " + path + " (" + collection_.name + ")";
   if (response.status != 200) {
     return Status::Unavailable(where + ": HTTP " + std::to_string(response.status) + ": " +
@@ -292,7 +296,7 @@ Status MilvusClient::grpc(const std::string& method, const std::string& request)
     http.body.push_back(static_cast<char>((request.size() >> shift) & 0xff));
   http.body += request;
   HttpResponse response;
-  EMBEDAPT_RETURN_IF_ERROR(http_send(http, milvus_retry(), &response));
+  EMBEDAPT_RETURN_IF_ERROR(http_send(http, milvus_retry(collection_.timeout_seconds), &response));
   const std::string where = "Milvus " + method + " (" + collection_.name + ")";
   auto grpc_status = response.headers.find("grpc-status");
   if (response.status != 200 || grpc_status == response.headers.end()) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/common/files.h"
+#include "core/common/http.h"
 #include "core/common/npy.h"
 #include "core/common/progress.h"
 #include "embedapt/embedder.h"
@@ -24,6 +25,7 @@ struct MilvusArgs {
   std::string uri;
   std::string collection;
   bool trust_code = false;
+  double timeout_seconds = MilvusCollection().timeout_seconds;
   // sync
   std::string index = "FLAT";
   int shards = 1;
@@ -39,7 +41,15 @@ struct MilvusArgs {
   std::string hit;
 };
 
+// The collection the arguments name, its settings checked before the store is opened.
+MilvusCollection target(const MilvusArgs& args) {
+  const std::string timeout = timeout_problem(args.timeout_seconds);
+  if (!timeout.empty()) throw Failure{"--timeout: " + timeout};
+  return {args.uri, args.collection, args.timeout_seconds};
+}
+
 void run_sync(const MilvusArgs& args) {
+  const MilvusCollection collection = target(args);
   MilvusSyncOptions options;
   Status parsed = ParseMilvusIndex(args.index, &options.index);
   if (!parsed.ok()) throw Failure{"--index: " + parsed.message()};
@@ -49,7 +59,7 @@ void run_sync(const MilvusArgs& args) {
   options.show_progress = Progress::stderr_is_terminal();
   std::unique_ptr<Store> store = open_existing_store(args.db, args.trust_code);
   MilvusSyncReport report;
-  check(milvus_sync(*store, {args.uri, args.collection}, options, &report));
+  check(milvus_sync(*store, collection, options, &report));
   const std::string docs = report.doc_adapter
                                ? "documents mapped by adapter v" + std::to_string(report.doc_adapter)
                                : "raw documents";
@@ -66,6 +76,7 @@ void run_sync(const MilvusArgs& args) {
 }
 
 void run_search(const MilvusArgs& args) {
+  const MilvusCollection collection = target(args);
   if (args.k < 1) throw Failure{"-k must be at least 1"};
   if (args.npy.empty() == args.texts.empty()) throw Failure{"give either --npy or --text"};
   if (!args.hit.empty() && !args.log) throw Failure{"--hit needs --log"};
@@ -95,8 +106,8 @@ void run_search(const MilvusArgs& args) {
   }
   if (!args.hit.empty() && queries.rows != 1) throw Failure{"--hit names the choice for a single query"};
   std::vector<std::vector<Hit>> results;
-  check(milvus_search(*store, {args.uri, args.collection}, queries.data.data(), queries.rows, args.k,
-                      args.trust_code, &results));
+  check(milvus_search(*store, collection, queries.data.data(), queries.rows, args.k, args.trust_code,
+                      &results));
   std::vector<uint64_t> query_ids(queries.rows, 0);
   if (args.log) {
     for (size_t q = 0; q < queries.rows; ++q) {
@@ -134,6 +145,9 @@ void add_target_options(CLI::App* cmd, MilvusArgs* args) {
   cmd->add_option("--uri", args->uri, "The Milvus proxy, http://HOST:PORT")->required();
   cmd->add_option("--collection", args->collection, "The collection")->required();
   cmd->add_flag("--trust-code", args->trust_code, "Allow a TorchScript active adapter (it is code)");
+  cmd->add_option("--timeout", args->timeout_seconds,
+                  "Seconds per attempt of each request to Milvus (4 attempts), 0.001 to 86400")
+      ->capture_default_str();
 }
 
 }  // namespace

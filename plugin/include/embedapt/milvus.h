@@ -43,6 +43,9 @@ namespace embedapt {
 struct MilvusCollection {
   std::string uri;   // the proxy, e.g. "http://127.0.0.1:19530" (no trailing path)
   std::string name;  // the collection: letters, digits and '_', starting with a letter or '_'
+  // Per attempt of each request (0.001 to 86400); a request is tried 4 times,
+  // so a server that never answers fails after about 4 x this.
+  double timeout_seconds = 60;
 };
 
 enum class MilvusIndex {
