@@ -352,5 +352,53 @@ TEST_CASE("a Milvus server that never answers fails within 4 x the timeout", "[m
   CHECK(milvus.requests().size() == before + 4);
 }
 
+TEST_CASE(
+    "milvus search: --hit is checked before anything is logged, and without --log the store is only read",
+    "[milvus]") {
+  FakeMilvus milvus;
+  testing::TempDir dir("milvus-cli-log");
+  const std::string db = dir / "db";
+  synced_store(db, {milvus.uri(), "docs"}).reset();
+  milvus.answer("search", R"({"code":200,"data":[{"id":"a","distance":0.9},{"id":"b","distance":0.8}]})");
+  const std::string search = "milvus search " + db + " --uri " + milvus.uri() + " --collection docs --npy " +
+                             query_npy(dir) + " -k 3";
+  auto logged = [&](uint64_t queries, uint64_t hits) {
+    auto store = testing::open_store(db, kDim);
+    StoreStats stats;
+    REQUIRE(store->stats(&stats).ok());
+    CHECK(stats.logged_queries == queries);
+    CHECK(stats.logged_hits == hits);
+  };
+
+  // A hit the store refused left its query logged; "" was ignored; a typo
+  // (neither a result nor a document) was logged as training data.
+  for (const std::string& hit : {std::string(2000, 'x'), std::string("no_such_document_typo")}) {
+    CliRun run = run_cli(search + " --log --hit " + hit);
+    CHECK(run.exit_code == 1);
+    CHECK_THAT(run.output, Catch::Contains("no document with this id"));
+  }
+  CliRun run = run_cli(search + " --log --hit ''");
+  CHECK(run.exit_code == 1);
+  CHECK_THAT(run.output, Catch::Contains("--hit: an empty id"));
+  run = run_cli(search + " --hit ''");
+  CHECK(run.exit_code == 1);
+  CHECK_THAT(run.output, Catch::Contains("--hit needs --log"));
+  logged(0, 0);
+  // A stored document the results missed is what the user chose.
+  run = run_cli(search + " --log --hit c");
+  INFO(run.output);
+  CHECK(run.exit_code == 0);
+  logged(1, 1);
+
+  // An app holding the store open for writing: a search without --log only
+  // reads it (it opened the store for writing, and failed on the lock).
+  auto app = testing::open_store(db, kDim);
+  run = run_cli(search);
+  CHECK(run.exit_code == 0);
+  CHECK_THAT(run.output, Catch::Contains("0.900000"));
+  run = run_cli(search + " --log");
+  CHECK(run.exit_code == 1);
+}
+
 }  // namespace
 }  // namespace embedapt

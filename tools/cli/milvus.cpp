@@ -39,6 +39,7 @@ struct MilvusArgs {
   std::string json_out;
   bool log = false;
   std::string hit;
+  bool hit_given = false;  // --hit "" is given, and refused
 };
 
 // The collection the arguments name, its settings checked before the store is opened.
@@ -79,8 +80,11 @@ void run_search(const MilvusArgs& args) {
   const MilvusCollection collection = target(args);
   if (args.k < 1) throw Failure{"-k must be at least 1"};
   if (args.npy.empty() == args.texts.empty()) throw Failure{"give either --npy or --text"};
-  if (!args.hit.empty() && !args.log) throw Failure{"--hit needs --log"};
-  std::unique_ptr<Store> store = open_existing_store(args.db, args.trust_code);
+  if (args.hit_given && !args.log) throw Failure{"--hit needs --log"};
+  if (args.hit_given && args.hit.empty()) throw Failure{"--hit: an empty id names no document"};
+  // A search that logs nothing must not lock the store's writers out while Milvus answers.
+  std::unique_ptr<Store> store = args.log ? open_existing_store(args.db, args.trust_code)
+                                          : open_store_read_only(args.db, args.trust_code);
   StoreStats stats;
   check(store->stats(&stats));
   Matrix queries;
@@ -104,7 +108,19 @@ void run_search(const MilvusArgs& args) {
     throw Failure{"queries have " + std::to_string(queries.cols) + " dims, the store " +
                   std::to_string(stats.dim)};
   }
-  if (!args.hit.empty() && queries.rows != 1) throw Failure{"--hit names the choice for a single query"};
+  if (args.hit_given && queries.rows != 1) throw Failure{"--hit names the choice for a single query"};
+  // Before anything is logged: a query logged with its hit refused was a
+  // half-done write, and a hit that is no document would be trained on. A
+  // stored document the results missed is what the user chose: logged.
+  if (args.hit_given) {
+    Record record;
+    const Status found = store->get(args.hit, &record);
+    if (found.code() == Code::kNotFound) {
+      const std::string shown = args.hit.size() > 80 ? args.hit.substr(0, 80) + "..." : args.hit;
+      throw Failure{"--hit '" + shown + "': no document with this id in " + args.db};
+    }
+    check(found);
+  }
   std::vector<std::vector<Hit>> results;
   check(milvus_search(*store, collection, queries.data.data(), queries.rows, args.k, args.trust_code,
                       &results));
@@ -115,7 +131,7 @@ void run_search(const MilvusArgs& args) {
       for (const Hit& hit : results[q]) ids.push_back(hit.id);
       check(store->log_query(queries.data.data() + q * queries.cols, queries.cols, ids, &query_ids[q]));
     }
-    if (!args.hit.empty()) check(store->log_hit(query_ids[0], args.hit));
+    if (args.hit_given) check(store->log_hit(query_ids[0], args.hit));
   }
   nlohmann::json out = {{"results", nlohmann::json::array()}};
   for (size_t q = 0; q < results.size(); ++q) {
@@ -179,8 +195,12 @@ void add_milvus_command(CLI::App& app) {
   search->add_option("-k", args->k, "Neighbours per query")->capture_default_str();
   search->add_option("--json", args->json_out, "Write the results as JSON to this file");
   search->add_flag("--log", args->log, "Log each query and its results in the store's query log");
-  search->add_option("--hit", args->hit, "The result the user chose (one query): logged as its hit");
-  search->callback([args] { run_search(*args); });
+  CLI::Option* hit =
+      search->add_option("--hit", args->hit, "The document the user chose (one query): logged as its hit");
+  search->callback([args, hit] {
+    args->hit_given = hit->count() > 0;
+    run_search(*args);
+  });
 }
 
 }  // namespace embedapt::cli
