@@ -133,6 +133,11 @@ TEST_CASE("Milvus error answers of any shape are errors, not crashes", "[milvus]
     CHECK(search_one(*store, collection, 3, &hits).code() == Code::kUnavailable);
   }
 
+  // A message nested past any answer's depth overflowed the stack in dump().
+  milvus.answer("search",
+                R"({"code":1100,"message":)" + std::string(100000, '[') + std::string(100000, ']') + "}");
+  CHECK(search_one(*store, collection, 3, &hits).code() == Code::kUnavailable);
+
   // The sync's first request, answered likewise, ended in "internal error: [json.exception...]".
   milvus.answer("collections/describe", R"({"code":1100,"message":[1]})");
   MilvusSyncReport report;

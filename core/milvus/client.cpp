@@ -11,6 +11,8 @@
 #include <unordered_set>
 
 #include "core/common/http.h"
+#include "core/common/json.h"
+#include "core/common/utf8.h"
 
 namespace embedapt {
 namespace {
@@ -264,12 +266,15 @@ Status MilvusClient::rest(const std::string& path, const std::string& body, std:
   const std::string where = "Milvus " + path + " (" + collection_.name + ")";
   if (response.status != 200) {
     return Status::Unavailable(where + ": HTTP " + std::to_string(response.status) + ": " +
-                               response.body.substr(0, 300));
+                               quotable(response.body));
   }
-  const json answer = json::parse(response.body, nullptr, /*allow_exceptions=*/false);
+  // Depth-bounded: a message or data nested deeper would overflow the stack
+  // in the dump()s below.
+  json answer;
+  if (!parse_json(response.body, where, &answer).ok()) answer = nullptr;
   const json* code = field(answer, "code");
   if (code == nullptr || !code->is_number_integer()) {
-    return Status::Unavailable(where + ": unexpected answer: " + response.body.substr(0, 300));
+    return Status::Unavailable(where + ": unexpected answer: " + quotable(response.body));
   }
   if (*code != 200) {
     const json* message = field(answer, "message");
@@ -278,8 +283,8 @@ Status MilvusClient::rest(const std::string& path, const std::string& body, std:
                                  ? message->get_ref<const std::string&>()
                                  : message->dump(-1, ' ', false, json::error_handler_t::replace);
     // Milvus's "collection not found" (code 100) is the one callers act on.
-    if (*code == 100) return Status::NotFound(where + ": " + text.substr(0, 300));
-    return Status::Unavailable(where + ": code " + code->dump() + ": " + text.substr(0, 300));
+    if (*code == 100) return Status::NotFound(where + ": " + quotable(text));
+    return Status::Unavailable(where + ": code " + code->dump() + ": " + quotable(text));
   }
   const json* answer_data = field(answer, "data");
   *data = answer_data ? answer_data->dump(-1, ' ', false, json::error_handler_t::replace) : "null";
