@@ -64,7 +64,9 @@ embedapt_code embedapt_open(const char* path, int dim, const char* metric, const
  * are refused with EMBEDAPT_INVALID_ARGUMENT. */
 embedapt_code embedapt_open_flags(const char* path, int dim, const char* metric, const char* index_spec,
                                   uint32_t flags, embedapt_store** store, char** error);
-/* Persists a snapshot and closes; NULL is ignored. */
+/* Persists a snapshot and closes; NULL is ignored. The handle is freed, as
+ * free() frees memory: using or closing it again is undefined (set it to
+ * NULL), and so is closing it while another thread is in a call on it. */
 void embedapt_close(embedapt_store* store);
 
 /* The store's dimension and record count; 0 for a NULL handle. */
