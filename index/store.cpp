@@ -200,7 +200,9 @@ Status StoreImpl::open(const std::string& path, const Options& options, std::uni
   EMBEDAPT_RETURN_IF_ERROR(store->load_meta(!has_db));
   EMBEDAPT_RETURN_IF_ERROR(store->load_active_adapter());
   EMBEDAPT_RETURN_IF_ERROR(store->recover_index());
-  EMBEDAPT_RETURN_IF_ERROR(store->load_ids());
+  uint64_t newest_iid = 0;
+  EMBEDAPT_RETURN_IF_ERROR(store->load_ids(&newest_iid));
+  EMBEDAPT_RETURN_IF_ERROR(store->check_families_agree(newest_iid));
   if (options.background_retrain.after_hits > 0 && !options.read_only) {  // a read-only store logs nothing
     StoreImpl* impl = store.get();
     store->background_ = std::thread([impl] { impl->background_loop(); });
@@ -608,8 +610,38 @@ Status StoreImpl::recover_index() {
   return snapshot_locked();
 }
 
-Status StoreImpl::load_ids() {
+// Each write puts a record in every family at once, so the families agree
+// on what is stored. They disagree when RocksDB serves a family as it was
+// before a table file that has gone missing or been cut short: a writable
+// open refuses such a database, but a read-only one (a secondary instance)
+// opened without a word, and searches named no hits, or get() found no
+// record that a search had returned.
+Status StoreImpl::check_families_agree(uint64_t newest_iid) const {
+  const size_t named = ids_by_iid_.size(), indexed = index_->live_count();
+  std::string problem;
+  if (named != indexed) {
+    problem = std::to_string(named) + " record ids against " + std::to_string(indexed) + " indexed records";
+  }
+  std::string value;
+  for (ColumnFamily family : {kDocs, kVectors}) {
+    if (!problem.empty() || newest_iid == 0) break;
+    const rocksdb::Status s =
+        db_->Get(rocksdb::ReadOptions(), cf(family), codec::key_u64(newest_iid), &value);
+    if (s.IsNotFound()) {
+      problem = "the newest record, " + std::to_string(newest_iid) + ", has no " +
+                (family == kDocs ? "document" : "vector");
+    } else {
+      EMBEDAPT_RETURN_IF_ERROR(from_rocksdb(s, path_ + ": reading the newest record"));
+    }
+  }
+  if (problem.empty()) return Status::OK();
+  return Status::Corruption(path_ + ": RocksDB's tables disagree (" + problem + "): a table file in " +
+                            path_ + "/db is missing or damaged");
+}
+
+Status StoreImpl::load_ids(uint64_t* newest_iid) {
   IdNames ids;
+  uint64_t newest = 0;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), cf(kIds)));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     uint64_t iid = 0;
@@ -617,8 +649,10 @@ Status StoreImpl::load_ids() {
       return Status::Corruption(path_ + ": ids entry for '" + it->key().ToString() + "' is malformed");
     }
     ids.set(static_cast<int64_t>(iid), it->key().ToString());
+    newest = std::max(newest, iid);
   }
   EMBEDAPT_RETURN_IF_ERROR(from_rocksdb(it->status(), path_ + ": scanning ids"));
+  if (newest_iid != nullptr) *newest_iid = newest;
   std::unique_lock<std::shared_mutex> exclusive(mu_);
   ids_by_iid_ = std::move(ids);
   return Status::OK();

@@ -136,7 +136,11 @@ class StoreImpl final : public Store {
   Status load_active_adapter();
   Status recover_index();
   // Reads every record's id from RocksDB into ids_by_iid_.
-  Status load_ids();
+  // `newest_iid`, when given, receives the largest iid named.
+  Status load_ids(uint64_t* newest_iid = nullptr);
+  // Corruption unless the families agree on the records (load_ids's count
+  // against the index's, the newest record in docs and vectors).
+  Status check_families_agree(uint64_t newest_iid) const;
 
   // Maps `n` raw vectors into the space of an index built under
   // `doc_adapter` (nullptr: none): transform, then normalise for cosine.
