@@ -1,6 +1,7 @@
 // The command: embedder against a real subprocess (a python3 script).
 #include <signal.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cerrno>
 #include <chrono>
@@ -80,7 +81,8 @@ TEST_CASE("command embedder rejects errors, garbage and wrong shapes", "[command
   CHECK(error.message().find("reported an error: cannot embed BAD") != std::string::npos);
   Status garbage = embedder->embed({"JUNK"}, EmbedSide::kQuery, &out);
   CHECK(garbage.code() == Code::kCorruption);
-  CHECK(garbage.message().find("not JSON: this is not json") != std::string::npos);
+  CHECK(garbage.message().find("answered a line that is not JSON") != std::string::npos);
+  CHECK(garbage.message().find(": this is not json") != std::string::npos);
   Status short_reply = embedder->embed({"a", "SHORT"}, EmbedSide::kQuery, &out);
   CHECK(short_reply.code() == Code::kCorruption);
   CHECK(short_reply.message().find("answered 1 embeddings for 2 texts") != std::string::npos);
@@ -171,4 +173,53 @@ TEST_CASE("command embedder refuses a reply line past its limit and numbers no f
   CHECK(out.empty());
   REQUIRE(embedder->embed({"fine"}, EmbedSide::kQuery, &out).ok());  // a fresh child
   CHECK(out == expected("fine", EmbedSide::kQuery));
+}
+
+TEST_CASE("command embedder quotes a child's reply bounded and on one line, however deep or long",
+          "[command]") {
+  auto one_line = [](const std::string& message) {
+    return std::none_of(message.begin(), message.end(),
+                        [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
+  };
+  const std::string deep = std::string(200000, '[') + std::string(200000, ']');
+  std::vector<float> out;
+  // Parsed whole, these overflowed the stack in dump() (the error) or in the walk of the rows.
+  for (const std::string& line : {"{\"error\": " + deep + "}", "{\"embeddings\": " + deep + "}"}) {
+    Status s = embedapt::parse_command_reply(line, 1, 0, &out);
+    CHECK(s.code() == Code::kCorruption);
+    CHECK(s.message().find("nests deeper than 64 levels") != std::string::npos);
+    CHECK(s.message().size() < 500);
+  }
+  Status shallow = embedapt::parse_command_reply("{\"error\": {\"code\": [5]}}", 1, 0, &out);
+  CHECK(shallow.code() == Code::kIOError);
+  CHECK(shallow.message() == "reported an error: {\"error\": {\"code\": [5]}}");
+
+  // A megabyte of traceback, with newlines and a terminal escape, as a child's error string.
+  std::string traceback;
+  while (traceback.size() < (1 << 20)) traceback += "Traceback line\\n\\u001b[31m";
+  Status long_error = embedapt::parse_command_reply("{\"error\": \"" + traceback + "\"}", 1, 0, &out);
+  CHECK(long_error.code() == Code::kIOError);
+  CHECK(long_error.message().rfind("reported an error: Traceback line  [31mTraceback line", 0) == 0);
+  CHECK(long_error.message().size() < 500);
+  CHECK(one_line(long_error.message()));
+  Status garbage = embedapt::parse_command_reply(std::string(1 << 20, '\r'), 1, 0, &out);
+  CHECK(garbage.message().size() < 500);
+  CHECK(one_line(garbage.message()));
+  CHECK(out.empty());
+
+  // Through a real child, the whole path: a one-line message, the child ended.
+  const std::string dir = EMBEDAPT_BINARY_DIR "/command_deep";
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir + "/child.py")
+      << "import sys\n"
+         "for line in sys.stdin:\n"
+         "    sys.stdout.write('{\"error\":' + '[' * 200000 + ']' * 200000 + '}\\n')\n"
+         "    sys.stdout.flush()\n";
+  CommandOptions options;
+  options.command = "exec python3 " + dir + "/child.py";
+  std::unique_ptr<Embedder> embedder;
+  Status s = open_command_embedder(options, &embedder);
+  CHECK(s.code() == Code::kCorruption);
+  CHECK(s.message().rfind("command '" + options.command + "' answered a line that is not JSON", 0) == 0);
+  CHECK(s.message().size() < 600);
 }

@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "core/common/json.h"
 #include "core/common/progress.h"
 
 extern char** environ;
@@ -26,6 +27,22 @@ namespace embedapt {
 namespace {
 
 using nlohmann::json;
+
+// The most of a child's line or error a message quotes: a child may send a
+// megabyte of error, or a traceback spread over many lines.
+constexpr size_t kMaxQuoted = 300;
+
+// A bounded, one-line excerpt of what the child wrote, cut at a character
+// boundary, for a message that must stay one line.
+std::string quote(const std::string& text) {
+  size_t cut = std::min(text.size(), kMaxQuoted);
+  while (cut > 0 && cut < text.size() && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
+  std::string s = text.substr(0, cut);
+  for (char& c : s) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
+  }
+  return cut < text.size() ? s + "..." : s;
+}
 
 // How long a child may take to exit after its stdin closes before it is killed.
 constexpr auto kExitGrace = std::chrono::seconds(2);
@@ -228,16 +245,22 @@ class CommandEmbedder : public Embedder {
 std::string command_identity(const std::string& command) { return "command:" + command; }
 
 Status parse_command_reply(const std::string& line, size_t n, size_t dim, std::vector<float>* out) {
-  const json reply = json::parse(line, nullptr, /*allow_exceptions=*/false);
+  // The child's line is untrusted: bounded in depth while parsing, and only
+  // ever quoted as an excerpt of the line itself (dump() recurses per level).
+  json reply;
+  if (!parse_json(line, "reply", &reply).ok()) {
+    return Status::Corruption("answered a line that is not JSON, or nests deeper than " +
+                              std::to_string(kMaxJsonDepth) + " levels: " + quote(line));
+  }
   if (!reply.is_object())
-    return Status::Corruption("answered a line that is not JSON: " + line.substr(0, 200));
+    return Status::Corruption("answered a line that is not a JSON object: " + quote(line));
   if (auto error = reply.find("error"); error != reply.end()) {
     return Status::IOError("reported an error: " +
-                           (error->is_string() ? error->get<std::string>() : error->dump()));
+                           quote(error->is_string() ? error->get<std::string>() : line));
   }
   auto rows = reply.find("embeddings");
   if (rows == reply.end() || !rows->is_array()) {
-    return Status::Corruption("answered without an \"embeddings\" array: " + line.substr(0, 200));
+    return Status::Corruption("answered without an \"embeddings\" array: " + quote(line));
   }
   if (rows->size() != n) {
     return Status::Corruption("answered " + std::to_string(rows->size()) + " embeddings for " +

@@ -50,7 +50,9 @@ Status open_command_embedder(const CommandOptions& options, std::unique_ptr<Embe
 
 // Reads one reply line for `n` texts of dimension `dim` (0: the first row
 // decides) and appends the n rows to *out. kIOError for an error the command
-// reported, kCorruption for anything malformed; *out is unchanged then.
+// reported, kCorruption for anything malformed (JSON nested deeper than
+// kMaxJsonDepth included); *out is unchanged then. Messages quote at most a
+// few hundred bytes of the child's line or error, on one line.
 Status parse_command_reply(const std::string& line, size_t n, size_t dim, std::vector<float>* out);
 
 }  // namespace embedapt
