@@ -410,6 +410,39 @@ TEST_CASE("the journal refuses other arguments and survives a torn last line", "
         Code::kCorruption);
 }
 
+TEST_CASE("the journal refuses a header generate did not write, in one line naming it", "[generate]") {
+  TempDir dir("journal_header");
+  const std::string path = dir / "j";
+  const std::string arguments = R"({"llm_model":"m","chunks":3})";
+  std::vector<JournalEntry> entries;
+  std::unique_ptr<Journal> journal;
+  auto open_with_header = [&](const std::string& header) {
+    std::ofstream(path, std::ios::trunc) << header << "\n";
+    return Journal::open(path, arguments, &entries, &journal);
+  };
+  const std::string deep = std::string(300000, '[') + std::string(300000, ']');
+  // Compared and quoted whole, the first overflowed the stack; the second threw from value().
+  for (const std::string& header :
+       {R"({"format":"embedapt-generate-journal/1","arguments":{"llm_model":)" + deep + "}}",
+        std::string(R"({"format":5,"arguments":{"llm_model":"m","chunks":3}})"),
+        std::string(R"({"format":"embedapt-generate-journal/1","arguments":{"llm_model":["m"],"chunks":3}})"),
+        std::string(R"({"format":"embedapt-generate-journal/1","arguments":[]})"),
+        std::string(R"({"format":"embedapt-generate-journal/1"})"), deep}) {
+    Status s = open_with_header(header);
+    CHECK(s.code() == Code::kCorruption);
+    CHECK(s.message() == path + ":1: not an embedapt generate journal");
+  }
+
+  // Other plain arguments are still told apart, each value quoted short.
+  Status s = open_with_header(R"({"format":"embedapt-generate-journal/1","arguments":{"llm_model":")" +
+                              std::string(1 << 20, 'x') + R"(","chunks":3}})");
+  CHECK(s.code() == Code::kFailedPrecondition);
+  CHECK(s.message().find("llm_model: \"xxxx") != std::string::npos);
+  CHECK(s.message().find("... in the journal, \"m\" now") != std::string::npos);
+  CHECK(s.message().size() < 500);
+  REQUIRE(open_with_header(R"({"format":"embedapt-generate-journal/1","arguments":)" + arguments + "}").ok());
+}
+
 constexpr int kKillConcurrency = 4;
 
 // The run the next test kills: a fresh process of this binary, started with

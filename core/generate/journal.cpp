@@ -3,11 +3,13 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "core/common/files.h"
+#include "core/common/json.h"
 
 namespace embedapt {
 
@@ -31,6 +33,21 @@ Status write_all(int fd, const std::string& path, const std::string& data) {
   return Status::OK();
 }
 
+// The most of one argument's value a message quotes.
+constexpr size_t kMaxQuotedValue = 100;
+
+std::string quote(const json& value) {
+  std::string s = value.dump(-1, ' ', false, json::error_handler_t::replace);
+  return s.size() > kMaxQuotedValue ? s.substr(0, kMaxQuotedValue) + "..." : s;
+}
+
+// Whether `arguments` has the shape generate writes: an object of plain
+// values, so that comparing and quoting them stays shallow and short.
+bool plain_object(const json& arguments) {
+  if (!arguments.is_object()) return false;
+  return std::all_of(arguments.begin(), arguments.end(), [](const json& v) { return v.is_primitive(); });
+}
+
 // "model: \"a\" in the journal, \"b\" now; ..." for each differing key.
 std::string describe_difference(const json& journal, const json& now) {
   std::string out;
@@ -41,7 +58,7 @@ std::string describe_difference(const json& journal, const json& now) {
     json a = journal.value(key, json()), b = now.value(key, json());
     if (a == b) continue;
     if (!out.empty()) out += "; ";
-    out += key + ": " + a.dump() + " in the journal, " + b.dump() + " now";
+    out += key + ": " + quote(a) + " in the journal, " + quote(b) + " now";
   }
   return out;
 }
@@ -59,10 +76,14 @@ Status parse_journal(const std::string& path, const std::string& content, const 
     std::string line = content.substr(start, end - start);
     start = end + 1;
     ++line_number;
-    json record = json::parse(line, nullptr, /*allow_exceptions=*/false);
     std::string where = path + ":" + std::to_string(line_number);
+    // The file may be anything by now: parsed with a bound on its depth, as
+    // comparing and quoting what was built recurse once per level.
+    json record;
+    const bool parsed = parse_json(line, where, &record).ok();
     if (line_number == 1) {
-      if (!record.is_object() || record.value("format", "") != kFormat || !record.contains("arguments")) {
+      if (!parsed || !record.is_object() || record["format"] != kFormat ||
+          !plain_object(record.value("arguments", json()))) {
         return Status::Corruption(where + ": not an embedapt generate journal");
       }
       if (record["arguments"] != arguments) {
@@ -73,7 +94,7 @@ Status parse_journal(const std::string& path, const std::string& content, const 
       }
       continue;
     }
-    if (!record.is_object() || !record["chunk"].is_string() || !record["reply"].is_string() ||
+    if (!parsed || !record.is_object() || !record["chunk"].is_string() || !record["reply"].is_string() ||
         !record["input_tokens"].is_number_integer() || !record["output_tokens"].is_number_integer()) {
       return Status::Corruption(where + ": not a journal entry");
     }
