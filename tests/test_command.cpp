@@ -7,6 +7,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "core/embed/command.h"
 
@@ -32,6 +33,31 @@ std::vector<float> expected(const std::string& text, EmbedSide side) {
   for (unsigned char c : text) sum += c;
   return {static_cast<float>(text.size()), side == EmbedSide::kQuery ? 1.0f : 0.0f,
           static_cast<float>(sum % 97), 1.0f};
+}
+
+// Whether `pid` has ended within a few seconds: gone, or a zombie its new
+// parent has yet to reap (signal 0 still reaches a zombie).
+bool ends(pid_t pid) {
+  for (int i = 0; i < 500; ++i) {
+    if (::kill(pid, 0) == -1 && errno == ESRCH) return true;
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    std::getline(stat, line);
+    const size_t name_end = line.rfind(')');
+    if (name_end != std::string::npos && line.compare(name_end, 3, ") Z") == 0) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
+pid_t read_pid(const std::string& path) {
+  pid_t pid = 0;
+  for (int i = 0; i < 500 && pid == 0; ++i) {
+    std::ifstream in(path);
+    if (!(in >> pid)) pid = 0;
+    if (pid == 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return pid;
 }
 
 }  // namespace
@@ -222,4 +248,53 @@ TEST_CASE("command embedder quotes a child's reply bounded and on one line, howe
   CHECK(s.code() == Code::kCorruption);
   CHECK(s.message().rfind("command '" + options.command + "' answered a line that is not JSON", 0) == 0);
   CHECK(s.message().size() < 600);
+}
+
+TEST_CASE("command embedder ends what its command started, not just sh", "[command]") {
+  const std::string pid_file = EMBEDAPT_BINARY_DIR "/command_grandchild.pid";
+  // A program the command leaves running in the background: killed with sh
+  // alone, it lived on with parent 1, holding the caller's stderr open.
+  auto with_grandchild = [&](const std::string& flags) {
+    std::filesystem::remove(pid_file);
+    CommandOptions options;
+    options.command = "sleep 300 & echo $! > " + pid_file + "; python3 " + kScript + " " + flags + "; true";
+    return options;
+  };
+
+  SECTION("after a failure") {
+    std::unique_ptr<Embedder> embedder;
+    REQUIRE(open_command_embedder(with_grandchild("--garbage-on JUNK"), &embedder).ok());
+    const pid_t grandchild = read_pid(pid_file);
+    REQUIRE(grandchild > 0);
+    std::vector<float> out;
+    CHECK(embedder->embed({"JUNK"}, EmbedSide::kQuery, &out).code() == Code::kCorruption);
+    CHECK(ends(grandchild));
+    if (!ends(grandchild)) ::kill(grandchild, SIGKILL);
+  }
+
+  SECTION("after a timeout") {
+    const std::string hang = EMBEDAPT_BINARY_DIR "/command_group_hang.txt";
+    std::ofstream(hang) << "STUCK";
+    CommandOptions options = with_grandchild("--hang-file " + hang);
+    options.read_timeout_seconds = 5;
+    std::unique_ptr<Embedder> embedder;
+    REQUIRE(open_command_embedder(options, &embedder).ok());
+    const pid_t grandchild = read_pid(pid_file);
+    REQUIRE(grandchild > 0);
+    std::vector<float> out;
+    CHECK(embedder->embed({"STUCK"}, EmbedSide::kQuery, &out).code() == Code::kIOError);
+    std::filesystem::remove(hang);
+    CHECK(ends(grandchild));
+    if (!ends(grandchild)) ::kill(grandchild, SIGKILL);
+  }
+
+  SECTION("when the embedder is closed") {
+    auto embedder = std::make_unique<std::unique_ptr<Embedder>>();
+    REQUIRE(open_command_embedder(with_grandchild(""), embedder.get()).ok());
+    const pid_t grandchild = read_pid(pid_file);
+    REQUIRE(grandchild > 0);
+    embedder.reset();
+    CHECK(ends(grandchild));
+    if (!ends(grandchild)) ::kill(grandchild, SIGKILL);
+  }
 }

@@ -137,8 +137,15 @@ class CommandEmbedder : public Embedder {
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_adddup2(&actions, fds[1], STDIN_FILENO);
     posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
+    // Its own process group, so that ending it ends what sh runs too (sh
+    // alone died and left the user's program running, holding our stderr).
+    posix_spawnattr_t attributes;
+    posix_spawnattr_init(&attributes);
+    posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETPGROUP);
+    posix_spawnattr_setpgroup(&attributes, 0);
     const char* argv[] = {"sh", "-c", options_.command.c_str(), nullptr};
-    int rc = posix_spawn(&pid_, "/bin/sh", &actions, nullptr, const_cast<char**>(argv), environ);
+    int rc = posix_spawn(&pid_, "/bin/sh", &actions, &attributes, const_cast<char**>(argv), environ);
+    posix_spawnattr_destroy(&attributes);
     posix_spawn_file_actions_destroy(&actions);
     ::close(fds[1]);
     if (rc != 0) {
@@ -151,20 +158,24 @@ class CommandEmbedder : public Embedder {
     return Status::OK();
   }
 
-  // Closes the child's stdin and reaps it, killing it if it has not exited
-  // within kExitGrace (at once with kill_now); returns its wait status (or -1).
+  // Closes the child's stdin and waits up to kExitGrace (none with kill_now)
+  // for it to exit, then kills its process group: whatever it started and
+  // left behind goes with it. Returns its wait status (or -1).
   int stop_child(bool kill_now = false) {
     if (pid_ <= 0) return -1;
     ::shutdown(fd_, SHUT_WR);
-    int status = 0;
     auto deadline = Clock::now() + (kill_now ? Clock::duration::zero() : kExitGrace);
-    pid_t done;
-    while ((done = ::waitpid(pid_, &status, WNOHANG)) == 0 && Clock::now() < deadline) {
+    // Waited for without reaping: until it is reaped its pid, the group's id,
+    // cannot name another process group.
+    for (;;) {
+      siginfo_t info{};
+      int rc = ::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT);
+      if ((rc == 0 && info.si_pid == pid_) || (rc < 0 && errno != EINTR) || Clock::now() >= deadline) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
-    if (done == 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, &status, 0);
+    ::kill(-pid_, SIGKILL);
+    int status = 0;
+    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
     }
     ::close(fd_);
     fd_ = -1;

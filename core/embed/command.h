@@ -6,16 +6,18 @@
 //   response (from the child): {"embeddings": [[f, f, ...], ...]}   one row per text, in order
 //                          or  {"error": "what went wrong"}
 //
-// The child is started with `sh -c CMD` on first use and kept for the
-// embedder's lifetime; its stderr is passed through for diagnostics. Every
-// row must have the same length. When the child exits, writes something that
-// is not such a line, or answers with the wrong shape, the call fails naming
-// CMD and the problem, the child is ended, and the next call starts a fresh
-// one. A child that takes longer than read_timeout_seconds to take a request
-// and answer it is taken to be hung: the call fails with kIOError naming CMD
-// and the timeout, and the child is killed at once. Closing the embedder
-// closes the child's stdin (its cue to exit) and reaps it, killing it if it
-// lingers.
+// The child is started with `sh -c CMD` on first use, in a process group of
+// its own, and kept for the embedder's lifetime; its stderr is passed through
+// for diagnostics. Every row must have the same length. When the child exits,
+// writes something that is not such a line, or answers with the wrong shape,
+// the call fails naming CMD and the problem, the child is ended, and the next
+// call starts a fresh one. A child that takes longer than
+// read_timeout_seconds to take a request and answer it is taken to be hung:
+// the call fails with kIOError naming CMD and the timeout, and the child is
+// killed at once. Closing the embedder closes the child's stdin (its cue to
+// exit) and reaps it, killing it if it lingers. Ending the child kills its
+// whole process group: what CMD started (sh's own child, a program it put in
+// the background) does not outlive it, unless it left the group.
 #pragma once
 
 #include <cstddef>
