@@ -298,3 +298,50 @@ TEST_CASE("command embedder ends what its command started, not just sh", "[comma
     if (!ends(grandchild)) ::kill(grandchild, SIGKILL);
   }
 }
+
+TEST_CASE("command embedder refuses replies no request asked for", "[command]") {
+  const std::string dir = EMBEDAPT_BINARY_DIR "/command_extra_lines";
+  std::filesystem::create_directories(dir);
+  // Answers the probe once, then every request twice: at once, or a moment later.
+  std::ofstream(dir + "/child.py")
+      << "import json, sys, time\n"
+         "served = 0\n"
+         "for line in sys.stdin:\n"
+         "    texts = json.loads(line)['texts']\n"
+         "    out = json.dumps({'embeddings': [[float(len(t)), 0.0] for t in texts]}) + '\\n'\n"
+         "    served += 1\n"
+         "    sys.stdout.write(out if served == 1 or sys.argv[1] == 'later' else out + out)\n"
+         "    sys.stdout.flush()\n"
+         "    if served > 1 and sys.argv[1] == 'later':\n"
+         "        time.sleep(0.5)\n"
+         "        sys.stdout.write(out)\n"
+         "        sys.stdout.flush()\n";
+  CommandOptions options;
+  std::unique_ptr<Embedder> embedder;
+  std::vector<float> out;
+
+  SECTION("in the same write") {
+    options.command = "exec python3 " + dir + "/child.py together";
+    REQUIRE(open_command_embedder(options, &embedder).ok());
+    // It used to return these rows, then "a"'s row again for "bbb", and so on.
+    Status s = embedder->embed({"a"}, EmbedSide::kQuery, &out);
+    CHECK(s.code() == Code::kCorruption);
+    CHECK(s.message() ==
+          "command '" + options.command +
+              "' answered one request with more than one line (then: {\"embeddings\": [[1.0, 0.0]]}); "
+              "a reply per request, one line each, is the protocol");
+    CHECK(out.empty());
+  }
+
+  SECTION("after the reply was read") {
+    options.command = "exec python3 " + dir + "/child.py later";
+    REQUIRE(open_command_embedder(options, &embedder).ok());
+    REQUIRE(embedder->embed({"a"}, EmbedSide::kQuery, &out).ok());
+    std::this_thread::sleep_for(std::chrono::seconds(2));
+    Status s = embedder->embed({"bbb"}, EmbedSide::kQuery, &out);
+    CHECK(s.code() == Code::kCorruption);
+    CHECK(s.message().find("wrote output no request asked for: {\"embeddings\": [[1.0, 0.0]]}") !=
+          std::string::npos);
+    CHECK(out == std::vector<float>{1, 0});
+  }
+}

@@ -214,6 +214,20 @@ class CommandEmbedder : public Embedder {
     return Status::OK();
   }
 
+  // Whether the running child has written anything since its last reply: left
+  // in buffer_ by read_line, or waiting on the socket (read into buffer_ to be
+  // quoted). An end of output is not counted: the next send or read says how
+  // the child ended.
+  bool unrequested_output() {
+    if (!buffer_.empty()) return true;
+    char chunk[4096];
+    ssize_t n;
+    while ((n = ::recv(fd_, chunk, sizeof chunk, MSG_DONTWAIT)) < 0 && errno == EINTR) {
+    }
+    if (n > 0) buffer_.append(chunk, static_cast<size_t>(n));
+    return n > 0;
+  }
+
   // "<what>; it exited with status 3": reaps the child to say how it ended.
   std::string exit_story(const std::string& what) {
     int status = stop_child();
@@ -229,10 +243,23 @@ class CommandEmbedder : public Embedder {
       deadline_ = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(
                                      std::min(options_.read_timeout_seconds, 1e9)));
     }
+    // Replies carry no request id: only their order pairs them with requests.
+    // One line more or less and every later reply answers another batch, so
+    // output no request asked for ends the child instead.
+    if (unrequested_output()) {
+      return fail(Code::kCorruption,
+                  "wrote output no request asked for: " + quote(buffer_.substr(0, buffer_.find('\n'))) +
+                      " (a reply per request, one line each, is the protocol)");
+    }
     json message = {{"side", side == EmbedSide::kQuery ? "query" : "document"}, {"texts", texts}};
     EMBEDAPT_RETURN_IF_ERROR(write_line(message.dump(-1, ' ', false, json::error_handler_t::replace) + "\n"));
     std::string line;
     EMBEDAPT_RETURN_IF_ERROR(read_line(&line));
+    if (!buffer_.empty()) {
+      return fail(Code::kCorruption, "answered one request with more than one line (then: " +
+                                         quote(buffer_.substr(0, buffer_.find('\n'))) +
+                                         "); a reply per request, one line each, is the protocol");
+    }
     const size_t base = out->size();
     Status parsed = parse_command_reply(line, texts.size(), static_cast<size_t>(dim_), out);
     if (!parsed.ok()) return fail(parsed.code(), parsed.message());
@@ -246,7 +273,7 @@ class CommandEmbedder : public Embedder {
   std::mutex mu_;  // one request at a time over the child's single stream
   pid_t pid_ = -1;
   int fd_ = -1;
-  std::string buffer_;  // bytes read past the last line
+  std::string buffer_;  // bytes read past the last line: between requests, none
   bool has_deadline_ = false;
   Clock::time_point deadline_;  // of the request in progress, when has_deadline_
 };
