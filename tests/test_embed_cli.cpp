@@ -235,3 +235,39 @@ TEST_CASE("embed killed with -9 keeps the finished chunks in the cache", "[embed
     CHECK(std::vector<float>(m.row(i), m.row(i) + 4) == expected(texts[i], false));
   }
 }
+
+TEST_CASE("--timeout bounds each embedding request, checked like every HTTP timeout", "[embed_cli]") {
+  fs::path dir = work_dir("timeout");
+  write_text(dir / "in.jsonl", "\"alpha\"\n");
+  // A child that never answers held embed for the fixed 300 s.
+  auto start = std::chrono::steady_clock::now();
+  Run silent =
+      run_cli({"embed", "--embedder", "command:exec sleep 600", "--input", (dir / "in.jsonl").string(),
+               "--out", (dir / "out.jsonl").string(), "--no-cache", "--timeout", "1.5"},
+              dir);
+  const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  INFO(silent.err);
+  CHECK(silent.exit_code == 1);
+  CHECK(silent.err.find("command 'exec sleep 600' timed out after 1.5s waiting for its answer") !=
+        std::string::npos);
+  CHECK(waited < 30);
+  CHECK(!fs::exists(dir / "out.jsonl"));
+
+  const std::string problem = "--timeout: a timeout must be 0.001 to 86400 seconds, got ";
+  const std::vector<std::vector<std::string>> commands = {
+      {"embed", "--embedder", fake_spec(), "--out", (dir / "out.jsonl").string()},
+      {"ingest", (dir / "store").string(), "--dataset", (dir / "qa.json").string(), "--embedder",
+       fake_spec()},
+      {"eval", (dir / "store").string(), "--dataset", (dir / "qa.json").string(), "--embedder", fake_spec()}};
+  for (const auto& command : commands) {
+    for (const std::string bad : {"0", "0.0001", "nan", "100000"}) {
+      std::vector<std::string> args = command;
+      args.insert(args.end(), {"--timeout", bad});
+      Run run = run_cli(args, dir);
+      INFO(command[0] << " --timeout " << bad << ": " << run.err);
+      CHECK(run.exit_code == 1);
+      CHECK(run.err.find(problem) != std::string::npos);
+    }
+  }
+  CHECK(!fs::exists(dir / "store"));
+}

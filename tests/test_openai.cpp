@@ -310,3 +310,10 @@ TEST_CASE("openai embedder quotes a server's error as one bounded line without t
   CHECK(s.message().find(kKey.substr(0, 7)) == std::string::npos);
   CHECK(s.message().size() < 600);
 }
+
+TEST_CASE("openai embedder takes each attempt's timeout from the embedder options", "[openai]") {
+  embedapt::EmbedderOptions options;
+  CHECK(embedapt::openai_options("m", options).retry.timeout_seconds == 120);
+  options.openai_timeout_seconds = 7.5;
+  CHECK(embedapt::openai_options("m", options).retry.timeout_seconds == 7.5);
+}

@@ -259,6 +259,7 @@ OpenAIOptions openai_options(const std::string& model, const EmbedderOptions& op
   result.api_key = !options.api_key.empty() ? options.api_key : env_or("OPENAI_API_KEY", "");
   result.dimensions = options.dimensions;
   result.show_progress = options.show_progress;
+  result.retry.timeout_seconds = options.openai_timeout_seconds;
   return result;
 }
 

@@ -32,7 +32,8 @@ struct OpenAIOptions {
 
 // The options "openai:MODEL" names given the embedder options: base URL from
 // options.api_base_url, else $OPENAI_BASE_URL, else https://api.openai.com/v1;
-// key from options.api_key, else $OPENAI_API_KEY.
+// key from options.api_key, else $OPENAI_API_KEY; each attempt's timeout from
+// options.openai_timeout_seconds.
 OpenAIOptions openai_options(const std::string& model, const EmbedderOptions& options);
 
 // "openai:MODEL@HOST[:PORT][PATH]" (plus "/dimensions=N" when asked for):

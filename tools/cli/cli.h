@@ -7,8 +7,11 @@
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 
+#include "core/common/http.h"
+#include "embedapt/embedder.h"
 #include "embedapt/status.h"
 #include "embedapt/store.h"
 
@@ -75,6 +78,26 @@ inline void add_index_knobs(CLI::App* cmd, int* ef_search, int* nprobe) {
          "--nprobe", *nprobe,
          "IVF: lists a search probes (FAISS nprobe); more is slower and finds more. Default: the index's (1)")
       ->check(not_zero);
+}
+
+// --timeout, for the commands that build an embedder from --embedder: the
+// longest wait for one request, to a command: child (its answer) or an
+// openai: server (each attempt). Left out, each keeps its own default.
+inline CLI::Option* add_embedder_timeout(CLI::App* cmd, std::optional<double>* seconds) {
+  return cmd->add_option(
+      "--timeout", *seconds,
+      "Seconds an embedding request may take: command: the child's answer, openai: each HTTP "
+      "attempt (default 300 and 120)");
+}
+
+// Sets `seconds`, when given, as options' timeouts for both kinds of
+// embedder, checked against the bound every HTTP timeout has.
+inline void set_embedder_timeout(const std::optional<double>& seconds, EmbedderOptions* options) {
+  if (!seconds) return;
+  const std::string problem = timeout_problem(*seconds);
+  if (!problem.empty()) throw Failure{"--timeout: " + problem};
+  options->command_timeout_seconds = *seconds;
+  options->openai_timeout_seconds = *seconds;
 }
 
 // Whether two output paths name one file: as spelled ("out.json",

@@ -37,6 +37,7 @@ struct EmbedArgs {
   std::string api_base_url;
   std::string api_key_env;
   int dimensions = 0;
+  std::optional<double> timeout_seconds;
   bool progress = false;
 };
 
@@ -93,6 +94,7 @@ void run_embed(const EmbedArgs& args) {
   options.use_cache = !args.no_cache;
   options.api_base_url = args.api_base_url;
   options.dimensions = args.dimensions;
+  set_embedder_timeout(args.timeout_seconds, &options);
   if (!args.api_key_env.empty()) {
     const char* key = std::getenv(args.api_key_env.c_str());
     if (key == nullptr || key[0] == '\0') {
@@ -148,6 +150,7 @@ void add_embed_command(CLI::App& app) {
                   "openai: the variable holding the key (default OPENAI_API_KEY)");
   cmd->add_option("--dimensions", args->dimensions,
                   "openai: ask for this many dimensions (text-embedding-3)");
+  add_embedder_timeout(cmd, &args->timeout_seconds);
   cmd->add_flag("--progress", args->progress, "Draw a progress bar on stderr even when it is not a terminal");
   cmd->callback([args] { run_embed(*args); });
 }

@@ -30,6 +30,7 @@ struct EvalArgs {
   std::string db;
   std::string dataset;
   std::string embedder;
+  std::optional<double> timeout_seconds;
   std::vector<std::string> adapters;
   int top_k = 5;
   std::string json_out;
@@ -105,6 +106,10 @@ std::vector<std::pair<std::string, std::string>> checked_outputs(const EvalArgs&
 
 void run_eval(const EvalArgs& args) {
   const std::vector<std::pair<std::string, std::string>> outputs = checked_outputs(args);
+  EmbedderOptions embedder_options;
+  embedder_options.cache_dir = args.cache_dir;
+  embedder_options.show_progress = false;  // the evaluator draws its own bars
+  set_embedder_timeout(args.timeout_seconds, &embedder_options);
   QaDataset dataset;
   check(read_dataset(args.dataset, &dataset));
   for (const std::string& warning : dataset_warnings(dataset)) {
@@ -113,9 +118,6 @@ void run_eval(const EvalArgs& args) {
 
   std::unique_ptr<Store> store = open_store_read_only(args.db, args.trust_code);
 
-  EmbedderOptions embedder_options;
-  embedder_options.cache_dir = args.cache_dir;
-  embedder_options.show_progress = false;  // the evaluator draws its own bars
   std::unique_ptr<Embedder> embedder;
   Status made = make_embedder(args.embedder, embedder_options, &embedder);
   if (!made.ok()) throw Failure{"--embedder " + args.embedder + ": " + made.message()};
@@ -185,6 +187,7 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--embedder", args->embedder,
                   "The embedder the store was built with (default, bert:DIR, ...)")
       ->required();
+  add_embedder_timeout(cmd, &args->timeout_seconds);
   cmd->add_option("--adapter", args->adapters,
                   "An adapter to score against the base: a stored VERSION, an exported DIR, or 'active' "
                   "(repeatable)");

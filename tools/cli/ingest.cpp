@@ -32,6 +32,7 @@ struct IngestArgs {
   std::string pairs = "log";  // log | none
   std::string cache_dir;
   bool no_cache = false;
+  std::optional<double> timeout_seconds;
   std::string ids_file;
   std::string metadata_file;
   std::string index_spec;  // empty: "Flat" for a new store, as stored otherwise
@@ -152,12 +153,13 @@ void ingest_text_dataset(const IngestArgs& args) {
   if (args.pairs != "log" && args.pairs != "none") {
     throw Failure{"--pairs must be 'log' or 'none', not '" + args.pairs + "'"};
   }
-  QaDataset dataset;
-  check(read_dataset(args.dataset, &dataset));
-  attach_metadata(args.metadata_file, read_metadata_file(args.metadata_file), &dataset.corpus);
   EmbedderOptions embedder_options;
   embedder_options.cache_dir = args.cache_dir;
   embedder_options.use_cache = !args.no_cache;
+  set_embedder_timeout(args.timeout_seconds, &embedder_options);
+  QaDataset dataset;
+  check(read_dataset(args.dataset, &dataset));
+  attach_metadata(args.metadata_file, read_metadata_file(args.metadata_file), &dataset.corpus);
   std::unique_ptr<Embedder> embedder;
   check(make_embedder(args.embedder, embedder_options, &embedder));
   std::unique_ptr<Store> store = open_store(args, embedder->dim());
@@ -226,6 +228,7 @@ void add_ingest_command(CLI::App& app) {
                   "With --dataset: default, bert:DIR, openai:MODEL or command:CMD")
       ->capture_default_str()
       ->needs(dataset);
+  add_embedder_timeout(cmd, &args->timeout_seconds)->needs(dataset);
   cmd->add_option("--pairs", args->pairs, "With --dataset: log its (query, relevant doc) pairs, or none")
       ->capture_default_str()
       ->needs(dataset);

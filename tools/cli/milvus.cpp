@@ -34,6 +34,7 @@ struct MilvusArgs {
   std::string npy;
   std::vector<std::string> texts;
   std::string embedder;
+  std::optional<double> timeout_seconds;
   std::string cache_dir;
   int k = 10;
   std::string json_out;
@@ -94,6 +95,7 @@ void run_search(const MilvusArgs& args) {
     if (args.embedder.empty()) throw Failure{"--text needs --embedder (the one the store was built with)"};
     EmbedderOptions options;
     options.cache_dir = args.cache_dir;
+    set_embedder_timeout(args.timeout_seconds, &options);
     std::unique_ptr<Embedder> embedder;
     Status made = make_embedder(args.embedder, options, &embedder);
     if (!made.ok()) throw Failure{"--embedder " + args.embedder + ": " + made.message()};
@@ -190,6 +192,7 @@ void add_milvus_command(CLI::App& app) {
   search->add_option("--npy", args->npy, "Query vectors, a float32 (rows x dim) .npy file");
   search->add_option("--text", args->texts, "Query texts, embedded with --embedder (repeatable)");
   search->add_option("--embedder", args->embedder, "The embedder the store was built with (for --text)");
+  add_embedder_timeout(search, &args->timeout_seconds);
   search->add_option("--cache-dir", args->cache_dir,
                      "The embedding cache ($EMBEDAPT_CACHE_DIR, ~/.cache/embedapt)");
   search->add_option("-k", args->k, "Neighbours per query")->capture_default_str();

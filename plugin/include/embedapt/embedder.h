@@ -45,6 +45,9 @@ struct EmbedderOptions {
   bool show_progress = false;  // progress bar on stderr
   // command: longest wait for the child to take a request and answer it (<= 0: no limit).
   double command_timeout_seconds = 300;
+  // openai: longest wait for one HTTP attempt (each failed attempt may be
+  // retried); 0.001 to 86400, or the first request fails saying so.
+  double openai_timeout_seconds = 120;
 };
 
 // Creates the embedder a spec names, wrapped in the cache unless disabled.
