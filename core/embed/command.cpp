@@ -19,6 +19,7 @@
 
 #include "core/common/json.h"
 #include "core/common/progress.h"
+#include "core/common/utf8.h"
 
 extern char** environ;
 
@@ -28,21 +29,9 @@ namespace {
 
 using nlohmann::json;
 
-// The most of a child's line or error a message quotes: a child may send a
-// megabyte of error, or a traceback spread over many lines.
-constexpr size_t kMaxQuoted = 300;
-
-// A bounded, one-line excerpt of what the child wrote, cut at a character
-// boundary, for a message that must stay one line.
-std::string quote(const std::string& text) {
-  size_t cut = std::min(text.size(), kMaxQuoted);
-  while (cut > 0 && cut < text.size() && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
-  std::string s = text.substr(0, cut);
-  for (char& c : s) {
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
-  }
-  return cut < text.size() ? s + "..." : s;
-}
+// A child may send a megabyte of error, or a traceback spread over many
+// lines: messages quote it bounded, on one line (quotable()).
+std::string quote(const std::string& text) { return quotable(text); }
 
 // How long a child may take to exit after its stdin closes before it is killed.
 constexpr auto kExitGrace = std::chrono::seconds(2);

@@ -10,6 +10,7 @@
 
 #include "core/common/files.h"
 #include "core/common/json.h"
+#include "core/common/utf8.h"
 
 namespace embedapt {
 
@@ -37,8 +38,7 @@ Status write_all(int fd, const std::string& path, const std::string& data) {
 constexpr size_t kMaxQuotedValue = 100;
 
 std::string quote(const json& value) {
-  std::string s = value.dump(-1, ' ', false, json::error_handler_t::replace);
-  return s.size() > kMaxQuotedValue ? s.substr(0, kMaxQuotedValue) + "..." : s;
+  return quotable(value.dump(-1, ' ', false, json::error_handler_t::replace), kMaxQuotedValue);
 }
 
 // Whether `arguments` has the shape generate writes: an object of plain
