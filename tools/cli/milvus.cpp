@@ -25,7 +25,7 @@ struct MilvusArgs {
   std::string uri;
   std::string collection;
   bool trust_code = false;
-  double timeout_seconds = MilvusCollection().timeout_seconds;
+  std::optional<double> timeout_seconds;  // Milvus's default when left out; the embedder's too
   // sync
   std::string index = "FLAT";
   int shards = 1;
@@ -34,7 +34,6 @@ struct MilvusArgs {
   std::string npy;
   std::vector<std::string> texts;
   std::string embedder;
-  std::optional<double> timeout_seconds;
   std::string cache_dir;
   int k = 10;
   std::string json_out;
@@ -45,9 +44,10 @@ struct MilvusArgs {
 
 // The collection the arguments name, its settings checked before the store is opened.
 MilvusCollection target(const MilvusArgs& args) {
-  const std::string timeout = timeout_problem(args.timeout_seconds);
+  const double seconds = args.timeout_seconds.value_or(MilvusCollection().timeout_seconds);
+  const std::string timeout = timeout_problem(seconds);
   if (!timeout.empty()) throw Failure{"--timeout: " + timeout};
-  return {args.uri, args.collection, args.timeout_seconds};
+  return {args.uri, args.collection, seconds};
 }
 
 void run_sync(const MilvusArgs& args) {
@@ -164,8 +164,8 @@ void add_target_options(CLI::App* cmd, MilvusArgs* args) {
   cmd->add_option("--collection", args->collection, "The collection")->required();
   cmd->add_flag("--trust-code", args->trust_code, "Allow a TorchScript active adapter (it is code)");
   cmd->add_option("--timeout", args->timeout_seconds,
-                  "Seconds per attempt of each request to Milvus (4 attempts), 0.001 to 86400")
-      ->capture_default_str();
+                  "Seconds per attempt of each request to Milvus (4 attempts; default 60) and, for --text, "
+                  "of each embedding request; 0.001 to 86400");
 }
 
 }  // namespace
@@ -192,7 +192,6 @@ void add_milvus_command(CLI::App& app) {
   search->add_option("--npy", args->npy, "Query vectors, a float32 (rows x dim) .npy file");
   search->add_option("--text", args->texts, "Query texts, embedded with --embedder (repeatable)");
   search->add_option("--embedder", args->embedder, "The embedder the store was built with (for --text)");
-  add_embedder_timeout(search, &args->timeout_seconds);
   search->add_option("--cache-dir", args->cache_dir,
                      "The embedding cache ($EMBEDAPT_CACHE_DIR, ~/.cache/embedapt)");
   search->add_option("-k", args->k, "Neighbours per query")->capture_default_str();
