@@ -543,16 +543,22 @@ Status VectorIndex::search_all(const float* queries, size_t n, const SearchOptio
     // Widen only when tombstones crowded out live results: approximate
     // indexes (IVF with few probes) may return fewer than asked anyway.
     bool crowded_out = false;
-    // The hits' positions are scattered over id_map: the next query's misses
-    // are started while this one's are read.
+    // A hit's id is id_map's entry at its position, a cache miss each (a
+    // tenth of the store's own CPU around a batched IVF1024 search at nprobe
+    // 1, in perf). Ids ascend, so when they run without a gap, as in a store
+    // that has only appended, the id is the position plus the first one.
+    const std::vector<idx_t>& id_map = index_->id_map;
+    const bool one_run = id_map.back() - id_map.front() == static_cast<idx_t>(id_map.size()) - 1;
+    const idx_t first_id = id_map.front();
+    // Otherwise the next query's misses are started while this one's are read.
     auto prefetch_ids = [&](size_t q) {
       for (size_t j = 0; j < fetch && labels[q * fetch + j] >= 0; ++j) {
-        __builtin_prefetch(&index_->id_map[labels[q * fetch + j]]);
+        __builtin_prefetch(&id_map[labels[q * fetch + j]]);
       }
     };
-    prefetch_ids(0);
+    if (!one_run) prefetch_ids(0);
     for (size_t q = 0; q < n; ++q) {
-      if (q + 1 < n) prefetch_ids(q + 1);
+      if (!one_run && q + 1 < n) prefetch_ids(q + 1);
       std::vector<Neighbor>& hits = (*out)[q];
       hits.clear();
       hits.reserve(want);
@@ -560,7 +566,7 @@ Status VectorIndex::search_all(const float* queries, size_t n, const SearchOptio
       for (size_t j = 0; j < fetch && hits.size() < want; ++j) {
         const idx_t label = labels[q * fetch + j];
         if (label < 0) break;
-        const int64_t id = index_->id_map[label];
+        const int64_t id = one_run ? first_id + label : id_map[label];
         if (!tombstones_.empty() && tombstones_.count(id)) {  // count() is a call, even on an empty set
           skipped = true;
           continue;

@@ -285,3 +285,28 @@ TEST_CASE("HNSW search through VectorIndex: each search finds every vector added
     }
   }
 }
+
+// A hit's id comes from its position: read from the id map, or, while the ids
+// run without a gap (a store that has only appended), computed from the
+// first id. Both must name the vector found, in every kind of index.
+TEST_CASE("VectorIndex names each hit by its id, whether the ids run without a gap or not") {
+  const int dim = 8;
+  const std::vector<float> base = unit_vectors(6, dim, 61);
+  for (const std::string spec : {"Flat", "IVF2,Flat", "HNSW16"}) {
+    for (const std::vector<int64_t>& ids :
+         {std::vector<int64_t>{7, 8, 9, 10, 11, 12}, std::vector<int64_t>{3, 4, 9, 10, 20, 21}}) {
+      CAPTURE(spec, ids);
+      std::unique_ptr<VectorIndex> index;
+      REQUIRE(VectorIndex::create(dim, Metric::kL2, spec, &index).ok());
+      REQUIRE(index->add(ids.size(), base.data(), ids.data()).ok());
+      index->remove(ids[1]);  // a tombstone keeps its place in the map
+      std::vector<std::vector<Neighbor>> found;
+      REQUIRE(index->search(base.data(), ids.size(), SearchOptions(1), nullptr, &found).ok());
+      for (size_t i = 0; i < ids.size(); ++i) {
+        REQUIRE(found[i].size() == 1);
+        if (i != 1) CHECK(found[i][0].id == ids[i]);
+        CHECK(found[i][0].id != ids[1]);
+      }
+    }
+  }
+}
