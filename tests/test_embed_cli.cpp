@@ -236,7 +236,7 @@ TEST_CASE("embed killed with -9 keeps the finished chunks in the cache", "[embed
   }
 }
 
-TEST_CASE("--timeout bounds each embedding request, checked like every HTTP timeout", "[embed_cli]") {
+TEST_CASE("each embedding request is bounded by --timeout, checked like every HTTP timeout", "[embed_cli]") {
   fs::path dir = work_dir("timeout");
   write_text(dir / "in.jsonl", "\"alpha\"\n");
   // A child that never answers held embed for the fixed 300 s.
