@@ -441,6 +441,18 @@ TEST_CASE("the journal refuses a header generate did not write, in one line nami
   CHECK(s.message().find("... in the journal, \"m\" now") != std::string::npos);
   CHECK(s.message().size() < 500);
   REQUIRE(open_with_header(R"({"format":"embedapt-generate-journal/1","arguments":)" + arguments + "}").ok());
+  journal.reset();
+
+  // Token counts chat_complete could not have reported: summed over the
+  // run, 2^64 - 1 was read back as -1 and 2^62 overflowed.
+  for (const std::string count : {"18446744073709551615", "4611686018427387904", "-3"}) {
+    CAPTURE(count);
+    const std::string header = R"({"format":"embedapt-generate-journal/1","arguments":)" + arguments + "}";
+    s = open_with_header(header + "\n" + R"({"chunk":"c","reply":"Q?","input_tokens":)" + count +
+                         R"(,"output_tokens":1})");
+    CHECK(s.code() == Code::kCorruption);
+    CHECK(s.message().find(path + ":2: not a journal entry") != std::string::npos);
+  }
 }
 
 constexpr int kKillConcurrency = 4;

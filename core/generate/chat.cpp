@@ -31,16 +31,14 @@ std::string error_message(const std::string& body) {
 }
 
 // obj[key] when it is a token count one reply can have, else 0 (unknown):
-// usage is summed over a run and priced, and a server reporting -3000 made a
-// negative cost, 2^63 - 1 overflowed the sum.
+// a server reporting -3000 made a negative cost, 2^63 - 1 overflowed the sum.
 int64_t token_count(const json& obj, const char* key) {
-  constexpr int64_t kMaxTokens = int64_t{1} << 40;
   auto it = obj.find(key);
   if (it == obj.end() || !it->is_number_integer()) return 0;
   const int64_t count = it->is_number_unsigned()
-                            ? int64_t(std::min<uint64_t>(it->get<uint64_t>(), kMaxTokens + 1))
+                            ? int64_t(std::min<uint64_t>(it->get<uint64_t>(), kMaxReplyTokens + 1))
                             : it->get<int64_t>();
-  return count >= 0 && count <= kMaxTokens ? count : 0;
+  return count >= 0 && count <= kMaxReplyTokens ? count : 0;
 }
 
 }  // namespace

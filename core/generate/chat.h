@@ -18,6 +18,10 @@ struct ChatOptions {
   RetryPolicy retry;       // 429 and 5xx are retried there, honouring Retry-After
 };
 
+// The most tokens one reply's usage may count; a count past it (or below 0)
+// is no count (usage is summed over a run and priced).
+constexpr int64_t kMaxReplyTokens = int64_t{1} << 40;
+
 struct ChatUsage {
   int64_t input_tokens = 0;   // usage.prompt_tokens
   int64_t output_tokens = 0;  // usage.completion_tokens

@@ -11,6 +11,7 @@
 #include "core/common/files.h"
 #include "core/common/json.h"
 #include "core/common/utf8.h"
+#include "core/generate/chat.h"
 
 namespace embedapt {
 
@@ -103,6 +104,13 @@ Status parse_journal(const std::string& path, const std::string& content, const 
     entry.reply = record["reply"].get<std::string>();
     entry.input_tokens = record["input_tokens"].get<int64_t>();
     entry.output_tokens = record["output_tokens"].get<int64_t>();
+    // What chat_complete reports (a count it could not take is 0): an entry
+    // past it would overflow the run's sums (2^64 - 1 read back as -1).
+    for (const auto& count : {record["input_tokens"], record["output_tokens"]}) {
+      if (!count.is_number_unsigned() || count.get<uint64_t>() > uint64_t(kMaxReplyTokens)) {
+        return Status::Corruption(where + ": not a journal entry (a token count out of range)");
+      }
+    }
     entries->push_back(std::move(entry));
   }
   if (line_number == 0) *valid_size = 0;  // no complete header: start afresh
