@@ -29,10 +29,6 @@ namespace {
 
 using nlohmann::json;
 
-// A child may send a megabyte of error, or a traceback spread over many
-// lines: messages quote it bounded, on one line (quotable()).
-std::string quote(const std::string& text) { return quotable(text); }
-
 // How long a child may take to exit after its stdin closes before it is killed.
 constexpr auto kExitGrace = std::chrono::seconds(2);
 
@@ -237,7 +233,7 @@ class CommandEmbedder : public Embedder {
     // output no request asked for ends the child instead.
     if (unrequested_output()) {
       return fail(Code::kCorruption,
-                  "wrote output no request asked for: " + quote(buffer_.substr(0, buffer_.find('\n'))) +
+                  "wrote output no request asked for: " + quotable(buffer_.substr(0, buffer_.find('\n'))) +
                       " (a reply per request, one line each, is the protocol)");
     }
     json message = {{"side", side == EmbedSide::kQuery ? "query" : "document"}, {"texts", texts}};
@@ -246,7 +242,7 @@ class CommandEmbedder : public Embedder {
     EMBEDAPT_RETURN_IF_ERROR(read_line(&line));
     if (!buffer_.empty()) {
       return fail(Code::kCorruption, "answered one request with more than one line (then: " +
-                                         quote(buffer_.substr(0, buffer_.find('\n'))) +
+                                         quotable(buffer_.substr(0, buffer_.find('\n'))) +
                                          "); a reply per request, one line each, is the protocol");
     }
     const size_t base = out->size();
@@ -277,17 +273,17 @@ Status parse_command_reply(const std::string& line, size_t n, size_t dim, std::v
   json reply;
   if (!parse_json(line, "reply", &reply).ok()) {
     return Status::Corruption("answered a line that is not JSON, or nests deeper than " +
-                              std::to_string(kMaxJsonDepth) + " levels: " + quote(line));
+                              std::to_string(kMaxJsonDepth) + " levels: " + quotable(line));
   }
   if (!reply.is_object())
-    return Status::Corruption("answered a line that is not a JSON object: " + quote(line));
+    return Status::Corruption("answered a line that is not a JSON object: " + quotable(line));
   if (auto error = reply.find("error"); error != reply.end()) {
     return Status::IOError("reported an error: " +
-                           quote(error->is_string() ? error->get<std::string>() : line));
+                           quotable(error->is_string() ? error->get<std::string>() : line));
   }
   auto rows = reply.find("embeddings");
   if (rows == reply.end() || !rows->is_array()) {
-    return Status::Corruption("answered without an \"embeddings\" array: " + quote(line));
+    return Status::Corruption("answered without an \"embeddings\" array: " + quotable(line));
   }
   if (rows->size() != n) {
     return Status::Corruption("answered " + std::to_string(rows->size()) + " embeddings for " +
