@@ -14,7 +14,9 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "core/common/files.h"
 #include "core/common/rocksdb_status.h"
+#include "core/common/utf8.h"
 #include "index/codec.h"
 #include "index/filter.h"
 #include "index/metadata.h"
@@ -261,6 +263,8 @@ Status StoreImpl::open_db(bool create) {
   //   always holds one, so a log gone during the open is the sign; catching
   //   up then reads the flush's MANIFEST record, whose table files hold the
   //   missing writes, and is short enough to finish between flushes.
+  // A third is retried too: the writer may switch to a new MANIFEST and
+  // delete the one CURRENT named when we read it (RocksDB's TryAgain).
   constexpr int kAttempts = 20;
   const std::string db_dir = path_ + "/db";
   auto close_db = [&] {
@@ -278,7 +282,7 @@ Status StoreImpl::open_db(bool create) {
             : db->TryCatchUpWithPrimary();
     if (!s.ok()) {
       if (db != nullptr) close_db();
-      if (s.IsIOError() || s.IsPathNotFound()) continue;
+      if (s.IsIOError() || s.IsPathNotFound() || s.IsTryAgain()) continue;
       break;
     }
     const std::vector<std::string> logs_after = log_files(db_dir);
@@ -286,6 +290,14 @@ Status StoreImpl::open_db(bool create) {
       db_.reset(db);
       return Status::OK();
     }
+  }
+  if (db == nullptr && s.IsTryAgain()) {
+    // Not a race after all: CURRENT names a MANIFEST that is not there.
+    std::string current;
+    if (!read_file(db_dir + "/CURRENT", &current).ok()) current.clear();
+    while (!current.empty() && (current.back() == '\n' || current.back() == '\r')) current.pop_back();
+    return Status::Corruption(db_dir + "/CURRENT names the MANIFEST '" + quotable(current, 64) +
+                              "', which is not in " + db_dir);
   }
   if (db == nullptr) return from_rocksdb(s, path_ + ": opening read-only");
   close_db();  // open, but the last attempt's view had lost a log too

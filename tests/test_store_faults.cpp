@@ -3,6 +3,7 @@
 // store's or are older than its journal, and query-log growth.
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <random>
 
 #include "core/common/files.h"
@@ -159,6 +160,26 @@ TEST_CASE("A read-only open refuses a store whose table file is missing or cut s
   std::unique_ptr<Store> store;
   REQUIRE(Store::open(whole.path, read_only, &store).ok());  // the undamaged store opens
   require_served(store.get(), stored[7]);
+}
+
+TEST_CASE("A read-only open names a CURRENT whose MANIFEST is gone", "[store][fault]") {
+  // RocksDB's answer, "Try again: the primary may have switched to a new
+  // MANIFEST", was the message, naming no file (and it was not retried, though
+  // a writer switching MANIFESTs is the one case where trying again helps).
+  TempDir dir("store-no-manifest");
+  { REQUIRE(open_store(dir.path, kDim)->upsert_batch(records(0, 5, 5)).ok()); }
+  {
+    std::ofstream current(dir / "db/CURRENT", std::ios::trunc);
+    current << "MANIFEST-999999\n";
+  }
+  Options read_only;
+  read_only.read_only = true;
+  read_only.create_if_missing = false;
+  std::unique_ptr<Store> store;
+  const Status s = Store::open(dir.path, read_only, &store);
+  CHECK(s.code() == Code::kCorruption);
+  CHECK(s.message().find("CURRENT names the MANIFEST 'MANIFEST-999999', which is not in") !=
+        std::string::npos);
 }
 
 TEST_CASE("A snapshot older than the trimmed journal is refused and the index rebuilt", "[store][fault]") {
