@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/common/files.h"
+#include "core/common/http.h"
 #include "core/eval/dataset.h"
 #include "core/eval/evaluator.h"
 #include "core/eval/report.h"
@@ -408,8 +409,16 @@ class PyStore {
 class PyEmbedder {
  public:
   PyEmbedder(const std::string& spec, const std::string& cache_dir, bool use_cache,
-             const std::string& models_dir, int threads) {
+             const std::string& models_dir, int threads, double timeout) {
     EmbedderOptions options;
+    // As the CLI's --timeout: each request of a command: or openai: embedder
+    // (0 leaves their defaults).
+    if (timeout != 0) {
+      const std::string problem = timeout_problem(timeout);
+      if (!problem.empty()) throw StatusError{Status::InvalidArgument("timeout: " + problem)};
+      options.command_timeout_seconds = timeout;
+      options.openai_timeout_seconds = timeout;
+    }
     options.cache_dir = cache_dir;
     options.use_cache = use_cache;
     options.models_dir = models_dir;
@@ -659,9 +668,9 @@ PYBIND11_MODULE(_core, m) {
       .def("flush", &PyStore::flush);
 
   py::class_<PyEmbedder>(m, "Embedder")
-      .def(py::init<const std::string&, const std::string&, bool, const std::string&, int>(), py::arg("spec"),
-           py::kw_only(), py::arg("cache_dir") = "", py::arg("use_cache") = true, py::arg("models_dir") = "",
-           py::arg("threads") = 0)
+      .def(py::init<const std::string&, const std::string&, bool, const std::string&, int, double>(),
+           py::arg("spec"), py::kw_only(), py::arg("cache_dir") = "", py::arg("use_cache") = true,
+           py::arg("models_dir") = "", py::arg("threads") = 0, py::arg("timeout") = 0.0)
       .def_property_readonly("dim", &PyEmbedder::dim)
       .def_property_readonly("identity", &PyEmbedder::identity)
       .def("embed", &PyEmbedder::embed, py::arg("texts"), py::kw_only(), py::arg("query") = false);

@@ -91,6 +91,19 @@ def test_evaluate_errors_carry_codes(tmp_path, evaluated_store, cache_dir):
         assert "9" in no_version.value.message
 
 
+def test_embedder_timeout_bounds_each_request(tmp_path):
+    # Python had no way to bound a command: or openai: request (the CLI's --timeout).
+    import time
+    start = time.monotonic()
+    with pytest.raises(embedapt.Error) as silent:
+        embedapt.Embedder("command:exec sleep 600", timeout=0.5, use_cache=False)
+    assert time.monotonic() - start < 30
+    assert "timed out after 0.5s" in silent.value.message
+    for bad in (-1.0, float("nan"), 1e9):
+        with pytest.raises(embedapt.Error, match="timeout: a timeout must be 0.001 to 86400 seconds"):
+            embedapt.Embedder("command:cat", timeout=bad)
+
+
 def test_html_report_renders_in_chromium(tmp_path, run_cli, cache_dir, evaluated_store):
     chromium = shutil.which("chromium")
     assert chromium, "chromium is not installed (tools/install-deps.sh installs it)"

@@ -176,8 +176,9 @@ class Store:
         """Makes everything written durable and snapshots the index."""
 
 class Embedder:
+    # timeout: seconds each request of a command: or openai: embedder may take (0: their defaults)
     def __init__(self, spec: str, *, cache_dir: str = "", use_cache: bool = True, models_dir: str = "",
-                 threads: int = 0) -> None: ...
+                 threads: int = 0, timeout: float = 0.0) -> None: ...
     @property
     def dim(self) -> int: ...
     @property
