@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cstdio>
 
+#include "core/common/http.h"
 #include "core/embed/bert.h"
 #include "core/embed/cache.h"
 #include "core/embed/command.h"
@@ -65,6 +66,14 @@ Status open_uncached(const std::string& spec, const EmbedderOptions& options, co
 }
 
 }  // namespace
+
+Status set_request_timeout(double seconds, EmbedderOptions* options) {
+  const std::string problem = timeout_problem(seconds);
+  if (!problem.empty()) return Status::InvalidArgument(problem);
+  options->command_timeout_seconds = seconds;
+  options->openai_timeout_seconds = seconds;
+  return Status::OK();
+}
 
 Status make_embedder(const std::string& spec, const EmbedderOptions& options,
                      std::unique_ptr<Embedder>* out) {

@@ -10,7 +10,6 @@
 #include <optional>
 #include <string>
 
-#include "core/common/http.h"
 #include "embedapt/embedder.h"
 #include "embedapt/status.h"
 #include "embedapt/store.h"
@@ -90,14 +89,11 @@ inline CLI::Option* add_embedder_timeout(CLI::App* cmd, std::optional<double>* s
       "attempt (default 300 and 120)");
 }
 
-// Sets `seconds`, when given, as options' timeouts for both kinds of
-// embedder, checked against the bound every HTTP timeout has.
+// set_request_timeout with `seconds`, when given.
 inline void set_embedder_timeout(const std::optional<double>& seconds, EmbedderOptions* options) {
   if (!seconds) return;
-  const std::string problem = timeout_problem(*seconds);
-  if (!problem.empty()) throw Failure{"--timeout: " + problem};
-  options->command_timeout_seconds = *seconds;
-  options->openai_timeout_seconds = *seconds;
+  const Status set = set_request_timeout(*seconds, options);
+  if (!set.ok()) throw Failure{"--timeout: " + set.message()};
 }
 
 // Whether two output paths name one file: as spelled ("out.json",

@@ -50,6 +50,12 @@ struct EmbedderOptions {
   double openai_timeout_seconds = 120;
 };
 
+// Sets both of `options`' request timeouts (command: and openai:) to
+// `seconds`, one bound for whichever kind the spec names: the CLI's --timeout
+// and Python's Embedder(timeout=). InvalidArgument, saying the range (0.001 to
+// 86400, every HTTP timeout's), leaving `options` as they were, otherwise.
+Status set_request_timeout(double seconds, EmbedderOptions* options);
+
 // Creates the embedder a spec names, wrapped in the cache unless disabled.
 Status make_embedder(const std::string& spec, const EmbedderOptions& options, std::unique_ptr<Embedder>* out);
 

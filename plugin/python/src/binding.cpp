@@ -16,7 +16,6 @@
 #include <vector>
 
 #include "core/common/files.h"
-#include "core/common/http.h"
 #include "core/eval/dataset.h"
 #include "core/eval/evaluator.h"
 #include "core/eval/report.h"
@@ -413,12 +412,7 @@ class PyEmbedder {
     EmbedderOptions options;
     // As the CLI's --timeout: each request of a command: or openai: embedder
     // (0 leaves their defaults).
-    if (timeout != 0) {
-      const std::string problem = timeout_problem(timeout);
-      if (!problem.empty()) throw StatusError{Status::InvalidArgument("timeout: " + problem)};
-      options.command_timeout_seconds = timeout;
-      options.openai_timeout_seconds = timeout;
-    }
+    if (timeout != 0) check(set_request_timeout(timeout, &options).WithContext("timeout"));
     options.cache_dir = cache_dir;
     options.use_cache = use_cache;
     options.models_dir = models_dir;
