@@ -437,7 +437,7 @@ Status MilvusClient::count(const std::string& filter, uint64_t* out) const {
   const json rows = json::parse(data, nullptr, false);
   if (!rows.is_array() || rows.size() != 1 || !as_u64(field(rows[0], "count(*)"), out)) {
     return Status::Unavailable("Milvus count (" + collection_.name + "): unexpected answer " +
-                               data.substr(0, 200));
+                               quotable(data, 200));
   }
   return Status::OK();
 }
@@ -468,7 +468,7 @@ Status MilvusClient::versions(const std::vector<std::string>& ids,
   if (!valid) {
     out->clear();
     return Status::Unavailable("Milvus query (" + collection_.name + "): unexpected answer " +
-                               data.substr(0, 200));
+                               quotable(data, 200));
   }
   return Status::OK();
 }
@@ -502,7 +502,7 @@ Status MilvusClient::search(const float* query, int dim, int k, std::vector<Milv
   }
   if (!valid) {
     out->clear();
-    return Status::Unavailable(where + ": unexpected answer " + data.substr(0, 200));
+    return Status::Unavailable(where + ": unexpected answer " + quotable(data, 200));
   }
   return Status::OK();
 }

@@ -13,6 +13,7 @@
 #include "core/common/http.h"
 #include "core/common/npy.h"
 #include "core/common/progress.h"
+#include "core/common/utf8.h"
 #include "embedapt/embedder.h"
 #include "embedapt/store.h"
 #include "tools/cli/cli.h"
@@ -118,8 +119,7 @@ void run_search(const MilvusArgs& args) {
     Record record;
     const Status found = store->get(args.hit, &record);
     if (found.code() == Code::kNotFound) {
-      const std::string shown = args.hit.size() > 80 ? args.hit.substr(0, 80) + "..." : args.hit;
-      throw Failure{"--hit '" + shown + "': no document with this id in " + args.db};
+      throw Failure{"--hit '" + quotable(args.hit, 80) + "': no document with this id in " + args.db};
     }
     check(found);
   }
