@@ -240,6 +240,8 @@ Status VectorIndex::create(int dim, Metric metric, const std::string& spec,
   std::unique_ptr<VectorIndex> index(new VectorIndex(dim, metric, spec));
   index->hnsw_ = dynamic_cast<const faiss::IndexHNSW*>(probe.get()) != nullptr;
   if (const auto* ivf = dynamic_cast<const faiss::IndexIVF*>(probe.get())) index->nlist_ = ivf->nlist;
+  // The flat index a spec that needs training stages in scales too.
+  index->scores_scale_with_query_ = metric == Metric::kCosine && kind_of(probe.get()) != Kind::kOther;
   if (probe->is_trained) {
     index->index_ = own_id_map(probe.release());
   } else {

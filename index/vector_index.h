@@ -117,6 +117,12 @@ class VectorIndex {
   size_t live_count() const;
   size_t tombstone_count() const { return tombstones_.size(); }
   bool staging() const { return staging_; }
+  // Under the cosine metric (inner products of unit vectors): whether a query
+  // scaled by c > 0 gets every score times c from this index, and so the same
+  // hits in the same order. True of Flat, IVF and HNSW indexes, whose scores
+  // are inner products with the query or sums of them; false of the rest
+  // (a PCA transform first subtracts a mean), and under L2.
+  bool scores_scale_with_query() const { return scores_scale_with_query_; }
   // The ids of the live vectors, unordered.
   std::vector<int64_t> live_ids() const;
 
@@ -155,6 +161,7 @@ class VectorIndex {
   // index with this many lists (0: not IVF).
   bool hnsw_ = false;
   size_t nlist_ = 0;
+  bool scores_scale_with_query_ = false;
   size_t train_threshold_ = 0;  // staged vectors needed to train; 0 if no training
   bool staging_ = false;
   std::unique_ptr<faiss::IndexIDMap> index_;

@@ -507,6 +507,52 @@ TEST_CASE("ef_search and nprobe reach the index and are checked against it", "[s
   CHECK(recall(*ivf, {}) < 1.0);
 }
 
+TEST_CASE("A cosine search ranks and scores a query of any length as its unit vector", "[store]") {
+  // Flat, IVF and HNSW search the query as given and divide the scores by its
+  // norm; other indexes get it normalised: PCA subtracts the documents' mean
+  // first, so a longer query would point elsewhere. The documents share a
+  // large offset so that their mean is far from zero. 10,500 of them train
+  // PCA's matrix (the store trains at 39 x 256 staged vectors).
+  const int dim = 16, n = 10500, k = 8, nq = 6;
+  std::vector<float> docs = random_vectors(n, dim, 50);
+  for (size_t i = 0; i < docs.size(); ++i) docs[i] += i % dim < 4 ? 6.0f : 0.0f;
+  std::vector<float> unit = random_vectors(nq, dim, 51);
+  for (int q = 0; q < nq; ++q) {
+    double squares = 0;
+    for (int j = 0; j < dim; ++j) squares += double(unit[q * dim + j]) * unit[q * dim + j];
+    for (int j = 0; j < dim; ++j) unit[q * dim + j] = float(unit[q * dim + j] / std::sqrt(squares));
+  }
+  for (const char* spec : {"Flat", "IVF8,Flat", "HNSW16", "PCA8,Flat"}) {
+    INFO(spec);
+    TempDir dir;
+    auto store = open_store(dir.path, options_for(dim, Metric::kCosine, spec));
+    insert(store.get(), docs, dim);
+    for (const float length : {7.5f, 0.02f}) {
+      INFO("query length " << length);
+      std::vector<float> scaled = unit;
+      for (float& x : scaled) x *= length;
+      for (const bool ids_only : {false, true}) {
+        SearchOptions options(k);
+        options.ids_only = ids_only;
+        std::vector<std::vector<Hit>> want, got;
+        REQUIRE(store->search_batch(unit.data(), nq, options, &want).ok());
+        REQUIRE(store->search_batch(scaled.data(), nq, options, &got).ok());
+        std::vector<Hit> one;
+        REQUIRE(store->search(scaled.data(), dim, options, &one).ok());
+        got.push_back(one);
+        want.push_back(want[0]);
+        for (size_t q = 0; q < want.size(); ++q) {
+          REQUIRE(got[q].size() == size_t(k));
+          for (int i = 0; i < k; ++i) {
+            CHECK(got[q][i].id == want[q][i].id);
+            CHECK(std::abs(got[q][i].score - want[q][i].score) <= 1e-5f);
+          }
+        }
+      }
+    }
+  }
+}
+
 TEST_CASE("An ids-only search gives the full search's hits without their records", "[store]") {
   const int dim = 16, n = 3000, k = 10;
   const std::vector<float> docs = random_vectors(n, dim, 40), queries = random_vectors(12, dim, 41);
