@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "core/common/files.h"
 #include "core/common/npy.h"
 #include "core/milvus/client.h"
 #include "embedapt/milvus.h"
@@ -355,6 +356,21 @@ TEST_CASE("a Milvus server that never answers fails within 4 x the timeout", "[m
   CHECK(run.exit_code == 1);
   CHECK_THAT(run.output, Catch::Contains("gave up after 4 attempts"));
   CHECK(milvus.requests().size() == before + 4);
+
+  // eval --milvus takes the same --timeout (it waited Milvus's 60 s an attempt).
+  const std::string dataset = dir / "dataset.json";
+  REQUIRE(write_file_atomic(dataset, R"({"queries": {"q1": "first"}, "corpus": {"a": "alpha", "b": "beta"},
+                                          "relevant_docs": {"q1": ["a"]}})")
+              .ok());
+  const auto eval_start = std::chrono::steady_clock::now();
+  run = run_cli("eval " + dir / "db" + " --dataset " + dataset + " --embedder 'command:python3 " +
+                EMBEDAPT_SOURCE_DIR + "/tests/data/fake_command_embedder.py' --milvus " + milvus.uri() +
+                " --collection docs --timeout 0.2");
+  const double eval_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - eval_start).count();
+  CHECK(run.exit_code == 1);
+  CHECK_THAT(run.output, Catch::Contains("gave up after 4 attempts"));
+  CHECK(eval_seconds < 60);
 }
 
 TEST_CASE(

@@ -143,7 +143,8 @@ void run_eval(const EvalArgs& args) {
   if (args.milvus_uri.empty() != args.milvus_collection.empty()) {
     throw Failure{"--milvus and --collection go together"};
   }
-  const MilvusCollection collection{args.milvus_uri, args.milvus_collection};
+  MilvusCollection collection{args.milvus_uri, args.milvus_collection};
+  if (args.timeout_seconds) collection.timeout_seconds = *args.timeout_seconds;  // checked above
   if (!args.milvus_uri.empty()) {
     options.views = [&](std::shared_ptr<const Adapter> adapter, std::unique_ptr<SearchView>* out) {
       return milvus_view(*store, collection, std::move(adapter), out);
@@ -187,7 +188,10 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--embedder", args->embedder,
                   "The embedder the store was built with (default, bert:DIR, ...)")
       ->required();
-  add_embedder_timeout(cmd, &args->timeout_seconds);
+  add_embedder_timeout(cmd, &args->timeout_seconds)
+      ->description(
+          "Seconds an embedding request may take (command: the child's answer, openai: each HTTP attempt; "
+          "default 300 and 120) and, with --milvus, each attempt of a request to Milvus (default 60)");
   cmd->add_option("--adapter", args->adapters,
                   "An adapter to score against the base: a stored VERSION, an exported DIR, or 'active' "
                   "(repeatable)");
