@@ -1049,11 +1049,13 @@ Status StoreImpl::get(std::string_view id, Record* out) const {
 
 Status StoreImpl::search(const float* query, size_t dim, const SearchOptions& options,
                          std::vector<Hit>* hits) const {
-  std::vector<std::vector<Hit>> results;
   if (dim != size_t(options_.dim)) return validate_vector(query, dim).WithContext("search");
-  EMBEDAPT_RETURN_IF_ERROR(search_with(SearchTarget(), query, 1, options, &results));
-  *hits = std::move(results[0]);
-  return Status::OK();
+  // The caller's Hits are reused in place, as search_batch reuses its results.
+  std::vector<std::vector<Hit>> results(1);
+  results[0].swap(*hits);
+  const Status searched = search_with(SearchTarget(), query, 1, options, &results);
+  hits->swap(results[0]);
+  return searched;
 }
 
 Status StoreImpl::search_batch(const float* queries, size_t n, const SearchOptions& options,
@@ -1120,7 +1122,7 @@ Status StoreImpl::search_with(const SearchTarget& target, const float* queries, 
   }
   if (options.ids_only) {
     if (!read.owns_lock()) read.lock();  // a view's own index: the ids as of now
-    name_hits(neighbors, results);
+    name_hits(neighbors, index->searches_in_parallel(n, filtered), results);
     return Status::OK();
   }
   // Cleared, not replaced: a caller that passes the same results to batch
@@ -1177,12 +1179,16 @@ Status StoreImpl::search_with(const SearchTarget& target, const float* queries, 
 // index search has evicted a caller's results from the cache by now (IVF
 // lists stream through it), and destroying then constructing each Hit touched
 // its memory twice. The next query's names and Hits are loaded while this
-// one's are written (a cache miss each). A batch is shared among the
-// caller's OpenMP threads, which FAISS's batched search has just used and
-// which would otherwise spin through this serial tail: on 2 cores, batches
-// of 64 over IVF1024 x 100k at nprobe 1 (about 15 us a query), naming took
-// 1.1 us a query on one thread and 0.75 us on two (a scratch driver's timer).
-void StoreImpl::name_hits(const std::vector<std::vector<Neighbor>>& neighbors,
+// one's are written (a cache miss each). With `parallel` (the index search
+// ran on the caller's OpenMP threads) the queries are shared among those
+// threads, which would otherwise spin through this serial tail: on 2 cores,
+// batches of 64 over IVF1024 x 100k at nprobe 1 (about 15 us a query),
+// naming took 1.1 us a query on one thread and 0.75 us on two (a scratch
+// driver's timer). After a search that did not use them (an exact batch
+// FAISS hands to BLAS) they sleep, and waking them cost more than the naming
+// (libgomp spins a woken thread for milliseconds after its work): 10% more
+// CPU for Flat batches of 64 over 100k in store_bench.
+void StoreImpl::name_hits(const std::vector<std::vector<Neighbor>>& neighbors, bool parallel,
                           std::vector<std::vector<Hit>>* results) const {
   const size_t n = neighbors.size();
   results->resize(n);
@@ -1194,11 +1200,12 @@ void StoreImpl::name_hits(const std::vector<std::vector<Neighbor>>& neighbors,
     }
   };
   std::exception_ptr failure;  // an exception may not leave a parallel region
-#pragma omp parallel for if (n > 1) schedule(static)
+#pragma omp parallel for if (parallel) schedule(static)
   for (size_t q = 0; q < n; ++q) {
     try {
       if (q + 1 < n) prefetch(q + 1);
       std::vector<Hit>& hits = (*results)[q];
+      hits.reserve(neighbors[q].size());
       size_t named = 0;
       for (const Neighbor& neighbor : neighbors[q]) {
         const std::string* id = ids_by_iid_.find(neighbor.id);

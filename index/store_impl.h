@@ -149,8 +149,9 @@ class StoreImpl final : public Store {
   Status to_index_space(const Adapter* adapter, const float* raw, size_t n, std::vector<float>* out,
                         const double* raw_squares = nullptr) const;
   // Names an ids-only search's hits into *results (one entry per query, each
-  // the query's hits with id and score), from ids_by_iid_; requires mu_.
-  void name_hits(const std::vector<std::vector<Neighbor>>& neighbors,
+  // the query's hits with id and score), from ids_by_iid_, on OpenMP's
+  // threads when `parallel`; requires mu_.
+  void name_hits(const std::vector<std::vector<Neighbor>>& neighbors, bool parallel,
                  std::vector<std::vector<Hit>>* results) const;
   // A fresh index of every stored vector, documents mapped by `doc_adapter`.
   Status build_index(const Adapter* doc_adapter, std::unique_ptr<VectorIndex>* out) const;

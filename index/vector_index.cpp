@@ -470,10 +470,8 @@ Status VectorIndex::search(const float* queries, size_t n, const SearchOptions& 
   if (const auto* hnsw = dynamic_cast<const faiss::IndexHNSW*>(index_->index)) {
     return search_hnsw(*hnsw, queries, n, options, allowed, out);
   }
-  // kind_of last: its dynamic casts would be spent on every one-query search.
-  const bool blas = allowed == nullptr && n >= static_cast<size_t>(faiss::distance_compute_blas_threshold) &&
-                    kind_of(index_->index) == Kind::kFlat;
-  const OneThreadFor one_thread(n == 1 || blas);
+  const bool parallel = searches_in_parallel(n, allowed != nullptr);
+  const OneThreadFor one_thread(!parallel);
   // The other batches run on FAISS's OpenMP threads, each searching its share
   // of the queries, and an IVF index's coarse quantizer scores a share of 20
   // or more with an sgemm: on OpenBLAS's threads too, the two pools
@@ -483,8 +481,15 @@ Status VectorIndex::search(const float* queries, size_t n, const SearchOptions& 
   // FAISS's 43,822 at 0.047 on its default threads at nprobe 1; 10,428 against
   // 6,553 QPS at nprobe 16, 3,509 against 2,908 at nprobe 64.
   std::optional<BlasThreads> one_blas_thread;
-  if (n > 1 && !blas) one_blas_thread.emplace(1);
+  if (parallel) one_blas_thread.emplace(1);
   return allowed ? search_subset(queries, n, options, *allowed, out) : search_all(queries, n, options, out);
+}
+
+bool VectorIndex::searches_in_parallel(size_t n, bool filtered) const {
+  if (n <= 1) return false;
+  if (filtered || n < static_cast<size_t>(faiss::distance_compute_blas_threshold)) return true;
+  // kind_of last: its dynamic casts would be spent on every one-query search.
+  return kind_of(index_->index) != Kind::kFlat;
 }
 
 Status VectorIndex::check_knobs(const SearchOptions& options) const {

@@ -123,6 +123,11 @@ class VectorIndex {
   // are inner products with the query or sums of them; false of the rest
   // (a PCA transform first subtracts a mean), and under L2.
   bool scores_scale_with_query() const { return scores_scale_with_query_; }
+  // Whether a search of n queries (filtered or not) runs on the calling
+  // thread's OpenMP threads: a batch does, except an unfiltered exact one of
+  // 20 or more, which FAISS hands to BLAS (OneThreadFor in vector_index.cpp).
+  // Work around such a search may share them: they are awake and spinning.
+  bool searches_in_parallel(size_t n, bool filtered) const;
   // The ids of the live vectors, unordered.
   std::vector<int64_t> live_ids() const;
 

@@ -588,7 +588,9 @@ TEST_CASE("An ids-only search gives the full search's hits without their records
     reused.resize(20);
     REQUIRE(store.search_batch(queries.data(), 12, options, &reused).ok());
     same_hits(full, reused);
-    std::vector<Hit> one;  // search() as search_batch() of one
+    // search() as search_batch() of one, also overwriting what it is given.
+    std::vector<Hit> one = full[1];
+    one.resize(k + 3);
     REQUIRE(store.search(queries.data(), dim, options, &one).ok());
     same_hits({full[0]}, {one});
   };

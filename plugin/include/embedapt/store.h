@@ -286,6 +286,10 @@ class Store {
   virtual Status get(std::string_view id, Record* out) const = 0;
 
   // Nearest neighbours of a raw query (the active adapter, if any, is applied).
+  // The hits (a batch's results) passed in are overwritten; an ids-only
+  // search writes into their memory, so that one reused from search to
+  // search costs no allocation per hit. On failure their contents are
+  // unspecified.
   virtual Status search(const float* query, size_t dim, const SearchOptions& options,
                         std::vector<Hit>* hits) const = 0;
   virtual Status search_batch(const float* queries, size_t n, const SearchOptions& options,
