@@ -1199,25 +1199,33 @@ void StoreImpl::name_hits(const std::vector<std::vector<Neighbor>>& neighbors, b
       if (i < hits.size()) __builtin_prefetch(&hits[i], 1);
     }
   };
+  auto name = [&](size_t q) {
+    if (q + 1 < n) prefetch(q + 1);
+    std::vector<Hit>& hits = (*results)[q];
+    hits.reserve(neighbors[q].size());
+    size_t named = 0;
+    for (const Neighbor& neighbor : neighbors[q]) {
+      const std::string* id = ids_by_iid_.find(neighbor.id);
+      if (id == nullptr) continue;  // removed after the view's index was built
+      if (named == hits.size()) hits.emplace_back();
+      Hit& hit = hits[named++];
+      hit.id = *id;
+      hit.score = neighbor.score;
+      hit.payload.clear();
+      hit.metadata.clear();
+    }
+    hits.resize(named);
+  };
+  if (n > 0) prefetch(0);
+  if (!parallel) {  // not even a one-thread region: libgomp makes a team for it
+    for (size_t q = 0; q < n; ++q) name(q);
+    return;
+  }
   std::exception_ptr failure;  // an exception may not leave a parallel region
-#pragma omp parallel for if (parallel) schedule(static)
+#pragma omp parallel for schedule(static)
   for (size_t q = 0; q < n; ++q) {
     try {
-      if (q + 1 < n) prefetch(q + 1);
-      std::vector<Hit>& hits = (*results)[q];
-      hits.reserve(neighbors[q].size());
-      size_t named = 0;
-      for (const Neighbor& neighbor : neighbors[q]) {
-        const std::string* id = ids_by_iid_.find(neighbor.id);
-        if (id == nullptr) continue;  // removed after the view's index was built
-        if (named == hits.size()) hits.emplace_back();
-        Hit& hit = hits[named++];
-        hit.id = *id;
-        hit.score = neighbor.score;
-        hit.payload.clear();
-        hit.metadata.clear();
-      }
-      hits.resize(named);
+      name(q);
     } catch (...) {
 #pragma omp critical(embedapt_name_hits)
       failure = std::current_exception();
