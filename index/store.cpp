@@ -1075,11 +1075,13 @@ Status StoreImpl::search_with(const SearchTarget& target, const float* queries, 
   IdSet allowed;
   const bool filtered = !options.filter.matches_all();
   if (filtered) EMBEDAPT_RETURN_IF_ERROR(match(options.filter, rocksdb::ReadOptions(), &allowed));
-  // The queries as the index takes them, in a buffer each thread keeps:
-  // glibc merges its fast bins before serving any request of 1 KB or more,
-  // and a one-query search allocating its 1.5 KB here (384 dimensions) spent
-  // about a tenth of the store's own time around an IVF1024 search at nprobe
-  // 1 on that (0.2 of 2.4 us, timed in a scratch driver).
+  // The queries as the index takes them, where they are copied (an adapter's
+  // output, or normalised for an index whose scores do not scale with the
+  // query; see below), in a buffer each thread keeps: glibc merges its fast
+  // bins before serving any request of 1 KB or more, and a one-query search
+  // allocating its 1.5 KB here (384 dimensions) spent about a tenth of the
+  // store's own time around an IVF1024 search at nprobe 1 on that (0.2 of
+  // 2.4 us, timed in a scratch driver when every search copied).
   thread_local std::vector<float> mapped;
   std::vector<std::vector<Neighbor>> neighbors;
   std::shared_lock<std::shared_mutex> read(mu_, std::defer_lock);

@@ -50,6 +50,15 @@ bool ends(pid_t pid) {
   return false;
 }
 
+// Writes `source` as child.py in the build directory's `name` and returns
+// its path: a child a test writes for the behaviour it checks.
+std::string child_script(const std::string& name, const std::string& source) {
+  const std::string dir = EMBEDAPT_BINARY_DIR "/" + name;
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir + "/child.py") << source;
+  return dir + "/child.py";
+}
+
 pid_t read_pid(const std::string& path) {
   pid_t pid = 0;
   for (int i = 0; i < 500 && pid == 0; ++i) {
@@ -234,15 +243,14 @@ TEST_CASE("command embedder quotes a child's reply bounded and on one line, howe
   CHECK(out.empty());
 
   // Through a real child, the whole path: a one-line message, the child ended.
-  const std::string dir = EMBEDAPT_BINARY_DIR "/command_deep";
-  std::filesystem::create_directories(dir);
-  std::ofstream(dir + "/child.py")
-      << "import sys\n"
-         "for line in sys.stdin:\n"
-         "    sys.stdout.write('{\"error\":' + '[' * 200000 + ']' * 200000 + '}\\n')\n"
-         "    sys.stdout.flush()\n";
+  const std::string child =
+      child_script("command_deep",
+                   "import sys\n"
+                   "for line in sys.stdin:\n"
+                   "    sys.stdout.write('{\"error\":' + '[' * 200000 + ']' * 200000 + '}\\n')\n"
+                   "    sys.stdout.flush()\n");
   CommandOptions options;
-  options.command = "exec python3 " + dir + "/child.py";
+  options.command = "exec python3 " + child;
   std::unique_ptr<Embedder> embedder;
   Status s = open_command_embedder(options, &embedder);
   CHECK(s.code() == Code::kCorruption);
@@ -300,28 +308,27 @@ TEST_CASE("command embedder ends what its command started, not just sh", "[comma
 }
 
 TEST_CASE("command embedder refuses replies no request asked for", "[command]") {
-  const std::string dir = EMBEDAPT_BINARY_DIR "/command_extra_lines";
-  std::filesystem::create_directories(dir);
   // Answers the probe once, then every request twice: at once, or a moment later.
-  std::ofstream(dir + "/child.py")
-      << "import json, sys, time\n"
-         "served = 0\n"
-         "for line in sys.stdin:\n"
-         "    texts = json.loads(line)['texts']\n"
-         "    out = json.dumps({'embeddings': [[float(len(t)), 0.0] for t in texts]}) + '\\n'\n"
-         "    served += 1\n"
-         "    sys.stdout.write(out if served == 1 or sys.argv[1] == 'later' else out + out)\n"
-         "    sys.stdout.flush()\n"
-         "    if served > 1 and sys.argv[1] == 'later':\n"
-         "        time.sleep(0.5)\n"
-         "        sys.stdout.write(out)\n"
-         "        sys.stdout.flush()\n";
+  const std::string child =
+      child_script("command_extra_lines",
+                   "import json, sys, time\n"
+                   "served = 0\n"
+                   "for line in sys.stdin:\n"
+                   "    texts = json.loads(line)['texts']\n"
+                   "    out = json.dumps({'embeddings': [[float(len(t)), 0.0] for t in texts]}) + '\\n'\n"
+                   "    served += 1\n"
+                   "    sys.stdout.write(out if served == 1 or sys.argv[1] == 'later' else out + out)\n"
+                   "    sys.stdout.flush()\n"
+                   "    if served > 1 and sys.argv[1] == 'later':\n"
+                   "        time.sleep(0.5)\n"
+                   "        sys.stdout.write(out)\n"
+                   "        sys.stdout.flush()\n");
   CommandOptions options;
   std::unique_ptr<Embedder> embedder;
   std::vector<float> out;
 
   SECTION("in the same write") {
-    options.command = "exec python3 " + dir + "/child.py together";
+    options.command = "exec python3 " + child + " together";
     REQUIRE(open_command_embedder(options, &embedder).ok());
     // It used to return these rows, then "a"'s row again for "bbb", and so on.
     Status s = embedder->embed({"a"}, EmbedSide::kQuery, &out);
@@ -334,7 +341,7 @@ TEST_CASE("command embedder refuses replies no request asked for", "[command]") 
   }
 
   SECTION("after the reply was read") {
-    options.command = "exec python3 " + dir + "/child.py later";
+    options.command = "exec python3 " + child + " later";
     REQUIRE(open_command_embedder(options, &embedder).ok());
     REQUIRE(embedder->embed({"a"}, EmbedSide::kQuery, &out).ok());
     std::this_thread::sleep_for(std::chrono::seconds(2));
