@@ -215,32 +215,33 @@ nlohmann::json compare_search(const Store& store, faiss::Index& raw, const std::
   // raw FAISS on the same index at nprobe 16), as raw_default did for raw.
   std::vector<std::vector<Who>> passes = {{kRaw, kIdsOnly}, {kRecords}};
   if (block > 1) passes.push_back({kRawDefault});
+  // One pass over the queries by the players of `pass`, in turns.
+  auto run_pass = [&](const std::vector<Who>& pass, bool keep_ids) {
+    for (size_t begin = 0; begin < nq; begin += block) {
+      const size_t count = std::min(block, nq - begin);
+      for (size_t turn = 0; turn < pass.size(); ++turn) {
+        search(pass[(turn + begin / block) % pass.size()], queries.data() + begin * dim, count, keep_ids);
+      }
+    }
+  };
   // Each pass goes over the queries as many times as raw FAISS needs to
-  // search for kMinPassSeconds (measured by a first pass that counts for
-  // nothing else and warms the caches): a batch of 64 at IVF1024 nprobe 1 over 100k vectors
-  // takes about a millisecond, and a single pass of 1000 queries (16 batches)
-  // put the store's batch overhead anywhere from -15% to +11% in QPS between
-  // runs of the same build.
-  total[kRaw] = 0;
-  for (size_t begin = 0; begin < nq; begin += block) {
-    search(kRaw, queries.data() + begin * dim, std::min(block, nq - begin), false);
-  }
-  lat[kRaw].clear();
+  // search for kMinPassSeconds, measured by a first pass of every player that
+  // counts for nothing else and warms each one's caches (it had warmed raw
+  // FAISS's alone, and the store's first repeat paid for its own): a batch
+  // of 64 at IVF1024 nprobe 1 over 100k vectors takes about a millisecond,
+  // and a single pass of 1000 queries (16 batches) put the store's batch
+  // overhead anywhere from -15% to +11% in QPS between runs of the same build.
+  std::fill(std::begin(total), std::end(total), 0.0);
+  std::fill(std::begin(cpu), std::end(cpu), 0.0);
+  for (const std::vector<Who>& pass : passes) run_pass(pass, false);
+  for (std::vector<double>& latencies : lat) latencies.clear();
   const int rounds = static_cast<int>(std::max(1.0, std::ceil(kMinPassSeconds / total[kRaw])));
   const double searched = static_cast<double>(nq) * rounds;
   for (int r = 0; r < repeats; ++r) {
     std::fill(std::begin(total), std::end(total), 0.0);
     std::fill(std::begin(cpu), std::end(cpu), 0.0);
     for (const std::vector<Who>& pass : passes) {
-      for (int round = 0; round < rounds; ++round) {
-        for (size_t begin = 0; begin < nq; begin += block) {
-          const size_t count = std::min(block, nq - begin);
-          for (size_t turn = 0; turn < pass.size(); ++turn) {
-            search(pass[(turn + begin / block) % pass.size()], queries.data() + begin * dim, count,
-                   store_ids && r == 0 && round == 0);
-          }
-        }
-      }
+      for (int round = 0; round < rounds; ++round) run_pass(pass, store_ids && r == 0 && round == 0);
     }
     for (int who = 0; who < players; ++who) {
       qps[who].push_back(searched / total[who]);
@@ -376,9 +377,9 @@ double twin_overhead(faiss::Index& raw, faiss::Index& twin, const std::vector<fl
   std::vector<float> distances(kK);
   std::vector<idx_t> labels(kK);
   std::vector<double> ratios;
-  for (int r = 0; r < repeats; ++r) {
+  for (int r = -1; r < repeats; ++r) {  // -1: a pass that warms both copies, not counted
     double cpu[2] = {0, 0};
-    for (int round = 0; round < rounds; ++round) {
+    for (int round = 0; round < (r < 0 ? 1 : rounds); ++round) {
       for (size_t q = 0; q < nq; ++q) {
         for (size_t turn = 0; turn < 2; ++turn) {
           const size_t who = (turn + q) % 2;
@@ -389,7 +390,7 @@ double twin_overhead(faiss::Index& raw, faiss::Index& twin, const std::vector<fl
         }
       }
     }
-    ratios.push_back(cpu[1] / cpu[0] - 1.0);
+    if (r >= 0) ratios.push_back(cpu[1] / cpu[0] - 1.0);
   }
   omp_set_num_threads(threads);
   openblas_set_num_threads(blas_threads);
