@@ -107,6 +107,26 @@ std::vector<std::string> log_files(const std::string& db_dir) {
   return logs;
 }
 
+// RocksDB 7.8 starts a new log at every open and deletes the previous one
+// only after a flush (fixed in RocksDB 8.3): each writable open that writes
+// nothing leaves one more empty db/*.log, and an app that opens its store at
+// every launch would gather them without end (and open each one at every
+// open). An empty log holds nothing to replay, so each one but the live log
+// goes. RocksDB does not miss them: it does not track logs in its MANIFEST
+// (track_and_verify_wals_in_manifest is off). A read-only open racing this
+// sees a log go and takes its view again, as it does after a flush.
+void delete_empty_logs(rocksdb::DB* db, const std::string& db_dir) {
+  std::unique_ptr<rocksdb::LogFile> live;
+  if (!db->GetCurrentWalFile(&live).ok() || live == nullptr) return;
+  const std::string live_name = fs::path(live->PathName()).filename().string();
+  for (const std::string& name : log_files(db_dir)) {
+    std::error_code ec;
+    const fs::path log = fs::path(db_dir) / name;
+    // Best effort: a log that stays is only a file too many.
+    if (name != live_name && fs::file_size(log, ec) == 0 && !ec) fs::remove(log, ec);
+  }
+}
+
 }  // namespace
 
 const char* MetricName(Metric metric) {
@@ -238,6 +258,7 @@ Status StoreImpl::open_db(bool create) {
     EMBEDAPT_RETURN_IF_ERROR(
         from_rocksdb(rocksdb::DB::Open(db_options, (dir / "db").string(), families, &handles_, &db), path_));
     db_.reset(db);
+    delete_empty_logs(db, (dir / "db").string());
     return Status::OK();
   }
   // A secondary instance takes no LOCK and reads the writer's MANIFEST, table
@@ -260,8 +281,9 @@ Status StoreImpl::open_db(bool create) {
   // - a flush between our reading the MANIFEST and the logs it names deletes
   //   a log this view still needs, and RocksDB replays the logs left without
   //   a word: the view misses a span of writes (a test saw meta's journal run
-  //   40 writes past the vectors). Only a flush deletes a log, and a writer
-  //   always holds one, so a log gone during the open is the sign; catching
+  //   40 writes past the vectors). Only a flush deletes a log holding writes
+  //   (a writer's open also deletes empty ones: delete_empty_logs), and a
+  //   writer always holds one, so a log gone during the open is the sign; catching
   //   up then reads the flush's MANIFEST record, whose table files hold the
   //   missing writes, and is short enough to finish between flushes.
   // A third is retried too: the writer may switch to a new MANIFEST and
@@ -1053,7 +1075,7 @@ Status StoreImpl::search(const float* query, size_t dim, const SearchOptions& op
   // The caller's Hits are reused in place, as search_batch reuses its results.
   std::vector<std::vector<Hit>> results(1);
   results[0].swap(*hits);
-  const Status searched = search_with(SearchTarget(), query, 1, options, &results);
+  Status searched = search_with(SearchTarget(), query, 1, options, &results);
   hits->swap(results[0]);
   return searched;
 }
