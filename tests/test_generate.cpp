@@ -448,8 +448,10 @@ TEST_CASE("the journal refuses a header generate did not write, in one line nami
   for (const std::string count : {"18446744073709551615", "4611686018427387904", "-3"}) {
     CAPTURE(count);
     const std::string header = R"({"format":"embedapt-generate-journal/1","arguments":)" + arguments + "}";
-    s = open_with_header(header + "\n" + R"({"chunk":"c","reply":"Q?","input_tokens":)" + count +
-                         R"(,"output_tokens":1})");
+    std::string journal = header + "\n" + R"({"chunk":"c","reply":"Q?","input_tokens":)";
+    journal += count;
+    journal += R"(,"output_tokens":1})";
+    s = open_with_header(journal);
     CHECK(s.code() == Code::kCorruption);
     CHECK(s.message().find(path + ":2: not a journal entry") != std::string::npos);
   }

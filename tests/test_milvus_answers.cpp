@@ -107,7 +107,7 @@ std::string query_npy(const testing::TempDir& dir) {
   m.rows = 1;
   m.cols = kDim;
   m.data = {1, 0.5f, 0, 0};
-  const std::string path = dir / "q.npy";
+  std::string path = dir / "q.npy";
   REQUIRE(write_npy(path, m).ok());
   return path;
 }
@@ -274,6 +274,7 @@ TEST_CASE("a store synced under a URI with credentials keeps its cursor", "[milv
 
 std::vector<std::string> ids_of(const std::vector<Hit>& hits) {
   std::vector<std::string> ids;
+  ids.reserve(hits.size());
   for (const Hit& hit : hits) ids.push_back(hit.id);
   return ids;
 }
@@ -394,7 +395,9 @@ TEST_CASE(
   // A hit the store refused left its query logged; "" was ignored; a typo
   // (neither a result nor a document) was logged as training data.
   for (const std::string& hit : {std::string(2000, 'x'), std::string("no_such_document_typo")}) {
-    CliRun run = run_cli(search + " --log --hit " + hit);
+    std::string command = search + " --log --hit ";
+    command += hit;
+    CliRun run = run_cli(command);
     CHECK(run.exit_code == 1);
     CHECK_THAT(run.output, Catch::Contains("no document with this id"));
   }
