@@ -1129,20 +1129,18 @@ Status StoreImpl::search_with(const SearchTarget& target, const float* queries, 
   // the normalised query's). Copying them normalised instead was a fifth of
   // the store's own CPU samples around a batched IVF search at nprobe 1.
   const bool cosine = options_.metric == Metric::kCosine;
+  const bool divide_by_norms = cosine && query_adapter == nullptr && index->scores_scale_with_query();
   const float* index_queries = queries;
-  std::vector<float> inverse_norms;
-  if (query_adapter != nullptr || (cosine && !index->scores_scale_with_query())) {
+  if (query_adapter != nullptr || (cosine && !divide_by_norms)) {
     EMBEDAPT_RETURN_IF_ERROR(to_index_space(query_adapter, queries, n, &mapped, squares.data()));
     index_queries = mapped.data();
-  } else if (cosine) {
-    inverse_norms.resize(n);
-    for (size_t i = 0; i < n; ++i) inverse_norms[i] = static_cast<float>(1.0 / std::sqrt(squares[i]));
   }
   EMBEDAPT_RETURN_IF_ERROR(
       index->search(index_queries, n, options, filtered ? &allowed : nullptr, &neighbors));
   if (mapped.capacity() > kKeptQueryFloats) std::vector<float>().swap(mapped);
-  for (size_t q = 0; q < inverse_norms.size(); ++q) {
-    for (Neighbor& neighbor : neighbors[q]) neighbor.score *= inverse_norms[q];
+  for (size_t q = 0; divide_by_norms && q < n; ++q) {
+    const float inverse_norm = static_cast<float>(1.0 / std::sqrt(squares[q]));
+    for (Neighbor& neighbor : neighbors[q]) neighbor.score *= inverse_norm;
   }
   if (options.ids_only) {
     if (!read.owns_lock()) read.lock();  // a view's own index: the ids as of now
