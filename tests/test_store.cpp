@@ -688,6 +688,72 @@ TEST_CASE("An ids-only search gives the full search's hits without their records
   }
 }
 
+TEST_CASE("An IVF batch finds what each of its queries finds alone, past tombstones", "[store]") {
+  // A batch runs on OpenMP's threads (shares of 20 queries or more go through
+  // the coarse quantizer's sgemm), one query on one thread; a batch widens its
+  // fetch for every query once tombstones crowd one out, and the store names
+  // its hits after the search.
+  const int dim = 32, n = 4000, k = 10;
+  const std::vector<float> docs = random_vectors(n, dim, 50), queries = random_vectors(45, dim, 51);
+  std::vector<Record> records(n);
+  for (int i = 0; i < n; ++i) {
+    records[i].id = "doc" + std::to_string(i);
+    records[i].vector.assign(docs.begin() + size_t(i) * dim, docs.begin() + size_t(i + 1) * dim);
+    records[i].metadata = i % 3 ? "{}" : "{\"third\":true}";
+  }
+  Filter third;
+  REQUIRE(Filter::parse("{\"third\":true}", &third).ok());
+  for (const char* spec : {"IVF16,Flat", "IVF16,SQ8", "IVF16,PQ8x4"}) {
+    for (Metric metric : {Metric::kCosine, Metric::kL2}) {
+      INFO(spec << (metric == Metric::kL2 ? " L2" : " cosine"));
+      TempDir dir;
+      auto store = open_store(dir.path, options_for(dim, metric, spec));
+      REQUIRE(store->upsert_batch(records).ok());
+      SearchOptions options(k);
+      options.nprobe = 3;
+      // Batches of 45 (shares of 20 or more: the coarse quantizer's sgemm),
+      // 7 and 2, ids only and with records, into results holding stale hits.
+      auto batch_equals_alone = [&] {
+        for (size_t nq : {45, 7, 2}) {
+          for (bool ids_only : {true, false}) {
+            INFO(nq << " queries, ids_only " << ids_only);
+            options.ids_only = ids_only;
+            std::vector<std::vector<Hit>> batch(nq + 3, std::vector<Hit>(k + 2, Hit{"stale", 9.0f, "", ""}));
+            REQUIRE(store->search_batch(queries.data(), nq, options, &batch).ok());
+            REQUIRE(batch.size() == nq);
+            for (size_t q = 0; q < nq; ++q) {
+              std::vector<Hit> alone;
+              REQUIRE(store->search(&queries[q * dim], dim, options, &alone).ok());
+              REQUIRE(alone.size() == size_t(k));
+              CHECK(ids_of(batch[q]) == ids_of(alone));
+              for (size_t i = 0; i < alone.size() && i < batch[q].size(); ++i) {
+                CHECK(batch[q][i].score == Approx(alone[i].score).margin(1e-4));
+              }
+            }
+          }
+        }
+      };
+      batch_equals_alone();
+      // A third removed: the index is rebuilt without them, so its ids have gaps.
+      uint64_t removed = 0;
+      REQUIRE(store->remove_matching(third, &removed).ok());
+      REQUIRE(removed == (n + 2) / 3);
+      batch_equals_alone();
+      // The 300 documents nearest to query 0 removed: tombstones (fewer than a
+      // quarter of the index) crowd out every hit the first fetch finds.
+      const std::vector<size_t> nearest = brute_force(docs, queries.data(), dim, metric, 400);
+      removed = 0;
+      for (size_t i = 0; i < nearest.size() && removed < 300; ++i) {
+        if (nearest[i] % 3 == 0) continue;
+        REQUIRE(store->remove("doc" + std::to_string(nearest[i])).ok());
+        ++removed;
+      }
+      batch_equals_alone();
+      REQUIRE(store->verify().ok());
+    }
+  }
+}
+
 TEST_CASE("Bad input gets a typed error, never a crash", "[store]") {
   const int dim = 4;
   TempDir dir;
