@@ -740,7 +740,8 @@ TEST_CASE("An IVF batch finds what each of its queries finds alone, past tombsto
       REQUIRE(removed == (n + 2) / 3);
       batch_equals_alone();
       // The 300 documents nearest to query 0 removed: tombstones (fewer than a
-      // quarter of the index) crowd out every hit the first fetch finds.
+      // quarter of the index, so none is purged) fill query 0's first fetch,
+      // which comes up short and is widened.
       const std::vector<size_t> nearest = brute_force(docs, queries.data(), dim, metric, 400);
       removed = 0;
       for (size_t i = 0; i < nearest.size() && removed < 300; ++i) {
